@@ -1,0 +1,89 @@
+/* The docker provider's internals, shared by its files:
+ *   docker.c    the ops table, DOCKER_HOST, version negotiation
+ *   client.c    one API call on the loop (rp_docker_call)
+ *   track.c     list, inspect, the /events stream, resync
+ *   recycle.c   the strategies: recreate, restart, stop, remove; drain hooks
+ *   create_body.c  inspect output -> create request (pure) */
+#ifndef RP_DOCKER_H
+#define RP_DOCKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "error.h"
+#include "http_client.h"
+#include "provider.h"
+
+/* Labels reaper puts on a replacement so that crash recovery can find its
+ * own work: the id of the container it replaces. */
+#define RP_DOCKER_LABEL_REPLACES "reaper.replaces"
+/* Old containers are renamed NAME + this suffix while their replacement
+ * starts (start-first). */
+#define RP_DOCKER_OLD_SUFFIX "-reaper-old"
+
+struct rp_docker_track; /* track.c's state */
+
+struct rp_docker {
+  struct rp_provider *p;       /* borrowed: the instance this ctx belongs to */
+  struct rp_http_endpoint ep;  /* owned */
+  char api[16];                /* "/v1.41": negotiated with /_ping */
+  bool negotiated;
+  char *self_id;               /* owned: reaper's own container id, or NULL */
+  struct rp_docker_track *track; /* owned by track.c */
+  int recycles_in_flight;
+  bool stopping;
+};
+
+/* The answer to one API call.  status is the HTTP status (0 on a transport
+ * failure); body is the parsed JSON (borrowed for the callback; NULL when
+ * empty or not JSON); raw is the body text.  err is set on a transport
+ * failure and on any status >= 400, with the engine's message and a code:
+ * RP_ENOTFOUND for 404, RP_ECONFLICT for 409, RP_EENGINE otherwise. */
+struct rp_docker_reply {
+  long status;
+  json_t *body;
+  const char *raw;
+  size_t raw_len;
+};
+typedef void (*rp_docker_cb)(void *arg, const struct rp_docker_reply *r,
+                             const struct rp_error *err);
+
+/* Sends METHOD api+path (path starts with "/", e.g. "/containers/json")
+ * with an optional JSON body (borrowed).  timeout_ms 0 means the default
+ * (30 s).  Returns -1 (cb never runs) when it cannot start. */
+int rp_docker_call(struct rp_docker *d, const char *method, const char *path,
+                   const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
+                   void *arg, struct rp_error **err);
+
+/* Parses DOCKER_HOST-style endpoints (unix:///path, tcp://host:port) with
+ * TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the docker CLI does. */
+int rp_docker_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
+                             struct rp_error **err);
+
+/* track.c */
+int rp_docker_track_start(struct rp_docker *d, struct rp_error **err);
+void rp_docker_track_resync(struct rp_docker *d);
+void rp_docker_track_stop(struct rp_docker *d);
+/* Builds a workload from `GET /containers/{id}/json` output; NULL when the
+ * container is not running. */
+struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
+                                                    const json_t *inspect);
+
+/* recycle.c */
+int rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
+                      const struct rp_recycle_spec *spec, rp_recycle_cb cb,
+                      void *arg, struct rp_error **err);
+
+/* create_body.c: the body of POST /containers/create that recreates the
+ * container described by `inspect` (GET /containers/{id}/json), given the
+ * image's inspect output (GET /images/{id}/json) so that what equals the
+ * image's own defaults is left out.  *extra_networks (owned, array of
+ * {"name","config"}) are the networks to connect after create. */
+int rp_docker_create_body(const json_t *inspect, const json_t *image,
+                          json_t **body_out, json_t **extra_networks,
+                          struct rp_error **err);
+
+#endif

@@ -1,0 +1,140 @@
+/* The configuration: what SPEC.md describes, parsed from YAML with every
+ * error naming FILE:LINE:COL. */
+#ifndef RP_CONFIG_H
+#define RP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+enum rp_strategy {
+  RP_STRATEGY_RECREATE,
+  RP_STRATEGY_RESTART,
+  RP_STRATEGY_STOP,
+  RP_STRATEGY_REMOVE,
+  RP_STRATEGY_FORCE_UPDATE,  /* services */
+  RP_STRATEGY_DRAIN_REPLACE, /* nodes and hosts */
+  RP_STRATEGY__COUNT
+};
+const char *rp_strategy_name(enum rp_strategy s);
+int rp_strategy_parse(const char *name); /* -1 when unknown */
+
+enum rp_order { RP_ORDER_START_FIRST, RP_ORDER_STOP_FIRST };
+
+/* Where a value came from in the file, for errors found after parsing. */
+struct rp_mark {
+  int line; /* 1-based; 0 when unknown */
+  int col;  /* 1-based */
+};
+
+struct rp_label_match {
+  char *key;   /* owned */
+  char *value; /* owned; "*" means "label present" */
+};
+
+struct rp_window {
+  bool set;
+  uint8_t days;  /* bit 0 = Sunday ... bit 6 = Saturday, as struct tm */
+  int start_min; /* minutes after local midnight */
+  int end_min;   /* may be < start_min: the window crosses midnight */
+  char *tz;      /* owned IANA name; NULL means UTC */
+};
+
+/* A count or a percentage of the matched workloads, as PodDisruptionBudgets
+ * write it.  Percentages round up. */
+struct rp_budget {
+  int value;
+  bool percent;
+};
+
+struct rp_policy {
+  char *name; /* owned */
+  struct rp_mark mark;
+
+  /* match: every set field must match */
+  char *match_provider; /* owned, NULL = any */
+  int match_kind;       /* enum rp_kind, -1 = any */
+  struct rp_label_match *match_labels; /* owned array */
+  size_t n_match_labels;
+  char *match_name; /* owned glob, NULL = any */
+
+  int64_t max_age_ms;
+  double jitter; /* fraction of max_age, 0..1 */
+  int64_t grace_ms;
+  enum rp_strategy strategy;
+  bool strategy_set; /* false: the provider's default for the kind */
+  enum rp_order order;
+  struct rp_budget max_unavailable;
+  int64_t health_timeout_ms;
+  bool pull;
+  int64_t hard_max_age_ms; /* 0 = no ceiling */
+  char **drain;            /* owned argv, NULL-terminated, or NULL */
+  int64_t drain_timeout_ms;
+  struct rp_window window;
+  char **replace; /* owned argv, NULL-terminated, or NULL */
+  int64_t notify_before_ms; /* 0 = no advance notice */
+};
+
+struct rp_provider_config {
+  char *name; /* owned */
+  char *type; /* owned: docker | swarm | containerd | host */
+  char *endpoint; /* owned, NULL = the type's default ($DOCKER_HOST...) */
+  char **namespaces; /* owned, NULL-terminated, or NULL (containerd) */
+  bool allow_kubernetes;
+  struct rp_mark mark;
+};
+
+struct rp_notify {
+  char *webhook;  /* owned URL or NULL */
+  char **command; /* owned argv, NULL-terminated, or NULL */
+  char **events;  /* owned, NULL-terminated; NULL = all events */
+  int64_t timeout_ms;
+  int retries;
+};
+
+struct rp_config {
+  char *path; /* owned: the file read, or "<embedded default>" */
+
+  char *listen;            /* owned; "" = off */
+  char *listen_token_file; /* owned or NULL */
+  char *audit_log;         /* owned */
+  char *audit_signing_key; /* owned or NULL */
+  int audit_checkpoint_every; /* lines between signed checkpoints */
+  int64_t resync_ms;
+  bool dry_run;
+
+  struct rp_provider_config *providers; /* owned array */
+  size_t n_providers;
+  struct rp_policy *policies; /* owned array, in file order */
+  size_t n_policies;
+  struct rp_label_match *exclude_labels; /* owned array */
+  size_t n_exclude_labels;
+  struct rp_notify *notify; /* owned array */
+  size_t n_notify;
+};
+
+/* Parses YAML text.  `name` is the file name used in error messages.  On
+ * failure *err->message is "NAME:LINE:COL: message" and code RP_ECONFIG. */
+int rp_config_parse(const char *name, const char *text, size_t len,
+                    struct rp_config **out, struct rp_error **err);
+/* Reads and parses a file; a missing or unreadable file is an error naming
+ * it (RP_ECONFIG). */
+int rp_config_load_file(const char *path, struct rp_config **out,
+                        struct rp_error **err);
+/* The embedded default (config/default.yaml compiled in). */
+int rp_config_load_default(struct rp_config **out, struct rp_error **err);
+extern const char rp_default_config_yaml[];
+
+void rp_config_free(struct rp_config *c);
+
+/* Durations: "500ms", "90s", "30m", "2h", "1h30m", "1d".  Returns 0 or -1
+ * with a message in *why (static string). */
+int rp_duration_parse(const char *s, int64_t *out_ms, const char **why);
+
+/* Looks a policy up by name; NULL when there is none. */
+const struct rp_policy *rp_config_policy(const struct rp_config *c,
+                                         const char *name);
+
+#endif

@@ -1,0 +1,82 @@
+#include "workload.h"
+
+#include <string.h>
+
+#include "util.h"
+
+static const char *const kind_names[RP_KIND__COUNT] = {
+    [RP_KIND_CONTAINER] = "container", [RP_KIND_SERVICE] = "service",
+    [RP_KIND_NODE] = "node",           [RP_KIND_TASK] = "task",
+    [RP_KIND_HOST] = "host",
+};
+
+const char *
+rp_kind_name(enum rp_kind k)
+{
+  if ((int)k < 0 || k >= RP_KIND__COUNT)
+    return NULL;
+  return kind_names[k];
+}
+
+int
+rp_kind_parse(const char *name)
+{
+  for (int i = 0; i < RP_KIND__COUNT; i++)
+    if (name && strcmp(name, kind_names[i]) == 0)
+      return i;
+  return -1;
+}
+
+struct rp_workload *
+rp_workload_new(const char *provider, enum rp_kind kind, const char *id,
+                const char *name, int64_t started_ms)
+{
+  struct rp_workload *w = rp_xcalloc(1, sizeof(*w));
+  w->provider = rp_xstrdup(provider);
+  w->kind = kind;
+  w->id = rp_xstrdup(id);
+  w->name = rp_xstrdup(name ? name : id);
+  w->labels = json_object();
+  w->started_ms = started_ms;
+  return w;
+}
+
+struct rp_workload *
+rp_workload_dup(const struct rp_workload *w)
+{
+  struct rp_workload *c =
+      rp_workload_new(w->provider, w->kind, w->id, w->name, w->started_ms);
+  if (w->labels) {
+    json_decref(c->labels);
+    c->labels = json_deep_copy(w->labels);
+  }
+  if (w->protected_reason)
+    c->protected_reason = rp_xstrdup(w->protected_reason);
+  if (w->extra)
+    c->extra = json_deep_copy(w->extra);
+  return c;
+}
+
+void
+rp_workload_free(struct rp_workload *w)
+{
+  if (!w)
+    return;
+  free(w->provider);
+  free(w->id);
+  free(w->name);
+  free(w->protected_reason);
+  if (w->labels)
+    json_decref(w->labels);
+  if (w->extra)
+    json_decref(w->extra);
+  free(w);
+}
+
+const char *
+rp_workload_label(const struct rp_workload *w, const char *key)
+{
+  if (!w->labels)
+    return NULL;
+  return json_string_value(json_object_get(w->labels, key));
+}
