@@ -38,7 +38,7 @@ int rp_audit_open(const char *path, struct rp_audit **out, char **warning,
  * must not use ts, seq, event, prev or hash.  Blocking: for the CLI, for
  * agent.start/stop, and for tests. */
 int rp_audit_append_sync(struct rp_audit *a, const char *event,
-                         const json_t *fields, struct rp_error **err);
+                         json_t *fields, struct rp_error **err);
 
 /* err is NULL when the line is durable on disk; otherwise the line was not
  * (or not surely) written, and the action it announces must not be taken. */
@@ -51,7 +51,7 @@ typedef void (*rp_audit_cb)(void *arg, struct rp_error *err);
  * failed write succeeds (rp_audit_retry).  Returns -1 (cb never runs) only
  * for invalid arguments. */
 int rp_audit_append(struct rp_audit *a, uv_loop_t *loop, const char *event,
-                    const json_t *fields, rp_audit_cb cb, void *arg);
+                    json_t *fields, rp_audit_cb cb, void *arg);
 
 /* Whether the last write succeeded. */
 bool rp_audit_healthy(const struct rp_audit *a);

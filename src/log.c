@@ -19,7 +19,7 @@ rp_log_setup(bool json, enum rp_log_level min_level)
 }
 
 static void
-emit(enum rp_log_level level, const json_t *fields, const char *fmt,
+emit(enum rp_log_level level, json_t *fields, const char *fmt,
      va_list ap)
 {
   if (level < log_min)
@@ -33,7 +33,7 @@ emit(enum rp_log_level level, const json_t *fields, const char *fmt,
     cleanup_json json_t *o = json_pack("{s:s,s:s,s:s}", "ts", ts, "level",
                                        level_json[level], "msg", msg);
     if (fields)
-      json_object_update(o, (json_t *)fields);
+      json_object_update(o, fields);
     cleanup_free char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     if (line)
       fprintf(stderr, "%s\n", line);
@@ -41,7 +41,7 @@ emit(enum rp_log_level level, const json_t *fields, const char *fmt,
     fprintf(stderr, "%s %-5s %s", ts, level_names[level], msg);
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)fields, key, v)
+    json_object_foreach(fields, key, v)
     {
       cleanup_free char *s =
           json_is_string(v) ? rp_xstrdup(json_string_value(v))
@@ -63,7 +63,7 @@ rp_log(enum rp_log_level level, const char *fmt, ...)
 }
 
 void
-rp_log_fields(enum rp_log_level level, const json_t *fields, const char *fmt,
+rp_log_fields(enum rp_log_level level, json_t *fields, const char *fmt,
               ...)
 {
   va_list ap;
