@@ -1,7 +1,323 @@
+/* The command line: a table of commands, each a function.  The only place
+ * that prints a final error and chooses the exit code. */
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
-int
-main(void)
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "audit.h"
+#include "config.h"
+#include "log.h"
+#include "util.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+struct command {
+  const char *name;
+  int (*fn)(int argc, char **argv);
+  const char *usage; /* the --help text */
+};
+
+static const struct command *find_command(const char *name);
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+usage_error(const char *cmd, const char *fmt, ...)
 {
-  fputs("reaper: under construction\n", stderr);
-  return 1;
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "reaper %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'reaper %s --help'.\n", cmd);
+  return EXIT_USAGE;
+}
+
+static int
+print_help(const char *cmd)
+{
+  fputs(find_command(cmd)->usage, stdout);
+  return EXIT_OK;
+}
+
+/* Reports an error from the library: configuration errors exit 2. */
+static int
+fail(const char *cmd, const struct rp_error *err)
+{
+  fprintf(stderr, "reaper %s: %s\n", cmd,
+          err && err->message ? err->message : "failed");
+  return err && err->code == RP_ECONFIG ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+static int
+load_config(const char *path, struct rp_config **out, struct rp_error **err)
+{
+  return path ? rp_config_load_file(path, out, err)
+              : rp_config_load_default(out, err);
+}
+
+/* --- run and plan ------------------------------------------------------- */
+
+static int
+run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"dry-run", no_argument, NULL, 'n'},
+      {"once", no_argument, NULL, 'o'},
+      {"json", no_argument, NULL, 'j'},
+      {"log-format", required_argument, NULL, 'l'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"help", no_argument, NULL, 'h'},
+      {0, 0, 0, 0},
+  };
+  struct rp_agent_options opt = {.mode = mode};
+  const char *config_path = NULL;
+  bool json_logs = false, verbose = false;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "c:v", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      config_path = optarg;
+      break;
+    case 'n':
+      if (mode == RP_AGENT_PLAN)
+        return usage_error(cmd, "unknown option '%s'", "--dry-run");
+      opt.dry_run = true;
+      break;
+    case 'o':
+      if (mode == RP_AGENT_PLAN)
+        return usage_error(cmd, "unknown option '%s'", "--once");
+      opt.mode = RP_AGENT_ONCE;
+      break;
+    case 'j':
+      if (mode != RP_AGENT_PLAN)
+        return usage_error(cmd, "unknown option '%s'", "--json");
+      opt.json = true;
+      break;
+    case 'l':
+      if (strcmp(optarg, "json") == 0)
+        json_logs = true;
+      else if (strcmp(optarg, "text") != 0)
+        return usage_error(cmd, "--log-format must be text or json, not '%s'",
+                           optarg);
+      break;
+    case 'v':
+      verbose = true;
+      break;
+    case 'h':
+      return print_help(cmd);
+    default:
+      return usage_error(cmd, "%s", "invalid option");
+    }
+  }
+  if (optind < argc)
+    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  rp_log_setup(json_logs, verbose ? RP_LOG_DEBUG : RP_LOG_INFO);
+
+  cleanup_error struct rp_error *err = NULL;
+  struct rp_config *config = NULL;
+  if (load_config(config_path, &config, &err) != 0)
+    return fail(cmd, err);
+  opt.config_path = config_path;
+  int rc = rp_agent_run(config, &opt, &err);
+  if (rc != 0 && err)
+    return fail(cmd, err) == EXIT_USAGE ? EXIT_USAGE : rc;
+  return rc;
+}
+
+static int
+cmd_run(int argc, char **argv)
+{
+  return run_agent("run", argc, argv, RP_AGENT_RUN);
+}
+
+static int
+cmd_plan(int argc, char **argv)
+{
+  return run_agent("plan", argc, argv, RP_AGENT_PLAN);
+}
+
+/* --- check-config ------------------------------------------------------- */
+
+static int
+cmd_check_config(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"help", no_argument, NULL, 'h'},
+      {0, 0, 0, 0},
+  };
+  const char *path = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'c':
+      path = optarg;
+      break;
+    case 'h':
+      return print_help("check-config");
+    default:
+      return usage_error("check-config", "%s", "invalid option");
+    }
+  }
+  /* `reaper check-config FILE` is accepted too. */
+  if (optind < argc && !path)
+    path = argv[optind++];
+  if (optind < argc)
+    return usage_error("check-config", "unexpected argument '%s'",
+                       argv[optind]);
+  cleanup_error struct rp_error *err = NULL;
+  struct rp_config *config = NULL;
+  if (load_config(path, &config, &err) != 0) {
+    fprintf(stderr, "%s\n", err->message);
+    return EXIT_USAGE;
+  }
+  printf("%s: ok (%zu providers, %zu policies)\n", config->path,
+         config->n_providers, config->n_policies);
+  rp_config_free(config);
+  return EXIT_OK;
+}
+
+/* --- verify ------------------------------------------------------------- */
+
+static int
+cmd_verify(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"key", required_argument, NULL, 'k'},
+      {"help", no_argument, NULL, 'h'},
+      {0, 0, 0, 0},
+  };
+  const char *key = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "k:", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'k':
+      key = optarg;
+      break;
+    case 'h':
+      return print_help("verify");
+    default:
+      return usage_error("verify", "%s", "invalid option");
+    }
+  }
+  if (optind >= argc)
+    return usage_error("verify", "%s", "which log? (reaper verify LOG...)");
+  cleanup_error struct rp_error *err = NULL;
+  uint64_t lines = 0;
+  if (rp_audit_verify((const char *const *)&argv[optind],
+                      (size_t)(argc - optind), key, &lines, &err) != 0) {
+    if (err && err->code == RP_ETAMPER) {
+      fprintf(stderr, "reaper verify: %s\n", err->message);
+      return EXIT_RUNTIME;
+    }
+    return fail("verify", err);
+  }
+  printf("ok: %llu lines, chain intact\n", (unsigned long long)lines);
+  return EXIT_OK;
+}
+
+/* --- version ------------------------------------------------------------ */
+
+static int
+cmd_version(int argc, char **argv)
+{
+  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+    return print_help("version");
+  if (argc > 1)
+    return usage_error("version", "unexpected argument '%s'", argv[1]);
+  printf("reaper %s\n", REAPER_VERSION);
+  return EXIT_OK;
+}
+
+static const struct command commands[] = {
+    {"run", cmd_run,
+     "Usage: reaper run [-c FILE] [--dry-run] [--once] [--log-format "
+     "text|json] [-v]\n"
+     "Runs the agent in the foreground: tracks every workload's age and "
+     "recycles\n"
+     "each one past its policy's max age.  Logs go to stderr.\n\n"
+     "  -c, --config FILE   configuration (default: the embedded one)\n"
+     "      --dry-run       decide and audit as recycle.planned, change "
+     "nothing\n"
+     "      --once          one pass: recycle what is due, wait, exit (0 if "
+     "all\n"
+     "                      succeeded)\n"
+     "      --log-format F  text (default) or json\n"
+     "  -v, --verbose       debug logs\n\n"
+     "Signals: SIGTERM/SIGINT finish recycles in flight and exit 0; SIGHUP\n"
+     "reloads the configuration (an invalid file is rejected, the old one "
+     "kept).\n"
+     "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration "
+     "error.\n"},
+    {"plan", cmd_plan,
+     "Usage: reaper plan [-c FILE] [--json]\n"
+     "Lists every workload the providers report with its policy, start, age, "
+     "deadline\n"
+     "and what would happen to it, then exits.  Changes nothing.\n\n"
+     "  -c, --config FILE   configuration (default: the embedded one)\n"
+     "      --json          a JSON array instead of a table\n"},
+    {"check-config", cmd_check_config,
+     "Usage: reaper check-config [-c FILE]\n"
+     "Checks a configuration: exit 0 when valid, exit 2 with "
+     "FILE:LINE:COL: message\n"
+     "when not.  Without -c, checks the embedded default.\n"},
+    {"verify", cmd_verify,
+     "Usage: reaper verify [--key PUB] LOG...\n"
+     "Checks an audit log's hash chain (several files: rotated parts in "
+     "order).\n"
+     "Exit 0 when intact; exit 1 naming the first line that breaks it.\n"},
+    {"version", cmd_version, "Usage: reaper version\nPrints the version.\n"},
+};
+
+static const struct command *
+find_command(const char *name)
+{
+  for (size_t i = 0; i < RP_ARRAY_LEN(commands); i++)
+    if (strcmp(commands[i].name, name) == 0)
+      return &commands[i];
+  return NULL;
+}
+
+static void
+main_usage(FILE *out)
+{
+  fprintf(out,
+          "Usage: reaper COMMAND [OPTIONS]\n"
+          "Recycles containers, services, nodes and hosts past their maximum "
+          "age.\n\nCommands:\n");
+  for (size_t i = 0; i < RP_ARRAY_LEN(commands); i++)
+    fprintf(out, "  %s\n", commands[i].name);
+  fprintf(out, "\n'reaper COMMAND --help' tells more.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+  if (argc < 2) {
+    main_usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    main_usage(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(argv[1], "--version") == 0)
+    return cmd_version(1, argv);
+  const struct command *cmd = find_command(argv[1]);
+  if (!cmd) {
+    fprintf(stderr, "reaper: unknown command '%s'\n", argv[1]);
+    main_usage(stderr);
+    return EXIT_USAGE;
+  }
+  return cmd->fn(argc - 1, argv + 1);
 }

@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -182,3 +183,36 @@ rp_format_duration(int64_t ms, char *buf, size_t len)
   }
   return buf;
 }
+
+char *
+rp_url_escape(const char *s)
+{
+  static const char hex[] = "0123456789ABCDEF";
+  size_t n = strlen(s);
+  char *out = rp_xmalloc(3 * n + 1), *o = out;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+        (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' ||
+        *p == '~') {
+      *o++ = (char)*p;
+    } else {
+      *o++ = '%';
+      *o++ = hex[*p >> 4];
+      *o++ = hex[*p & 15];
+    }
+  }
+  *o = '\0';
+  return out;
+}
+
+#ifdef REAPER_CRASHPOINTS
+void
+rp_crashpoint(const char *name)
+{
+  const char *at = getenv("REAPER_CRASH_AT");
+  if (at && strcmp(at, name) == 0) {
+    fprintf(stderr, "reaper: crash point %s: killing myself\n", name);
+    raise(SIGKILL);
+  }
+}
+#endif

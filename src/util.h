@@ -57,6 +57,16 @@ rp_closep(int *fd)
     stolen_;                                                                 \
   })
 
+/* Test builds (-DREAPER_CRASHPOINTS=ON) die here with SIGKILL when the
+ * environment variable REAPER_CRASH_AT names this point: the crash-safety
+ * tests kill reaper at every step of a recycle.  Nothing in other builds. */
+#ifdef REAPER_CRASHPOINTS
+void rp_crashpoint(const char *name);
+#define RP_CRASHPOINT(name) rp_crashpoint(name)
+#else
+#define RP_CRASHPOINT(name) ((void)0)
+#endif
+
 #define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Wall-clock time in milliseconds since the Epoch (deadlines live here). */
@@ -70,6 +80,10 @@ char *rp_format_time_ms(int64_t ms, char *buf, size_t len);
 /* Parses RFC 3339 (any fraction, Z or +hh:mm); Go's zero time and anything
  * before 1971 give 0.  Returns 0 or -1. */
 int rp_parse_time_ms(const char *s, int64_t *out_ms);
+
+/* Percent-encodes everything but RFC 3986's unreserved characters, for a
+ * query parameter.  Owned result. */
+char *rp_url_escape(const char *s);
 
 /* Formats a duration in milliseconds the way the configuration writes it
  * ("1h30m", "500ms", "2d3h"). */

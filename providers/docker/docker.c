@@ -1,7 +1,144 @@
-/* The docker provider's table of functions.  Filled in as the provider
- * grows; see docker.h for how its files divide the work. */
+/* The docker provider's table of functions: plain containers of one Docker
+ * Engine (or anything that speaks its API, such as Podman). */
 #include "docker.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+static enum rp_strategy
+default_strategy(enum rp_kind kind)
+{
+  (void)kind;
+  /* recreate, not restart: a restarted container keeps whatever was
+   * written into its filesystem; a recreated one starts from the image. */
+  return RP_STRATEGY_RECREATE;
+}
+
+static bool
+supports(enum rp_kind kind, enum rp_strategy s)
+{
+  return kind == RP_KIND_CONTAINER &&
+         (s == RP_STRATEGY_RECREATE || s == RP_STRATEGY_RESTART ||
+          s == RP_STRATEGY_STOP || s == RP_STRATEGY_REMOVE);
+}
+
+/* reaper's own container, when it runs in one: the container id appears in
+ * the paths of the files the engine bind-mounts into it (/etc/hostname,
+ * /etc/hosts, /etc/resolv.conf live under .../containers/<id>/). */
+static char *
+find_self_id(void)
+{
+  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "r");
+  if (!f)
+    return NULL;
+  char line[4096];
+  while (fgets(line, sizeof(line), f)) {
+    const char *p = strstr(line, "/containers/");
+    if (!p)
+      continue;
+    p += strlen("/containers/");
+    size_t n = 0;
+    while (isxdigit((unsigned char)p[n]))
+      n++;
+    if (n == 64 && p[64] == '/')
+      return rp_xstrndup(p, 64);
+  }
+  return NULL;
+}
+
+static int
+init(struct rp_provider *p, struct rp_error **err)
+{
+  struct rp_docker *d = rp_xcalloc(1, sizeof(*d));
+  d->p = p;
+  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &d->ep,
+                               err) != 0) {
+    free(d);
+    return -1;
+  }
+  d->self_id = find_self_id();
+  if (d->self_id)
+    rp_info("provider %s: reaper runs in container %.12s, which it never "
+            "touches",
+            p->name, d->self_id);
+  p->ctx = d;
+  return 0;
+}
+
+static int
+start(struct rp_provider *p, struct rp_error **err)
+{
+  return rp_docker_track_start(p->ctx, err);
+}
+
+static void
+resync(struct rp_provider *p)
+{
+  rp_docker_track_resync(p->ctx);
+}
+
+static int
+recycle(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+        struct rp_error **err)
+{
+  return rp_docker_recycle(p->ctx, w, spec, cb, arg, err);
+}
+
+static void
+maybe_stopped(struct rp_docker *d)
+{
+  if (d->stop_cb && d->recycles_in_flight == 0 && rp_docker_track_idle(d)) {
+    void (*cb)(void *) = d->stop_cb;
+    d->stop_cb = NULL;
+    cb(d->stop_arg);
+  }
+}
+
+void
+rp_docker_check_stopped(struct rp_docker *d)
+{
+  maybe_stopped(d);
+}
+
+static void
+stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
+{
+  struct rp_docker *d = p->ctx;
+  d->stopping = true;
+  d->stop_cb = done_cb;
+  d->stop_arg = arg;
+  /* Recycles in flight finish (their steps are bounded by timeouts), so a
+   * stop never leaves a container half-replaced. */
+  rp_docker_track_stop(d);
+  maybe_stopped(d);
+}
+
+static void
+destroy(struct rp_provider *p)
+{
+  struct rp_docker *d = p->ctx;
+  if (!d)
+    return;
+  rp_docker_track_free(d);
+  rp_http_endpoint_clear(&d->ep);
+  free(d->self_id);
+  free(d);
+  p->ctx = NULL;
+}
 
 const struct rp_provider_ops rp_provider_docker = {
     .type = "docker",
+    .default_strategy = default_strategy,
+    .supports = supports,
+    .init = init,
+    .start = start,
+    .resync = resync,
+    .recycle = recycle,
+    .stop = stop,
+    .destroy = destroy,
 };

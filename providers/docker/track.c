@@ -1,0 +1,619 @@
+/* Tracking: one list at start, then the /events stream, plus a periodic
+ * re-list (the engine drops events for a slow reader and replays only its
+ * last 256).  A container's age comes from State.StartedAt, which only
+ * inspect shows, so a container is inspected when it is first seen and when
+ * an event says it (re)started; a re-list inspects only the containers it
+ * did not know, or whose uptime in the list's Status contradicts what was
+ * known (a restart whose event was lost).  At steady state that is no
+ * request per container beyond the stream and the re-list. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "docker.h"
+#include "log.h"
+#include "util.h"
+
+#define INSPECT_PARALLEL 8
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+/* Events the tracker acts on: everything else is noise here. */
+#define EVENT_FILTER                                                         \
+  "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","      \
+  "\"rename\"]}"
+
+struct rp_docker_track {
+  struct rp_docker *d;       /* borrowed: owns this */
+  uv_timer_t reconnect;      /* closed on stop */
+  int64_t backoff_ms;
+  struct rp_http_xfer *stream; /* the /events transfer, or NULL */
+  char since[40];            /* the last event's time, "sec.nanos" */
+  json_t *started;           /* owned: id -> started_ms of running ones */
+  bool up;                   /* connected and listed */
+  bool connecting;           /* ping/list of a (re)connect in flight */
+  bool listing;              /* a list (and its inspects) in flight */
+  bool list_again;           /* a resync was asked for during a list */
+  json_t *dirty;             /* owned: ids an event touched during a list */
+  int calls;                 /* API calls in flight */
+  bool stopping;
+  bool timer_closed;
+};
+
+/* One list in progress. */
+struct listing {
+  struct rp_docker_track *t;
+  json_t *items;   /* owned: id -> workload data from the list */
+  json_t *queue;   /* owned: ids to inspect */
+  size_t next;     /* next index in queue */
+  int inspecting;  /* inspects in flight */
+  bool failed;
+  char *error;     /* owned */
+};
+
+static void connect_engine(struct rp_docker_track *t);
+static void schedule_reconnect(struct rp_docker_track *t, const char *why);
+
+static void
+call_done(struct rp_docker_track *t)
+{
+  t->calls--;
+  if (t->stopping)
+    rp_docker_check_stopped(t->d);
+}
+
+static int
+call(struct rp_docker_track *t, const char *method, const char *path,
+     rp_docker_cb cb, void *arg, struct rp_error **err)
+{
+  if (rp_docker_call(t->d, method, path, NULL, 0, cb, arg, err) != 0)
+    return -1;
+  t->calls++;
+  return 0;
+}
+
+/* --- workloads ---------------------------------------------------------- */
+
+static const char *
+protected_reason(struct rp_docker *d, const char *id, json_t *labels)
+{
+  if (d->self_id && strcmp(d->self_id, id) == 0)
+    return "reaper's own container";
+  if (json_object_get(labels, "com.docker.swarm.task.id"))
+    return "swarm task container: recycled through its service";
+  return NULL;
+}
+
+static struct rp_workload *
+make_workload(struct rp_docker *d, const char *id, const char *name,
+              json_t *labels, int64_t started_ms)
+{
+  struct rp_workload *w = rp_workload_new(d->p->name, RP_KIND_CONTAINER, id,
+                                          name, started_ms);
+  if (json_is_object(labels)) {
+    json_object_clear(w->labels);
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v)
+    {
+      if (json_is_string(v))
+        json_object_set(w->labels, k, v);
+    }
+  }
+  const char *why = protected_reason(d, id, w->labels);
+  if (why)
+    w->protected_reason = rp_xstrdup(why);
+  return w;
+}
+
+struct rp_workload *
+rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
+{
+  json_t *in = (json_t *)(uintptr_t)inspect; /* jansson is not const-clean */
+  const char *id = json_string_value(json_object_get(in, "Id"));
+  const char *name = json_string_value(json_object_get(in, "Name"));
+  json_t *state = json_object_get(in, "State");
+  json_t *config = json_object_get(in, "Config");
+  if (!id || !json_is_object(state))
+    return NULL;
+  if (!json_is_true(json_object_get(state, "Running")) ||
+      json_is_true(json_object_get(state, "Restarting")))
+    return NULL;
+  int64_t started = 0;
+  if (rp_parse_time_ms(json_string_value(json_object_get(state, "StartedAt")),
+                       &started) != 0 ||
+      started <= 0)
+    return NULL;
+  if (name && name[0] == '/')
+    name++;
+  return make_workload(d, id, name, json_object_get(config, "Labels"),
+                       started);
+}
+
+/* The longest uptime a list item's Status can mean ("Up 5 minutes
+ * (healthy)"), in ms, or -1 when it does not say.  The engine rounds as
+ * go-units' HumanDuration does; these are the upper ends of its ranges. */
+static int64_t
+status_max_uptime_ms(const char *status)
+{
+  if (!status || strncmp(status, "Up ", 3) != 0)
+    return -1;
+  const char *s = status + 3;
+  const int64_t sec = 1000, min = 60 * sec, hour = 60 * min, day = 24 * hour;
+  if (strncmp(s, "Less than a second", 18) == 0)
+    return sec;
+  if (strncmp(s, "About a minute", 14) == 0)
+    return 2 * min;
+  if (strncmp(s, "About an hour", 13) == 0)
+    return hour + hour / 2;
+  char *end;
+  long n = strtol(s, &end, 10);
+  if (end == s || n < 0)
+    return -1;
+  while (*end == ' ')
+    end++;
+  if (strncmp(end, "second", 6) == 0)
+    return (n + 1) * sec;
+  if (strncmp(end, "minute", 6) == 0)
+    return (n + 1) * min;
+  if (strncmp(end, "hour", 4) == 0)
+    return n * hour + hour / 2;
+  if (strncmp(end, "day", 3) == 0)
+    return (n + 1) * day;
+  if (strncmp(end, "week", 4) == 0)
+    return (n + 1) * 7 * day;
+  if (strncmp(end, "month", 5) == 0)
+    return (n + 1) * 30 * day;
+  return -1; /* years: nothing to learn */
+}
+
+/* --- inspect, for events ------------------------------------------------ */
+
+struct inspect_one {
+  struct rp_docker_track *t;
+  char id[72];
+};
+
+static void
+report_inspect(struct rp_docker_track *t, const char *id, const json_t *body)
+{
+  struct rp_docker *d = t->d;
+  struct rp_workload *w =
+      body ? rp_docker_workload_from_inspect(d, body) : NULL;
+  if (w) {
+    json_object_set_new(t->started, w->id, json_integer(w->started_ms));
+    d->p->hooks.upsert(d->p->hooks.core, d->p, w);
+    rp_workload_free(w);
+  } else if (json_object_get(t->started, id)) {
+    json_object_del(t->started, id);
+    d->p->hooks.removed(d->p->hooks.core, d->p, id);
+  }
+}
+
+static void
+inspect_one_cb(void *arg, const struct rp_docker_reply *r,
+               const struct rp_error *err)
+{
+  struct inspect_one *io = arg;
+  struct rp_docker_track *t = io->t;
+  if (!t->stopping) {
+    if (!err)
+      report_inspect(t, io->id, r->body);
+    else if (err->code == RP_ENOTFOUND)
+      report_inspect(t, io->id, NULL);
+    else
+      rp_warn("provider %s: inspect %.12s: %s", t->d->p->name, io->id,
+              err->message);
+  }
+  free(io);
+  call_done(t);
+}
+
+static void
+inspect_event(struct rp_docker_track *t, const char *id)
+{
+  struct inspect_one *io = rp_xcalloc(1, sizeof(*io));
+  io->t = t;
+  snprintf(io->id, sizeof(io->id), "%s", id);
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", io->id);
+  cleanup_error struct rp_error *err = NULL;
+  if (call(t, "GET", path, inspect_one_cb, io, &err) != 0) {
+    rp_warn("provider %s: inspect %.12s: %s", t->d->p->name, id, err->message);
+    free(io);
+  }
+}
+
+/* --- events ------------------------------------------------------------- */
+
+static int
+on_event_line(void *arg, const char *line, size_t len)
+{
+  struct rp_docker_track *t = arg;
+  if (len == 0)
+    return 0;
+  json_error_t jerr;
+  cleanup_json json_t *ev = json_loadb(line, len, 0, &jerr);
+  if (!json_is_object(ev)) {
+    rp_warn("provider %s: event stream: not JSON (%s), line ignored",
+            t->d->p->name, jerr.text);
+    return 0;
+  }
+  json_t *tn = json_object_get(ev, "timeNano");
+  if (json_is_integer(tn)) {
+    json_int_t ns = json_integer_value(tn);
+    snprintf(t->since, sizeof(t->since), "%lld.%09lld",
+             (long long)(ns / 1000000000), (long long)(ns % 1000000000));
+  }
+  const char *type = json_string_value(json_object_get(ev, "Type"));
+  const char *action = json_string_value(json_object_get(ev, "Action"));
+  const char *id =
+      json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+  if (!type || strcmp(type, "container") != 0 || !action || !id)
+    return 0;
+  if (strlen(id) != 64) {
+    rp_warn("provider %s: event with a malformed container id ignored",
+            t->d->p->name);
+    return 0;
+  }
+  rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
+  if (t->listing)
+    json_object_set_new(t->dirty, id, json_true());
+  if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0) {
+    inspect_event(t, id);
+  } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
+    if (json_object_get(t->started, id)) {
+      json_object_del(t->started, id);
+      t->d->p->hooks.removed(t->d->p->hooks.core, t->d->p, id);
+    }
+  }
+  return 0;
+}
+
+static void
+stream_done_cb(void *arg, const struct rp_error *err)
+{
+  struct rp_docker_track *t = arg;
+  t->stream = NULL;
+  call_done(t);
+  if (t->stopping)
+    return;
+  schedule_reconnect(t, err ? err->message : "the event stream ended");
+}
+
+static int
+start_stream(struct rp_docker_track *t, struct rp_error **err)
+{
+  cleanup_free char *filters = rp_url_escape(EVENT_FILTER);
+  cleanup_free char *path =
+      t->since[0] ? rp_xasprintf("/events?filters=%s&since=%s", filters,
+                                 t->since)
+                  : rp_xasprintf("/events?filters=%s", filters);
+  if (rp_docker_stream(t->d, path, on_event_line, stream_done_cb, t,
+                       &t->stream, err) != 0)
+    return -1;
+  t->calls++;
+  return 0;
+}
+
+/* --- list --------------------------------------------------------------- */
+
+static void list_pump(struct listing *l);
+
+static void
+listing_free(struct listing *l)
+{
+  json_decref(l->items);
+  json_decref(l->queue);
+  free(l->error);
+  free(l);
+}
+
+static void
+list_finish(struct listing *l)
+{
+  struct rp_docker_track *t = l->t;
+  struct rp_docker *d = t->d;
+  t->listing = false;
+  if (t->stopping) {
+    listing_free(l);
+    json_object_clear(t->dirty);
+    return;
+  }
+  if (l->failed) {
+    cleanup_free char *why = rp_xstrdup(l->error ? l->error : "list failed");
+    listing_free(l);
+    json_object_clear(t->dirty);
+    if (t->connecting)
+      schedule_reconnect(t, why);
+    else
+      rp_warn("provider %s: resync failed: %s", d->p->name, why);
+    return;
+  }
+  /* Every item now has its start time: report the whole list. */
+  size_t n = json_object_size(l->items), i = 0;
+  cleanup_free struct rp_workload **v = rp_xcalloc(n + 1, sizeof(*v));
+  cleanup_json json_t *fresh = json_object();
+  const char *id;
+  json_t *item;
+  json_object_foreach(l->items, id, item)
+  {
+    json_t *st = json_object_get(item, "started");
+    if (!json_is_integer(st))
+      continue; /* stopped between list and inspect */
+    v[i++] = make_workload(
+        d, id, json_string_value(json_object_get(item, "name")),
+        json_object_get(item, "labels"), json_integer_value(st));
+    json_object_set(fresh, id, st);
+  }
+  json_object_update(t->started, fresh);
+  /* Forget what the list no longer has. */
+  void *tmp;
+  json_t *val;
+  json_object_foreach_safe(t->started, tmp, id, val)
+  {
+    if (!json_object_get(fresh, id))
+      json_object_del(t->started, id);
+  }
+  bool was_up = t->up;
+  t->up = true;
+  t->connecting = false;
+  t->backoff_ms = 0;
+  d->p->hooks.listed(d->p->hooks.core, d->p, v, i);
+  if (!was_up)
+    d->p->hooks.state(d->p->hooks.core, d->p, true, NULL);
+  for (size_t k = 0; k < i; k++)
+    rp_workload_free(v[k]);
+  listing_free(l);
+  /* Events that came in while the list was in flight may be older or newer
+   * than it: look at those containers again. */
+  json_object_foreach_safe(t->dirty, tmp, id, val) { inspect_event(t, id); }
+  json_object_clear(t->dirty);
+  if (t->list_again) {
+    t->list_again = false;
+    rp_docker_track_resync(d);
+  }
+}
+
+struct list_inspect {
+  struct listing *l;
+  char id[72];
+};
+
+static void
+list_item_inspected_cb(void *arg, const struct rp_docker_reply *r,
+                       const struct rp_error *err)
+{
+  struct list_inspect *li = arg;
+  struct listing *l = li->l;
+  struct rp_docker_track *t = l->t;
+  l->inspecting--;
+  json_t *item = json_object_get(l->items, li->id);
+  if (err && err->code != RP_ENOTFOUND) {
+    l->failed = true;
+    if (!l->error)
+      l->error = rp_xasprintf("inspect %.12s: %s", li->id, err->message);
+  } else if (item) {
+    struct rp_workload *w =
+        err ? NULL : rp_docker_workload_from_inspect(t->d, r->body);
+    if (w) {
+      json_object_set_new(item, "started", json_integer(w->started_ms));
+      json_object_set_new(item, "name", json_string(w->name));
+      rp_workload_free(w);
+    } else {
+      json_object_del(l->items, li->id); /* no longer running */
+    }
+  }
+  free(li);
+  call_done(t);
+  list_pump(l);
+}
+
+static void
+list_pump(struct listing *l)
+{
+  struct rp_docker_track *t = l->t;
+  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
+         l->next < json_array_size(l->queue)) {
+    const char *id = json_string_value(json_array_get(l->queue, l->next++));
+    struct list_inspect *li = rp_xcalloc(1, sizeof(*li));
+    li->l = l;
+    snprintf(li->id, sizeof(li->id), "%s", id);
+    cleanup_free char *path = rp_xasprintf("/containers/%s/json", li->id);
+    cleanup_error struct rp_error *err = NULL;
+    if (call(t, "GET", path, list_item_inspected_cb, li, &err) != 0) {
+      free(li);
+      l->failed = true;
+      l->error = rp_xstrdup(err->message);
+      break;
+    }
+    l->inspecting++;
+  }
+  if (l->inspecting == 0 &&
+      (l->failed || t->stopping || l->next >= json_array_size(l->queue)))
+    list_finish(l);
+}
+
+static void
+list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+{
+  struct listing *l = arg;
+  struct rp_docker_track *t = l->t;
+  call_done(t);
+  if (err || !json_is_array(r->body)) {
+    l->failed = true;
+    l->error = rp_xasprintf("list containers: %s",
+                            err ? err->message : "the answer is not a list");
+    list_finish(l);
+    return;
+  }
+  int64_t now = rp_wall_ms();
+  size_t i;
+  json_t *c;
+  json_array_foreach(r->body, i, c)
+  {
+    const char *id = json_string_value(json_object_get(c, "Id"));
+    if (!id || strlen(id) != 64)
+      continue; /* malformed entry: skip rather than trust */
+    const char *name =
+        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    if (name && name[0] == '/')
+      name++;
+    json_t *item = json_pack("{s:s, s:O}", "name", name ? name : id, "labels",
+                             json_is_object(json_object_get(c, "Labels"))
+                                 ? json_object_get(c, "Labels")
+                                 : json_object());
+    json_t *known = json_object_get(t->started, id);
+    int64_t max_up = status_max_uptime_ms(
+        json_string_value(json_object_get(c, "Status")));
+    bool restarted = known && max_up >= 0 &&
+                     now - json_integer_value(known) > max_up + 5000;
+    if (known && !restarted)
+      json_object_set(item, "started", known);
+    else
+      json_array_append_new(l->queue, json_string(id));
+    json_object_set_new(l->items, id, item);
+  }
+  list_pump(l);
+}
+
+static void
+list_containers(struct rp_docker_track *t)
+{
+  if (t->listing) {
+    t->list_again = true;
+    return;
+  }
+  struct listing *l = rp_xcalloc(1, sizeof(*l));
+  l->t = t;
+  l->items = json_object();
+  l->queue = json_array();
+  t->listing = true;
+  cleanup_error struct rp_error *err = NULL;
+  if (call(t, "GET", "/containers/json", list_cb, l, &err) != 0) {
+    l->failed = true;
+    l->error = rp_xstrdup(err->message);
+    list_finish(l);
+  }
+}
+
+/* --- connect ------------------------------------------------------------ */
+
+static void
+reconnect_cb(uv_timer_t *timer)
+{
+  connect_engine(timer->data);
+}
+
+static void
+schedule_reconnect(struct rp_docker_track *t, const char *why)
+{
+  struct rp_docker *d = t->d;
+  if (t->stopping)
+    return;
+  if (t->stream)
+    rp_http_cancel(t->stream);
+  t->up = false;
+  t->connecting = false;
+  d->p->hooks.state(d->p->hooks.core, d->p, false, why);
+  t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
+  if (t->backoff_ms > BACKOFF_MAX_MS)
+    t->backoff_ms = BACKOFF_MAX_MS;
+  if (!uv_is_active((uv_handle_t *)&t->reconnect))
+    uv_timer_start(&t->reconnect, reconnect_cb, (uint64_t)t->backoff_ms, 0);
+}
+
+static void
+ping_cb(void *arg, const struct rp_error *err)
+{
+  struct rp_docker_track *t = arg;
+  call_done(t);
+  if (t->stopping)
+    return;
+  if (err) {
+    schedule_reconnect(t, err->message);
+    return;
+  }
+  cleanup_error struct rp_error *serr = NULL;
+  if (start_stream(t, &serr) != 0) {
+    schedule_reconnect(t, serr->message);
+    return;
+  }
+  list_containers(t);
+}
+
+static void
+connect_engine(struct rp_docker_track *t)
+{
+  if (t->stopping || t->connecting)
+    return;
+  t->connecting = true;
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_docker_ping(t->d, ping_cb, t, &err) != 0) {
+    t->connecting = false;
+    schedule_reconnect(t, err->message);
+    return;
+  }
+  t->calls++;
+}
+
+int
+rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
+{
+  (void)err;
+  struct rp_docker_track *t = rp_xcalloc(1, sizeof(*t));
+  t->d = d;
+  t->started = json_object();
+  t->dirty = json_object();
+  uv_timer_init(d->p->loop, &t->reconnect);
+  t->reconnect.data = t;
+  d->track = t;
+  connect_engine(t);
+  return 0;
+}
+
+void
+rp_docker_track_resync(struct rp_docker *d)
+{
+  struct rp_docker_track *t = d->track;
+  if (!t || t->stopping || !t->up)
+    return; /* a reconnect lists anyway */
+  list_containers(t);
+}
+
+static void
+timer_closed_cb(uv_handle_t *h)
+{
+  struct rp_docker_track *t = h->data;
+  t->timer_closed = true;
+  rp_docker_check_stopped(t->d);
+}
+
+void
+rp_docker_track_stop(struct rp_docker *d)
+{
+  struct rp_docker_track *t = d->track;
+  if (!t || t->stopping)
+    return;
+  t->stopping = true;
+  if (t->stream)
+    rp_http_cancel(t->stream);
+  uv_close((uv_handle_t *)&t->reconnect, timer_closed_cb);
+}
+
+bool
+rp_docker_track_idle(const struct rp_docker *d)
+{
+  const struct rp_docker_track *t = d->track;
+  return !t || (t->stopping && t->timer_closed && t->calls == 0);
+}
+
+void
+rp_docker_track_free(struct rp_docker *d)
+{
+  struct rp_docker_track *t = d->track;
+  if (!t)
+    return;
+  json_decref(t->started);
+  json_decref(t->dirty);
+  free(t);
+  d->track = NULL;
+}

@@ -1,0 +1,636 @@
+#include "agent.h"
+
+#include <signal.h>
+#include <string.h>
+
+#include "audit.h"
+#include "http_client.h"
+#include "log.h"
+#include "plan.h"
+#include "policy.h"
+#include "provider.h"
+#include "recycle.h"
+#include "schedule.h"
+#include "tracker.h"
+#include "util.h"
+
+/* How long a stop waits for recycles in flight beyond their own bounds. */
+#define STOP_MARGIN_MS 15000
+
+struct agent {
+  uv_loop_t loop;
+  struct rp_agent_options opt;
+  struct rp_config *config;          /* owned: the live configuration */
+  struct rp_config *provider_config; /* owned when != config: what the
+                                        providers were made from */
+  struct rp_audit *audit;            /* owned; NULL in plan mode */
+  struct rp_http *http;              /* owned */
+  struct rp_provider *providers;     /* owned array */
+  size_t n_providers;
+  bool *listed;  /* owned: per provider, the first full list arrived */
+  bool *up;      /* owned: per provider, connected */
+  char **down_reason; /* owned strings: why a provider is down */
+  struct rp_tracker *tracker;
+  struct rp_schedule *schedule;
+  struct rp_recycler *recycler;
+  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_timer_t resync_timer;
+  uv_timer_t stop_timer;
+  uv_timer_t retry_timer; /* audit retry while the log is failed */
+  bool ready;    /* every provider listed once */
+  bool stopping; /* no new work */
+  size_t providers_stopping;
+  int exit_code;
+  char *fatal; /* owned: why plan/once could not finish */
+};
+
+/* --- decisions ---------------------------------------------------------- */
+
+static void
+redecide(struct agent *a, struct rp_entry *e)
+{
+  char old_warning[sizeof(e->d.warning)];
+  memcpy(old_warning, e->d.warning, sizeof(old_warning));
+  rp_policy_decide(a->config, e->w, &e->d);
+  if (e->d.warning[0] && strcmp(e->d.warning, old_warning) != 0)
+    rp_warn("%s", e->d.warning);
+  if (e->state == RP_ENTRY_RECYCLING || e->state == RP_ENTRY_DUE)
+    return; /* the recycler has it; it looks again when it is done */
+  if (!e->d.policy || e->d.excluded ||
+      (e->handled_start_ms && e->handled_start_ms == e->w->started_ms)) {
+    e->state = e->state == RP_ENTRY_PLANNED &&
+                       e->handled_start_ms == e->w->started_ms
+                   ? RP_ENTRY_PLANNED
+                   : RP_ENTRY_IDLE;
+    rp_schedule_remove(a->schedule, e);
+    return;
+  }
+  /* A pending retry keeps its later time. */
+  if (!(e->failures && e->state == RP_ENTRY_WAITING && e->due_ms > e->d.due_ms))
+    e->due_ms = e->d.due_ms;
+  e->state = RP_ENTRY_WAITING;
+  rp_schedule_set(a->schedule, e);
+}
+
+static bool
+same_labels(const json_t *x, const json_t *y)
+{
+  return json_equal((json_t *)(uintptr_t)x, (json_t *)(uintptr_t)y);
+}
+
+static void
+upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
+{
+  struct rp_entry *e = rp_tracker_find(a->tracker, p->name, w->id);
+  if (!e) {
+    e = rp_tracker_add(a->tracker, p, rp_workload_dup(w));
+    if (strcmp(e->w->provider, p->name) != 0) {
+      free(e->w->provider);
+      e->w->provider = rp_xstrdup(p->name);
+    }
+    redecide(a, e);
+    return;
+  }
+  bool changed = e->w->started_ms != w->started_ms ||
+                 strcmp(e->w->name, w->name) != 0 ||
+                 !same_labels(e->w->labels, w->labels) ||
+                 (e->w->protected_reason == NULL) !=
+                     (w->protected_reason == NULL);
+  if (!changed)
+    return;
+  if (e->w->started_ms != w->started_ms)
+    e->failures = 0; /* it started anew: a new life */
+  struct rp_workload *n = rp_workload_dup(w);
+  free(n->provider);
+  n->provider = rp_xstrdup(p->name);
+  rp_workload_free(e->w);
+  e->w = n;
+  redecide(a, e);
+}
+
+static void
+forget(struct agent *a, struct rp_entry *e)
+{
+  rp_tracker_unlink(a->tracker, e);
+  if (!rp_recycler_forget(a->recycler, e))
+    rp_entry_free(e);
+}
+
+/* --- provider hooks ----------------------------------------------------- */
+
+static size_t
+provider_index(struct agent *a, struct rp_provider *p)
+{
+  return (size_t)(p - a->providers);
+}
+
+static void check_ready(struct agent *a);
+
+struct sweep {
+  struct agent *a;
+  const char *provider;
+  json_t *seen; /* ids in the new list */
+};
+
+static void
+sweep_cb(void *arg, struct rp_entry *e)
+{
+  struct sweep *s = arg;
+  if (strcmp(e->w->provider, s->provider) == 0 &&
+      !json_object_get(s->seen, e->w->id))
+    forget(s->a, e);
+}
+
+static void
+hook_listed(void *core, struct rp_provider *p,
+            struct rp_workload *const *items, size_t n)
+{
+  struct agent *a = core;
+  cleanup_json json_t *seen = json_object();
+  for (size_t i = 0; i < n; i++) {
+    upsert(a, p, items[i]);
+    json_object_set_new(seen, items[i]->id, json_true());
+  }
+  struct sweep s = {a, p->name, seen};
+  rp_tracker_foreach(a->tracker, sweep_cb, &s);
+  size_t i = provider_index(a, p);
+  if (!a->listed[i]) {
+    a->listed[i] = true;
+    rp_info("provider %s (%s): %zu workloads", p->name, p->ops->type, n);
+  }
+  check_ready(a);
+}
+
+static void
+hook_upsert(void *core, struct rp_provider *p, const struct rp_workload *w)
+{
+  upsert(core, p, w);
+}
+
+static void
+hook_removed(void *core, struct rp_provider *p, const char *id)
+{
+  struct agent *a = core;
+  struct rp_entry *e = rp_tracker_find(a->tracker, p->name, id);
+  if (e)
+    forget(a, e);
+}
+
+static void stop_agent(struct agent *a, int exit_code);
+
+static void
+hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
+{
+  struct agent *a = core;
+  size_t i = provider_index(a, p);
+  if (up && !a->up[i])
+    rp_info("provider %s (%s) connected", p->name, p->ops->type);
+  else if (!up && (a->up[i] || !a->down_reason[i] ||
+                   strcmp(a->down_reason[i], reason ? reason : "") != 0))
+    rp_err("provider %s (%s) unreachable: %s", p->name, p->ops->type,
+           reason ? reason : "unknown reason");
+  a->up[i] = up;
+  free(a->down_reason[i]);
+  a->down_reason[i] = up ? NULL : rp_xstrdup(reason ? reason : "");
+  if (!up && !a->listed[i] && a->opt.mode != RP_AGENT_RUN && !a->stopping) {
+    /* plan and --once answer now rather than wait for an engine. */
+    free(a->fatal);
+    a->fatal = rp_xasprintf("provider %s (%s) unreachable: %s", p->name,
+                            p->ops->type, reason ? reason : "unknown reason");
+    stop_agent(a, 1);
+  }
+}
+
+/* --- schedule and recycles ---------------------------------------------- */
+
+static void
+due_cb(void *arg, struct rp_entry *e, int64_t now_ms)
+{
+  struct agent *a = arg;
+  if (a->stopping || a->opt.mode == RP_AGENT_PLAN) {
+    e->state = RP_ENTRY_WAITING;
+    return;
+  }
+  rp_recycler_offer(a->recycler, e, now_ms);
+}
+
+static void
+once_check(struct agent *a)
+{
+  if (a->opt.mode != RP_AGENT_ONCE || !a->ready || a->stopping)
+    return;
+  if (!rp_recycler_idle(a->recycler))
+    return;
+  if (rp_schedule_next_ms(a->schedule) <= rp_wall_ms())
+    return; /* more is due right now: the timer is about to fire */
+  const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
+  rp_info("one pass done: %llu recycled, %llu failed, %llu planned",
+          (unsigned long long)st->done, (unsigned long long)st->failed,
+          (unsigned long long)st->planned);
+  stop_agent(a, st->failed ? 1 : 0);
+}
+
+static void
+recycler_change_cb(void *arg)
+{
+  once_check(arg);
+}
+
+static void
+once_timer_cb(uv_timer_t *t)
+{
+  once_check(t->data);
+}
+
+static void
+check_ready(struct agent *a)
+{
+  if (a->ready)
+    return;
+  for (size_t i = 0; i < a->n_providers; i++)
+    if (!a->listed[i])
+      return;
+  a->ready = true;
+  if (a->opt.mode == RP_AGENT_PLAN) {
+    size_t n;
+    cleanup_free struct rp_entry **v =
+        rp_tracker_snapshot(a->tracker, rp_plan_cmp, &n);
+    rp_plan_print(stdout, v, n, rp_wall_ms(), a->opt.json);
+    fflush(stdout);
+    stop_agent(a, 0);
+    return;
+  }
+  if (a->opt.mode == RP_AGENT_ONCE) {
+    /* Let the schedule hand over what is due first, then look. */
+    rp_schedule_kick(a->schedule);
+    a->stop_timer.data = a;
+    uv_timer_start(&a->stop_timer, once_timer_cb, 50, 0);
+  }
+}
+
+/* --- audit -------------------------------------------------------------- */
+
+static void audit_retry_cb(uv_timer_t *t);
+
+static void
+audit_retry_done_cb(void *arg, struct rp_error *err)
+{
+  struct agent *a = arg;
+  if (err) {
+    uv_timer_start(&a->retry_timer, audit_retry_cb, 5000, 0);
+    return;
+  }
+  rp_info("audit log writable again: resuming");
+  rp_recycler_pump(a->recycler);
+}
+
+static void
+audit_retry_cb(uv_timer_t *t)
+{
+  struct agent *a = t->data;
+  if (a->stopping || rp_audit_healthy(a->audit))
+    return;
+  rp_audit_retry(a->audit, &a->loop, audit_retry_done_cb, a);
+}
+
+static void
+watch_audit_cb(uv_timer_t *t)
+{
+  struct agent *a = t->data;
+  if (a->audit && !rp_audit_healthy(a->audit) && !uv_is_active((uv_handle_t *)&a->retry_timer)) {
+    rp_err("audit log %s cannot be written: no recycle until it can",
+           rp_audit_path(a->audit));
+    uv_timer_start(&a->retry_timer, audit_retry_cb, 5000, 0);
+  }
+  for (size_t i = 0; i < a->n_providers; i++)
+    if (a->providers[i].ops->resync && a->listed[i])
+      a->providers[i].ops->resync(&a->providers[i]);
+}
+
+/* --- reload ------------------------------------------------------------- */
+
+static void
+audit_logged_cb(void *arg, struct rp_error *err)
+{
+  (void)arg;
+  if (err)
+    rp_err("audit: could not write config.reload: %s", err->message);
+}
+
+static bool
+same_providers(const struct rp_config *x, const struct rp_config *y)
+{
+  if (x->n_providers != y->n_providers)
+    return false;
+  for (size_t i = 0; i < x->n_providers; i++) {
+    const struct rp_provider_config *p = &x->providers[i], *q = &y->providers[i];
+    if (strcmp(p->name, q->name) || strcmp(p->type, q->type) ||
+        (p->endpoint == NULL) != (q->endpoint == NULL) ||
+        (p->endpoint && strcmp(p->endpoint, q->endpoint)))
+      return false;
+  }
+  return true;
+}
+
+static void
+redecide_cb(void *arg, struct rp_entry *e)
+{
+  redecide(arg, e);
+}
+
+static void
+reload(struct agent *a)
+{
+  cleanup_error struct rp_error *err = NULL;
+  struct rp_config *c = NULL;
+  int rc = a->opt.config_path ? rp_config_load_file(a->opt.config_path, &c, &err)
+                              : rp_config_load_default(&c, &err);
+  if (rc != 0) {
+    rp_err("reload rejected, keeping the running configuration: %s",
+           err->message);
+    cleanup_json json_t *f = json_pack("{s:s, s:s, s:s}", "path",
+                                       a->config->path, "result", "rejected",
+                                       "error", err->message);
+    if (a->audit)
+      rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
+                      NULL);
+    return;
+  }
+  if (!same_providers(a->provider_config ? a->provider_config : a->config, c))
+    rp_warn("reload: provider changes take effect at the next start; "
+            "policies are applied now");
+  /* The providers keep the configuration they were made from. */
+  struct rp_config *old = a->config;
+  if (!a->provider_config)
+    a->provider_config = old;
+  else
+    rp_config_free(old);
+  a->config = c;
+  rp_recycler_set_config(a->recycler, c);
+  rp_tracker_foreach(a->tracker, redecide_cb, a);
+  rp_info("configuration reloaded from %s: %zu policies", c->path,
+          c->n_policies);
+  cleanup_json json_t *f = json_pack("{s:s, s:s, s:i}", "path", c->path,
+                                     "result", "applied", "policies",
+                                     (int)c->n_policies);
+  if (a->audit)
+    rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
+                    NULL);
+  rp_recycler_pump(a->recycler);
+}
+
+/* --- start and stop ----------------------------------------------------- */
+
+static void
+close_walk_cb(uv_handle_t *h, void *arg)
+{
+  (void)arg;
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
+}
+
+static void
+provider_stopped_cb(void *arg)
+{
+  struct agent *a = arg;
+  if (--a->providers_stopping > 0)
+    return;
+  rp_schedule_close(a->schedule);
+  a->schedule = NULL;
+  rp_http_close(a->http);
+  a->http = NULL;
+  uv_close((uv_handle_t *)&a->sig_term, NULL);
+  uv_close((uv_handle_t *)&a->sig_int, NULL);
+  uv_close((uv_handle_t *)&a->sig_hup, NULL);
+  uv_close((uv_handle_t *)&a->resync_timer, NULL);
+  uv_close((uv_handle_t *)&a->stop_timer, NULL);
+  uv_close((uv_handle_t *)&a->retry_timer, NULL);
+}
+
+static void
+stop_providers(void *arg)
+{
+  struct agent *a = arg;
+  uv_timer_stop(&a->stop_timer);
+  a->providers_stopping = a->n_providers + 1;
+  for (size_t i = 0; i < a->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    if (p->ctx && p->ops->stop)
+      p->ops->stop(p, provider_stopped_cb, a);
+    else
+      provider_stopped_cb(a);
+  }
+  provider_stopped_cb(a);
+}
+
+static void
+stop_timeout_cb(uv_timer_t *t)
+{
+  struct agent *a = t->data;
+  rp_warn("stop: %zu recycles still in flight after the wait; cancelling "
+          "them",
+          rp_recycler_in_flight(a->recycler));
+  stop_providers(a);
+}
+
+static int64_t
+stop_bound_ms(const struct rp_config *c)
+{
+  int64_t worst = 0;
+  for (size_t i = 0; i < c->n_policies; i++) {
+    const struct rp_policy *p = &c->policies[i];
+    int64_t b = p->grace_ms + p->health_timeout_ms + p->drain_timeout_ms;
+    if (b > worst)
+      worst = b;
+  }
+  return worst + STOP_MARGIN_MS;
+}
+
+static void
+stop_agent(struct agent *a, int exit_code)
+{
+  if (a->stopping)
+    return;
+  a->stopping = true;
+  a->exit_code = exit_code;
+  uv_timer_stop(&a->resync_timer);
+  uv_timer_stop(&a->retry_timer);
+  size_t busy = rp_recycler_in_flight(a->recycler);
+  if (busy) {
+    rp_info("stopping: waiting for %zu recycles in flight", busy);
+    a->stop_timer.data = a;
+    uv_timer_start(&a->stop_timer, stop_timeout_cb,
+                   (uint64_t)stop_bound_ms(a->config), 0);
+  } else {
+    uv_timer_stop(&a->stop_timer);
+  }
+  rp_recycler_drain(a->recycler, stop_providers, a);
+}
+
+static void
+signal_cb(uv_signal_t *s, int signum)
+{
+  struct agent *a = s->data;
+  if (signum == SIGHUP) {
+    if (!a->stopping)
+      reload(a);
+    return;
+  }
+  if (a->stopping) {
+    rp_warn("%s again: still waiting for recycles in flight",
+            strsignal(signum));
+    return;
+  }
+  rp_info("%s: finishing recycles in flight, then stopping",
+          strsignal(signum));
+  stop_agent(a, 0);
+}
+
+static int
+start_providers(struct agent *a, struct rp_error **err)
+{
+  const struct rp_config *c = a->config;
+  a->n_providers = c->n_providers;
+  a->providers = rp_xcalloc(c->n_providers, sizeof(*a->providers));
+  a->listed = rp_xcalloc(c->n_providers, sizeof(bool));
+  a->up = rp_xcalloc(c->n_providers, sizeof(bool));
+  a->down_reason = rp_xcalloc(c->n_providers, sizeof(char *));
+  for (size_t i = 0; i < c->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    const struct rp_provider_config *pc = &c->providers[i];
+    p->ops = rp_provider_lookup(pc->type);
+    p->cfg = pc;
+    p->name = rp_xstrdup(pc->name);
+    p->loop = &a->loop;
+    p->http = a->http;
+    p->hooks = (struct rp_provider_hooks){
+        .core = a,
+        .listed = hook_listed,
+        .upsert = hook_upsert,
+        .removed = hook_removed,
+        .state = hook_state,
+    };
+    if (!p->ops || !p->ops->init || !p->ops->start)
+      return rp_error_set(err, RP_ECONFIG,
+                          "%s:%d:%d: provider %s: type %s is not available "
+                          "in this build yet",
+                          c->path, pc->mark.line, pc->mark.col, pc->name,
+                          pc->type);
+    if (p->ops->init(p, err) != 0)
+      return rp_error_prefix(err, "provider %s", pc->name);
+  }
+  for (size_t i = 0; i < a->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    if (p->ops->start(p, err) != 0)
+      return rp_error_prefix(err, "provider %s", p->name);
+  }
+  return 0;
+}
+
+static void
+agent_free(struct agent *a)
+{
+  for (size_t i = 0; i < a->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    if (p->ctx && p->ops->destroy)
+      p->ops->destroy(p);
+    free(p->name);
+    free(a->down_reason[i]);
+  }
+  free(a->providers);
+  free(a->listed);
+  free(a->up);
+  free(a->down_reason);
+  rp_recycler_free(a->recycler);
+  rp_tracker_free(a->tracker);
+  rp_audit_close(a->audit);
+  if (a->provider_config != a->config)
+    rp_config_free(a->provider_config);
+  rp_config_free(a->config);
+  free(a->fatal);
+}
+
+int
+rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
+             struct rp_error **err)
+{
+  struct agent a_storage = {0}, *a = &a_storage;
+  a->opt = *opt;
+  a->config = config;
+  bool dry_run = opt->dry_run || config->dry_run;
+  int rc = 1;
+
+  if (opt->mode != RP_AGENT_PLAN) {
+    cleanup_free char *warning = NULL;
+    if (rp_audit_open(config->audit_log, &a->audit, &warning, err) != 0) {
+      rp_error_prefix(err, "audit log");
+      rp_config_free(config);
+      return 1;
+    }
+    if (warning)
+      rp_warn("audit log %s: %s", config->audit_log, warning);
+    cleanup_json json_t *f = json_pack(
+        "{s:s, s:s, s:s, s:b, s:i}", "version", REAPER_VERSION, "config",
+        config->path, "mode", opt->mode == RP_AGENT_ONCE ? "once" : "run",
+        "dry_run", dry_run, "pid", (int)getpid());
+    if (rp_audit_append_sync(a->audit, "agent.start", f, err) != 0) {
+      rp_error_prefix(err, "audit log");
+      agent_free(a);
+      return 1;
+    }
+  }
+
+  uv_loop_init(&a->loop);
+  a->tracker = rp_tracker_new();
+  a->schedule = rp_schedule_new(&a->loop, due_cb, a);
+  a->recycler =
+      rp_recycler_new(&a->loop, a->audit, a->tracker, a->schedule, dry_run);
+  rp_recycler_set_config(a->recycler, config);
+  rp_recycler_on_change(a->recycler, recycler_change_cb, a);
+  uv_timer_init(&a->loop, &a->resync_timer);
+  uv_timer_init(&a->loop, &a->stop_timer);
+  uv_timer_init(&a->loop, &a->retry_timer);
+  a->resync_timer.data = a->stop_timer.data = a->retry_timer.data = a;
+  uv_signal_init(&a->loop, &a->sig_term);
+  uv_signal_init(&a->loop, &a->sig_int);
+  uv_signal_init(&a->loop, &a->sig_hup);
+  a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+  uv_signal_start(&a->sig_term, signal_cb, SIGTERM);
+  uv_signal_start(&a->sig_int, signal_cb, SIGINT);
+  uv_signal_start(&a->sig_hup, signal_cb, SIGHUP);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (rp_http_new(&a->loop, &a->http, err) != 0 ||
+      start_providers(a, err) != 0) {
+    stop_agent(a, 1);
+  } else {
+    uv_timer_start(&a->resync_timer, watch_audit_cb,
+                   (uint64_t)config->resync_ms, (uint64_t)config->resync_ms);
+    if (opt->mode != RP_AGENT_PLAN)
+      rp_info("reaper %s: %zu providers, %zu policies, audit log %s%s",
+              REAPER_VERSION, a->n_providers, config->n_policies,
+              config->audit_log, dry_run ? ", dry run" : "");
+  }
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  rc = a->exit_code;
+  if (a->fatal && err && !*err)
+    rp_error_set(err, EIO, "%s", a->fatal);
+
+  if (a->audit && rp_audit_healthy(a->audit)) {
+    const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
+    cleanup_json json_t *f = json_pack(
+        "{s:i, s:I, s:I, s:I}", "exit_code", rc, "recycled",
+        (json_int_t)st->done, "failed", (json_int_t)st->failed, "planned",
+        (json_int_t)st->planned);
+    cleanup_error struct rp_error *aerr = NULL;
+    if (rp_audit_append_sync(a->audit, "agent.stop", f, &aerr) != 0)
+      rp_err("audit: could not write agent.stop: %s", aerr->message);
+  }
+  /* Anything still open (it should not be) is closed so the loop can go. */
+  uv_walk(&a->loop, close_walk_cb, NULL);
+  uv_run(&a->loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&a->loop) != 0)
+    rp_warn("event loop closed with handles still open");
+  agent_free(a);
+  return rc;
+}

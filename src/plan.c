@@ -1,0 +1,151 @@
+#include "plan.h"
+
+#include <string.h>
+
+#include "recycle.h"
+#include "util.h"
+
+static bool
+actionable(const struct rp_entry *e)
+{
+  return e->d.policy && !e->d.excluded;
+}
+
+void
+rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf, size_t len)
+{
+  char when[40];
+  if (e->d.excluded) {
+    snprintf(buf, len, "excluded: %s", e->d.reason);
+    return;
+  }
+  if (!e->d.policy) {
+    snprintf(buf, len, "untouched: %s",
+             e->d.reason[0] ? e->d.reason : "no policy matches");
+    return;
+  }
+  const char *strategy = rp_strategy_name(rp_recycle_strategy(e->d.policy, e));
+  switch (e->state) {
+  case RP_ENTRY_RECYCLING:
+    snprintf(buf, len, "recycling (%s)", strategy);
+    return;
+  case RP_ENTRY_DUE:
+    snprintf(buf, len, "%s now, waiting for the budget", strategy);
+    return;
+  case RP_ENTRY_PLANNED:
+    snprintf(buf, len, "%s planned (dry run)", strategy);
+    return;
+  case RP_ENTRY_IDLE:
+    if (e->handled_start_ms && e->handled_start_ms == e->w->started_ms) {
+      snprintf(buf, len, "recycled, waiting for it to go");
+      return;
+    }
+    break;
+  case RP_ENTRY_WAITING:
+    break;
+  }
+  int64_t due = e->state == RP_ENTRY_WAITING ? e->due_ms : e->d.due_ms;
+  if (due <= now_ms) {
+    snprintf(buf, len, "%s now", strategy);
+  } else {
+    rp_format_time_ms(due, when, sizeof(when));
+    snprintf(buf, len, "%s at %s%s", strategy, when,
+             e->failures ? " (retry)" : "");
+  }
+}
+
+json_t *
+rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
+{
+  char started[40], action[256];
+  rp_format_time_ms(e->w->started_ms, started, sizeof(started));
+  rp_plan_action(e, now_ms, action, sizeof(action));
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s, s:s, s:s?, s:s, s:I}", "provider", e->w->provider,
+      "kind", rp_kind_name(e->w->kind), "id", e->w->id, "name", e->w->name,
+      "policy", e->d.policy && !e->d.excluded ? e->d.policy->name : NULL,
+      "started_at", started, "age_s",
+      (json_int_t)((now_ms - e->w->started_ms) / 1000));
+  if (actionable(e)) {
+    char t[40];
+    json_object_set_new(o, "max_age_s",
+                        json_integer((json_int_t)(e->d.max_age_ms / 1000)));
+    rp_format_time_ms(e->d.deadline_ms, t, sizeof(t));
+    json_object_set_new(o, "deadline", json_string(t));
+    int64_t due = e->state == RP_ENTRY_WAITING ? e->due_ms : e->d.due_ms;
+    rp_format_time_ms(due, t, sizeof(t));
+    json_object_set_new(o, "due", json_string(t));
+    if (e->d.hard_ms) {
+      rp_format_time_ms(e->d.hard_ms, t, sizeof(t));
+      json_object_set_new(o, "hard_deadline", json_string(t));
+    }
+    json_object_set_new(o, "strategy",
+                        json_string(rp_strategy_name(
+                            rp_recycle_strategy(e->d.policy, e))));
+    if (e->failures)
+      json_object_set_new(o, "failures", json_integer(e->failures));
+  }
+  json_object_set_new(o, "excluded", json_boolean(e->d.excluded));
+  if (e->d.reason[0])
+    json_object_set_new(o, "reason", json_string(e->d.reason));
+  if (e->d.warning[0])
+    json_object_set_new(o, "warning", json_string(e->d.warning));
+  json_object_set_new(o, "action", json_string(action));
+  return o;
+}
+
+int
+rp_plan_cmp(const void *a, const void *b)
+{
+  const struct rp_entry *x = *(struct rp_entry *const *)a;
+  const struct rp_entry *y = *(struct rp_entry *const *)b;
+  bool ax = actionable(x), ay = actionable(y);
+  if (ax != ay)
+    return ax ? -1 : 1;
+  if (ax && x->d.due_ms != y->d.due_ms)
+    return x->d.due_ms < y->d.due_ms ? -1 : 1;
+  int c = strcmp(x->w->provider, y->w->provider);
+  return c ? c : strcmp(x->w->name, y->w->name);
+}
+
+static void
+format_age(int64_t ms, char *buf, size_t len)
+{
+  /* Whole seconds are enough for people. */
+  rp_format_duration(ms / 1000 * 1000, buf, len);
+}
+
+void
+rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
+              int64_t now_ms, bool json)
+{
+  if (json) {
+    cleanup_json json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(arr, rp_plan_entry_json(entries[i], now_ms));
+    cleanup_free char *s =
+        json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fprintf(out, "%s\n", s ? s : "[]");
+    return;
+  }
+  fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s\n", "PROVIDER",
+          "KIND", "NAME", "POLICY", "STARTED", "AGE", "DEADLINE", "ACTION");
+  for (size_t i = 0; i < n; i++) {
+    const struct rp_entry *e = entries[i];
+    char started[40], age[32], deadline[40] = "-", action[256];
+    rp_format_time_ms(e->w->started_ms, started, sizeof(started));
+    started[19] = '\0'; /* seconds are enough in a table */
+    format_age(now_ms - e->w->started_ms, age, sizeof(age));
+    if (actionable(e)) {
+      rp_format_time_ms(e->d.due_ms, deadline, sizeof(deadline));
+      deadline[19] = '\0';
+    }
+    rp_plan_action(e, now_ms, action, sizeof(action));
+    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s\n",
+            e->w->provider, rp_kind_name(e->w->kind), e->w->name,
+            actionable(e) ? e->d.policy->name : "-", started, age, deadline,
+            action);
+  }
+  if (n == 0)
+    fprintf(out, "(no workloads)\n");
+}

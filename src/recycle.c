@@ -1,0 +1,554 @@
+#include "recycle.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "log.h"
+#include "policy.h"
+#include "util.h"
+
+/* A failed recycle is retried after 15 s, then 30 s, 1 min... at most every
+ * 15 min: a broken workload is not hammered, and is not forgotten. */
+#define RETRY_BASE_MS 15000
+#define RETRY_MAX_MS (15 * 60 * 1000)
+
+/* One recycle in flight. */
+struct op {
+  struct rp_recycler *r; /* borrowed */
+  struct rp_entry *e;    /* borrowed from the tracker, or owned once gone */
+  char *policy;          /* owned copy: the config may be reloaded */
+  json_t *base;          /* owned: the members every line of it carries */
+  char **drain;          /* owned argv or NULL */
+  char **replace;        /* owned argv copy or NULL */
+  int64_t begin_mono_ms;
+  struct op *next;
+};
+
+struct rp_recycler {
+  uv_loop_t *loop;                /* borrowed */
+  struct rp_audit *audit;         /* borrowed */
+  struct rp_tracker *tracker;     /* borrowed */
+  struct rp_schedule *schedule;   /* borrowed */
+  const struct rp_config *config; /* borrowed, the live one */
+  bool dry_run;
+  bool draining;
+  bool pumping, pump_again; /* pump is not re-entered from a callback */
+  struct rp_entry **due; /* owned array, entries borrowed */
+  size_t n_due, cap_due;
+  struct op *ops; /* owned list of recycles in flight */
+  size_t n_ops;
+  struct rp_recycler_stats stats;
+  void (*idle_cb)(void *arg);
+  void *idle_arg;
+  void (*change_cb)(void *arg);
+  void *change_arg;
+};
+
+struct rp_recycler *
+rp_recycler_new(uv_loop_t *loop, struct rp_audit *audit,
+                struct rp_tracker *tracker, struct rp_schedule *schedule,
+                bool dry_run)
+{
+  struct rp_recycler *r = rp_xcalloc(1, sizeof(*r));
+  r->loop = loop;
+  r->audit = audit;
+  r->tracker = tracker;
+  r->schedule = schedule;
+  r->dry_run = dry_run;
+  return r;
+}
+
+static void
+argv_free(char **argv)
+{
+  if (!argv)
+    return;
+  for (char **a = argv; *a; a++)
+    free(*a);
+  free(argv);
+}
+
+static char **
+argv_dup(char *const *argv)
+{
+  if (!argv)
+    return NULL;
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  char **c = rp_xcalloc(n + 1, sizeof(*c));
+  for (size_t i = 0; i < n; i++)
+    c[i] = rp_xstrdup(argv[i]);
+  return c;
+}
+
+static void
+op_free(struct op *o)
+{
+  if (!o)
+    return;
+  free(o->policy);
+  if (o->base)
+    json_decref(o->base);
+  argv_free(o->drain);
+  argv_free(o->replace);
+  free(o);
+}
+
+void
+rp_recycler_free(struct rp_recycler *r)
+{
+  if (!r)
+    return;
+  /* Recycles still in flight at this point were cancelled by their
+   * providers' stop; only entries that were already gone are ours. */
+  struct op *o = r->ops;
+  while (o) {
+    struct op *next = o->next;
+    if (o->e->gone)
+      rp_entry_free(o->e);
+    op_free(o);
+    o = next;
+  }
+  free(r->due);
+  free(r);
+}
+
+void
+rp_recycler_set_config(struct rp_recycler *r, const struct rp_config *config)
+{
+  r->config = config;
+}
+
+void
+rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg), void *arg)
+{
+  r->change_cb = cb;
+  r->change_arg = arg;
+}
+
+enum rp_strategy
+rp_recycle_strategy(const struct rp_policy *p, const struct rp_entry *e)
+{
+  if (p->strategy_set)
+    return p->strategy;
+  if (e->provider->ops->default_strategy)
+    return e->provider->ops->default_strategy(e->w->kind);
+  return RP_STRATEGY_RECREATE;
+}
+
+json_t *
+rp_recycle_audit_fields(const struct rp_entry *e, int64_t now_ms)
+{
+  char started[40];
+  rp_format_time_ms(e->w->started_ms, started, sizeof(started));
+  const struct rp_policy *p = e->d.policy;
+  return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "provider",
+                   e->w->provider, "kind", rp_kind_name(e->w->kind), "id",
+                   e->w->id, "name", e->w->name, "policy",
+                   p ? p->name : NULL, "started_at", started, "age_s",
+                   (json_int_t)((now_ms - e->w->started_ms) / 1000),
+                   "max_age_s", (json_int_t)(e->d.max_age_ms / 1000));
+}
+
+static void
+notify_change(struct rp_recycler *r)
+{
+  if (r->change_cb)
+    r->change_cb(r->change_arg);
+  if (r->idle_cb && r->n_ops == 0) {
+    void (*cb)(void *) = r->idle_cb;
+    r->idle_cb = NULL;
+    cb(r->idle_arg);
+  }
+}
+
+static void
+due_remove(struct rp_recycler *r, struct rp_entry *e)
+{
+  for (size_t i = 0; i < r->n_due; i++) {
+    if (r->due[i] == e) {
+      memmove(&r->due[i], &r->due[i + 1], (r->n_due - i - 1) * sizeof(e));
+      r->n_due--;
+      return;
+    }
+  }
+}
+
+/* After a failure: back to the schedule, later each time. */
+static void
+retry_later(struct rp_recycler *r, struct rp_entry *e)
+{
+  int64_t delay = RETRY_BASE_MS;
+  for (int i = 1; i < e->failures && delay < RETRY_MAX_MS; i++)
+    delay *= 2;
+  if (delay > RETRY_MAX_MS)
+    delay = RETRY_MAX_MS;
+  e->state = RP_ENTRY_WAITING;
+  e->due_ms = rp_wall_ms() + delay;
+  rp_schedule_set(r->schedule, e);
+}
+
+static void
+audit_logged_cb(void *arg, struct rp_error *err)
+{
+  const char *what = arg;
+  if (err)
+    rp_err("audit: could not write %s: %s", what, err->message);
+}
+
+static void
+finish(struct rp_recycler *r, struct op *o)
+{
+  for (struct op **pp = &r->ops; *pp; pp = &(*pp)->next) {
+    if (*pp == o) {
+      *pp = o->next;
+      break;
+    }
+  }
+  r->n_ops--;
+  if (o->e->gone)
+    rp_entry_free(o->e);
+  op_free(o);
+  rp_recycler_pump(r);
+  notify_change(r);
+}
+
+static void
+recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
+           const struct rp_error *err)
+{
+  struct op *o = arg;
+  struct rp_recycler *r = o->r;
+  struct rp_entry *e = o->e;
+  double secs = (double)(rp_mono_ms() - o->begin_mono_ms) / 1000.0;
+  cleanup_json json_t *f = json_deep_copy(o->base);
+  const char *event;
+  if (status == 0) {
+    event = "recycle.done";
+    json_object_set_new(f, "replacement_id",
+                        res && res->replacement_id
+                            ? json_string(res->replacement_id)
+                            : json_null());
+    json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
+    r->stats.done++;
+    e->failures = 0;
+    e->handled_start_ms = e->w->started_ms;
+    e->state = RP_ENTRY_IDLE;
+    rp_log(RP_LOG_INFO, "recycled %s %s (%s) in %.1fs%s%s", rp_kind_name(e->w->kind),
+           e->w->name, e->w->id, secs,
+           res && res->replacement_id ? ", replacement " : "",
+           res && res->replacement_id ? res->replacement_id : "");
+  } else {
+    event = "recycle.failed";
+    bool rolled_back = res ? res->rolled_back : false;
+    json_object_set_new(f, "error",
+                        json_string(err && err->message ? err->message
+                                                        : "unknown error"));
+    json_object_set_new(f, "rolled_back", json_boolean(rolled_back));
+    json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
+    r->stats.failed++;
+    if (rolled_back)
+      r->stats.rolled_back++;
+    e->failures++;
+    rp_log(RP_LOG_ERROR, "recycle of %s %s (%s) failed%s: %s",
+           rp_kind_name(e->w->kind), e->w->name, e->w->id,
+           rolled_back ? " and was rolled back" : "",
+           err && err->message ? err->message : "unknown error");
+  }
+  if (res && res->details) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(res->details, k, v)
+    {
+      if (!json_object_get(f, k))
+        json_object_set(f, k, v);
+    }
+  }
+  rp_audit_append(r->audit, r->loop, event, f, audit_logged_cb,
+                  (void *)(uintptr_t)event);
+  if (status != 0 && !e->gone && !r->draining)
+    retry_later(r, e);
+  else if (status != 0)
+    e->state = RP_ENTRY_WAITING;
+  finish(r, o);
+}
+
+static void
+begin_written_cb(void *arg, struct rp_error *err)
+{
+  struct op *o = arg;
+  struct rp_recycler *r = o->r;
+  struct rp_entry *e = o->e;
+  if (err) {
+    /* Fail closed: the announcement is not on disk, so nothing is done. */
+    rp_log(RP_LOG_ERROR,
+           "audit log not writable, not recycling %s %s: %s",
+           rp_kind_name(e->w->kind), e->w->name, err->message);
+    if (!e->gone)
+      retry_later(r, e);
+    finish(r, o);
+    return;
+  }
+  if (e->gone || r->draining) {
+    /* Between the announcement and the action the workload went away, or
+     * the agent is stopping: say that nothing was done. */
+    cleanup_json json_t *f = json_deep_copy(o->base);
+    json_object_set_new(f, "error",
+                        json_string(e->gone ? "workload gone before the recycle"
+                                            : "agent stopping"));
+    json_object_set_new(f, "rolled_back", json_true());
+    rp_audit_append(r->audit, r->loop, "recycle.failed", f, audit_logged_cb,
+                    (void *)(uintptr_t) "recycle.failed");
+    if (!e->gone)
+      e->state = RP_ENTRY_WAITING;
+    finish(r, o);
+    return;
+  }
+  const struct rp_policy *p = e->d.policy;
+  struct rp_recycle_spec spec = {
+      .strategy = rp_recycle_strategy(p, e),
+      .order = p->order,
+      .grace_ms = p->grace_ms,
+      .health_timeout_ms = p->health_timeout_ms,
+      .pull = p->pull,
+      .drain_argv = (const char *const *)o->drain,
+      .drain_timeout_ms = p->drain_timeout_ms,
+      .replace_argv = (const char *const *)o->replace,
+  };
+  cleanup_error struct rp_error *perr = NULL;
+  if (e->provider->ops->recycle == NULL) {
+    rp_error_set(&perr, ENOTSUP, "provider %s cannot recycle",
+                 e->provider->ops->type);
+  } else if (e->provider->ops->recycle(e->provider, e->w, &spec, recycle_cb, o,
+                                       &perr) == 0) {
+    return;
+  }
+  struct rp_recycle_result res = {.rolled_back = true};
+  recycle_cb(o, -1, &res, perr);
+}
+
+static void
+planned_cb(void *arg, struct rp_error *err)
+{
+  (void)arg;
+  if (err)
+    rp_err("audit: could not write recycle.planned: %s", err->message);
+}
+
+static void
+start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
+{
+  const struct rp_policy *p = e->d.policy;
+  cleanup_json json_t *base = rp_recycle_audit_fields(e, now);
+  json_object_set_new(base, "strategy",
+                      json_string(rp_strategy_name(rp_recycle_strategy(p, e))));
+  char due[40];
+  rp_format_time_ms(e->d.due_ms, due, sizeof(due));
+  json_object_set_new(base, "deadline", json_string(due));
+
+  if (r->dry_run) {
+    json_object_set_new(base, "lateness_s",
+                        json_real(round((double)(now - e->d.due_ms)) / 1000));
+    rp_log(RP_LOG_INFO, "dry run: would recycle %s %s (%s), policy %s, with %s",
+           rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
+           rp_strategy_name(rp_recycle_strategy(p, e)));
+    rp_audit_append(r->audit, r->loop, "recycle.planned", base, planned_cb,
+                    NULL);
+    e->state = RP_ENTRY_PLANNED;
+    e->handled_start_ms = e->w->started_ms;
+    r->stats.planned++;
+    return;
+  }
+
+  struct op *o = rp_xcalloc(1, sizeof(*o));
+  o->r = r;
+  o->e = e;
+  o->policy = rp_xstrdup(p->name);
+  o->base = json_incref(base);
+  char warning[200] = "";
+  o->drain = rp_policy_drain_argv(e->w, p, warning, sizeof(warning));
+  if (warning[0])
+    rp_warn("%s", warning);
+  o->replace = argv_dup(p->replace);
+  o->begin_mono_ms = rp_mono_ms();
+  o->next = r->ops;
+  r->ops = o;
+  r->n_ops++;
+  r->stats.started++;
+  e->state = RP_ENTRY_RECYCLING;
+
+  cleanup_json json_t *begin = json_deep_copy(base);
+  json_object_set_new(begin, "lateness_s",
+                      json_real(round((double)(now - e->d.due_ms)) / 1000));
+  if (e->failures)
+    json_object_set_new(begin, "attempt", json_integer(e->failures + 1));
+  rp_log(RP_LOG_INFO, "recycling %s %s (%s), policy %s, age %llds, with %s",
+         rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
+         (long long)((now - e->w->started_ms) / 1000),
+         rp_strategy_name(rp_recycle_strategy(p, e)));
+  if (rp_audit_append(r->audit, r->loop, "recycle.begin", begin,
+                      begin_written_cb, o) != 0) {
+    char msg[] = "audit append refused";
+    struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
+    begin_written_cb(o, &bad);
+  }
+}
+
+void
+rp_recycler_offer(struct rp_recycler *r, struct rp_entry *e, int64_t now_ms)
+{
+  (void)now_ms;
+  if (e->state == RP_ENTRY_DUE || e->state == RP_ENTRY_RECYCLING)
+    return;
+  e->state = RP_ENTRY_DUE;
+  if (r->n_due == r->cap_due) {
+    r->cap_due = r->cap_due ? r->cap_due * 2 : 16;
+    r->due = rp_xrealloc(r->due, r->cap_due * sizeof(*r->due));
+  }
+  r->due[r->n_due++] = e;
+  rp_recycler_pump(r);
+}
+
+bool
+rp_recycler_forget(struct rp_recycler *r, struct rp_entry *e)
+{
+  if (e->state == RP_ENTRY_DUE)
+    due_remove(r, e);
+  rp_schedule_remove(r->schedule, e);
+  if (e->state == RP_ENTRY_RECYCLING) {
+    e->gone = true;
+    return true;
+  }
+  return false;
+}
+
+/* Hard-expired first (past hard_max_age), then the most overdue, then the
+ * oldest: after an outage the workloads that are most past their limits go
+ * first. */
+static int64_t cmp_now;
+static int
+due_cmp(const void *a, const void *b)
+{
+  const struct rp_entry *x = *(struct rp_entry *const *)a;
+  const struct rp_entry *y = *(struct rp_entry *const *)b;
+  bool hx = x->d.hard_ms && x->d.hard_ms <= cmp_now;
+  bool hy = y->d.hard_ms && y->d.hard_ms <= cmp_now;
+  if (hx != hy)
+    return hx ? -1 : 1;
+  if (x->d.due_ms != y->d.due_ms)
+    return x->d.due_ms < y->d.due_ms ? -1 : 1;
+  if (x->w->started_ms != y->w->started_ms)
+    return x->w->started_ms < y->w->started_ms ? -1 : 1;
+  return strcmp(x->w->id, y->w->id);
+}
+
+struct count_ctx {
+  const struct rp_config *c;
+  int *matched;
+};
+
+static void
+count_cb(void *arg, struct rp_entry *e)
+{
+  struct count_ctx *cc = arg;
+  const struct rp_policy *p = e->d.policy;
+  if (p && !e->d.excluded && p >= cc->c->policies &&
+      p < cc->c->policies + cc->c->n_policies)
+    cc->matched[p - cc->c->policies]++;
+}
+
+static void pump_once(struct rp_recycler *r);
+
+void
+rp_recycler_pump(struct rp_recycler *r)
+{
+  if (r->pumping) {
+    r->pump_again = true;
+    return;
+  }
+  r->pumping = true;
+  do {
+    r->pump_again = false;
+    pump_once(r);
+  } while (r->pump_again);
+  r->pumping = false;
+}
+
+static void
+pump_once(struct rp_recycler *r)
+{
+  if (r->draining || r->n_due == 0 || !r->config)
+    return;
+  if (!rp_audit_healthy(r->audit))
+    return; /* fail closed: rp_audit_retry brings us back */
+  const struct rp_config *c = r->config;
+  cleanup_free int *matched = rp_xcalloc(c->n_policies + 1, sizeof(int));
+  cleanup_free int *busy = rp_xcalloc(c->n_policies + 1, sizeof(int));
+  struct count_ctx cc = {c, matched};
+  rp_tracker_foreach(r->tracker, count_cb, &cc);
+  for (struct op *o = r->ops; o; o = o->next) {
+    const struct rp_policy *p = rp_config_policy(c, o->policy);
+    if (p)
+      busy[p - c->policies]++;
+  }
+  int64_t now = rp_wall_ms();
+  cmp_now = now;
+  qsort(r->due, r->n_due, sizeof(*r->due), due_cmp);
+  size_t kept = 0;
+  for (size_t i = 0; i < r->n_due; i++) {
+    struct rp_entry *e = r->due[i];
+    const struct rp_policy *p = e->d.policy;
+    if (!p || e->d.excluded) { /* the config changed under it */
+      e->state = RP_ENTRY_IDLE;
+      continue;
+    }
+    size_t pi = (size_t)(p - c->policies);
+    int limit = rp_budget_limit(&p->max_unavailable, matched[pi]);
+    if (busy[pi] >= limit || r->draining) {
+      r->due[kept++] = e;
+      continue;
+    }
+    busy[pi]++;
+    start(r, e, now);
+  }
+  r->n_due = kept;
+}
+
+void
+rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg),
+                  void *arg)
+{
+  r->draining = true;
+  for (size_t i = 0; i < r->n_due; i++)
+    r->due[i]->state = RP_ENTRY_WAITING;
+  r->n_due = 0;
+  r->idle_cb = idle_cb;
+  r->idle_arg = arg;
+  if (r->n_ops == 0)
+    notify_change(r);
+}
+
+bool
+rp_recycler_idle(const struct rp_recycler *r)
+{
+  return r->n_ops == 0 && r->n_due == 0;
+}
+
+size_t
+rp_recycler_in_flight(const struct rp_recycler *r)
+{
+  return r->n_ops;
+}
+
+size_t
+rp_recycler_waiting(const struct rp_recycler *r)
+{
+  return r->n_due;
+}
+
+const struct rp_recycler_stats *
+rp_recycler_stats(const struct rp_recycler *r)
+{
+  return &r->stats;
+}
