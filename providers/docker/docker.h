@@ -58,8 +58,37 @@ int rp_docker_call(struct rp_docker *d, const char *method, const char *path,
                    const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
                    void *arg, struct rp_error **err);
 
+/* GET api+path with no timeout (e.g. "/events?filters=..."), whose body is
+ * split into lines: on_line gets each line (without "\n" or "\r\n"; empty
+ * lines skipped; line borrowed for the call), also one final line that had
+ * no newline when the stream ends.  A non-zero return from on_line stops
+ * the stream.  done_cb runs exactly once: err NULL when the engine ended the
+ * stream cleanly; otherwise why (RP_ECANCELED when cancelled or stopped,
+ * RP_EPROTO for a line over 1 MiB, the engine's message for a status >= 400,
+ * transport errors).  *xfer (may be NULL) cancels it with rp_http_cancel
+ * until done_cb has run.  Returns -1 (done_cb never runs) when it cannot
+ * start. */
+int rp_docker_stream(struct rp_docker *d, const char *path,
+                     int (*on_line)(void *arg, const char *line, size_t len),
+                     void (*done_cb)(void *arg, const struct rp_error *err),
+                     void *arg, struct rp_http_xfer **xfer,
+                     struct rp_error **err);
+
+/* GET /_ping (unversioned), then sets d->api to "/v" + min(1.43, the
+ * engine's API-Version) and d->negotiated.  Engines older than API 1.41 are
+ * refused (RP_EENGINE).  cb runs exactly once, err NULL on success.  Returns
+ * -1 (cb never runs) when it cannot start. */
+int rp_docker_ping(struct rp_docker *d,
+                   void (*cb)(void *arg, const struct rp_error *err),
+                   void *arg, struct rp_error **err);
+
 /* Parses DOCKER_HOST-style endpoints (unix:///path, tcp://host:port) with
- * TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the docker CLI does. */
+ * TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the docker CLI does.
+ * NULL or "" means $DOCKER_HOST, and unix:///var/run/docker.sock when that
+ * is unset or empty.  tcp:// defaults to port 2375 (2376 with TLS).  On
+ * success overwrites *ep (whose old contents are not freed; free with
+ * rp_http_endpoint_clear); npipe://, ssh:// and anything else fail with
+ * RP_ECONFIG and leave *ep alone. */
 int rp_docker_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
                              struct rp_error **err);
 
