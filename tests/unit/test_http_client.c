@@ -1237,6 +1237,26 @@ test_real_engine(void **state)
   assert_int_equal(r.code, RP_ENOTFOUND);
   print_message("%s\n", r.message);
   dres_clear(&r);
+
+  /* The replayed events up to now, one JSON object a line; the engine ends
+   * the stream at "until". */
+  char path[96];
+  snprintf(path, sizeof(path), "/events?since=0&until=%lld",
+           (long long)(rp_wall_ms() / 1000));
+  assert_int_equal(
+      rp_docker_stream(&f->d, path, dres_line_cb, dres_done_cb, &r, &r.x, &err),
+      0);
+  run_until(f, &r.calls, 1);
+  if (r.message)
+    fail_msg("%s", r.message);
+  for (int i = 0; i < r.nlines; i++) {
+    json_t *ev = json_loads(r.lines[i], 0, NULL);
+    assert_non_null(ev);
+    assert_non_null(json_object_get(ev, "Action"));
+    json_decref(ev);
+  }
+  print_message("%d events\n", r.nlines);
+  dres_clear(&r);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
