@@ -54,8 +54,8 @@ struct rp_policy {
   struct rp_mark mark;
 
   /* match: every set field must match */
-  char *match_provider; /* owned, NULL = any */
-  int match_kind;       /* enum rp_kind, -1 = any */
+  char *match_provider;                /* owned, NULL = any */
+  int match_kind;                      /* enum rp_kind, -1 = any */
   struct rp_label_match *match_labels; /* owned array */
   size_t n_match_labels;
   char *match_name; /* owned glob, NULL = any */
@@ -73,34 +73,37 @@ struct rp_policy {
   char **drain;            /* owned argv, NULL-terminated, or NULL */
   int64_t drain_timeout_ms;
   struct rp_window window;
-  char **replace; /* owned argv, NULL-terminated, or NULL */
+  char **replace;           /* owned argv, NULL-terminated, or NULL */
   int64_t notify_before_ms; /* 0 = no advance notice */
 };
 
 struct rp_provider_config {
-  char *name; /* owned */
-  char *type; /* owned: docker | swarm | containerd | host */
-  char *endpoint; /* owned, NULL = the type's default ($DOCKER_HOST...) */
+  char *name;        /* owned */
+  char *type;        /* owned: docker | swarm | containerd | host */
+  char *endpoint;    /* owned, NULL = the type's default ($DOCKER_HOST...) */
   char **namespaces; /* owned, NULL-terminated, or NULL (containerd) */
   bool allow_kubernetes;
   struct rp_mark mark;
 };
 
+/* Exactly one of webhook and command is set. */
 struct rp_notify {
-  char *webhook;  /* owned URL or NULL */
+  char *webhook;  /* owned http(s) URL or NULL */
   char **command; /* owned argv, NULL-terminated, or NULL */
-  char **events;  /* owned, NULL-terminated; NULL = all events */
-  int64_t timeout_ms;
-  int retries;
+  /* owned, NULL-terminated; NULL = all events.  Each is an audit event name,
+   * "recycle.upcoming" (a policy's notify_before), "PREFIX.*" or "*". */
+  char **events;
+  int64_t timeout_ms; /* per attempt; default 10s */
+  int retries;        /* default 3 */
 };
 
 struct rp_config {
   char *path; /* owned: the file read, or "<embedded default>" */
 
-  char *listen;            /* owned; "" = off */
-  char *listen_token_file; /* owned or NULL */
-  char *audit_log;         /* owned */
-  char *audit_signing_key; /* owned or NULL */
+  char *listen;               /* owned; "" = off */
+  char *listen_token_file;    /* owned or NULL */
+  char *audit_log;            /* owned */
+  char *audit_signing_key;    /* owned or NULL */
   int audit_checkpoint_every; /* lines between signed checkpoints */
   int64_t resync_ms;
   bool dry_run;
@@ -116,7 +119,11 @@ struct rp_config {
 };
 
 /* Parses YAML text.  `name` is the file name used in error messages.  On
- * failure *err->message is "NAME:LINE:COL: message" and code RP_ECONFIG. */
+ * failure *err->message is "NAME:LINE:COL: PATH: message" (PATH as in
+ * "policies[0].window.start", 0-based; LINE and COL 1-based) and code
+ * RP_ECONFIG; *out is untouched.  SPEC.md's keys only; unknown keys, wrong
+ * types, YAML aliases and tags other than !!str are errors.  Booleans are
+ * true/false; jitter is "N%" or 0; max_unavailable is N >= 1 or "N%". */
 int rp_config_parse(const char *name, const char *text, size_t len,
                     struct rp_config **out, struct rp_error **err);
 /* Reads and parses a file; a missing or unreadable file is an error naming
@@ -129,8 +136,11 @@ extern const char rp_default_config_yaml[];
 
 void rp_config_free(struct rp_config *c);
 
-/* Durations: "500ms", "90s", "30m", "2h", "1h30m", "1d".  Returns 0 or -1
- * with a message in *why (static string). */
+/* Durations: "500ms", "90s", "30m", "2h", "1h30m", "1d": numbers with
+ * units d, h, m, s, ms, each unit at most once and from largest to
+ * smallest; "0" alone needs no unit.  No sign, fraction, space or bare
+ * number.  Returns 0 or -1 with a message in *why (static string; why may
+ * be NULL). */
 int rp_duration_parse(const char *s, int64_t *out_ms, const char **why);
 
 /* Looks a policy up by name; NULL when there is none. */

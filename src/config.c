@@ -1,0 +1,825 @@
+/* The configuration: SPEC.md's YAML file to struct rp_config.
+ *
+ * config_yaml.c turns the text into a tree with positions; this file walks
+ * the tree section by section, checks every key and value, fills in the
+ * defaults and points every error at the offending key or value
+ * ("FILE:LINE:COL: policies[0].max_age: ...").  Value syntaxes (durations,
+ * percentages, days, times, zones) live in config_values.c.
+ *
+ * Choices the SPEC leaves open, made here and in the example files:
+ * - booleans are true/false (and True/TRUE/False/FALSE); YAML 1.1's yes/no/
+ *   on/off are rejected with a hint rather than guessed at;
+ * - jitter is a percentage ("10%", "2.5%") or 0; a bare number is rejected
+ *   because `jitter: 1` could mean 1% or 100%;
+ * - a null value (`key:` with nothing after it) for a section (agent,
+ *   exclude, notify, labels) means "empty"; for a scalar setting it is an
+ *   error, since it is almost always a value lost in editing;
+ * - aliases and tags other than !!str are rejected. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_values.h"
+#include "config_yaml.h"
+#include "provider.h"
+#include "util.h"
+#include "workload.h"
+
+/* Configuration files are a few kilobytes; refuse to slurp a wrong path
+ * that points at something huge. */
+#define MAX_FILE_SIZE (4 * 1024 * 1024)
+
+#define DEFAULT_LISTEN "127.0.0.1:9470"
+#define DEFAULT_AUDIT_LOG "/var/lib/reaper/audit.jsonl"
+#define DEFAULT_CHECKPOINT_EVERY 1000
+#define DEFAULT_RESYNC_MS (60 * 1000)
+#define DEFAULT_GRACE_MS (30 * 1000)
+#define DEFAULT_HEALTH_TIMEOUT_MS (60 * 1000)
+#define DEFAULT_DRAIN_TIMEOUT_MS (30 * 1000)
+#define DEFAULT_NOTIFY_TIMEOUT_MS (10 * 1000)
+#define DEFAULT_NOTIFY_RETRIES 3
+
+/* Positions the structs do not keep but cross-checks need after the
+ * sections are parsed. */
+struct walk {
+  struct rp_config_parse ps;
+  struct rp_config *c;                  /* borrowed: being filled */
+  struct rp_mark *provider_name_marks;  /* owned, one per provider */
+  struct rp_mark *policy_name_marks;    /* owned, one per policy */
+  struct rp_mark *match_provider_marks; /* owned, one per policy */
+};
+
+/* HOST:PORT, the port 0..65535 (0: any free port, for tests); "" is off. */
+static int
+check_listen(struct rp_config_parse *ps, const struct rp_config_node *n,
+             const char *path, const char *s)
+{
+  if (*s == '\0')
+    return 0;
+  const char *colon = strrchr(s, ':');
+  long port;
+  if (colon == NULL || colon == s ||
+      rp_config_int_parse(colon + 1, &port) < 0 || port > 65535)
+    return rp_config_fail(ps, n->mark, path,
+                          "expected HOST:PORT like 127.0.0.1:9470 (or \"\" "
+                          "to turn the listener off), got '%s'",
+                          s);
+  return 0;
+}
+
+static int
+parse_agent(struct walk *w, const struct rp_config_node *n)
+{
+  static const char *const keys[] = {"listen",
+                                     "listen_token_file",
+                                     "audit_log",
+                                     "audit_signing_key",
+                                     "audit_checkpoint_every",
+                                     "resync",
+                                     "dry_run",
+                                     NULL};
+  struct rp_config_parse *ps = &w->ps;
+  struct rp_config *c = w->c;
+  const struct rp_config_node *v;
+  char p[RP_CONFIG_PATH_LEN];
+  if (rp_config_node_is_null(n))
+    return 0;
+  if (rp_config_want_map(ps, n, "agent") < 0 ||
+      rp_config_check_keys(ps, n, "agent", keys, NULL))
+    return -1;
+  if ((v = rp_config_node_get(n, "listen")) &&
+      (rp_config_get_string(ps, v, rp_config_join(p, "agent", "listen"), true,
+                            &c->listen) < 0 ||
+       check_listen(ps, v, p, c->listen) < 0))
+    return -1;
+  if ((v = rp_config_node_get(n, "listen_token_file")) &&
+      rp_config_get_string(ps, v,
+                           rp_config_join(p, "agent", "listen_token_file"),
+                           false, &c->listen_token_file) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_log")) &&
+      rp_config_get_string(ps, v, rp_config_join(p, "agent", "audit_log"),
+                           false, &c->audit_log) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_signing_key")) &&
+      rp_config_get_string(ps, v,
+                           rp_config_join(p, "agent", "audit_signing_key"),
+                           false, &c->audit_signing_key) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_checkpoint_every")) &&
+      rp_config_get_int(ps, v,
+                        rp_config_join(p, "agent", "audit_checkpoint_every"), 1,
+                        100000000, &c->audit_checkpoint_every) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "resync")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, "agent", "resync"), 1,
+                             &c->resync_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "dry_run")) &&
+      rp_config_get_bool(ps, v, rp_config_join(p, "agent", "dry_run"),
+                         &c->dry_run) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
+{
+  static const char *const keys[] = {
+      "name", "type", "endpoint", "namespaces", "allow_kubernetes", NULL};
+  struct rp_config_parse *ps = &w->ps;
+  struct rp_provider_config *pc = &w->c->providers[idx];
+  const struct rp_config_node *v;
+  char at[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  rp_config_join_index(at, "providers", idx);
+  if (rp_config_want_map(ps, n, at) < 0 ||
+      rp_config_check_keys(ps, n, at, keys, NULL) < 0)
+    return -1;
+  pc->mark = n->mark;
+
+  if (!(v = rp_config_node_get(n, "name")))
+    return rp_config_fail(ps, n->mark, at, "missing required key 'name'");
+  if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pc->name) < 0)
+    return -1;
+  w->provider_name_marks[idx] = v->mark;
+  for (size_t i = 0; i < idx; i++)
+    if (strcmp(w->c->providers[i].name, pc->name) == 0)
+      return rp_config_fail(ps, v->mark, p,
+                            "duplicate provider name '%s' (first at line %d)",
+                            pc->name, w->provider_name_marks[i].line);
+
+  if (!(v = rp_config_node_get(n, "type"))) {
+    cleanup_free char *list = rp_config_join_list(rp_provider_types);
+    return rp_config_fail(ps, n->mark, at,
+                          "missing required key 'type' (one of: %s)", list);
+  }
+  if (rp_config_get_string(ps, v, rp_config_join(p, at, "type"), false,
+                           &pc->type) < 0)
+    return -1;
+  bool known = false;
+  for (size_t i = 0; rp_provider_types[i] && !known; i++)
+    known = strcmp(rp_provider_types[i], pc->type) == 0;
+  if (!known) {
+    cleanup_free char *list = rp_config_join_list(rp_provider_types);
+    const char *near = rp_config_suggest(pc->type, rp_provider_types);
+    return rp_config_fail(ps, v->mark, p,
+                          "unknown provider type '%s'%s%s%s (known: %s)",
+                          pc->type, near ? "; did you mean '" : "",
+                          near ? near : "", near ? "'?" : "", list);
+  }
+
+  if ((v = rp_config_node_get(n, "endpoint")) &&
+      rp_config_get_string(ps, v, rp_config_join(p, at, "endpoint"), false,
+                           &pc->endpoint) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "namespaces"))) {
+    if (strcmp(pc->type, "containerd") != 0)
+      return rp_config_fail(ps, rp_config_node_key(n, "namespaces")->mark, at,
+                            "'namespaces' applies to containerd providers "
+                            "only, not %s",
+                            pc->type);
+    if (rp_config_get_strv(ps, v, rp_config_join(p, at, "namespaces"), false,
+                           &pc->namespaces) < 0)
+      return -1;
+  }
+  if ((v = rp_config_node_get(n, "allow_kubernetes")) &&
+      rp_config_get_bool(ps, v, rp_config_join(p, at, "allow_kubernetes"),
+                         &pc->allow_kubernetes) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_providers(struct walk *w, const struct rp_config_node *root)
+{
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config_node *n = rp_config_node_get(root, "providers");
+  if (n == NULL)
+    return rp_config_fail(ps, root->mark, NULL,
+                          "missing 'providers': at least one provider is "
+                          "required");
+  if (n->type != RP_CONFIG_SEQ && !rp_config_node_is_null(n))
+    return rp_config_fail(ps, n->mark, "providers",
+                          "expected a list (each entry starts with "
+                          "'- name: ...'), got %s",
+                          rp_config_node_describe(n));
+  if (rp_config_node_is_null(n) || n->n_kids == 0)
+    return rp_config_fail(ps, n->mark, "providers",
+                          "at least one provider is required");
+  w->c->providers = rp_xcalloc(n->n_kids, sizeof(*w->c->providers));
+  w->c->n_providers = n->n_kids;
+  w->provider_name_marks = rp_xcalloc(n->n_kids, sizeof(struct rp_mark));
+  for (size_t i = 0; i < n->n_kids; i++)
+    if (parse_provider(w, n->kids[i], i) < 0)
+      return -1;
+  return 0;
+}
+
+static int
+parse_match(struct walk *w, const struct rp_config_node *n, const char *at,
+            size_t idx)
+{
+  static const char *const keys[] = {"provider", "kind", "labels", "name",
+                                     NULL};
+  static const char *const kinds[] = {"container", "service", "node",
+                                      "task",      "host",    NULL};
+  struct rp_config_parse *ps = &w->ps;
+  struct rp_policy *pol = &w->c->policies[idx];
+  const struct rp_config_node *v;
+  char m[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  rp_config_join(m, at, "match");
+  if (rp_config_node_is_null(n))
+    return 0;
+  if (rp_config_want_map(ps, n, m) < 0 ||
+      rp_config_check_keys(ps, n, m, keys, NULL) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "provider"))) {
+    if (rp_config_get_string(ps, v, rp_config_join(p, m, "provider"), false,
+                             &pol->match_provider) < 0)
+      return -1;
+    w->match_provider_marks[idx] = v->mark;
+  }
+  if ((v = rp_config_node_get(n, "kind"))) {
+    cleanup_free char *kind = NULL;
+    if (rp_config_get_string(ps, v, rp_config_join(p, m, "kind"), false,
+                             &kind) < 0)
+      return -1;
+    pol->match_kind = rp_kind_parse(kind);
+    if (pol->match_kind < 0) {
+      cleanup_free char *list = rp_config_join_list(kinds);
+      const char *near = rp_config_suggest(kind, kinds);
+      return rp_config_fail(ps, v->mark, p,
+                            "unknown kind '%s'%s%s%s (known: %s)", kind,
+                            near ? "; did you mean '" : "", near ? near : "",
+                            near ? "'?" : "", list);
+    }
+  }
+  if ((v = rp_config_node_get(n, "labels")) &&
+      rp_config_get_labels(ps, v, rp_config_join(p, m, "labels"),
+                           &pol->match_labels, &pol->n_match_labels) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "name")) &&
+      rp_config_get_string(ps, v, rp_config_join(p, m, "name"), false,
+                           &pol->match_name) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_window(struct walk *w, const struct rp_config_node *n, const char *at,
+             struct rp_window *win)
+{
+  static const char *const keys[] = {"days", "start", "end", "tz", NULL};
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config_node *v, *start, *end;
+  char m[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  const char *why = NULL;
+  rp_config_join(m, at, "window");
+  if (rp_config_want_map(ps, n, m) < 0 ||
+      rp_config_check_keys(ps, n, m, keys, NULL) < 0)
+    return -1;
+  win->set = true;
+  win->days = 0x7f;
+  if ((v = rp_config_node_get(n, "days"))) {
+    rp_config_join(p, m, "days");
+    if (v->type != RP_CONFIG_SEQ)
+      return rp_config_fail(ps, v->mark, p,
+                            "expected a list of days like [mon, tue], got %s",
+                            rp_config_node_describe(v));
+    if (v->n_kids == 0)
+      return rp_config_fail(ps, v->mark, p,
+                            "must not be empty: the window would never open");
+    win->days = 0;
+    for (size_t i = 0; i < v->n_kids; i++) {
+      const struct rp_config_node *d = v->kids[i];
+      char dp[RP_CONFIG_PATH_LEN];
+      uint8_t bits;
+      rp_config_join_index(dp, p, i);
+      if (rp_config_want_scalar(ps, d, dp,
+                                "a day (mon..sun, weekdays, weekend)") < 0)
+        return -1;
+      if (rp_config_day_parse(d->text, &bits) < 0) {
+        const char *near = rp_config_suggest(d->text, rp_config_day_names);
+        return rp_config_fail(ps, d->mark, dp,
+                              "unknown day '%s'%s%s%s (use mon, tue, wed, "
+                              "thu, fri, sat, sun, weekdays or weekend)",
+                              d->text, near ? "; did you mean '" : "",
+                              near ? near : "", near ? "'?" : "");
+      }
+      win->days |= bits;
+    }
+  }
+  if (!(start = rp_config_node_get(n, "start")) ||
+      !(end = rp_config_node_get(n, "end")))
+    return rp_config_fail(ps, n->mark, m,
+                          "a window needs both 'start' and 'end' (\"HH:MM\")");
+  if (rp_config_want_scalar(ps, start, rp_config_join(p, m, "start"),
+                            "a time \"HH:MM\"") < 0)
+    return -1;
+  if (rp_config_hhmm_parse(start->text, &win->start_min) < 0)
+    return rp_config_fail(ps, start->mark, p,
+                          "invalid time '%s': expected HH:MM from 00:00 to "
+                          "23:59",
+                          start->text);
+  if (rp_config_want_scalar(ps, end, rp_config_join(p, m, "end"),
+                            "a time \"HH:MM\"") < 0)
+    return -1;
+  if (rp_config_hhmm_parse(end->text, &win->end_min) < 0)
+    return rp_config_fail(ps, end->mark, p,
+                          "invalid time '%s': expected HH:MM from 00:00 to "
+                          "23:59",
+                          end->text);
+  if (win->start_min == win->end_min)
+    return rp_config_fail(ps, end->mark, p,
+                          "the window's end equals its start (%s): it would "
+                          "be empty",
+                          end->text);
+  if ((v = rp_config_node_get(n, "tz"))) {
+    if (rp_config_get_string(ps, v, rp_config_join(p, m, "tz"), false,
+                             &win->tz) < 0)
+      return -1;
+    if (rp_config_zone_check(win->tz, &why) < 0)
+      return rp_config_fail(ps, v->mark, p, "unknown time zone '%s': %s",
+                            win->tz, why);
+  }
+  return 0;
+}
+
+static int
+get_strategy(struct rp_config_parse *ps, const struct rp_config_node *v,
+             const char *path, struct rp_policy *pol)
+{
+  static const char *const names[] = {
+      "recreate",     "restart",       "stop", "remove",
+      "force-update", "drain-replace", NULL};
+  cleanup_free char *s = NULL;
+  if (rp_config_get_string(ps, v, path, false, &s) < 0)
+    return -1;
+  int st = rp_strategy_parse(s);
+  if (st < 0) {
+    cleanup_free char *list = rp_config_join_list(names);
+    const char *near = rp_config_suggest(s, names);
+    return rp_config_fail(ps, v->mark, path,
+                          "unknown strategy '%s'%s%s%s (known: %s)", s,
+                          near ? "; did you mean '" : "", near ? near : "",
+                          near ? "'?" : "", list);
+  }
+  pol->strategy = (enum rp_strategy)st;
+  pol->strategy_set = true;
+  return 0;
+}
+
+static int
+get_order(struct rp_config_parse *ps, const struct rp_config_node *v,
+          const char *path, enum rp_order *out)
+{
+  static const char *const names[] = {"start-first", "stop-first", NULL};
+  cleanup_free char *s = NULL;
+  if (rp_config_get_string(ps, v, path, false, &s) < 0)
+    return -1;
+  if (strcmp(s, "start-first") == 0) {
+    *out = RP_ORDER_START_FIRST;
+  } else if (strcmp(s, "stop-first") == 0) {
+    *out = RP_ORDER_STOP_FIRST;
+  } else {
+    const char *near = rp_config_suggest(s, names);
+    return rp_config_fail(ps, v->mark, path,
+                          "unknown order '%s'%s%s%s (known: start-first, "
+                          "stop-first)",
+                          s, near ? "; did you mean '" : "", near ? near : "",
+                          near ? "'?" : "");
+  }
+  return 0;
+}
+
+static void
+policy_defaults(struct rp_policy *pol)
+{
+  pol->match_kind = -1;
+  pol->grace_ms = DEFAULT_GRACE_MS;
+  pol->order = RP_ORDER_STOP_FIRST;
+  pol->max_unavailable = (struct rp_budget){.value = 1, .percent = false};
+  pol->health_timeout_ms = DEFAULT_HEALTH_TIMEOUT_MS;
+  pol->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
+}
+
+static int
+parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
+{
+  static const char *const keys[] = {
+      "name",          "match", "max_age",         "jitter",         "grace",
+      "strategy",      "order", "max_unavailable", "health_timeout", "pull",
+      "hard_max_age",  "drain", "drain_timeout",   "window",         "replace",
+      "notify_before", NULL};
+  static const struct rp_config_moved_key moved[] = {
+      {"provider", "match"}, {"kind", "match"},   {"labels", "match"},
+      {"days", "window"},    {"start", "window"}, {"end", "window"},
+      {"tz", "window"},      {NULL, NULL}};
+  struct rp_config_parse *ps = &w->ps;
+  struct rp_policy *pol = &w->c->policies[idx];
+  const struct rp_config_node *v;
+  const char *why = NULL;
+  char at[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  policy_defaults(pol);
+  rp_config_join_index(at, "policies", idx);
+  if (rp_config_want_map(ps, n, at) < 0 ||
+      rp_config_check_keys(ps, n, at, keys, moved) < 0)
+    return -1;
+  pol->mark = n->mark;
+
+  if (!(v = rp_config_node_get(n, "name")))
+    return rp_config_fail(ps, n->mark, at, "missing required key 'name'");
+  if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pol->name) < 0)
+    return -1;
+  w->policy_name_marks[idx] = v->mark;
+  for (size_t i = 0; i < idx; i++)
+    if (strcmp(w->c->policies[i].name, pol->name) == 0)
+      return rp_config_fail(ps, v->mark, p,
+                            "duplicate policy name '%s' (first at line %d)",
+                            pol->name, w->policy_name_marks[i].line);
+
+  if ((v = rp_config_node_get(n, "match")) && parse_match(w, v, at, idx) < 0)
+    return -1;
+  if (!(v = rp_config_node_get(n, "max_age")))
+    return rp_config_fail(ps, n->mark, at,
+                          "missing required key 'max_age' (e.g. max_age: 2h)");
+  if (rp_config_get_duration(ps, v, rp_config_join(p, at, "max_age"), 1,
+                             &pol->max_age_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "jitter"))) {
+    rp_config_join(p, at, "jitter");
+    if (rp_config_want_scalar(ps, v, p, "a percentage like 10%") < 0)
+      return -1;
+    if (rp_config_jitter_parse(v->text, &pol->jitter, &why) < 0)
+      return rp_config_fail(ps, v->mark, p, "invalid jitter '%s': %s", v->text,
+                            why);
+  }
+  if ((v = rp_config_node_get(n, "grace")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "grace"), 0,
+                             &pol->grace_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "strategy")) &&
+      get_strategy(ps, v, rp_config_join(p, at, "strategy"), pol) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "order")) &&
+      get_order(ps, v, rp_config_join(p, at, "order"), &pol->order) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "max_unavailable"))) {
+    rp_config_join(p, at, "max_unavailable");
+    if (rp_config_want_scalar(ps, v, p, "a number or a percentage") < 0)
+      return -1;
+    if (rp_config_budget_parse(v->text, &pol->max_unavailable, &why) < 0)
+      return rp_config_fail(ps, v->mark, p, "invalid value '%s': %s", v->text,
+                            why);
+  }
+  if ((v = rp_config_node_get(n, "health_timeout")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "health_timeout"), 1,
+                             &pol->health_timeout_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "pull")) &&
+      rp_config_get_bool(ps, v, rp_config_join(p, at, "pull"), &pol->pull) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "hard_max_age"))) {
+    if (rp_config_get_duration(ps, v, rp_config_join(p, at, "hard_max_age"), 1,
+                               &pol->hard_max_age_ms) < 0)
+      return -1;
+    if (pol->hard_max_age_ms < pol->max_age_ms) {
+      char a[32], b[32];
+      return rp_config_fail(
+          ps, v->mark, p, "%s is shorter than max_age (%s)",
+          rp_format_duration(pol->hard_max_age_ms, a, sizeof(a)),
+          rp_format_duration(pol->max_age_ms, b, sizeof(b)));
+    }
+  }
+  if ((v = rp_config_node_get(n, "drain")) &&
+      rp_config_get_strv(ps, v, rp_config_join(p, at, "drain"), true,
+                         &pol->drain) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "drain_timeout")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "drain_timeout"), 1,
+                             &pol->drain_timeout_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "window")) &&
+      parse_window(w, v, at, &pol->window) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "replace")) &&
+      rp_config_get_strv(ps, v, rp_config_join(p, at, "replace"), true,
+                         &pol->replace) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "notify_before")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "notify_before"), 0,
+                             &pol->notify_before_ms) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_policies(struct walk *w, const struct rp_config_node *root)
+{
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config_node *n = rp_config_node_get(root, "policies");
+  if (n == NULL)
+    return rp_config_fail(ps, root->mark, NULL,
+                          "missing 'policies': at least one policy is "
+                          "required");
+  if (n->type != RP_CONFIG_SEQ && !rp_config_node_is_null(n))
+    return rp_config_fail(ps, n->mark, "policies",
+                          "expected a list (each entry starts with "
+                          "'- name: ...'), got %s",
+                          rp_config_node_describe(n));
+  if (rp_config_node_is_null(n) || n->n_kids == 0)
+    return rp_config_fail(ps, n->mark, "policies",
+                          "at least one policy is required");
+  w->c->policies = rp_xcalloc(n->n_kids, sizeof(*w->c->policies));
+  w->c->n_policies = n->n_kids;
+  w->policy_name_marks = rp_xcalloc(n->n_kids, sizeof(struct rp_mark));
+  w->match_provider_marks = rp_xcalloc(n->n_kids, sizeof(struct rp_mark));
+  for (size_t i = 0; i < n->n_kids; i++)
+    if (parse_policy(w, n->kids[i], i) < 0)
+      return -1;
+  return 0;
+}
+
+static int
+parse_exclude(struct walk *w, const struct rp_config_node *n)
+{
+  static const char *const keys[] = {"labels", NULL};
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config_node *v;
+  if (rp_config_node_is_null(n))
+    return 0;
+  if (rp_config_want_map(ps, n, "exclude") < 0 ||
+      rp_config_check_keys(ps, n, "exclude", keys, NULL) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "labels")) &&
+      rp_config_get_labels(ps, v, "exclude.labels", &w->c->exclude_labels,
+                           &w->c->n_exclude_labels) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_notifier(struct walk *w, const struct rp_config_node *n, size_t idx)
+{
+  static const char *const keys[] = {"webhook", "command", "events",
+                                     "timeout", "retries", NULL};
+  struct rp_config_parse *ps = &w->ps;
+  struct rp_notify *nt = &w->c->notify[idx];
+  const struct rp_config_node *v;
+  char at[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  nt->timeout_ms = DEFAULT_NOTIFY_TIMEOUT_MS;
+  nt->retries = DEFAULT_NOTIFY_RETRIES;
+  rp_config_join_index(at, "notify", idx);
+  if (rp_config_want_map(ps, n, at) < 0 ||
+      rp_config_check_keys(ps, n, at, keys, NULL) < 0)
+    return -1;
+  const struct rp_config_node *hook = rp_config_node_get(n, "webhook");
+  const struct rp_config_node *cmd = rp_config_node_get(n, "command");
+  if (hook == NULL && cmd == NULL)
+    return rp_config_fail(ps, n->mark, at,
+                          "needs 'webhook' (a URL) or 'command' (an argv "
+                          "list)");
+  if (hook && cmd)
+    return rp_config_fail(ps, rp_config_node_key(n, "command")->mark, at,
+                          "has both 'webhook' and 'command'; use one entry "
+                          "for each");
+  if (hook) {
+    if (rp_config_get_string(ps, hook, rp_config_join(p, at, "webhook"), false,
+                             &nt->webhook) < 0)
+      return -1;
+    if (strncmp(nt->webhook, "http://", 7) != 0 &&
+        strncmp(nt->webhook, "https://", 8) != 0)
+      return rp_config_fail(ps, hook->mark, p,
+                            "expected an http:// or https:// URL, got '%s'",
+                            nt->webhook);
+  }
+  if (cmd && rp_config_get_strv(ps, cmd, rp_config_join(p, at, "command"), true,
+                                &nt->command) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "events"))) {
+    if (rp_config_get_strv(ps, v, rp_config_join(p, at, "events"), false,
+                           &nt->events) < 0)
+      return -1;
+    for (size_t i = 0; nt->events[i]; i++) {
+      if (rp_config_event_known(nt->events[i]))
+        continue;
+      const char *near = rp_config_suggest(nt->events[i], rp_config_events);
+      cleanup_free char *list = rp_config_join_list(rp_config_events);
+      char ep[RP_CONFIG_PATH_LEN];
+      return rp_config_fail(ps, v->kids[i]->mark,
+                            rp_config_join_index(ep, p, i),
+                            "unknown event '%s'%s%s%s (known: %s, or a "
+                            "prefix like recycle.*)",
+                            nt->events[i], near ? "; did you mean '" : "",
+                            near ? near : "", near ? "'?" : "", list);
+    }
+  }
+  if ((v = rp_config_node_get(n, "timeout")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "timeout"), 1,
+                             &nt->timeout_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "retries")) &&
+      rp_config_get_int(ps, v, rp_config_join(p, at, "retries"), 0, 100,
+                        &nt->retries) < 0)
+    return -1;
+  return 0;
+}
+
+static int
+parse_notify(struct walk *w, const struct rp_config_node *n)
+{
+  if (rp_config_node_is_null(n))
+    return 0;
+  if (n->type != RP_CONFIG_SEQ)
+    return rp_config_fail(&w->ps, n->mark, "notify",
+                          "expected a list (each entry starts with "
+                          "'- webhook: ...' or '- command: ...'), got %s",
+                          rp_config_node_describe(n));
+  w->c->notify = rp_xcalloc(n->n_kids, sizeof(*w->c->notify));
+  w->c->n_notify = n->n_kids;
+  for (size_t i = 0; i < n->n_kids; i++)
+    if (parse_notifier(w, n->kids[i], i) < 0)
+      return -1;
+  return 0;
+}
+
+/* Checks that need every section: a policy's match.provider must name a
+ * configured provider. */
+static int
+cross_check(struct walk *w)
+{
+  struct rp_config *c = w->c;
+  const char **names = rp_xcalloc(c->n_providers + 1, sizeof(*names));
+  int rc = 0;
+  for (size_t i = 0; i < c->n_providers; i++)
+    names[i] = c->providers[i].name;
+  for (size_t i = 0; i < c->n_policies && rc == 0; i++) {
+    const char *want = c->policies[i].match_provider;
+    bool found = want == NULL;
+    for (size_t j = 0; j < c->n_providers && !found; j++)
+      found = strcmp(c->providers[j].name, want) == 0;
+    if (found)
+      continue;
+    char at[RP_CONFIG_PATH_LEN];
+    snprintf(at, sizeof(at), "policies[%zu].match.provider", i);
+    const char *near = rp_config_suggest(want, names);
+    cleanup_free char *list = rp_config_join_list(names);
+    rc = rp_config_fail(&w->ps, w->match_provider_marks[i], at,
+                        "no provider is named '%s'%s%s%s (configured: %s)",
+                        want, near ? "; did you mean '" : "", near ? near : "",
+                        near ? "'?" : "", list);
+  }
+  free(names);
+  return rc;
+}
+
+static int
+parse_root(struct walk *w, const struct rp_config_node *root)
+{
+  static const char *const keys[] = {"agent",   "providers", "policies",
+                                     "exclude", "notify",    NULL};
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config_node *v;
+  if (root == NULL || rp_config_node_is_null(root))
+    return rp_config_fail(ps, root ? root->mark : (struct rp_mark){1, 1}, NULL,
+                          "the configuration is empty: it needs at least "
+                          "'providers' and 'policies'");
+  if (root->type != RP_CONFIG_MAP)
+    return rp_config_fail(ps, root->mark, NULL,
+                          "expected a mapping at the top (agent:, "
+                          "providers:, policies:...), got %s",
+                          rp_config_node_describe(root));
+  if (rp_config_check_keys(ps, root, NULL, keys, NULL) < 0)
+    return -1;
+  if ((v = rp_config_node_get(root, "agent")) && parse_agent(w, v) < 0)
+    return -1;
+  if (parse_providers(w, root) < 0 || parse_policies(w, root) < 0)
+    return -1;
+  if ((v = rp_config_node_get(root, "exclude")) && parse_exclude(w, v) < 0)
+    return -1;
+  if ((v = rp_config_node_get(root, "notify")) && parse_notify(w, v) < 0)
+    return -1;
+  return cross_check(w);
+}
+
+int
+rp_config_parse(const char *name, const char *text, size_t len,
+                struct rp_config **out, struct rp_error **err)
+{
+  struct walk w = {.ps = {.name = name ? name : "<config>", .err = err}};
+  struct rp_config_node *root = NULL;
+  if (rp_config_yaml_load(&w.ps, text ? text : "", text ? len : 0, &root) < 0)
+    return -1;
+
+  struct rp_config *c = rp_xcalloc(1, sizeof(*c));
+  c->path = rp_xstrdup(w.ps.name);
+  c->listen = rp_xstrdup(DEFAULT_LISTEN);
+  c->audit_log = rp_xstrdup(DEFAULT_AUDIT_LOG);
+  c->audit_checkpoint_every = DEFAULT_CHECKPOINT_EVERY;
+  c->resync_ms = DEFAULT_RESYNC_MS;
+  w.c = c;
+  int rc = parse_root(&w, root);
+  rp_config_node_free(root);
+  free(w.provider_name_marks);
+  free(w.policy_name_marks);
+  free(w.match_provider_marks);
+  if (rc < 0) {
+    rp_config_free(c);
+    return -1;
+  }
+  *out = c;
+  return 0;
+}
+
+int
+rp_config_load_file(const char *path, struct rp_config **out,
+                    struct rp_error **err)
+{
+  cleanup_fclose FILE *f = fopen(path, "re");
+  if (f == NULL)
+    return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
+                        strerror(errno));
+  cleanup_free char *buf = NULL;
+  size_t len = 0, cap = 0;
+  for (;;) {
+    if (len == cap) {
+      if (cap >= MAX_FILE_SIZE)
+        return rp_error_set(err, RP_ECONFIG,
+                            "%s: cannot read: larger than %d bytes", path,
+                            MAX_FILE_SIZE);
+      cap = cap ? cap * 2 : 8192;
+      buf = rp_xrealloc(buf, cap + 1);
+    }
+    size_t n = fread(buf + len, 1, cap - len, f);
+    len += n;
+    if (n == 0) {
+      if (ferror(f))
+        return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
+                            strerror(errno ? errno : EIO));
+      break;
+    }
+  }
+  buf[len] = '\0';
+  return rp_config_parse(path, buf, len, out, err);
+}
+
+int
+rp_config_load_default(struct rp_config **out, struct rp_error **err)
+{
+  return rp_config_parse("<embedded default>", rp_default_config_yaml,
+                         strlen(rp_default_config_yaml), out, err);
+}
+
+static void
+free_policy(struct rp_policy *p)
+{
+  free(p->name);
+  free(p->match_provider);
+  rp_config_free_labels(p->match_labels, p->n_match_labels);
+  free(p->match_name);
+  rp_config_free_strv(p->drain);
+  free(p->window.tz);
+  rp_config_free_strv(p->replace);
+}
+
+void
+rp_config_free(struct rp_config *c)
+{
+  if (c == NULL)
+    return;
+  free(c->path);
+  free(c->listen);
+  free(c->listen_token_file);
+  free(c->audit_log);
+  free(c->audit_signing_key);
+  for (size_t i = 0; i < c->n_providers; i++) {
+    free(c->providers[i].name);
+    free(c->providers[i].type);
+    free(c->providers[i].endpoint);
+    rp_config_free_strv(c->providers[i].namespaces);
+  }
+  free(c->providers);
+  for (size_t i = 0; i < c->n_policies; i++)
+    free_policy(&c->policies[i]);
+  free(c->policies);
+  rp_config_free_labels(c->exclude_labels, c->n_exclude_labels);
+  for (size_t i = 0; i < c->n_notify; i++) {
+    free(c->notify[i].webhook);
+    rp_config_free_strv(c->notify[i].command);
+    rp_config_free_strv(c->notify[i].events);
+  }
+  free(c->notify);
+  free(c);
+}
+
+const struct rp_policy *
+rp_config_policy(const struct rp_config *c, const char *name)
+{
+  for (size_t i = 0; c && name && i < c->n_policies; i++)
+    if (c->policies[i].name && strcmp(c->policies[i].name, name) == 0)
+      return &c->policies[i];
+  return NULL;
+}
