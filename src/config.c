@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "config_values.h"
 #include "config_yaml.h"
@@ -88,7 +87,7 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
   if (rp_config_node_is_null(n))
     return 0;
   if (rp_config_want_map(ps, n, "agent") < 0 ||
-      rp_config_check_keys(ps, n, "agent", keys, NULL))
+      rp_config_check_keys(ps, n, "agent", keys, NULL) < 0)
     return -1;
   if ((v = rp_config_node_get(n, "listen")) &&
       (rp_config_get_string(ps, v, rp_config_join(p, "agent", "listen"), true,
@@ -164,11 +163,11 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
     known = strcmp(rp_provider_types[i], pc->type) == 0;
   if (!known) {
     cleanup_free char *list = rp_config_join_list(rp_provider_types);
+    char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(pc->type, rp_provider_types);
     return rp_config_fail(ps, v->mark, p,
-                          "unknown provider type '%s'%s%s%s (known: %s)",
-                          pc->type, near ? "; did you mean '" : "",
-                          near ? near : "", near ? "'?" : "", list);
+                          "unknown provider type '%s'%s (known: %s)", pc->type,
+                          rp_config_did_you_mean(hint, near), list);
   }
 
   if ((v = rp_config_node_get(n, "endpoint")) &&
@@ -250,11 +249,10 @@ parse_match(struct walk *w, const struct rp_config_node *n, const char *at,
     pol->match_kind = rp_kind_parse(kind);
     if (pol->match_kind < 0) {
       cleanup_free char *list = rp_config_join_list(kinds);
+      char hint[RP_CONFIG_PATH_LEN];
       const char *near = rp_config_suggest(kind, kinds);
-      return rp_config_fail(ps, v->mark, p,
-                            "unknown kind '%s'%s%s%s (known: %s)", kind,
-                            near ? "; did you mean '" : "", near ? near : "",
-                            near ? "'?" : "", list);
+      return rp_config_fail(ps, v->mark, p, "unknown kind '%s'%s (known: %s)",
+                            kind, rp_config_did_you_mean(hint, near), list);
     }
   }
   if ((v = rp_config_node_get(n, "labels")) &&
@@ -302,12 +300,12 @@ parse_window(struct walk *w, const struct rp_config_node *n, const char *at,
                                 "a day (mon..sun, weekdays, weekend)") < 0)
         return -1;
       if (rp_config_day_parse(d->text, &bits) < 0) {
+        char hint[RP_CONFIG_PATH_LEN];
         const char *near = rp_config_suggest(d->text, rp_config_day_names);
         return rp_config_fail(ps, d->mark, dp,
-                              "unknown day '%s'%s%s%s (use mon, tue, wed, "
+                              "unknown day '%s'%s (use mon, tue, wed, "
                               "thu, fri, sat, sun, weekdays or weekend)",
-                              d->text, near ? "; did you mean '" : "",
-                              near ? near : "", near ? "'?" : "");
+                              d->text, rp_config_did_you_mean(hint, near));
       }
       win->days |= bits;
     }
@@ -361,11 +359,11 @@ get_strategy(struct rp_config_parse *ps, const struct rp_config_node *v,
   int st = rp_strategy_parse(s);
   if (st < 0) {
     cleanup_free char *list = rp_config_join_list(names);
+    char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(s, names);
     return rp_config_fail(ps, v->mark, path,
-                          "unknown strategy '%s'%s%s%s (known: %s)", s,
-                          near ? "; did you mean '" : "", near ? near : "",
-                          near ? "'?" : "", list);
+                          "unknown strategy '%s'%s (known: %s)", s,
+                          rp_config_did_you_mean(hint, near), list);
   }
   pol->strategy = (enum rp_strategy)st;
   pol->strategy_set = true;
@@ -385,12 +383,12 @@ get_order(struct rp_config_parse *ps, const struct rp_config_node *v,
   } else if (strcmp(s, "stop-first") == 0) {
     *out = RP_ORDER_STOP_FIRST;
   } else {
+    char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(s, names);
     return rp_config_fail(ps, v->mark, path,
-                          "unknown order '%s'%s%s%s (known: start-first, "
+                          "unknown order '%s'%s (known: start-first, "
                           "stop-first)",
-                          s, near ? "; did you mean '" : "", near ? near : "",
-                          near ? "'?" : "");
+                          s, rp_config_did_you_mean(hint, near));
   }
   return 0;
 }
@@ -606,15 +604,15 @@ parse_notifier(struct walk *w, const struct rp_config_node *n, size_t idx)
     for (size_t i = 0; nt->events[i]; i++) {
       if (rp_config_event_known(nt->events[i]))
         continue;
+      char hint[RP_CONFIG_PATH_LEN];
       const char *near = rp_config_suggest(nt->events[i], rp_config_events);
       cleanup_free char *list = rp_config_join_list(rp_config_events);
       char ep[RP_CONFIG_PATH_LEN];
-      return rp_config_fail(ps, v->kids[i]->mark,
-                            rp_config_join_index(ep, p, i),
-                            "unknown event '%s'%s%s%s (known: %s, or a "
-                            "prefix like recycle.*)",
-                            nt->events[i], near ? "; did you mean '" : "",
-                            near ? near : "", near ? "'?" : "", list);
+      return rp_config_fail(
+          ps, v->kids[i]->mark, rp_config_join_index(ep, p, i),
+          "unknown event '%s'%s (known: %s, or a "
+          "prefix like recycle.*)",
+          nt->events[i], rp_config_did_you_mean(hint, near), list);
     }
   }
   if ((v = rp_config_node_get(n, "timeout")) &&
@@ -665,12 +663,12 @@ cross_check(struct walk *w)
       continue;
     char at[RP_CONFIG_PATH_LEN];
     snprintf(at, sizeof(at), "policies[%zu].match.provider", i);
+    char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(want, names);
     cleanup_free char *list = rp_config_join_list(names);
     rc = rp_config_fail(&w->ps, w->match_provider_marks[i], at,
-                        "no provider is named '%s'%s%s%s (configured: %s)",
-                        want, near ? "; did you mean '" : "", near ? near : "",
-                        near ? "'?" : "", list);
+                        "no provider is named '%s'%s (configured: %s)", want,
+                        rp_config_did_you_mean(hint, near), list);
   }
   free(names);
   return rc;

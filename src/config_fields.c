@@ -248,3 +248,13 @@ rp_config_get_name(struct rp_config_parse *ps, const struct rp_config_node *n,
                             *out);
   return 0;
 }
+
+const char *
+rp_config_did_you_mean(char *buf, const char *near)
+{
+  buf[0] = '\0';
+  if (near &&
+      snprintf(buf, RP_CONFIG_PATH_LEN, "; did you mean '%s'?", near) < 0)
+    buf[0] = '\0';
+  return buf;
+}

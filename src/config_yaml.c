@@ -279,7 +279,7 @@ rp_config_node_describe(const struct rp_config_node *n)
   case RP_CONFIG_SEQ:
     return "a list";
   default:
-    return "a scalar";
+    return "a string"; /* every scalar is text until a getter says more */
   }
 }
 

@@ -47,7 +47,7 @@ void rp_config_node_free(struct rp_config_node *n);
 
 /* Whether n is absent or a plain "", "~", "null", "Null" or "NULL". */
 bool rp_config_node_is_null(const struct rp_config_node *n);
-/* "a mapping", "a list", "a scalar", "nothing (null)": for "got ..." */
+/* "a mapping", "a list", "a string", "nothing (null)": for "got ..." */
 const char *rp_config_node_describe(const struct rp_config_node *n);
 /* The value (or key node) for key in a mapping, NULL when absent. */
 const struct rp_config_node *
@@ -114,6 +114,9 @@ int rp_config_get_strv(struct rp_config_parse *ps,
 int rp_config_get_labels(struct rp_config_parse *ps,
                          const struct rp_config_node *n, const char *path,
                          struct rp_label_match **out, size_t *n_out);
+/* buf (RP_CONFIG_PATH_LEN bytes) = "; did you mean 'NEAR'?", or "" when
+ * near is NULL; returns buf.  For rp_config_suggest's answer. */
+const char *rp_config_did_you_mean(char *buf, const char *near);
 /* Accept NULL. */
 void rp_config_free_strv(char **v);
 void rp_config_free_labels(struct rp_label_match *l, size_t n);

@@ -104,7 +104,7 @@ static struct err_case err_cases[] = {
     {"providers_empty", "providers: []\n" POLS, NULL, 1, 12,
      "providers: at least one provider is required"},
     {"provider_scalar", "providers:\n  - local\n" POLS, NULL, 2, 5,
-     "providers[0]: expected a mapping, got a scalar"},
+     "providers[0]: expected a mapping, got a string"},
     {"provider_type_typo",
      "providers:\n  - name: local\n    type: dokcer\n" POLS, NULL, 3, 11,
      "providers[0].type: unknown provider type 'dokcer'; did you mean "
@@ -162,7 +162,7 @@ static struct err_case err_cases[] = {
     {"policy_name_list", P "policies:\n  - name: [a]\n", NULL, 5, 11,
      "policies[0].name: expected a string, got a list"},
     {"policy_scalar", P "policies:\n  - web\n", NULL, 5, 5,
-     "policies[0]: expected a mapping, got a scalar"},
+     "policies[0]: expected a mapping, got a string"},
 
     /* durations */
     {"max_age_mapping", P W "    max_age: {h: 2}\n", NULL, 6, 14,
@@ -283,7 +283,7 @@ static struct err_case err_cases[] = {
     {"window_days_scalar", P POLS "    window:\n      days: weekdays\n", NULL,
      8, 13,
      "policies[0].window.days: expected a list of days like [mon, tue], got "
-     "a scalar"},
+     "a string"},
     {"window_bad_hour",
      P POLS "    window:\n      start: \"25:00\"\n      end: \"17:00\"\n", NULL,
      8, 14,
@@ -317,7 +317,7 @@ static struct err_case err_cases[] = {
     /* argv lists */
     {"drain_string", P POLS "    drain: kill -USR1 1\n", NULL, 7, 12,
      "policies[0].drain: expected a list of strings (argv, e.g. [/bin/sh, "
-     "-c, \"...\"]), got a scalar"},
+     "-c, \"...\"]), got a string"},
     {"drain_empty_list", P POLS "    drain: []\n", NULL, 7, 12,
      "policies[0].drain: must not be an empty list"},
     {"drain_empty_program", P POLS "    drain: [\"\"]\n", NULL, 7, 13,
