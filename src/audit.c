@@ -891,8 +891,12 @@ rp_audit_open(const char *path, struct rp_audit **out, char **warning,
     rp_error_set(err, errno, "chmod %s: %s", path, strerror(errno));
     goto out;
   }
-  if (fstat(a->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    rp_error_set(err, errno ? errno : EINVAL, "%s: not a regular file", path);
+  if (fstat(a->fd, &st) != 0) {
+    rp_error_set(err, errno, "stat %s: %s", path, strerror(errno));
+    goto out;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rp_error_set(err, EINVAL, "%s: not a regular file", path);
     goto out;
   }
   a->lock_fd = open(path, O_RDONLY | O_CLOEXEC);

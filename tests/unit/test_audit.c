@@ -1001,6 +1001,56 @@ test_fail_closed_and_retry(void **state)
   lines_free(&ls);
 }
 
+struct heal {
+  struct rp_audit *a;
+  struct rec rec;
+};
+
+static void
+heal_cb(void *arg, struct rp_error *err)
+{
+  struct heal *h = arg;
+  h->rec.codes[h->rec.n++] = err ? err->code : 0;
+  if (h->rec.n == 1)
+    rp_audit_inject_fault(h->a, 0, 0, false); /* the disk is back */
+}
+
+static void
+test_lines_chained_before_a_failure_are_dropped(void **state)
+{
+  /* Queue: w1 w2 retry w3.  w1 fails; w2 and w3 were chained on top of w1
+   * when appended, so even though the retry succeeds before w3's turn, w3
+   * must not be written: its prev would fork the chain. */
+  cleanup_free char *path = in_dir(state, "audit.jsonl");
+  struct heal h = {.a = open_ok(path, NULL)};
+  append_ok(h.a, 0);
+  uv_loop_t loop;
+  assert_int_equal(uv_loop_init(&loop), 0);
+  rp_audit_inject_fault(h.a, EIO, 0, false);
+  assert_int_equal(rp_audit_append(h.a, &loop, "w1", NULL, heal_cb, &h), 0);
+  assert_int_equal(rp_audit_append(h.a, &loop, "w2", NULL, heal_cb, &h), 0);
+  assert_int_equal(rp_audit_retry(h.a, &loop, heal_cb, &h), 0);
+  assert_int_equal(rp_audit_append(h.a, &loop, "w3", NULL, heal_cb, &h), 0);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(h.rec.n, 4);
+  assert_int_equal(h.rec.codes[0], RP_EAUDIT);
+  assert_int_equal(h.rec.codes[1], RP_EAUDIT);
+  assert_int_equal(h.rec.codes[2], 0);
+  assert_int_equal(h.rec.codes[3], RP_EAUDIT);
+  assert_true(rp_audit_healthy(h.a));
+  assert_int_equal(rp_audit_next_seq(h.a), 3); /* line 1, audit.resumed */
+  assert_int_equal(rp_audit_append(h.a, &loop, "w4", NULL, heal_cb, &h), 0);
+  assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  assert_int_equal(h.rec.codes[4], 0);
+  rp_audit_close(h.a);
+  assert_int_equal(uv_loop_close(&loop), 0);
+  const char *p = path;
+  verify_ok(&p, 1, 3, 0);
+  cleanup_free char *all = slurp(path, NULL);
+  assert_null(strstr(all, "\"w3\""));
+  assert_non_null(strstr(all, "\"seq\":3,\"event\":\"w4\""));
+}
+
 static void
 test_short_write_then_retry(void **state)
 {
@@ -1101,6 +1151,38 @@ test_failed_fsync_then_retry(void **state)
 }
 
 static void
+test_repeated_failed_fsyncs(void **state)
+{
+  /* A line and then a whole retry are written but never fsync'd: the retry
+   * that finally works acknowledges all of it, back to line 3. */
+  cleanup_free char *path = in_dir(state, "audit.jsonl");
+  struct rp_audit *a = open_ok(path, NULL);
+  for (int i = 0; i < 3; i++)
+    append_ok(a, i);
+  rp_audit_inject_fault(a, EIO, 0, true);
+  assert_int_equal(rp_audit_append_sync(a, "w1", NULL, NULL), -1);
+  assert_int_equal(rp_audit_retry_sync(a, NULL), -1);
+  assert_int_equal(rp_audit_write_errors(a), 2);
+  rp_audit_inject_fault(a, 0, 0, false);
+  assert_int_equal(rp_audit_retry_sync(a, NULL), 0);
+  append_ok(a, 9);
+  rp_audit_close(a);
+  struct lines ls = split(path);
+  assert_int_equal(ls.n, 9);
+  const char *want[] = {"\"seq\":4,\"event\":\"w1\"",
+                        "\"seq\":4,\"event\":\"audit.torn\"",
+                        "\"seq\":5,\"event\":\"audit.resumed\"",
+                        "\"seq\":4,\"event\":\"audit.torn\"",
+                        "\"seq\":5,\"event\":\"audit.resumed\"",
+                        "\"seq\":6,\"event\":\"recycle.begin\""};
+  for (size_t i = 0; i < RP_ARRAY_LEN(want); i++)
+    assert_non_null(strstr(ls.v[3 + i], want[i]));
+  lines_free(&ls);
+  const char *p = path;
+  verify_ok(&p, 1, 6, 3);
+}
+
+static void
 test_read_skips_bad_lines(void **state)
 {
   cleanup_free char *path = in_dir(state, "audit.jsonl");
@@ -1154,8 +1236,10 @@ main(void)
       T(test_close_drains_the_queue),
       T(test_close_from_a_callback),
       T(test_fail_closed_and_retry),
+      T(test_lines_chained_before_a_failure_are_dropped),
       T(test_short_write_then_retry),
       T(test_failed_fsync_then_retry),
+      T(test_repeated_failed_fsyncs),
       T(test_read_skips_bad_lines),
       T(test_read_stops_when_asked),
   };
