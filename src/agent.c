@@ -38,6 +38,7 @@ struct agent {
   uv_timer_t stop_timer;
   uv_timer_t retry_timer; /* audit retry while the log is failed */
   bool ready;    /* every provider listed once */
+  int64_t pass_ms; /* --once: what is due by then is this pass's work */
   bool stopping; /* no new work */
   size_t providers_stopping;
   int exit_code;
@@ -125,6 +126,7 @@ provider_index(struct agent *a, struct rp_provider *p)
 }
 
 static void check_ready(struct agent *a);
+static void redecide_cb(void *arg, struct rp_entry *e);
 
 struct sweep {
   struct agent *a;
@@ -207,7 +209,9 @@ static void
 due_cb(void *arg, struct rp_entry *e, int64_t now_ms)
 {
   struct agent *a = arg;
-  if (a->stopping || a->opt.mode == RP_AGENT_PLAN) {
+  if (a->stopping || a->opt.mode == RP_AGENT_PLAN ||
+      (a->opt.mode == RP_AGENT_ONCE && (!a->ready || e->due_ms > a->pass_ms))) {
+    /* Out of the schedule: not this run's work. */
     e->state = RP_ENTRY_WAITING;
     return;
   }
@@ -221,8 +225,8 @@ once_check(struct agent *a)
     return;
   if (!rp_recycler_idle(a->recycler))
     return;
-  if (rp_schedule_next_ms(a->schedule) <= rp_wall_ms())
-    return; /* more is due right now: the timer is about to fire */
+  if (rp_schedule_next_ms(a->schedule) <= a->pass_ms)
+    return; /* more of this pass is due: the timer is about to fire */
   const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
   rp_info("one pass done: %llu recycled, %llu failed, %llu planned",
           (unsigned long long)st->done, (unsigned long long)st->failed,
@@ -261,7 +265,11 @@ check_ready(struct agent *a)
     return;
   }
   if (a->opt.mode == RP_AGENT_ONCE) {
-    /* Let the schedule hand over what is due first, then look. */
+    /* The pass covers what is due now; the schedule hands it over at
+     * once, and the check after it sees the recycles in flight. */
+    a->pass_ms = rp_wall_ms();
+    /* What came due before every provider had listed was held back. */
+    rp_tracker_foreach(a->tracker, redecide_cb, a);
     rp_schedule_kick(a->schedule);
     a->stop_timer.data = a;
     uv_timer_start(&a->stop_timer, once_timer_cb, 50, 0);

@@ -35,7 +35,12 @@ struct rp_docker {
   struct rp_docker_track *track; /* owned by track.c */
   int recycles_in_flight;
   bool stopping;
+  void (*stop_cb)(void *arg); /* the provider's stop is done */
+  void *stop_arg;
 };
+
+/* docker.c: runs the stop callback once nothing is in flight any more. */
+void rp_docker_check_stopped(struct rp_docker *d);
 
 /* The answer to one API call.  status is the HTTP status (0 on a transport
  * failure); body is the parsed JSON (borrowed for the callback; NULL when
@@ -96,6 +101,9 @@ int rp_docker_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
 int rp_docker_track_start(struct rp_docker *d, struct rp_error **err);
 void rp_docker_track_resync(struct rp_docker *d);
 void rp_docker_track_stop(struct rp_docker *d);
+/* Whether tracking has nothing in flight (after rp_docker_track_stop). */
+bool rp_docker_track_idle(const struct rp_docker *d);
+void rp_docker_track_free(struct rp_docker *d);
 /* Builds a workload from `GET /containers/{id}/json` output; NULL when the
  * container is not running. */
 struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
@@ -106,13 +114,45 @@ int rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
                       const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                       void *arg, struct rp_error **err);
 
-/* create_body.c: the body of POST /containers/create that recreates the
+/* create_body.c: what a replacement is made from, besides the old
+ * container's inspect output. */
+struct rp_docker_create_opts {
+  /* borrowed: the image to create from; NULL means the old container's own
+   * image ID ("sha256:..."), so the replacement runs exactly what ran. */
+  const char *image;
+  /* borrowed, may be NULL: container ID (full and 12-char) -> name, to
+   * rewrite references to other containers (network, PID and IPC modes
+   * "container:<id>", links, volumes-from) to names that outlive them. */
+  json_t *id_names;
+  /* borrowed, may be NULL: labels to add (e.g. reaper.replaces=<old id>);
+   * they win over the old container's labels of the same key. */
+  json_t *extra_labels;
+};
+
+/* The body of POST /containers/create (API 1.41) that recreates the
  * container described by `inspect` (GET /containers/{id}/json), given the
- * image's inspect output (GET /images/{id}/json) so that what equals the
- * image's own defaults is left out.  *extra_networks (owned, array of
- * {"name","config"}) are the networks to connect after create. */
+ * image's inspect output (GET /images/{id}/json; may be NULL).  The name is
+ * not in the body: pass it as ?name=.  opts may be NULL (all defaults).
+ *
+ * Carries over the whole user configuration (Config, HostConfig, every
+ * network with its static IPs, aliases and links) and leaves the runtime
+ * state behind; the rules are described in create_body.c.  dockerd 20.10
+ * takes one network at create: *body_out holds the primary one and
+ * *extra_networks (owned; an array, possibly empty, of {"name": NET,
+ * "config": EndpointSettings}) the ones to connect afterwards with
+ * POST /networks/NET/connect {"Container": ID, "EndpointConfig": config}.
+ * The replacement re-attaches the old container's anonymous volumes: remove
+ * the old container without ?v=1.
+ *
+ * Returns 0, or -1 with RP_EPROTO when inspect lacks what a body needs. */
 int rp_docker_create_body(const json_t *inspect, const json_t *image,
+                          const struct rp_docker_create_opts *opts,
                           json_t **body_out, json_t **extra_networks,
                           struct rp_error **err);
+
+/* True when the container publishes a fixed host port
+ * (HostConfig.PortBindings with a HostPort): its replacement cannot start
+ * while it runs, so start-first must fall back to stop-first. */
+bool rp_docker_publishes_host_ports(const json_t *inspect);
 
 #endif

@@ -153,6 +153,9 @@ struct pending {
   const char *what; /* for errors: "stop old container" */
   bool tolerant;   /* rollback: errors are noted, the caller goes on */
   void (*then)(struct rc *rc, const struct rp_error *err); /* tolerant */
+  /* tolerant, with the reply (NULL on error) */
+  void (*then_reply)(struct rc *rc, const struct rp_docker_reply *r,
+                     const struct rp_error *err);
 };
 
 static void
@@ -162,7 +165,10 @@ pending_cb(void *arg, const struct rp_docker_reply *r,
   struct pending pd = *(struct pending *)arg;
   free(arg);
   if (pd.tolerant) {
-    pd.then(pd.rc, err);
+    if (pd.then_reply)
+      pd.then_reply(pd.rc, err ? NULL : r, err);
+    else
+      pd.then(pd.rc, err);
     return;
   }
   if (err) {
@@ -352,6 +358,26 @@ pulled(struct rc *rc, const struct rp_docker_reply *r)
 }
 
 static void
+by_name_cb(struct rc *rc, const struct rp_docker_reply *r,
+           const struct rp_error *err)
+{
+  const char *id = json_string_value(json_object_get(rc->inspect, "Image"));
+  const char *ref = json_string_value(
+      json_object_get(json_object_get(rc->inspect, "Config"), "Image"));
+  if (!err && r && json_is_object(r->body) && id &&
+      json_equal(json_object_get(r->body, "Id"), json_object_get(rc->inspect,
+                                                                 "Image"))) {
+    rc->image = json_incref(r->body);
+    free(rc->image_ref);
+    rc->image_ref = rp_xstrdup(ref);
+    advance(rc);
+    return;
+  }
+  /* The name moved to another image (or is gone): keep the exact image. */
+  inspect_image(rc, id ? id : ref);
+}
+
+static void
 step_image(struct rc *rc)
 {
   const char *ref = json_string_value(
@@ -362,7 +388,22 @@ step_image(struct rc *rc)
     api(rc, "POST", path, NULL, 10 * 60 * 1000, "pull image", pulled);
     return;
   }
+  /* Without a pull, the replacement runs the very image the old one ran.
+   * It is created by name (so `docker ps` and a later pull still know the
+   * name) only while the name still points at that image. */
   const char *id = json_string_value(json_object_get(rc->inspect, "Image"));
+  if (ref && id && strncmp(ref, "sha256:", 7) != 0) {
+    cleanup_free char *esc = rp_url_escape(ref);
+    cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
+    struct pending *pd = rp_xcalloc(1, sizeof(*pd));
+    *pd = (struct pending){
+        .rc = rc, .tolerant = true, .then_reply = by_name_cb};
+    cleanup_error struct rp_error *err = NULL;
+    if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) ==
+        0)
+      return;
+    free(pd);
+  }
   inspect_image(rc, id ? id : ref ? ref : "");
 }
 

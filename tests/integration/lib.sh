@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Helpers for the integration tests: each test is a bash script that sources
+# this file, runs against the private engine at $DOCKER_HOST and exits
+# non-zero on the first failed assertion.
+set -euo pipefail
+T=$(mktemp -d /tmp/rpt.XXXXXX)
+TEST_LABEL="reaper-test=$$"
+REAPER_PID=
+
+log() { printf '[%s] %s\n' "$(date +%T.%N | cut -c1-12)" "$*"; }
+
+fail() {
+  log "FAIL: $*"
+  if [ -f "$T/reaper.log" ]; then
+    echo "--- reaper's log (last 80 lines):"
+    tail -n 80 "$T/reaper.log"
+  fi
+  if [ -f "$T/audit.jsonl" ]; then
+    echo "--- audit log:"
+    cat "$T/audit.jsonl"
+  fi
+  exit 1
+}
+
+cleanup() {
+  local rc=$?
+  if [ -n "$REAPER_PID" ] && kill -0 "$REAPER_PID" 2>/dev/null; then
+    kill -9 "$REAPER_PID" 2>/dev/null || true
+  fi
+  docker ps -aq --filter "label=$TEST_LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  for n in $(docker network ls -q --filter "label=$TEST_LABEL"); do docker network rm "$n" >/dev/null 2>&1 || true; done
+  for v in $(docker volume ls -q --filter "label=$TEST_LABEL"); do docker volume rm "$v" >/dev/null 2>&1 || true; done
+  rm -rf "$T"
+  exit $rc
+}
+trap cleanup EXIT
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls until COMMAND succeeds.
+wait_for() {
+  local secs=$1 what=$2
+  shift 2
+  local end=$(($(date +%s%N) / 1000000 + secs * 1000))
+  until "$@" >/dev/null 2>&1; do
+    [ $(($(date +%s%N) / 1000000)) -lt $end ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 0.2
+  done
+}
+
+assert_eq() { # EXPECTED ACTUAL WHAT
+  [ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+# config FILE-CONTENT on stdin; writes $T/config.yaml with the audit log in $T.
+config() {
+  cat >"$T/config.yaml"
+}
+
+# Containers made by the tests carry $TEST_LABEL so that cleanup finds them.
+run() { # NAME [docker run options...] IMAGE [CMD...]
+  local name=$1
+  shift
+  docker run -d --name "$name" -l "$TEST_LABEL" "$@" >/dev/null
+}
+
+cid() { docker inspect -f '{{.Id}}' "$1"; }
+running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
+started_at() { docker inspect -f '{{.State.StartedAt}}' "$1"; }
+
+start_reaper() { # ARGS... (after `run -c $T/config.yaml`)
+  "$REAPER" run -c "$T/config.yaml" "$@" >>"$T/reaper.log" 2>&1 &
+  REAPER_PID=$!
+}
+
+# Runs one pass (`run --once`) and returns its exit status.
+reaper_once() { # ARGS...
+  local rc=0
+  "$REAPER" run -c "$T/config.yaml" --once "$@" >>"$T/reaper.log" 2>&1 || rc=$?
+  return $rc
+}
+
+stop_reaper() { # expects exit 0 after SIGTERM
+  [ -n "$REAPER_PID" ] || return 0
+  kill -TERM "$REAPER_PID"
+  local rc=0
+  wait "$REAPER_PID" || rc=$?
+  REAPER_PID=
+  assert_eq 0 "$rc" "reaper's exit status after SIGTERM"
+}
+
+# events EVENT: the audit lines of that event, one JSON object per line.
+audit_events() { jq -c --arg e "$1" 'select(.event == $e)' "$T/audit.jsonl"; }
+audit_count() { audit_events "$1" | wc -l; }
+
+verify_audit() {
+  "$REAPER" verify "$T/audit.jsonl" >/dev/null 2>"$T/verify.err" || {
+    cat "$T/verify.err"
+    fail "reaper verify rejected the audit log"
+  }
+}
+
+# A default test configuration: every container labelled with $TEST_LABEL,
+# max age $1 (default 2s), strategy $2 (default recreate), more YAML lines
+# for the policy on stdin (optional).
+simple_config() {
+  local age=${1:-2s} strategy=${2:-recreate} extra=""
+  [ -t 0 ] || extra=$(cat)
+  config <<YAML
+agent:
+  listen: ""
+  audit_log: $T/audit.jsonl
+  resync: 5s
+providers:
+  - name: local
+    type: docker
+    endpoint: $DOCKER_HOST
+policies:
+  - name: test
+    match:
+      labels: { reaper-test: "$$" }
+    max_age: $age
+    grace: 2s
+    strategy: $strategy
+    health_timeout: 20s
+$extra
+YAML
+}
