@@ -1,6 +1,8 @@
 #include "agent.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 
 #include "audit.h"
@@ -33,7 +35,7 @@ struct agent {
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
-  uv_signal_t sig_term, sig_int, sig_hup;
+  uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
   uv_timer_t resync_timer;
   uv_timer_t stop_timer;
   uv_timer_t retry_timer; /* audit retry while the log is failed */
@@ -42,6 +44,7 @@ struct agent {
   bool stopping; /* no new work */
   size_t providers_stopping;
   int exit_code;
+  uint64_t http_sent_at_close; /* rp_http_sent once the client is gone */
   char *fatal; /* owned: why plan/once could not finish */
 };
 
@@ -405,11 +408,13 @@ provider_stopped_cb(void *arg)
     return;
   rp_schedule_close(a->schedule);
   a->schedule = NULL;
+  a->http_sent_at_close = rp_http_sent(a->http);
   rp_http_close(a->http);
   a->http = NULL;
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
+  uv_close((uv_handle_t *)&a->sig_usr1, NULL);
   uv_close((uv_handle_t *)&a->resync_timer, NULL);
   uv_close((uv_handle_t *)&a->stop_timer, NULL);
   uv_close((uv_handle_t *)&a->retry_timer, NULL);
@@ -475,10 +480,43 @@ stop_agent(struct agent *a, int exit_code)
   rp_recycler_drain(a->recycler, stop_providers, a);
 }
 
+/* SIGUSR1: one log line with the agent's vital figures, for people and for
+ * the benchmark (tests/bench). */
+static void
+log_stats(struct agent *a)
+{
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  long rss_kib = 0;
+  cleanup_fclose FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  while (f && fgets(line, sizeof(line), f))
+    if (sscanf(line, "VmRSS: %ld kB", &rss_kib) == 1)
+      break;
+  const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
+  rp_info("stats: workloads=%zu scheduled=%zu due=%zu in_flight=%zu "
+          "recycled=%llu failed=%llu planned=%llu api_requests=%llu "
+          "rss_kib=%ld cpu_user_ms=%lld cpu_sys_ms=%lld",
+          rp_tracker_count(a->tracker),
+          a->schedule ? rp_schedule_count(a->schedule) : 0,
+          rp_recycler_waiting(a->recycler), rp_recycler_in_flight(a->recycler),
+          (unsigned long long)st->done, (unsigned long long)st->failed,
+          (unsigned long long)st->planned,
+          (unsigned long long)(a->http ? rp_http_sent(a->http)
+                                       : a->http_sent_at_close),
+          rss_kib,
+          (long long)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000,
+          (long long)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000);
+}
+
 static void
 signal_cb(uv_signal_t *s, int signum)
 {
   struct agent *a = s->data;
+  if (signum == SIGUSR1) {
+    log_stats(a);
+    return;
+  }
   if (signum == SIGHUP) {
     if (!a->stopping)
       reload(a);
@@ -602,10 +640,12 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   uv_signal_init(&a->loop, &a->sig_term);
   uv_signal_init(&a->loop, &a->sig_int);
   uv_signal_init(&a->loop, &a->sig_hup);
-  a->sig_term.data = a->sig_int.data = a->sig_hup.data = a;
+  uv_signal_init(&a->loop, &a->sig_usr1);
+  a->sig_term.data = a->sig_int.data = a->sig_hup.data = a->sig_usr1.data = a;
   uv_signal_start(&a->sig_term, signal_cb, SIGTERM);
   uv_signal_start(&a->sig_int, signal_cb, SIGINT);
   uv_signal_start(&a->sig_hup, signal_cb, SIGHUP);
+  uv_signal_start(&a->sig_usr1, signal_cb, SIGUSR1);
   signal(SIGPIPE, SIG_IGN);
 
   if (rp_http_new(&a->loop, &a->http, err) != 0 ||
@@ -621,6 +661,8 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   }
   uv_run(&a->loop, UV_RUN_DEFAULT);
   rc = a->exit_code;
+  if (opt->mode != RP_AGENT_PLAN)
+    log_stats(a);
   if (a->fatal && err && !*err)
     rp_error_set(err, EIO, "%s", a->fatal);
 

@@ -79,6 +79,7 @@ struct rp_http {
   struct rp_http_xfer *dead; /* done inside curl; easy not yet removed */
   struct sock_ctx *socks;    /* every poll handle until its close callback */
   size_t active;             /* entries in live */
+  uint64_t sent;             /* transfers started since rp_http_new */
   size_t unadded;            /* entries in live started inside curl */
   int depth;
   bool in_curl;
@@ -645,6 +646,7 @@ rp_http_send(struct rp_http *h, const struct rp_http_endpoint *ep,
   }
   xfer_link(&h->live, x);
   h->active++;
+  h->sent++;
   if (xfer_out)
     *xfer_out = x;
   return 0;
@@ -666,6 +668,12 @@ size_t
 rp_http_active(const struct rp_http *h)
 {
   return h ? h->active : 0;
+}
+
+uint64_t
+rp_http_sent(const struct rp_http *h)
+{
+  return h ? h->sent : 0;
 }
 
 void

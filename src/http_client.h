@@ -68,6 +68,10 @@ int rp_http_send(struct rp_http *h, const struct rp_http_endpoint *ep,
  * this returns. */
 void rp_http_cancel(struct rp_http_xfer *x);
 
+/* Number of transfers started since rp_http_new (for the benchmark's
+ * requests per workload and for metrics). */
+uint64_t rp_http_sent(const struct rp_http *h);
+
 /* Number of transfers in flight. */
 size_t rp_http_active(const struct rp_http *h);
 
