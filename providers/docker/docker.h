@@ -131,8 +131,11 @@ struct rp_docker_create_opts {
 
 /* The body of POST /containers/create (API 1.41) that recreates the
  * container described by `inspect` (GET /containers/{id}/json), given the
- * image's inspect output (GET /images/{id}/json; may be NULL).  The name is
- * not in the body: pass it as ?name=.  opts may be NULL (all defaults).
+ * inspect output of the image it ran (GET /images/{inspect.Image}/json; may
+ * be NULL): when opts->image is not that image's ID, what equals the OLD
+ * image's defaults is left out so that the new image's show through; pass
+ * the old image here even after a pull.  The name is not in the body: pass
+ * it as ?name=.  opts may be NULL (all defaults).
  *
  * Carries over the whole user configuration (Config, HostConfig, every
  * network with its static IPs, aliases and links) and leaves the runtime
