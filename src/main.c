@@ -118,7 +118,10 @@ run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
   }
   if (optind < argc)
     return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-  rp_log_setup(json_logs, verbose ? RP_LOG_DEBUG : RP_LOG_INFO);
+  /* plan's output is the table: its log says only what went wrong. */
+  rp_log_setup(json_logs, verbose          ? RP_LOG_DEBUG
+                          : mode == RP_AGENT_PLAN ? RP_LOG_WARN
+                                                  : RP_LOG_INFO);
 
   cleanup_error struct rp_error *err = NULL;
   struct rp_config *config = NULL;

@@ -1,8 +1,8 @@
 /* Recycling one container, step by step, each step one API call on the
  * loop.  The plan of steps depends on the strategy:
  *
- *   recreate, stop-first:  inspect, list, image, build, drain, stop old,
- *                          rename old, create, connect, start, wait ready,
+ *   recreate, stop-first:  inspect, list, image, build, rename old, create,
+ *                          connect, drain, stop old, start, wait ready,
  *                          remove old
  *   recreate, start-first: inspect, list, image, build, rename old, create,
  *                          connect, start, wait ready, drain, stop old,
@@ -471,9 +471,13 @@ step_build(struct rc *rc)
   static const enum step start_first[] = {
       S_RENAME_OLD, S_CREATE, S_CONNECT,  S_START_NEW,  S_WAIT_READY,
       S_DRAIN,      S_STOP_OLD, S_REMOVE_OLD, S_DONE};
+  /* Stop-first still creates (and connects) the replacement before the old
+   * container stops: whatever makes a create fail (a bind mount whose
+   * source is gone, an image that is missing) then fails while the old
+   * container still runs. */
   static const enum step stop_first[] = {
-      S_DRAIN,  S_STOP_OLD, S_RENAME_OLD, S_CREATE,    S_CONNECT,
-      S_START_NEW, S_WAIT_READY, S_REMOVE_OLD, S_DONE};
+      S_RENAME_OLD, S_CREATE,     S_CONNECT,    S_DRAIN, S_STOP_OLD,
+      S_START_NEW,  S_WAIT_READY, S_REMOVE_OLD, S_DONE};
   if (rc->start_first)
     add_steps(rc, start_first, RP_ARRAY_LEN(start_first));
   else
@@ -922,6 +926,43 @@ rollback_step_done(struct rc *rc, const struct rp_error *err)
   rollback(rc);
 }
 
+static void
+rollback_checked(struct rc *rc, const struct rp_docker_reply *r,
+                 const struct rp_error *err)
+{
+  json_t *state = r ? json_object_get(r->body, "State") : NULL;
+  if (err || !json_is_true(json_object_get(state, "Running")) ||
+      json_is_true(json_object_get(state, "Restarting"))) {
+    rc->rollback_ok = false;
+    rp_error_prefix(
+        &rc->error,
+        "rollback failed: the old container did not stay up after its "
+        "restart (%s, exit code %lld)",
+        err ? err->message
+            : json_string_value(json_object_get(state, "Status"))
+                  ? json_string_value(json_object_get(state, "Status"))
+                  : "unknown state",
+        (long long)json_integer_value(json_object_get(state, "ExitCode")));
+  }
+  rollback(rc);
+}
+
+static void
+rollback_check_cb(uv_timer_t *t)
+{
+  struct rc *rc = t->data;
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", rc->id);
+  struct pending *pd = rp_xcalloc(1, sizeof(*pd));
+  *pd = (struct pending){
+      .rc = rc, .tolerant = true, .then_reply = rollback_checked};
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) !=
+      0) {
+    free(pd);
+    rollback_checked(rc, NULL, err);
+  }
+}
+
 /* Undoes, in reverse, what the failed recycle did: remove the replacement,
  * give the old container its name back, start it again. */
 static void
@@ -953,7 +994,12 @@ rollback(struct rc *rc)
       api_tolerant(rc, "POST", path, 0, rollback_step_done);
       return;
     }
+    rc->rollback_step = 4; /* nothing restarted: nothing to check */
     rollback(rc);
+    return;
+  case 3:
+    /* "Rolled back" is only said of an old container that stays up. */
+    uv_timer_start(&rc->timer, rollback_check_cb, SETTLE_MS, 0);
     return;
   default:
     free(rc->new_id);

@@ -28,6 +28,7 @@ cleanup() {
     kill -9 "$REAPER_PID" 2>/dev/null || true
   fi
   docker ps -aq --filter "label=$TEST_LABEL" | xargs -r docker rm -f >/dev/null 2>&1 || true
+  docker ps -aq --filter "label=reaper-test-aux=$$" | xargs -r docker rm -f >/dev/null 2>&1 || true
   for n in $(docker network ls -q --filter "label=$TEST_LABEL"); do docker network rm "$n" >/dev/null 2>&1 || true; done
   for v in $(docker volume ls -q --filter "label=$TEST_LABEL"); do docker volume rm "$v" >/dev/null 2>&1 || true; done
   rm -rf "$T"
@@ -90,6 +91,13 @@ stop_reaper() { # expects exit 0 after SIGTERM
 # events EVENT: the audit lines of that event, one JSON object per line.
 audit_events() { jq -c --arg e "$1" 'select(.event == $e)' "$T/audit.jsonl"; }
 audit_count() { audit_events "$1" | wc -l; }
+# audit_any EVENT PREDICATE [jq options...]: some line of EVENT satisfies
+# the jq PREDICATE (jq 1.6's -e looks only at the last input: slurp).
+audit_any() {
+  local e=$1 pred=$2
+  shift 2
+  jq -s -e --arg e "$e" "$@" "any(.[] | select(.event == \$e); $pred)" "$T/audit.jsonl" >/dev/null
+}
 
 verify_audit() {
   "$REAPER" verify "$T/audit.jsonl" >/dev/null 2>"$T/verify.err" || {
