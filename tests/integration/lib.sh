@@ -126,7 +126,7 @@ policies:
     match:
       labels: { reaper-test: "$$" }
     max_age: $age
-    grace: 2s
+    grace: ${GRACE:-2s}
     strategy: $strategy
     health_timeout: 20s
 $extra
