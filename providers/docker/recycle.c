@@ -317,19 +317,31 @@ step_list_all(struct rc *rc)
       listed_all);
 }
 
+/* rc->image is always the image the OLD container ran: the body builder
+ * compares the old configuration with that image's defaults. */
 static void
 image_inspected(struct rc *rc, const struct rp_docker_reply *r)
 {
   rc->image = json_incref(r->body);
-  if (rc->pull) {
-    const char *id = json_string_value(json_object_get(r->body, "Id"));
-    if (id) {
-      free(rc->image_ref);
-      rc->image_ref = rp_xstrdup(id);
-      json_object_set_new(rc->details, "image", json_string(id));
-    }
-  }
   advance(rc);
+}
+
+static void inspect_image(struct rc *rc, const char *ref);
+
+/* After a pull: the replacement is created from the pulled image's id. */
+static void
+pulled_inspected(struct rc *rc, const struct rp_docker_reply *r)
+{
+  const char *id = json_string_value(json_object_get(r->body, "Id"));
+  const char *old = json_string_value(json_object_get(rc->inspect, "Image"));
+  if (id) {
+    free(rc->image_ref);
+    rc->image_ref = rp_xstrdup(id);
+    json_object_set_new(rc->details, "image", json_string(id));
+    if (old && strcmp(old, id) != 0)
+      json_object_set_new(rc->details, "previous_image", json_string(old));
+  }
+  inspect_image(rc, old ? old : id ? id : "");
 }
 
 static void
@@ -353,8 +365,11 @@ pulled(struct rc *rc, const struct rp_docker_reply *r)
     rp_error_free(e);
     return;
   }
-  inspect_image(rc, json_string_value(json_object_get(
-                        json_object_get(rc->inspect, "Config"), "Image")));
+  const char *ref = json_string_value(
+      json_object_get(json_object_get(rc->inspect, "Config"), "Image"));
+  cleanup_free char *esc = rp_url_escape(ref ? ref : "");
+  cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
+  api(rc, "GET", path, NULL, 0, "inspect pulled image", pulled_inspected);
 }
 
 static void
