@@ -29,8 +29,8 @@ struct agent {
   struct rp_http *http;              /* owned */
   struct rp_provider *providers;     /* owned array */
   size_t n_providers;
-  bool *listed;  /* owned: per provider, the first full list arrived */
-  bool *up;      /* owned: per provider, connected */
+  bool *listed;       /* owned: per provider, the first full list arrived */
+  bool *up;           /* owned: per provider, connected */
   char **down_reason; /* owned strings: why a provider is down */
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
@@ -39,13 +39,13 @@ struct agent {
   uv_timer_t resync_timer;
   uv_timer_t stop_timer;
   uv_timer_t retry_timer; /* audit retry while the log is failed */
-  bool ready;    /* every provider listed once */
-  int64_t pass_ms; /* --once: what is due by then is this pass's work */
-  bool stopping; /* no new work */
+  bool ready;             /* every provider listed once */
+  int64_t pass_ms;        /* --once: what is due by then is this pass's work */
+  bool stopping;          /* no new work */
   size_t providers_stopping;
   int exit_code;
   uint64_t http_sent_at_close; /* rp_http_sent once the client is gone */
-  char *fatal; /* owned: why plan/once could not finish */
+  char *fatal;                 /* owned: why plan/once could not finish */
 };
 
 /* --- decisions ---------------------------------------------------------- */
@@ -62,10 +62,10 @@ redecide(struct agent *a, struct rp_entry *e)
     return; /* the recycler has it; it looks again when it is done */
   if (!e->d.policy || e->d.excluded ||
       (e->handled_start_ms && e->handled_start_ms == e->w->started_ms)) {
-    e->state = e->state == RP_ENTRY_PLANNED &&
-                       e->handled_start_ms == e->w->started_ms
-                   ? RP_ENTRY_PLANNED
-                   : RP_ENTRY_IDLE;
+    e->state =
+        e->state == RP_ENTRY_PLANNED && e->handled_start_ms == e->w->started_ms
+            ? RP_ENTRY_PLANNED
+            : RP_ENTRY_IDLE;
     rp_schedule_remove(a->schedule, e);
     return;
   }
@@ -95,11 +95,10 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
     redecide(a, e);
     return;
   }
-  bool changed = e->w->started_ms != w->started_ms ||
-                 strcmp(e->w->name, w->name) != 0 ||
-                 !same_labels(e->w->labels, w->labels) ||
-                 (e->w->protected_reason == NULL) !=
-                     (w->protected_reason == NULL);
+  bool changed =
+      e->w->started_ms != w->started_ms || strcmp(e->w->name, w->name) != 0 ||
+      !same_labels(e->w->labels, w->labels) ||
+      (e->w->protected_reason == NULL) != (w->protected_reason == NULL);
   if (!changed)
     return;
   if (e->w->started_ms != w->started_ms)
@@ -147,8 +146,8 @@ sweep_cb(void *arg, struct rp_entry *e)
 }
 
 static void
-hook_listed(void *core, struct rp_provider *p,
-            struct rp_workload *const *items, size_t n)
+hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
+            size_t n)
 {
   struct agent *a = core;
   cleanup_json json_t *seen = json_object();
@@ -308,7 +307,8 @@ static void
 watch_audit_cb(uv_timer_t *t)
 {
   struct agent *a = t->data;
-  if (a->audit && !rp_audit_healthy(a->audit) && !uv_is_active((uv_handle_t *)&a->retry_timer)) {
+  if (a->audit && !rp_audit_healthy(a->audit) &&
+      !uv_is_active((uv_handle_t *)&a->retry_timer)) {
     rp_err("audit log %s cannot be written: no recycle until it can",
            rp_audit_path(a->audit));
     uv_timer_start(&a->retry_timer, audit_retry_cb, 5000, 0);
@@ -334,7 +334,8 @@ same_providers(const struct rp_config *x, const struct rp_config *y)
   if (x->n_providers != y->n_providers)
     return false;
   for (size_t i = 0; i < x->n_providers; i++) {
-    const struct rp_provider_config *p = &x->providers[i], *q = &y->providers[i];
+    const struct rp_provider_config *p = &x->providers[i],
+                                    *q = &y->providers[i];
     if (strcmp(p->name, q->name) || strcmp(p->type, q->type) ||
         (p->endpoint == NULL) != (q->endpoint == NULL) ||
         (p->endpoint && strcmp(p->endpoint, q->endpoint)))
@@ -354,14 +355,15 @@ reload(struct agent *a)
 {
   cleanup_error struct rp_error *err = NULL;
   struct rp_config *c = NULL;
-  int rc = a->opt.config_path ? rp_config_load_file(a->opt.config_path, &c, &err)
-                              : rp_config_load_default(&c, &err);
+  int rc = a->opt.config_path
+               ? rp_config_load_file(a->opt.config_path, &c, &err)
+               : rp_config_load_default(&c, &err);
   if (rc != 0) {
     rp_err("reload rejected, keeping the running configuration: %s",
            err->message);
-    cleanup_json json_t *f = json_pack("{s:s, s:s, s:s}", "path",
-                                       a->config->path, "result", "rejected",
-                                       "error", err->message);
+    cleanup_json json_t *f =
+        json_pack("{s:s, s:s, s:s}", "path", a->config->path, "result",
+                  "rejected", "error", err->message);
     if (a->audit)
       rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
                       NULL);
@@ -381,9 +383,9 @@ reload(struct agent *a)
   rp_tracker_foreach(a->tracker, redecide_cb, a);
   rp_info("configuration reloaded from %s: %zu policies", c->path,
           c->n_policies);
-  cleanup_json json_t *f = json_pack("{s:s, s:s, s:i}", "path", c->path,
-                                     "result", "applied", "policies",
-                                     (int)c->n_policies);
+  cleanup_json json_t *f =
+      json_pack("{s:s, s:s, s:i}", "path", c->path, "result", "applied",
+                "policies", (int)c->n_policies);
   if (a->audit)
     rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
                     NULL);
@@ -527,8 +529,7 @@ signal_cb(uv_signal_t *s, int signum)
             strsignal(signum));
     return;
   }
-  rp_info("%s: finishing recycles in flight, then stopping",
-          strsignal(signum));
+  rp_info("%s: finishing recycles in flight, then stopping", strsignal(signum));
   stop_agent(a, 0);
 }
 
@@ -668,10 +669,10 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
 
   if (a->audit && rp_audit_healthy(a->audit)) {
     const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
-    cleanup_json json_t *f = json_pack(
-        "{s:i, s:I, s:I, s:I}", "exit_code", rc, "recycled",
-        (json_int_t)st->done, "failed", (json_int_t)st->failed, "planned",
-        (json_int_t)st->planned);
+    cleanup_json json_t *f =
+        json_pack("{s:i, s:I, s:I, s:I}", "exit_code", rc, "recycled",
+                  (json_int_t)st->done, "failed", (json_int_t)st->failed,
+                  "planned", (json_int_t)st->planned);
     cleanup_error struct rp_error *aerr = NULL;
     if (rp_audit_append_sync(a->audit, "agent.stop", f, &aerr) != 0)
       rp_err("audit: could not write agent.stop: %s", aerr->message);

@@ -156,7 +156,7 @@ render(const char *event, json_t *fields, uint64_t seq, const char *prev,
   json_object_foreach(fields, key, v) json_object_set(o, key, v);
   json_object_set_new(o, "prev", json_string(prev));
   cleanup_free char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER |
-                                                JSON_REAL_PRECISION(12));
+                                           JSON_REAL_PRECISION(12));
   if (!s)
     return rp_error_set(err, EINVAL, "cannot serialize audit event %s", event);
   size_t n = strlen(s);

@@ -25,13 +25,13 @@ struct rp_http_endpoint {
 void rp_http_endpoint_clear(struct rp_http_endpoint *ep);
 
 struct rp_http_request {
-  const char *method;          /* "GET", "POST", "DELETE" */
-  const char *path;            /* appended to base_url: "/v1.41/_ping" */
-  const char *const *headers;  /* NULL-terminated "Name: value", or NULL */
-  const void *body;            /* borrowed until the callback */
+  const char *method;         /* "GET", "POST", "DELETE" */
+  const char *path;           /* appended to base_url: "/v1.41/_ping" */
+  const char *const *headers; /* NULL-terminated "Name: value", or NULL */
+  const void *body;           /* borrowed until the callback */
   size_t body_len;
-  int64_t timeout_ms;          /* whole transfer; 0 = none (streams) */
-  size_t max_body;             /* cap on a buffered body; 0 = 16 MiB */
+  int64_t timeout_ms; /* whole transfer; 0 = none (streams) */
+  size_t max_body;    /* cap on a buffered body; 0 = 16 MiB */
   /* Streaming: each chunk goes to on_data instead of the buffer; a non-zero
    * return aborts the transfer (the callback then gets RP_ECANCELED). */
   int (*on_data)(void *arg, const char *data, size_t len);

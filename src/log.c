@@ -19,8 +19,7 @@ rp_log_setup(bool json, enum rp_log_level min_level)
 }
 
 static void
-emit(enum rp_log_level level, json_t *fields, const char *fmt,
-     va_list ap)
+emit(enum rp_log_level level, json_t *fields, const char *fmt, va_list ap)
 {
   if (level < log_min)
     return;
@@ -63,8 +62,7 @@ rp_log(enum rp_log_level level, const char *fmt, ...)
 }
 
 void
-rp_log_fields(enum rp_log_level level, json_t *fields, const char *fmt,
-              ...)
+rp_log_fields(enum rp_log_level level, json_t *fields, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);

@@ -14,8 +14,8 @@ void rp_log(enum rp_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* With structured fields (borrowed, may be NULL): in text mode they follow
  * the message as key=value. */
-void rp_log_fields(enum rp_log_level level, json_t *fields,
-                   const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rp_log_fields(enum rp_log_level level, json_t *fields, const char *fmt,
+                   ...) __attribute__((format(printf, 3, 4)));
 
 #define rp_debug(...) rp_log(RP_LOG_DEBUG, __VA_ARGS__)
 #define rp_info(...) rp_log(RP_LOG_INFO, __VA_ARGS__)

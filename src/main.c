@@ -119,7 +119,7 @@ run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
   if (optind < argc)
     return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
   /* plan's output is the table: its log says only what went wrong. */
-  rp_log_setup(json_logs, verbose          ? RP_LOG_DEBUG
+  rp_log_setup(json_logs, verbose                 ? RP_LOG_DEBUG
                           : mode == RP_AGENT_PLAN ? RP_LOG_WARN
                                                   : RP_LOG_INFO);
 
@@ -233,7 +233,8 @@ cmd_verify(int argc, char **argv)
 static int
 cmd_version(int argc, char **argv)
 {
-  if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+  if (argc > 1 &&
+      (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
     return print_help("version");
   if (argc > 1)
     return usage_error("version", "unexpected argument '%s'", argv[1]);

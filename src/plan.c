@@ -79,9 +79,9 @@ rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
       rp_format_time_ms(e->d.hard_ms, t, sizeof(t));
       json_object_set_new(o, "hard_deadline", json_string(t));
     }
-    json_object_set_new(o, "strategy",
-                        json_string(rp_strategy_name(
-                            rp_recycle_strategy(e->d.policy, e))));
+    json_object_set_new(
+        o, "strategy",
+        json_string(rp_strategy_name(rp_recycle_strategy(e->d.policy, e))));
     if (e->failures)
       json_object_set_new(o, "failures", json_integer(e->failures));
   }

@@ -32,8 +32,7 @@ struct rp_provider_hooks {
   /* One workload is gone or no longer running. */
   void (*removed)(void *core, struct rp_provider *p, const char *id);
   /* Connection state: up after a successful list; down with a reason. */
-  void (*state)(void *core, struct rp_provider *p, bool up,
-                const char *reason);
+  void (*state)(void *core, struct rp_provider *p, bool up, const char *reason);
 };
 
 /* What the core asks of one recycle.  Borrowed for the call; the provider
@@ -87,12 +86,12 @@ struct rp_provider_ops {
 };
 
 struct rp_provider {
-  const struct rp_provider_ops *ops; /* static */
-  void *ctx;                         /* owned by the ops */
+  const struct rp_provider_ops *ops;    /* static */
+  void *ctx;                            /* owned by the ops */
   const struct rp_provider_config *cfg; /* borrowed from the live config */
-  char *name;                        /* owned copy of cfg->name */
-  uv_loop_t *loop;                   /* borrowed */
-  struct rp_http *http;              /* borrowed, shared */
+  char *name;                           /* owned copy of cfg->name */
+  uv_loop_t *loop;                      /* borrowed */
+  struct rp_http *http;                 /* borrowed, shared */
   struct rp_provider_hooks hooks;
 };
 

@@ -33,7 +33,7 @@ struct rp_recycler {
   bool dry_run;
   bool draining;
   bool pumping, pump_again; /* pump is not re-entered from a callback */
-  struct rp_entry **due; /* owned array, entries borrowed */
+  struct rp_entry **due;    /* owned array, entries borrowed */
   size_t n_due, cap_due;
   struct op *ops; /* owned list of recycles in flight */
   size_t n_ops;
@@ -145,8 +145,8 @@ rp_recycle_audit_fields(const struct rp_entry *e, int64_t now_ms)
   const struct rp_policy *p = e->d.policy;
   return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "provider",
                    e->w->provider, "kind", rp_kind_name(e->w->kind), "id",
-                   e->w->id, "name", e->w->name, "policy",
-                   p ? p->name : NULL, "started_at", started, "age_s",
+                   e->w->id, "name", e->w->name, "policy", p ? p->name : NULL,
+                   "started_at", started, "age_s",
                    (json_int_t)((now_ms - e->w->started_ms) / 1000),
                    "max_age_s", (json_int_t)(e->d.max_age_ms / 1000));
 }
@@ -235,16 +235,16 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     e->failures = 0;
     e->handled_start_ms = e->w->started_ms;
     e->state = RP_ENTRY_IDLE;
-    rp_log(RP_LOG_INFO, "recycled %s %s (%s) in %.1fs%s%s", rp_kind_name(e->w->kind),
-           e->w->name, e->w->id, secs,
+    rp_log(RP_LOG_INFO, "recycled %s %s (%s) in %.1fs%s%s",
+           rp_kind_name(e->w->kind), e->w->name, e->w->id, secs,
            res && res->replacement_id ? ", replacement " : "",
            res && res->replacement_id ? res->replacement_id : "");
   } else {
     event = "recycle.failed";
     bool rolled_back = res ? res->rolled_back : false;
-    json_object_set_new(f, "error",
-                        json_string(err && err->message ? err->message
-                                                        : "unknown error"));
+    json_object_set_new(
+        f, "error",
+        json_string(err && err->message ? err->message : "unknown error"));
     json_object_set_new(f, "rolled_back", json_boolean(rolled_back));
     json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
     r->stats.failed++;
@@ -282,8 +282,7 @@ begin_written_cb(void *arg, struct rp_error *err)
   struct rp_entry *e = o->e;
   if (err) {
     /* Fail closed: the announcement is not on disk, so nothing is done. */
-    rp_log(RP_LOG_ERROR,
-           "audit log not writable, not recycling %s %s: %s",
+    rp_log(RP_LOG_ERROR, "audit log not writable, not recycling %s %s: %s",
            rp_kind_name(e->w->kind), e->w->name, err->message);
     if (!e->gone)
       retry_later(r, e);
@@ -516,8 +515,7 @@ pump_once(struct rp_recycler *r)
 }
 
 void
-rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg),
-                  void *arg)
+rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg), void *arg)
 {
   r->draining = true;
   for (size_t i = 0; i < r->n_due; i++)

@@ -28,8 +28,7 @@ struct rp_recycler_stats {
 /* All borrowed; they must outlive the recycler. */
 struct rp_recycler *rp_recycler_new(uv_loop_t *loop, struct rp_audit *audit,
                                     struct rp_tracker *tracker,
-                                    struct rp_schedule *schedule,
-                                    bool dry_run);
+                                    struct rp_schedule *schedule, bool dry_run);
 void rp_recycler_free(struct rp_recycler *r);
 
 /* The live configuration, for budgets (borrowed; set again on reload). */
@@ -58,8 +57,7 @@ void rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg),
 bool rp_recycler_idle(const struct rp_recycler *r);
 size_t rp_recycler_in_flight(const struct rp_recycler *r);
 size_t rp_recycler_waiting(const struct rp_recycler *r);
-const struct rp_recycler_stats *
-rp_recycler_stats(const struct rp_recycler *r);
+const struct rp_recycler_stats *rp_recycler_stats(const struct rp_recycler *r);
 
 /* Called whenever a recycle ends or the recycler becomes idle. */
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),

@@ -50,11 +50,11 @@ rp_closep(int *fd)
 #define cleanup_close __attribute__((cleanup(rp_closep)))
 
 /* Hand ownership out of a cleanup-attributed local: `*out = steal(p);` */
-#define RP_STEAL(p)                                                          \
-  ({                                                                         \
-    __typeof__(p) stolen_ = (p);                                             \
-    (p) = NULL;                                                              \
-    stolen_;                                                                 \
+#define RP_STEAL(p)                                                            \
+  ({                                                                           \
+    __typeof__(p) stolen_ = (p);                                               \
+    (p) = NULL;                                                                \
+    stolen_;                                                                   \
   })
 
 /* Test builds (-DREAPER_CRASHPOINTS=ON) die here with SIGKILL when the

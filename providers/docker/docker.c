@@ -55,8 +55,8 @@ init(struct rp_provider *p, struct rp_error **err)
 {
   struct rp_docker *d = rp_xcalloc(1, sizeof(*d));
   d->p = p;
-  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &d->ep,
-                               err) != 0) {
+  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &d->ep, err) !=
+      0) {
     free(d);
     return -1;
   }

@@ -27,11 +27,11 @@
 struct rp_docker_track; /* track.c's state */
 
 struct rp_docker {
-  struct rp_provider *p;       /* borrowed: the instance this ctx belongs to */
-  struct rp_http_endpoint ep;  /* owned */
-  char api[16];                /* "/v1.41": negotiated with /_ping */
+  struct rp_provider *p;      /* borrowed: the instance this ctx belongs to */
+  struct rp_http_endpoint ep; /* owned */
+  char api[16];               /* "/v1.41": negotiated with /_ping */
   bool negotiated;
-  char *self_id;               /* owned: reaper's own container id, or NULL */
+  char *self_id;                 /* owned: reaper's own container id, or NULL */
   struct rp_docker_track *track; /* owned by track.c */
   int recycles_in_flight;
   bool stopping;
@@ -79,13 +79,40 @@ int rp_docker_stream(struct rp_docker *d, const char *path,
                      void *arg, struct rp_http_xfer **xfer,
                      struct rp_error **err);
 
+/* The line splitting of rp_docker_stream, on its own (client.c): a line
+ * ends at "\n"; a "\r" before it is dropped; empty lines are skipped; a
+ * line longer than max_line bytes (its "\r" included) is an error.  Chunks
+ * may end anywhere, even between "\r" and "\n". */
+struct rp_docker_line_splitter {
+  size_t max_line;
+  char *buf; /* owned: the start of a line whose end has not come yet */
+  size_t len, cap;
+};
+typedef int (*rp_docker_line_cb)(void *arg, const char *line, size_t len);
+/* Starts empty; max_line 0 means 1 MiB. */
+void rp_docker_line_splitter_init(struct rp_docker_line_splitter *ls,
+                                  size_t max_line);
+/* Feeds the next n bytes: line_cb gets each line they complete (borrowed
+ * for the call).  Returns 0; 1 as soon as line_cb returns non-zero (the
+ * rest of data is dropped); -1 when a line is over max_line (nothing after
+ * it is delivered).  Do not feed again after 1 or -1. */
+int rp_docker_line_splitter_feed(struct rp_docker_line_splitter *ls,
+                                 const char *data, size_t n,
+                                 rp_docker_line_cb line_cb, void *arg);
+/* The stream ended: line_cb gets the last line if it had no newline.
+ * Returns 0, or 1 when line_cb returned non-zero. */
+int rp_docker_line_splitter_end(struct rp_docker_line_splitter *ls,
+                                rp_docker_line_cb line_cb, void *arg);
+/* Frees the buffer; the splitter may be initialized again. */
+void rp_docker_line_splitter_clear(struct rp_docker_line_splitter *ls);
+
 /* GET /_ping (unversioned), then sets d->api to "/v" + min(1.43, the
  * engine's API-Version) and d->negotiated.  Engines older than API 1.41 are
  * refused (RP_EENGINE).  cb runs exactly once, err NULL on success.  Returns
  * -1 (cb never runs) when it cannot start. */
 int rp_docker_ping(struct rp_docker *d,
-                   void (*cb)(void *arg, const struct rp_error *err),
-                   void *arg, struct rp_error **err);
+                   void (*cb)(void *arg, const struct rp_error *err), void *arg,
+                   struct rp_error **err);
 
 /* Parses DOCKER_HOST-style endpoints (unix:///path, tcp://host:port) with
  * TLS from DOCKER_TLS_VERIFY/DOCKER_CERT_PATH, as the docker CLI does.

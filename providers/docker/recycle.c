@@ -61,17 +61,17 @@ struct rc {
   enum step plan[16];
   size_t n_plan, pc;
 
-  char *id;       /* owned: the old container */
-  char *name;     /* owned: its name */
-  char *old_name; /* owned: NAME-reaper-old */
-  json_t *inspect;     /* owned: the old container, before anything */
-  json_t *image;       /* owned: the image to create from */
-  char *image_ref;     /* owned: what create is given, NULL = old image ID */
-  json_t *id_names;    /* owned: container id -> name */
-  json_t *body;        /* owned: the create request */
-  json_t *extra_nets;  /* owned: networks to connect after create */
+  char *id;           /* owned: the old container */
+  char *name;         /* owned: its name */
+  char *old_name;     /* owned: NAME-reaper-old */
+  json_t *inspect;    /* owned: the old container, before anything */
+  json_t *image;      /* owned: the image to create from */
+  char *image_ref;    /* owned: what create is given, NULL = old image ID */
+  json_t *id_names;   /* owned: container id -> name */
+  json_t *body;       /* owned: the create request */
+  json_t *extra_nets; /* owned: networks to connect after create */
   size_t next_net;
-  char *new_id;        /* owned */
+  char *new_id; /* owned */
   bool was_running, renamed, stopped, created;
   bool start_first;
 
@@ -81,8 +81,8 @@ struct rc {
   int64_t running_since;
   char *ready_id; /* borrowed: new_id or id */
 
-  char *exec_id; /* owned: the drain hook's exec */
-  json_t *details; /* owned: what goes to the audit line */
+  char *exec_id;          /* owned: the drain hook's exec */
+  json_t *details;        /* owned: what goes to the audit line */
   struct rp_error *error; /* owned: the failure being rolled back */
   bool rollback_ok;
   int rollback_step;
@@ -132,7 +132,7 @@ static void
 finish(struct rc *rc, int status, bool rolled_back)
 {
   struct rp_recycle_result res = {
-      .replacement_id = status != 0 ? NULL
+      .replacement_id = status != 0                            ? NULL
                         : rc->strategy == RP_STRATEGY_RECREATE ? rc->new_id
                         : rc->strategy == RP_STRATEGY_RESTART  ? rc->id
                                                                : NULL,
@@ -149,9 +149,9 @@ typedef void (*step_ok_fn)(struct rc *rc, const struct rp_docker_reply *r);
 
 struct pending {
   struct rc *rc;
-  step_ok_fn ok;   /* on success */
+  step_ok_fn ok;    /* on success */
   const char *what; /* for errors: "stop old container" */
-  bool tolerant;   /* rollback: errors are noted, the caller goes on */
+  bool tolerant;    /* rollback: errors are noted, the caller goes on */
   void (*then)(struct rc *rc, const struct rp_error *err); /* tolerant */
   /* tolerant, with the reply (NULL on error) */
   void (*then_reply)(struct rc *rc, const struct rp_docker_reply *r,
@@ -291,7 +291,8 @@ listed_all(struct rc *rc, const struct rp_docker_reply *r)
         strcmp(id, rc->id) != 0) {
       const char *target = mode + 10;
       if (strcmp(target, rc->id) == 0 || strcmp(target, rc->name) == 0 ||
-          (strlen(target) >= 12 && strncmp(rc->id, target, strlen(target)) == 0))
+          (strlen(target) >= 12 &&
+           strncmp(rc->id, target, strlen(target)) == 0))
         json_array_append_new(dependents, json_string(name));
     }
   }
@@ -380,8 +381,8 @@ by_name_cb(struct rc *rc, const struct rp_docker_reply *r,
   const char *ref = json_string_value(
       json_object_get(json_object_get(rc->inspect, "Config"), "Image"));
   if (!err && r && json_is_object(r->body) && id &&
-      json_equal(json_object_get(r->body, "Id"), json_object_get(rc->inspect,
-                                                                 "Image"))) {
+      json_equal(json_object_get(r->body, "Id"),
+                 json_object_get(rc->inspect, "Image"))) {
     rc->image = json_incref(r->body);
     free(rc->image_ref);
     rc->image_ref = rp_xstrdup(ref);
@@ -411,11 +412,10 @@ step_image(struct rc *rc)
     cleanup_free char *esc = rp_url_escape(ref);
     cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
     struct pending *pd = rp_xcalloc(1, sizeof(*pd));
-    *pd = (struct pending){
-        .rc = rc, .tolerant = true, .then_reply = by_name_cb};
+    *pd =
+        (struct pending){.rc = rc, .tolerant = true, .then_reply = by_name_cb};
     cleanup_error struct rp_error *err = NULL;
-    if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) ==
-        0)
+    if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) == 0)
       return;
     free(pd);
   }
@@ -480,12 +480,12 @@ step_build(struct rc *rc)
             rc->d->p->name, rc->name, why);
     json_object_set_new(rc->details, "order_fallback", json_string(why));
   }
-  json_object_set_new(rc->details, "order",
-                      json_string(rc->start_first ? "start-first"
-                                                  : "stop-first"));
-  static const enum step start_first[] = {
-      S_RENAME_OLD, S_CREATE, S_CONNECT,  S_START_NEW,  S_WAIT_READY,
-      S_DRAIN,      S_STOP_OLD, S_REMOVE_OLD, S_DONE};
+  json_object_set_new(
+      rc->details, "order",
+      json_string(rc->start_first ? "start-first" : "stop-first"));
+  static const enum step start_first[] = {S_RENAME_OLD, S_CREATE,     S_CONNECT,
+                                          S_START_NEW,  S_WAIT_READY, S_DRAIN,
+                                          S_STOP_OLD,   S_REMOVE_OLD, S_DONE};
   /* Stop-first still creates (and connects) the replacement before the old
    * container stops: whatever makes a create fail (a bind mount whose
    * source is gone, an image that is missing) then fails while the old
@@ -527,8 +527,8 @@ demux_output(const char *raw, size_t len)
   size_t n = 0, i = 0;
   while (i + 8 <= len && n < DRAIN_OUTPUT_MAX) {
     const unsigned char *h = (const unsigned char *)raw + i;
-    size_t flen = (size_t)h[4] << 24 | (size_t)h[5] << 16 |
-                  (size_t)h[6] << 8 | (size_t)h[7];
+    size_t flen = (size_t)h[4] << 24 | (size_t)h[5] << 16 | (size_t)h[6] << 8 |
+                  (size_t)h[7];
     if (h[0] > 2 || h[1] || h[2] || h[3]) { /* not multiplexed: raw text */
       n = 0;
       i = 0;
@@ -543,8 +543,8 @@ demux_output(const char *raw, size_t len)
   out[n] = '\0';
   /* Keep it valid UTF-8 for the audit line. */
   for (size_t k = 0; k < n; k++)
-    if ((unsigned char)out[k] >= 0x80 || (out[k] < 0x20 && out[k] != '\n' &&
-                                          out[k] != '\t'))
+    if ((unsigned char)out[k] >= 0x80 ||
+        (out[k] < 0x20 && out[k] != '\n' && out[k] != '\t'))
       out[k] = '?';
   return json_stringn(out, n);
 }
@@ -562,8 +562,8 @@ drain_started(void *arg, const struct rp_docker_reply *r,
     drain_record(rc, "output", demux_output(r->raw, r->raw_len));
   cleanup_free char *path = rp_xasprintf("/exec/%s/json", rc->exec_id);
   cleanup_error struct rp_error *cerr = NULL;
-  if (rp_docker_call(rc->d, "GET", path, NULL, 0, drain_inspected, rc,
-                     &cerr) != 0) {
+  if (rp_docker_call(rc->d, "GET", path, NULL, 0, drain_inspected, rc, &cerr) !=
+      0) {
     drain_record(rc, "error", json_string(cerr->message));
     advance(rc);
   }
@@ -574,7 +574,8 @@ drain_created(void *arg, const struct rp_docker_reply *r,
               const struct rp_error *err)
 {
   struct rc *rc = arg;
-  const char *id = err ? NULL : json_string_value(json_object_get(r->body, "Id"));
+  const char *id =
+      err ? NULL : json_string_value(json_object_get(r->body, "Id"));
   if (!id) {
     drain_record(rc, "error",
                  json_string(err ? err->message : "exec create: no Id"));
@@ -618,9 +619,8 @@ step_drain(struct rc *rc)
   json_t *argv = json_array();
   for (char **a = rc->drain; *a; a++)
     json_array_append_new(argv, json_string(*a));
-  cleanup_json json_t *body =
-      json_pack("{s:b, s:b, s:o}", "AttachStdout", 1, "AttachStderr", 1,
-                "Cmd", argv);
+  cleanup_json json_t *body = json_pack("{s:b, s:b, s:o}", "AttachStdout", 1,
+                                        "AttachStderr", 1, "Cmd", argv);
   cleanup_free char *path = rp_xasprintf("/containers/%s/exec", rc->id);
   cleanup_error struct rp_error *err = NULL;
   if (rp_docker_call(rc->d, "POST", path, body, 0, drain_created, rc, &err) !=
@@ -758,16 +758,14 @@ ready_inspected(struct rc *rc, const struct rp_docker_reply *r)
   struct rp_error *e = NULL;
   if (!json_is_true(json_object_get(state, "Running")) ||
       json_is_true(json_object_get(state, "Restarting"))) {
-    rp_error_set(&e, RP_EENGINE, "it is %s (exit code %lld%s%s)",
-                 status ? status : "not running",
-                 (long long)json_integer_value(
-                     json_object_get(state, "ExitCode")),
-                 json_string_length(json_object_get(state, "Error"))
-                     ? ": "
-                     : "",
-                 json_string_value(json_object_get(state, "Error"))
-                     ? json_string_value(json_object_get(state, "Error"))
-                     : "");
+    rp_error_set(
+        &e, RP_EENGINE, "it is %s (exit code %lld%s%s)",
+        status ? status : "not running",
+        (long long)json_integer_value(json_object_get(state, "ExitCode")),
+        json_string_length(json_object_get(state, "Error")) ? ": " : "",
+        json_string_value(json_object_get(state, "Error"))
+            ? json_string_value(json_object_get(state, "Error"))
+            : "");
   } else if (restarts > 0 && rc->ready_id == rc->new_id) {
     rp_error_set(&e, RP_EENGINE, "it restarted %lld times",
                  (long long)restarts);
@@ -954,9 +952,9 @@ rollback_checked(struct rc *rc, const struct rp_docker_reply *r,
         "rollback failed: the old container did not stay up after its "
         "restart (%s, exit code %lld)",
         err ? err->message
-            : json_string_value(json_object_get(state, "Status"))
-                  ? json_string_value(json_object_get(state, "Status"))
-                  : "unknown state",
+        : json_string_value(json_object_get(state, "Status"))
+            ? json_string_value(json_object_get(state, "Status"))
+            : "unknown state",
         (long long)json_integer_value(json_object_get(state, "ExitCode")));
   }
   rollback(rc);
@@ -971,8 +969,7 @@ rollback_check_cb(uv_timer_t *t)
   *pd = (struct pending){
       .rc = rc, .tolerant = true, .then_reply = rollback_checked};
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) !=
-      0) {
+  if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) != 0) {
     free(pd);
     rollback_checked(rc, NULL, err);
   }
@@ -1034,8 +1031,7 @@ rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
   if (d->stopping)
     return rp_error_set(err, RP_ECANCELED, "provider %s is stopping",
                         d->p->name);
-  static const enum step recreate[] = {S_INSPECT, S_LIST_ALL, S_IMAGE,
-                                       S_BUILD};
+  static const enum step recreate[] = {S_INSPECT, S_LIST_ALL, S_IMAGE, S_BUILD};
   static const enum step restart[] = {S_INSPECT, S_DRAIN, S_RESTART,
                                       S_WAIT_READY, S_DONE};
   static const enum step stop[] = {S_INSPECT, S_DRAIN, S_STOP_OLD, S_DONE};

@@ -18,23 +18,23 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 /* Events the tracker acts on: everything else is noise here. */
-#define EVENT_FILTER                                                         \
-  "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","      \
+#define EVENT_FILTER                                                           \
+  "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
   "\"rename\"]}"
 
 struct rp_docker_track {
-  struct rp_docker *d;       /* borrowed: owns this */
-  uv_timer_t reconnect;      /* closed on stop */
+  struct rp_docker *d;  /* borrowed: owns this */
+  uv_timer_t reconnect; /* closed on stop */
   int64_t backoff_ms;
   struct rp_http_xfer *stream; /* the /events transfer, or NULL */
-  char since[40];            /* the last event's time, "sec.nanos" */
-  json_t *started;           /* owned: id -> started_ms of running ones */
-  bool up;                   /* connected and listed */
-  bool connecting;           /* ping/list of a (re)connect in flight */
-  bool listing;              /* a list (and its inspects) in flight */
-  bool list_again;           /* a resync was asked for during a list */
-  json_t *dirty;             /* owned: ids an event touched during a list */
-  int calls;                 /* API calls in flight */
+  char since[40];              /* the last event's time, "sec.nanos" */
+  json_t *started;             /* owned: id -> started_ms of running ones */
+  bool up;                     /* connected and listed */
+  bool connecting;             /* ping/list of a (re)connect in flight */
+  bool listing;                /* a list (and its inspects) in flight */
+  bool list_again;             /* a resync was asked for during a list */
+  json_t *dirty;               /* owned: ids an event touched during a list */
+  int calls;                   /* API calls in flight */
   bool stopping;
   bool timer_closed;
 };
@@ -42,12 +42,12 @@ struct rp_docker_track {
 /* One list in progress. */
 struct listing {
   struct rp_docker_track *t;
-  json_t *items;   /* owned: id -> workload data from the list */
-  json_t *queue;   /* owned: ids to inspect */
-  size_t next;     /* next index in queue */
-  int inspecting;  /* inspects in flight */
+  json_t *items;  /* owned: id -> workload data from the list */
+  json_t *queue;  /* owned: ids to inspect */
+  size_t next;    /* next index in queue */
+  int inspecting; /* inspects in flight */
   bool failed;
-  char *error;     /* owned */
+  char *error; /* owned */
 };
 
 static void connect_engine(struct rp_docker_track *t);
@@ -87,8 +87,8 @@ static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
               json_t *labels, int64_t started_ms)
 {
-  struct rp_workload *w = rp_workload_new(d->p->name, RP_KIND_CONTAINER, id,
-                                          name, started_ms);
+  struct rp_workload *w =
+      rp_workload_new(d->p->name, RP_KIND_CONTAINER, id, name, started_ms);
   if (json_is_object(labels)) {
     json_object_clear(w->labels);
     const char *k;
@@ -125,8 +125,7 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     return NULL;
   if (name && name[0] == '/')
     name++;
-  return make_workload(d, id, name, json_object_get(config, "Labels"),
-                       started);
+  return make_workload(d, id, name, json_object_get(config, "Labels"), started);
 }
 
 /* The longest uptime a list item's Status can mean ("Up 5 minutes
@@ -284,11 +283,11 @@ start_stream(struct rp_docker_track *t, struct rp_error **err)
 {
   cleanup_free char *filters = rp_url_escape(EVENT_FILTER);
   cleanup_free char *path =
-      t->since[0] ? rp_xasprintf("/events?filters=%s&since=%s", filters,
-                                 t->since)
-                  : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_docker_stream(t->d, path, on_event_line, stream_done_cb, t,
-                       &t->stream, err) != 0)
+      t->since[0]
+          ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
+          : rp_xasprintf("/events?filters=%s", filters);
+  if (rp_docker_stream(t->d, path, on_event_line, stream_done_cb, t, &t->stream,
+                       err) != 0)
     return -1;
   t->calls++;
   return 0;
@@ -339,9 +338,9 @@ list_finish(struct listing *l)
     json_t *st = json_object_get(item, "started");
     if (!json_is_integer(st))
       continue; /* stopped between list and inspect */
-    v[i++] = make_workload(
-        d, id, json_string_value(json_object_get(item, "name")),
-        json_object_get(item, "labels"), json_integer_value(st));
+    v[i++] =
+        make_workload(d, id, json_string_value(json_object_get(item, "name")),
+                      json_object_get(item, "labels"), json_integer_value(st));
     json_object_set(fresh, id, st);
   }
   json_object_update(t->started, fresh);
@@ -365,7 +364,10 @@ list_finish(struct listing *l)
   listing_free(l);
   /* Events that came in while the list was in flight may be older or newer
    * than it: look at those containers again. */
-  json_object_foreach_safe(t->dirty, tmp, id, val) { inspect_event(t, id); }
+  json_object_foreach_safe(t->dirty, tmp, id, val)
+  {
+    inspect_event(t, id);
+  }
   json_object_clear(t->dirty);
   if (t->list_again) {
     t->list_again = false;
@@ -462,10 +464,10 @@ list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
                                  ? json_object_get(c, "Labels")
                                  : json_object());
     json_t *known = json_object_get(t->started, id);
-    int64_t max_up = status_max_uptime_ms(
-        json_string_value(json_object_get(c, "Status")));
-    bool restarted = known && max_up >= 0 &&
-                     now - json_integer_value(known) > max_up + 5000;
+    int64_t max_up =
+        status_max_uptime_ms(json_string_value(json_object_get(c, "Status")));
+    bool restarted =
+        known && max_up >= 0 && now - json_integer_value(known) > max_up + 5000;
     if (known && !restarted)
       json_object_set(item, "started", known);
     else
