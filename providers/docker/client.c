@@ -180,6 +180,98 @@ rp_docker_call(struct rp_docker *d, const char *method, const char *path,
   return 0;
 }
 
+/* ---- lines ---- */
+
+/* Appends n bytes to a growable buffer, keeping it NUL-terminated; -1
+ * (nothing appended) when it would hold more than max bytes. */
+static int
+buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n,
+           size_t max)
+{
+  if (n > max - *len)
+    return -1;
+  if (*len + n + 1 > *cap) {
+    size_t c = *cap ? *cap : 4096;
+    while (c < *len + n + 1)
+      c *= 2;
+    *buf = rp_xrealloc(*buf, c);
+    *cap = c;
+  }
+  memcpy(*buf + *len, data, n);
+  *len += n;
+  (*buf)[*len] = '\0';
+  return 0;
+}
+
+void
+rp_docker_line_splitter_init(struct rp_docker_line_splitter *ls,
+                             size_t max_line)
+{
+  memset(ls, 0, sizeof(*ls));
+  ls->max_line = max_line ? max_line : MAX_LINE;
+}
+
+void
+rp_docker_line_splitter_clear(struct rp_docker_line_splitter *ls)
+{
+  free(ls->buf);
+  ls->buf = NULL;
+  ls->len = ls->cap = 0;
+}
+
+/* Hands one line to the consumer: 1 when it asks to stop. */
+static int
+deliver(const char *line, size_t len, rp_docker_line_cb line_cb, void *arg)
+{
+  if (len > 0 && line[len - 1] == '\r')
+    len--;
+  if (len == 0)
+    return 0;
+  return line_cb(arg, line, len) != 0 ? 1 : 0;
+}
+
+int
+rp_docker_line_splitter_feed(struct rp_docker_line_splitter *ls,
+                             const char *data, size_t n,
+                             rp_docker_line_cb line_cb, void *arg)
+{
+  while (n > 0) {
+    const char *nl = memchr(data, '\n', n);
+    if (nl == NULL)
+      break;
+    size_t seg = (size_t)(nl - data);
+    if (ls->len > 0) {
+      /* The end of a line that began in an earlier chunk. */
+      if (buf_append(&ls->buf, &ls->len, &ls->cap, data, seg, ls->max_line) < 0)
+        return -1;
+      size_t len = ls->len;
+      ls->len = 0;
+      if (deliver(ls->buf, len, line_cb, arg))
+        return 1;
+    } else {
+      if (seg > ls->max_line)
+        return -1;
+      if (deliver(data, seg, line_cb, arg))
+        return 1;
+    }
+    data = nl + 1;
+    n -= seg + 1;
+  }
+  if (n > 0 &&
+      buf_append(&ls->buf, &ls->len, &ls->cap, data, n, ls->max_line) < 0)
+    return -1;
+  return 0;
+}
+
+int
+rp_docker_line_splitter_end(struct rp_docker_line_splitter *ls,
+                            rp_docker_line_cb line_cb, void *arg)
+{
+  size_t len = ls->len;
+  ls->len = 0;
+  return len > 0 ? deliver(ls->buf, len, line_cb, arg) : 0;
+}
+
 /* ---- a stream of lines ---- */
 
 struct stream {
@@ -187,8 +279,9 @@ struct stream {
   void (*done_cb)(void *arg, const struct rp_error *err);
   void *arg;
   char *what; /* owned: "GET /v1.43/events" */
-  char *buf;  /* owned: a partial line, or the body of an error */
-  size_t len, cap;
+  struct rp_docker_line_splitter lines;
+  char *error_body; /* owned: (the start of) the body of an error reply */
+  size_t error_len, error_cap;
   long status;          /* from the last status line seen */
   struct rp_error *err; /* owned: why we stopped the stream ourselves */
   bool in_data;         /* inside on_data: done_cb may run under us */
@@ -199,7 +292,8 @@ static void
 stream_free(struct stream *s)
 {
   free(s->what);
-  free(s->buf);
+  rp_docker_line_splitter_clear(&s->lines);
+  free(s->error_body);
   rp_error_free(s->err);
   free(s);
 }
@@ -217,71 +311,14 @@ stream_status_cb(void *arg, const char *line, size_t len)
   }
 }
 
-static int
-buf_append(struct stream *s, const char *data, size_t n, size_t max)
-{
-  if (n > max - s->len)
-    return -1;
-  if (s->len + n + 1 > s->cap) {
-    size_t cap = s->cap ? s->cap : 4096;
-    while (cap < s->len + n + 1)
-      cap *= 2;
-    s->buf = rp_xrealloc(s->buf, cap);
-    s->cap = cap;
-  }
-  memcpy(s->buf + s->len, data, n);
-  s->len += n;
-  s->buf[s->len] = '\0';
-  return 0;
-}
-
-/* Hands one line to the consumer; -1 when the stream must end (stopped, or
+/* The consumer's on_line; non-zero when the stream must end (stopped, or
  * finished under us). */
 static int
-deliver(struct stream *s, const char *line, size_t len)
+stream_line_cb(void *arg, const char *line, size_t len)
 {
-  if (len > 0 && line[len - 1] == '\r')
-    len--;
-  if (len == 0)
-    return 0;
+  struct stream *s = arg;
   int rc = s->on_line(s->arg, line, len);
-  if (s->finished || rc != 0)
-    return -1;
-  return 0;
-}
-
-static int
-split_lines(struct stream *s, const char *data, size_t n)
-{
-  while (n > 0) {
-    const char *nl = memchr(data, '\n', n);
-    if (nl == NULL)
-      break;
-    size_t seg = (size_t)(nl - data);
-    if (s->len > 0) {
-      /* The end of a line that began in an earlier chunk. */
-      if (buf_append(s, data, seg, MAX_LINE) < 0)
-        goto too_long;
-      size_t len = s->len;
-      s->len = 0;
-      if (deliver(s, s->buf, len) < 0)
-        return -1;
-    } else {
-      if (seg > MAX_LINE)
-        goto too_long;
-      if (deliver(s, data, seg) < 0)
-        return -1;
-    }
-    data = nl + 1;
-    n -= seg + 1;
-  }
-  if (n > 0 && buf_append(s, data, n, MAX_LINE) < 0)
-    goto too_long;
-  return 0;
-too_long:
-  rp_error_set(&s->err, RP_EPROTO, "%s: a line over %zu bytes", s->what,
-               MAX_LINE);
-  return -1;
+  return s->finished || rc != 0;
 }
 
 static int
@@ -292,19 +329,23 @@ stream_data_cb(void *arg, const char *data, size_t n)
 
   if (s->status >= 400) {
     /* An error reply: keep (the start of) it for the message. */
-    size_t room = MAX_ERROR_BODY - s->len;
-    buf_append(s, data, n < room ? n : room, MAX_ERROR_BODY);
+    size_t room = MAX_ERROR_BODY - s->error_len;
+    buf_append(&s->error_body, &s->error_len, &s->error_cap, data,
+               n < room ? n : room, MAX_ERROR_BODY);
     return 0;
   }
   s->in_data = true;
-  rc = split_lines(s, data, n);
+  rc = rp_docker_line_splitter_feed(&s->lines, data, n, stream_line_cb, s);
   s->in_data = false;
+  if (rc < 0)
+    rp_error_set(&s->err, RP_EPROTO, "%s: a line over %zu bytes", s->what,
+                 s->lines.max_line);
   if (s->finished) {
     /* The consumer cancelled the stream from on_line: done_cb has run. */
     stream_free(s);
     return 1;
   }
-  return rc < 0 ? 1 : 0;
+  return rc != 0 ? 1 : 0;
 }
 
 static void
@@ -320,17 +361,13 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
   } else if (err) {
     s->done_cb(s->arg, err);
   } else if (resp->status >= 400) {
-    cleanup_json json_t *body = parse_body(s->buf, s->len);
-    status_error(resp->status, body, s->buf, s->len, &e);
+    cleanup_json json_t *body = parse_body(s->error_body, s->error_len);
+    status_error(resp->status, body, s->error_body, s->error_len, &e);
     s->done_cb(s->arg, e);
   } else {
     /* A last line without its newline still counts.  finished is set, so
      * the consumer's return value no longer matters. */
-    if (s->len > 0) {
-      s->finished = false;
-      deliver(s, s->buf, s->len);
-      s->finished = true;
-    }
+    rp_docker_line_splitter_end(&s->lines, stream_line_cb, s);
     s->done_cb(s->arg, NULL);
   }
   if (!s->in_data)
@@ -351,6 +388,7 @@ rp_docker_stream(struct rp_docker *d, const char *path,
   s->done_cb = done_cb;
   s->arg = arg;
   s->what = rp_xasprintf("GET %s", full);
+  rp_docker_line_splitter_init(&s->lines, MAX_LINE);
   struct rp_http_request req = {
       .method = "GET",
       .path = full,
