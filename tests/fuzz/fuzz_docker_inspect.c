@@ -1,0 +1,130 @@
+/* The docker provider's decoding of what the engine says about a container
+ * (GET /containers/{id}/json): the workload it tracks, the body of the
+ * create request that recreates it, and whether it publishes host ports.
+ * An engine (or whatever answers on its socket) may say anything: none of
+ * it may crash reaper, and what is built from it keeps its promises
+ * (docker.h): a workload has the container's Id and a real start time, a
+ * create body names the image it was asked to and carries the extra
+ * labels, and a failure is RP_EPROTO. */
+#include "fuzz.h"
+
+#include <string.h>
+
+#include "docker/docker.h"
+#include "util.h"
+#include "workload.h"
+
+#define PROVIDER_NAME "fuzz"
+/* The container the captured netcont.json shares its network and PID
+ * namespaces with (tests/unit/data/docker/full.json). */
+#define FULL_ID                                                                \
+  "34228d9683e296177ae536be9096fc084abfe104333aced2e53570bbef64014f"
+#define EXTRA_LABEL "reaper.replaces"
+
+static void
+check_workload(struct rp_docker *d, json_t *inspect)
+{
+  struct rp_workload *w = rp_docker_workload_from_inspect(d, inspect);
+  if (!w)
+    return;
+  const char *id = json_string_value(json_object_get(inspect, "Id"));
+  RP_FUZZ_CHECK(id && strcmp(w->id, id) == 0);
+  RP_FUZZ_CHECK(strcmp(w->provider, PROVIDER_NAME) == 0);
+  RP_FUZZ_CHECK(w->kind == RP_KIND_CONTAINER);
+  RP_FUZZ_CHECK(w->started_ms > 0);
+  RP_FUZZ_CHECK(json_is_object(w->labels));
+  const char *k;
+  json_t *v;
+  json_object_foreach(w->labels, k, v)
+  {
+    RP_FUZZ_CHECK(json_is_string(v));
+  }
+  RP_FUZZ_CHECK((w->protected_reason != NULL) ==
+                (strcmp(w->id, d->self_id) == 0 ||
+                 json_object_get(w->labels, "com.docker.swarm.task.id")));
+  rp_workload_free(w);
+}
+
+static void
+check_create_body(json_t *inspect, json_t *image,
+                  const struct rp_docker_create_opts *opts)
+{
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_docker_create_body(inspect, image, opts, &body, &extra, &err) != 0) {
+    RP_FUZZ_CHECK(err && err->code == RP_EPROTO && err->message);
+    return;
+  }
+  RP_FUZZ_CHECK(err == NULL && json_is_object(body) && json_is_array(extra));
+  const char *want = opts->image
+                         ? opts->image
+                         : json_string_value(json_object_get(inspect, "Image"));
+  const char *got = json_string_value(json_object_get(body, "Image"));
+  RP_FUZZ_CHECK(want && got && strcmp(want, got) == 0);
+  json_t *labels = json_object_get(body, "Labels");
+  RP_FUZZ_CHECK(json_equal(json_object_get(labels, EXTRA_LABEL),
+                           json_object_get(opts->extra_labels, EXTRA_LABEL)));
+  RP_FUZZ_CHECK(json_is_object(json_object_get(body, "HostConfig")));
+  size_t i;
+  json_t *net;
+  json_array_foreach(extra, i, net)
+  {
+    RP_FUZZ_CHECK(json_is_string(json_object_get(net, "name")));
+    RP_FUZZ_CHECK(json_is_object(json_object_get(net, "config")));
+  }
+  /* What is sent must serialize. */
+  cleanup_free char *text = json_dumps(body, JSON_COMPACT);
+  RP_FUZZ_CHECK(text != NULL);
+}
+
+int
+rp_fuzz_docker_inspect_run(const uint8_t *data, size_t size)
+{
+  cleanup_json json_t *inspect =
+      json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
+  if (!inspect)
+    return 0;
+
+  /* What track.c's decoding reads of its provider: the name and, to tell
+   * reaper's own container, self_id. */
+  static char provider_name[] = PROVIDER_NAME, self_id[] = FULL_ID;
+  struct rp_provider p = {.name = provider_name};
+  struct rp_docker d = {.p = &p, .self_id = self_id};
+  check_workload(&d, inspect);
+
+  /* References to other containers are rewritten through this map: the
+   * captured one, and the container itself when it names an Id. */
+  cleanup_json json_t *id_names =
+      json_pack("{s:s, s:s}", FULL_ID, "rpc-full", "34228d9683e2", "rpc-full");
+  const char *id = json_string_value(json_object_get(inspect, "Id"));
+  if (id) {
+    json_object_set_new(id_names, id, json_string("self"));
+    if (strlen(id) >= 12) {
+      char short_id[13];
+      memcpy(short_id, id, 12);
+      short_id[12] = '\0';
+      json_object_set_new(id_names, short_id, json_string("self"));
+    }
+  }
+  cleanup_json json_t *extra_labels = json_pack("{s:s}", EXTRA_LABEL, FULL_ID);
+  struct rp_docker_create_opts opts = {.id_names = id_names,
+                                       .extra_labels = extra_labels};
+  check_create_body(inspect, NULL, &opts);
+  /* The same object as the image's inspect output: its Config is then the
+   * image's defaults, all of which the container has. */
+  check_create_body(inspect, inspect, &opts);
+  opts.image = "reaper-test/sleeper:1";
+  check_create_body(inspect, inspect, &opts);
+
+  (void)rp_docker_publishes_host_ports(inspect);
+  return 0;
+}
+
+#ifndef RP_FUZZ_NO_MAIN
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  return rp_fuzz_docker_inspect_run(data, size);
+}
+#endif
