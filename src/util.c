@@ -1,5 +1,6 @@
 #include "util.h"
 
+#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
@@ -128,8 +129,15 @@ rp_parse_time_ms(const char *s, int64_t *out_ms)
   if (*p == 'Z') {
     p++;
   } else if (*p == '+' || *p == '-') {
-    int oh, om;
-    if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+    /* Exactly "+HH:MM": sscanf would also take "+1:2" and leave p past
+     * the end of the string. */
+    if (!isdigit((unsigned char)p[1]) || !isdigit((unsigned char)p[2]) ||
+        p[3] != ':' || !isdigit((unsigned char)p[4]) ||
+        !isdigit((unsigned char)p[5]))
+      return -1;
+    int oh = (p[1] - '0') * 10 + (p[2] - '0');
+    int om = (p[4] - '0') * 10 + (p[5] - '0');
+    if (oh > 23 || om > 59)
       return -1;
     offset_s = (int64_t)(oh * 3600 + om * 60) * (*p == '-' ? -1 : 1);
     p += 6;
