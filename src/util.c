@@ -104,6 +104,12 @@ rp_parse_time_ms(const char *s, int64_t *out_ms)
 {
   if (!s)
     return -1;
+  /* sscanf's %d also takes signs and spaces ("2026-11-24T23: 9:18Z",
+   * "T-1:00:00"): the digits are checked first. */
+  static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+  for (size_t i = 0; i < sizeof(shape) - 1; i++)
+    if (shape[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != shape[i])
+      return -1;
   int y, mo, d, h, mi, sec, n = 0;
   if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) !=
           6 ||
