@@ -11,6 +11,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "provider.h"
+#include "recovery.h"
 #include "recycle.h"
 #include "schedule.h"
 #include "tracker.h"
@@ -31,6 +32,8 @@ struct agent {
   size_t n_providers;
   bool *listed;       /* owned: per provider, the first full list arrived */
   bool *up;           /* owned: per provider, connected */
+  bool *recovering;   /* owned: per provider, crash recovery not done yet */
+  json_t *unfinished; /* owned: provider -> recycle.begin lines never ended */
   char **down_reason; /* owned strings: why a provider is down */
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
@@ -129,6 +132,106 @@ provider_index(struct agent *a, struct rp_provider *p)
 
 static void check_ready(struct agent *a);
 static void redecide_cb(void *arg, struct rp_entry *e);
+static void start_recovery(struct agent *a, struct rp_provider *p);
+static void stop_agent(struct agent *a, int exit_code);
+
+/* --- crash recovery ----------------------------------------------------- */
+
+struct recovery_ctx {
+  struct agent *a;
+  struct rp_provider *p;
+  json_t *begins; /* borrowed from a->unfinished: this provider's lines */
+};
+
+static json_t *
+begin_line_for(json_t *begins, const char *id)
+{
+  size_t i;
+  json_t *l;
+  json_array_foreach(begins, i, l)
+  {
+    const char *lid = json_string_value(json_object_get(l, "id"));
+    if (lid && strcmp(lid, id) == 0)
+      return l;
+  }
+  return NULL;
+}
+
+static void
+recovered_item_cb(void *arg, const struct rp_recovery *r)
+{
+  struct recovery_ctx *rc = arg;
+  rp_recycler_recovered(rc->a->recycler, rc->p->name,
+                        begin_line_for(rc->begins, r->id), r);
+}
+
+static void redecide_provider(struct agent *a, struct rp_provider *p);
+
+static void
+recovery_done_cb(void *arg, const struct rp_error *err)
+{
+  struct recovery_ctx *rc = arg;
+  struct agent *a = rc->a;
+  struct rp_provider *p = rc->p;
+  free(rc);
+  size_t i = provider_index(a, p);
+  if (err) {
+    /* Not knowing what a crash left behind, acting could make it worse:
+     * this provider's workloads wait, and recovery is tried again. */
+    rp_err("provider %s: crash recovery failed, acting on nothing of it: %s",
+           p->name, err->message);
+    if (a->opt.mode != RP_AGENT_RUN) {
+      free(a->fatal);
+      a->fatal = rp_xasprintf("provider %s: crash recovery failed: %s", p->name,
+                              err->message);
+      stop_agent(a, 1);
+      return;
+    }
+    a->listed[i] = false; /* the next list starts recovery again */
+    if (p->ops->resync)
+      p->ops->resync(p);
+    return;
+  }
+  a->recovering[i] = false;
+  if (p->ops->resync)
+    p->ops->resync(p);
+  redecide_provider(a, p);
+  check_ready(a);
+}
+
+static void
+start_recovery(struct agent *a, struct rp_provider *p)
+{
+  json_t *begins = json_object_get(a->unfinished, p->name);
+  size_t n = json_array_size(begins);
+  cleanup_free struct rp_unfinished *items = rp_xcalloc(n + 1, sizeof(*items));
+  for (size_t k = 0; k < n; k++) {
+    json_t *l = json_array_get(begins, k);
+    const char *policy = json_string_value(json_object_get(l, "policy"));
+    const struct rp_policy *pol =
+        policy ? rp_config_policy(a->config, policy) : NULL;
+    int st =
+        rp_strategy_parse(json_string_value(json_object_get(l, "strategy")));
+    items[k] = (struct rp_unfinished){
+        .id = json_string_value(json_object_get(l, "id")),
+        .name = json_string_value(json_object_get(l, "name")),
+        .strategy = st < 0 ? RP_STRATEGY_RECREATE : (enum rp_strategy)st,
+        .grace_ms = pol ? pol->grace_ms : 30000,
+    };
+  }
+  if (n)
+    rp_warn("provider %s: %zu recycles were unfinished when reaper last "
+            "stopped: recovering",
+            p->name, n);
+  struct recovery_ctx *rc = rp_xcalloc(1, sizeof(*rc));
+  rc->a = a;
+  rc->p = p;
+  rc->begins = begins;
+  cleanup_error struct rp_error *err = NULL;
+  if (p->ops->recover(p, items, n, recovered_item_cb, recovery_done_cb, rc,
+                      &err) != 0)
+    recovery_done_cb(rc, err);
+}
 
 struct sweep {
   struct agent *a;
@@ -161,6 +264,8 @@ hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
   if (!a->listed[i]) {
     a->listed[i] = true;
     rp_info("provider %s (%s): %zu workloads", p->name, p->ops->type, n);
+    if (a->recovering[i])
+      start_recovery(a, p);
   }
   check_ready(a);
 }
@@ -212,6 +317,7 @@ due_cb(void *arg, struct rp_entry *e, int64_t now_ms)
 {
   struct agent *a = arg;
   if (a->stopping || a->opt.mode == RP_AGENT_PLAN ||
+      a->recovering[provider_index(a, e->provider)] ||
       (a->opt.mode == RP_AGENT_ONCE && (!a->ready || e->due_ms > a->pass_ms))) {
     /* Out of the schedule: not this run's work. */
     e->state = RP_ENTRY_WAITING;
@@ -254,7 +360,7 @@ check_ready(struct agent *a)
   if (a->ready)
     return;
   for (size_t i = 0; i < a->n_providers; i++)
-    if (!a->listed[i])
+    if (!a->listed[i] || a->recovering[i])
       return;
   a->ready = true;
   if (a->opt.mode == RP_AGENT_PLAN) {
@@ -348,6 +454,26 @@ static void
 redecide_cb(void *arg, struct rp_entry *e)
 {
   redecide(arg, e);
+}
+
+struct redecide_one {
+  struct agent *a;
+  struct rp_provider *p;
+};
+
+static void
+redecide_provider_cb(void *arg, struct rp_entry *e)
+{
+  struct redecide_one *r = arg;
+  if (e->provider == r->p)
+    redecide(r->a, e);
+}
+
+static void
+redecide_provider(struct agent *a, struct rp_provider *p)
+{
+  struct redecide_one r = {a, p};
+  rp_tracker_foreach(a->tracker, redecide_provider_cb, &r);
 }
 
 static void
@@ -542,6 +668,7 @@ start_providers(struct agent *a, struct rp_error **err)
   a->listed = rp_xcalloc(c->n_providers, sizeof(bool));
   a->up = rp_xcalloc(c->n_providers, sizeof(bool));
   a->down_reason = rp_xcalloc(c->n_providers, sizeof(char *));
+  a->recovering = rp_xcalloc(c->n_providers, sizeof(bool));
   for (size_t i = 0; i < c->n_providers; i++) {
     struct rp_provider *p = &a->providers[i];
     const struct rp_provider_config *pc = &c->providers[i];
@@ -565,6 +692,7 @@ start_providers(struct agent *a, struct rp_error **err)
                           pc->type);
     if (p->ops->init(p, err) != 0)
       return rp_error_prefix(err, "provider %s", pc->name);
+    a->recovering[i] = p->ops->recover && a->opt.mode != RP_AGENT_PLAN;
   }
   for (size_t i = 0; i < a->n_providers; i++) {
     struct rp_provider *p = &a->providers[i];
@@ -588,6 +716,9 @@ agent_free(struct agent *a)
   free(a->listed);
   free(a->up);
   free(a->down_reason);
+  free(a->recovering);
+  if (a->unfinished)
+    json_decref(a->unfinished);
   rp_recycler_free(a->recycler);
   rp_tracker_free(a->tracker);
   rp_audit_close(a->audit);
@@ -616,6 +747,10 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
     }
     if (warning)
       rp_warn("audit log %s: %s", config->audit_log, warning);
+    if (rp_recovery_scan(config->audit_log, &a->unfinished, err) != 0) {
+      agent_free(a);
+      return 1;
+    }
     cleanup_json json_t *f = json_pack(
         "{s:s, s:s, s:s, s:b, s:i}", "version", REAPER_VERSION, "config",
         config->path, "mode", opt->mode == RP_AGENT_ONCE ? "once" : "run",

@@ -168,8 +168,7 @@ excluded_by_config(const struct rp_config *c, const struct rp_workload *w,
   for (size_t i = 0; c && i < c->n_exclude_labels; i++) {
     const struct rp_label_match *m = &c->exclude_labels[i];
     if (rp_labels_match(m, 1, w->labels)) {
-      snprintf(out->reason, sizeof(out->reason),
-               "excluded by exclude.labels %s=%s", m->key,
+      snprintf(out->reason, sizeof(out->reason), "exclude.labels %s=%s", m->key,
                m->value ? m->value : "*");
       return true;
     }

@@ -60,6 +60,33 @@ typedef void (*rp_recycle_cb)(void *arg, int status,
                               const struct rp_recycle_result *res,
                               const struct rp_error *err);
 
+/* A recycle that the audit log says began and never ended (reaper died in
+ * the middle of it).  Borrowed for the call. */
+struct rp_unfinished {
+  const char *id;   /* the workload's id in its recycle.begin line */
+  const char *name; /* its name then */
+  enum rp_strategy strategy;
+  int64_t grace_ms; /* for a stop that recovery must finish */
+};
+
+/* What recovery found and did about one unfinished recycle, or about one
+ * piece of unfinished work the provider found on its own (e.g. a renamed
+ * old container).  Borrowed for the callback. */
+struct rp_recovery {
+  const char *id;             /* the workload the recycle was about */
+  const char *name;           /* its name (the original one) */
+  const char *action;         /* "finished", "rolled-back", "none" */
+  const char *replacement_id; /* the workload now running, or NULL */
+  const char *detail;         /* what was found and done, in words */
+  bool ok;                    /* false: it could not be put right */
+};
+typedef void (*rp_recover_item_cb)(void *arg, const struct rp_recovery *r);
+
+/* Marks a string the recovery step uses. */
+#define RP_RECOVERY_FINISHED "finished"
+#define RP_RECOVERY_ROLLED_BACK "rolled-back"
+#define RP_RECOVERY_NONE "none"
+
 struct rp_provider_ops {
   const char *type; /* "docker" */
   /* The strategy used when a policy sets none, per kind. */
@@ -77,6 +104,16 @@ struct rp_provider_ops {
    * cannot even start. */
   int (*recycle)(struct rp_provider *p, const struct rp_workload *w,
                  const struct rp_recycle_spec *spec, rp_recycle_cb cb,
+                 void *arg, struct rp_error **err);
+  /* Optional.  After reaper's own crash: puts right what unfinished
+   * recycles left in the engine (finishes a replacement that runs, or
+   * restores the old workload), for the items the audit log names and for
+   * what the provider finds of its own work.  item_cb runs for each, then
+   * done_cb once.  Returns -1 (no callback runs) when it cannot start.  The
+   * core acts on none of this provider's workloads until done_cb. */
+  int (*recover)(struct rp_provider *p, const struct rp_unfinished *items,
+                 size_t n, rp_recover_item_cb item_cb,
+                 void (*done_cb)(void *arg, const struct rp_error *err),
                  void *arg, struct rp_error **err);
   /* Stops watching and cancels what it can; done_cb runs once every handle
    * is closed.  Recycles in flight are cancelled (their callbacks run). */

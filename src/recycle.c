@@ -44,6 +44,8 @@ struct rp_recycler {
   void *change_arg;
 };
 
+static void audit_logged_cb(void *arg, struct rp_error *err);
+
 struct rp_recycler *
 rp_recycler_new(uv_loop_t *loop, struct rp_audit *audit,
                 struct rp_tracker *tracker, struct rp_schedule *schedule,
@@ -125,6 +127,49 @@ rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg), void *arg)
 {
   r->change_cb = cb;
   r->change_arg = arg;
+}
+
+void
+rp_recycler_recovered(struct rp_recycler *r, const char *provider,
+                      json_t *begin, const struct rp_recovery *rec)
+{
+  static const char *const keep[] = {"kind",      "id",         "name",
+                                     "policy",    "started_at", "age_s",
+                                     "max_age_s", "strategy"};
+  cleanup_json json_t *f = json_object();
+  json_object_set_new(f, "provider", json_string(provider));
+  for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
+    json_t *v = begin ? json_object_get(begin, keep[i]) : NULL;
+    if (v)
+      json_object_set(f, keep[i], v);
+  }
+  if (!begin) {
+    json_object_set_new(f, "kind", json_string("container"));
+    json_object_set_new(f, "id", json_string(rec->id));
+    json_object_set_new(f, "name", json_string(rec->name ? rec->name : ""));
+    json_object_set_new(f, "policy", json_null());
+    json_object_set_new(f, "started_at", json_null());
+    json_object_set_new(f, "age_s", json_integer(0));
+    json_object_set_new(f, "max_age_s", json_integer(0));
+  }
+  if (begin)
+    json_object_set(f, "begun_at", json_object_get(begin, "ts"));
+  json_object_set_new(f, "action", json_string(rec->action));
+  json_object_set_new(f, "replacement_id",
+                      rec->replacement_id ? json_string(rec->replacement_id)
+                                          : json_null());
+  json_object_set_new(f, "detail", json_string(rec->detail ? rec->detail : ""));
+  json_object_set_new(f, "ok", json_boolean(rec->ok));
+  if (rec->ok)
+    rp_warn("recovered the unfinished recycle of %s (%.12s): %s: %s",
+            rec->name ? rec->name : "?", rec->id, rec->action,
+            rec->detail ? rec->detail : "");
+  else
+    rp_err("could not recover the unfinished recycle of %s (%.12s): %s",
+           rec->name ? rec->name : "?", rec->id,
+           rec->detail ? rec->detail : "");
+  rp_audit_append(r->audit, r->loop, "recycle.recovered", f, audit_logged_cb,
+                  (void *)(uintptr_t) "recycle.recovered");
 }
 
 enum rp_strategy
@@ -304,6 +349,7 @@ begin_written_cb(void *arg, struct rp_error *err)
     finish(r, o);
     return;
   }
+  RP_CRASHPOINT("after-begin");
   const struct rp_policy *p = e->d.policy;
   struct rp_recycle_spec spec = {
       .strategy = rp_recycle_strategy(p, e),

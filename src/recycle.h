@@ -63,6 +63,13 @@ const struct rp_recycler_stats *rp_recycler_stats(const struct rp_recycler *r);
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
                            void *arg);
 
+/* Writes recycle.recovered for what a provider's crash recovery did.
+ * begin (borrowed, may be NULL) is the recycle.begin line that was never
+ * ended, for the members every recycle line carries; without it (work the
+ * provider found on its own) those are filled from r alone. */
+void rp_recycler_recovered(struct rp_recycler *r, const char *provider,
+                           json_t *begin, const struct rp_recovery *rec);
+
 /* The strategy a policy means for a workload's kind on its provider. */
 enum rp_strategy rp_recycle_strategy(const struct rp_policy *p,
                                      const struct rp_entry *e);

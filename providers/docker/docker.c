@@ -89,6 +89,15 @@ recycle(struct rp_provider *p, const struct rp_workload *w,
   return rp_docker_recycle(p->ctx, w, spec, cb, arg, err);
 }
 
+static int
+recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
+        rp_recover_item_cb item_cb,
+        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
+        struct rp_error **err)
+{
+  return rp_docker_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
+}
+
 static void
 maybe_stopped(struct rp_docker *d)
 {
@@ -139,6 +148,7 @@ const struct rp_provider_ops rp_provider_docker = {
     .start = start,
     .resync = resync,
     .recycle = recycle,
+    .recover = recover,
     .stop = stop,
     .destroy = destroy,
 };

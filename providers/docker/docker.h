@@ -136,6 +136,12 @@ void rp_docker_track_free(struct rp_docker *d);
 struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
                                                     const json_t *inspect);
 
+/* recover.c: crash recovery (see the comment at its top). */
+int rp_docker_recover(struct rp_docker *d, const struct rp_unfinished *items,
+                      size_t n, rp_recover_item_cb item_cb,
+                      void (*done_cb)(void *arg, const struct rp_error *err),
+                      void *arg, struct rp_error **err);
+
 /* recycle.c */
 int rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
                       const struct rp_recycle_spec *spec, rp_recycle_cb cb,

@@ -83,6 +83,15 @@ protected_reason(struct rp_docker *d, const char *id, json_t *labels)
   return NULL;
 }
 
+static const char *
+protected_by_name(const char *name)
+{
+  size_t n = name ? strlen(name) : 0, m = strlen(RP_DOCKER_OLD_SUFFIX);
+  if (n > m && strcmp(name + n - m, RP_DOCKER_OLD_SUFFIX) == 0)
+    return "the old half of a recycle in progress";
+  return NULL;
+}
+
 static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
               json_t *labels, int64_t started_ms)
@@ -100,6 +109,8 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
     }
   }
   const char *why = protected_reason(d, id, w->labels);
+  if (!why)
+    why = protected_by_name(w->name);
   if (why)
     w->protected_reason = rp_xstrdup(why);
   return w;

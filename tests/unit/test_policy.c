@@ -199,14 +199,14 @@ test_exclusions(void **state)
   rp_policy_decide(&c, db, &d);
   assert_true(d.excluded);
   assert_null(d.policy);
-  assert_string_equal(d.reason, "excluded by exclude.labels tier=db");
+  assert_string_equal(d.reason, "exclude.labels tier=db");
 
   /* Any one exclude label is enough. */
   cleanup_workload struct rp_workload *pinned =
       workload("p1", "web-9", 0, "tier", "web", "pinned", "yes", NULL);
   rp_policy_decide(&c, pinned, &d);
   assert_true(d.excluded);
-  assert_string_equal(d.reason, "excluded by exclude.labels pinned=*");
+  assert_string_equal(d.reason, "exclude.labels pinned=*");
 
   cleanup_workload struct rp_workload *opt_out =
       workload("o1", "web-2", 0, "reaper.exclude", "true", NULL);

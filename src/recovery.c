@@ -1,0 +1,61 @@
+#include "recovery.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "audit.h"
+#include "util.h"
+
+struct scan {
+  json_t *open; /* "provider\x1fid" -> the recycle.begin line */
+};
+
+static int
+scan_line_cb(void *arg, const json_t *line_const)
+{
+  struct scan *s = arg;
+  json_t *line = (json_t *)(uintptr_t)line_const; /* jansson: not const */
+  const char *event = json_string_value(json_object_get(line, "event"));
+  const char *provider = json_string_value(json_object_get(line, "provider"));
+  const char *id = json_string_value(json_object_get(line, "id"));
+  if (!event || !provider || !id || strncmp(event, "recycle.", 8) != 0)
+    return 0;
+  cleanup_free char *key = rp_xasprintf("%s\x1f%s", provider, id);
+  if (strcmp(event, "recycle.begin") == 0)
+    json_object_set(s->open, key, line);
+  else if (strcmp(event, "recycle.done") == 0 ||
+           strcmp(event, "recycle.failed") == 0 ||
+           strcmp(event, "recycle.recovered") == 0)
+    json_object_del(s->open, key);
+  return 0;
+}
+
+int
+rp_recovery_scan(const char *path, json_t **out, struct rp_error **err)
+{
+  struct stat st;
+  cleanup_json json_t *by_provider = json_object();
+  if (stat(path, &st) != 0 && errno == ENOENT) {
+    *out = RP_STEAL(by_provider);
+    return 0;
+  }
+  cleanup_json json_t *open = json_object();
+  struct scan s = {open};
+  if (rp_audit_read(path, scan_line_cb, &s, NULL, err) != 0)
+    return rp_error_prefix(err, "recovery: read %s", path);
+  const char *key;
+  json_t *line;
+  json_object_foreach(open, key, line)
+  {
+    const char *provider = json_string_value(json_object_get(line, "provider"));
+    json_t *arr = json_object_get(by_provider, provider);
+    if (!arr) {
+      arr = json_array();
+      json_object_set_new(by_provider, provider, arr);
+    }
+    json_array_append(arr, line);
+  }
+  *out = RP_STEAL(by_provider);
+  return 0;
+}
