@@ -20,8 +20,9 @@ contrib/install-deps.sh --test
 jobs=$(nproc 2>/dev/null || echo 2)
 build() { # DIR [cmake options]
   local dir=$1; shift
-  cmake -S . -B "$dir" -DREAPER_WERROR=ON "$@" >"$dir.configure.log" 2>&1 ||
-    { cat "$dir.configure.log"; return 1; }
+  mkdir -p "$dir"
+  cmake -S . -B "$dir" -DREAPER_WERROR=ON "$@" >"$dir/configure.log" 2>&1 ||
+    { cat "$dir/configure.log"; return 1; }
   cmake --build "$dir" -j"$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(gmake|make)\[' || true
   [ "${PIPESTATUS[0]}" -eq 0 ]
 }
