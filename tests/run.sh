@@ -23,8 +23,13 @@ build() { # DIR [cmake options]
   mkdir -p "$dir"
   cmake -S . -B "$dir" -DREAPER_WERROR=ON "$@" >"$dir/configure.log" 2>&1 ||
     { cat "$dir/configure.log"; return 1; }
-  cmake --build "$dir" -j"$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^(gmake|make)\[' || true
-  [ "${PIPESTATUS[0]}" -eq 0 ]
+  local rc=0
+  cmake --build "$dir" -j"$jobs" >"$dir/build.log" 2>&1 || rc=$?
+  if [ $rc -ne 0 ]; then
+    grep -E 'error|warning' "$dir/build.log" | head -40
+    tail -n 20 "$dir/build.log"
+    return 1
+  fi
 }
 
 if [ "$what" = all ] || [ "$what" = unit ]; then
