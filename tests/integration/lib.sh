@@ -22,8 +22,14 @@ fail() {
   exit 1
 }
 
+# on_exit COMMAND: run at exit before the standard cleanup.
+EXTRA_CLEANUP=()
+on_exit() { EXTRA_CLEANUP+=("$1"); }
+
 cleanup() {
   local rc=$?
+  local c
+  for c in "${EXTRA_CLEANUP[@]}"; do eval "$c" || true; done
   if [ -n "$REAPER_PID" ] && kill -0 "$REAPER_PID" 2>/dev/null; then
     kill -9 "$REAPER_PID" 2>/dev/null || true
   fi

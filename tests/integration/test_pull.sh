@@ -14,7 +14,7 @@ log: { level: error }
 YAML
 docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
 reg=$!
-trap 'kill $reg 2>/dev/null; cleanup' EXIT
+on_exit "kill $reg"
 wait_for 10 "the registry" curl -fsS "http://127.0.0.1:$port/v2/"
 img=127.0.0.1:$port/rpt/app:1
 docker tag reaper-test/sleeper:1 "$img"
