@@ -105,6 +105,10 @@ struct rp_provider_ops {
   int (*recycle)(struct rp_provider *p, const struct rp_workload *w,
                  const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                  void *arg, struct rp_error **err);
+  /* Optional.  Whether this agent may act on the provider's workloads now
+   * (e.g. false while another agent holds the cluster's lease: this one
+   * tracks and plans but does not act).  NULL means always. */
+  bool (*may_act)(struct rp_provider *p);
   /* Optional.  After reaper's own crash: puts right what unfinished
    * recycles left in the engine (finishes a replacement that runs, or
    * restores the old workload), for the items the audit log names and for

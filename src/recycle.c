@@ -550,7 +550,9 @@ pump_once(struct rp_recycler *r)
     }
     size_t pi = (size_t)(p - c->policies);
     int limit = rp_budget_limit(&p->max_unavailable, matched[pi]);
-    if (busy[pi] >= limit || r->draining) {
+    bool may_act = !e->provider->ops->may_act ||
+                   e->provider->ops->may_act(e->provider);
+    if (busy[pi] >= limit || r->draining || !may_act) {
       r->due[kept++] = e;
       continue;
     }
