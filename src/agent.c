@@ -299,6 +299,8 @@ hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
     rp_err("provider %s (%s) unreachable: %s", p->name, p->ops->type,
            reason ? reason : "unknown reason");
   a->up[i] = up;
+  if (up)
+    rp_recycler_pump(a->recycler); /* e.g. it may act again */
   free(a->down_reason[i]);
   a->down_reason[i] = up ? NULL : rp_xstrdup(reason ? reason : "");
   if (!up && !a->listed[i] && a->opt.mode != RP_AGENT_RUN && !a->stopping) {

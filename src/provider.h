@@ -107,7 +107,8 @@ struct rp_provider_ops {
                  void *arg, struct rp_error **err);
   /* Optional.  Whether this agent may act on the provider's workloads now
    * (e.g. false while another agent holds the cluster's lease: this one
-   * tracks and plans but does not act).  NULL means always. */
+   * tracks and plans but does not act).  NULL means always.  When it turns
+   * true, the provider calls hooks.state(up) so that held work goes. */
   bool (*may_act)(struct rp_provider *p);
   /* Optional.  After reaper's own crash: puts right what unfinished
    * recycles left in the engine (finishes a replacement that runs, or
