@@ -26,10 +26,10 @@ die() {
 usage() {
   cat <<EOF
 Usage: contrib/setup.sh [--no-install] [REAPER RUN OPTIONS...]
-Installs the build packages (apt-get), builds reaper in ${build#"$top"/}/, installs it
-to $prefix/bin/reaper, creates $state (0700) and runs 'reaper run' on the
-embedded default configuration (every container on \$DOCKER_HOST or
-/var/run/docker.sock is recycled after 2h).
+Installs the build packages (apt-get), builds reaper in ${build#"$top"/}/,
+installs it to $prefix/bin/reaper, creates $state (0700) and runs
+'reaper run' on the embedded default configuration: every container on
+\$DOCKER_HOST or /var/run/docker.sock is recycled after 2h.
 
   --no-install   run reaper from ${build#"$top"/}/ instead of installing it
   -h, --help     this text
