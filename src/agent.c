@@ -303,7 +303,7 @@ hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
     rp_recycler_pump(a->recycler); /* e.g. it may act again */
   free(a->down_reason[i]);
   a->down_reason[i] = up ? NULL : rp_xstrdup(reason ? reason : "");
-  if (!up && !a->listed[i] && a->opt.mode != RP_AGENT_RUN && !a->stopping) {
+  if (!up && a->opt.mode != RP_AGENT_RUN && !a->stopping) {
     /* plan and --once answer now rather than wait for an engine. */
     free(a->fatal);
     a->fatal = rp_xasprintf("provider %s (%s) unreachable: %s", p->name,
@@ -342,6 +342,16 @@ once_check(struct agent *a)
           (unsigned long long)st->done, (unsigned long long)st->failed,
           (unsigned long long)st->planned);
   stop_agent(a, st->failed ? 1 : 0);
+}
+
+/* Never act on a half-known state: a provider that is down, or whose crash
+ * recovery has not run, gets no recycle. */
+static bool
+gate_cb(void *arg, const struct rp_entry *e)
+{
+  struct agent *a = arg;
+  size_t i = provider_index(a, e->provider);
+  return a->up[i] && !a->recovering[i];
 }
 
 static void
@@ -483,9 +493,12 @@ reload(struct agent *a)
 {
   cleanup_error struct rp_error *err = NULL;
   struct rp_config *c = NULL;
-  int rc = a->opt.config_path
-               ? rp_config_load_file(a->opt.config_path, &c, &err)
-               : rp_config_load_default(&c, &err);
+  int rc = 0;
+  if (a->opt.config_path && !a->opt.allow_insecure_config)
+    rc = rp_config_check_permissions(a->opt.config_path, &err);
+  if (rc == 0)
+    rc = a->opt.config_path ? rp_config_load_file(a->opt.config_path, &c, &err)
+                            : rp_config_load_default(&c, &err);
   if (rc != 0) {
     rp_err("reload rejected, keeping the running configuration: %s",
            err->message);
@@ -771,6 +784,7 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
       rp_recycler_new(&a->loop, a->audit, a->tracker, a->schedule, dry_run);
   rp_recycler_set_config(a->recycler, config);
   rp_recycler_on_change(a->recycler, recycler_change_cb, a);
+  rp_recycler_set_gate(a->recycler, gate_cb, a);
   uv_timer_init(&a->loop, &a->resync_timer);
   uv_timer_init(&a->loop, &a->stop_timer);
   uv_timer_init(&a->loop, &a->retry_timer);

@@ -20,6 +20,9 @@ struct rp_agent_options {
   bool json; /* plan: --json */
   /* The file to reload on SIGHUP; NULL for the embedded default. */
   const char *config_path;
+  /* Accept a configuration file that others may write (refused otherwise,
+   * at start and on reload). */
+  bool allow_insecure_config;
 };
 
 /* Runs the agent with config (ownership passes to the agent).  Returns the

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -820,4 +821,21 @@ rp_config_policy(const struct rp_config *c, const char *name)
     if (c->policies[i].name && strcmp(c->policies[i].name, name) == 0)
       return &c->policies[i];
   return NULL;
+}
+
+int
+rp_config_check_permissions(const char *path, struct rp_error **err)
+{
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
+                        strerror(errno));
+  /* Whoever can write the configuration decides what reaper stops. */
+  if (st.st_mode & S_IWOTH)
+    return rp_error_set(err, RP_ECONFIG,
+                        "%s: writable by others (mode %04o): anyone could "
+                        "tell reaper what to stop; run chmod o-w %s, or pass "
+                        "--allow-insecure-config",
+                        path, (unsigned)(st.st_mode & 07777), path);
+  return 0;
 }

@@ -130,6 +130,9 @@ int rp_config_parse(const char *name, const char *text, size_t len,
  * it (RP_ECONFIG). */
 int rp_config_load_file(const char *path, struct rp_config **out,
                         struct rp_error **err);
+/* Refuses (RP_ECONFIG) a configuration file that others may write. */
+int rp_config_check_permissions(const char *path, struct rp_error **err);
+
 /* The embedded default (config/default.yaml compiled in). */
 int rp_config_load_default(struct rp_config **out, struct rp_error **err);
 extern const char rp_default_config_yaml[];

@@ -54,8 +54,11 @@ fail(const char *cmd, const struct rp_error *err)
 }
 
 static int
-load_config(const char *path, struct rp_config **out, struct rp_error **err)
+load_config(const char *path, bool allow_insecure, struct rp_config **out,
+            struct rp_error **err)
 {
+  if (path && !allow_insecure && rp_config_check_permissions(path, err) != 0)
+    return -1;
   return path ? rp_config_load_file(path, out, err)
               : rp_config_load_default(out, err);
 }
@@ -72,6 +75,7 @@ run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
       {"json", no_argument, NULL, 'j'},
       {"log-format", required_argument, NULL, 'l'},
       {"verbose", no_argument, NULL, 'v'},
+      {"allow-insecure-config", no_argument, NULL, 'I'},
       {"help", no_argument, NULL, 'h'},
       {0, 0, 0, 0},
   };
@@ -110,6 +114,9 @@ run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
     case 'v':
       verbose = true;
       break;
+    case 'I':
+      opt.allow_insecure_config = true;
+      break;
     case 'h':
       return print_help(cmd);
     default:
@@ -125,7 +132,7 @@ run_agent(const char *cmd, int argc, char **argv, enum rp_agent_mode mode)
 
   cleanup_error struct rp_error *err = NULL;
   struct rp_config *config = NULL;
-  if (load_config(config_path, &config, &err) != 0)
+  if (load_config(config_path, opt.allow_insecure_config, &config, &err) != 0)
     return fail(cmd, err);
   opt.config_path = config_path;
   int rc = rp_agent_run(config, &opt, &err);
@@ -153,16 +160,21 @@ cmd_check_config(int argc, char **argv)
 {
   static const struct option longopts[] = {
       {"config", required_argument, NULL, 'c'},
+      {"allow-insecure-config", no_argument, NULL, 'I'},
       {"help", no_argument, NULL, 'h'},
       {0, 0, 0, 0},
   };
   const char *path = NULL;
+  bool allow_insecure = false;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
     switch (c) {
     case 'c':
       path = optarg;
+      break;
+    case 'I':
+      allow_insecure = true;
       break;
     case 'h':
       return print_help("check-config");
@@ -178,7 +190,7 @@ cmd_check_config(int argc, char **argv)
                        argv[optind]);
   cleanup_error struct rp_error *err = NULL;
   struct rp_config *config = NULL;
-  if (load_config(path, &config, &err) != 0) {
+  if (load_config(path, allow_insecure, &config, &err) != 0) {
     fprintf(stderr, "%s\n", err->message);
     return EXIT_USAGE;
   }
@@ -256,7 +268,10 @@ static const struct command commands[] = {
      "all\n"
      "                      succeeded)\n"
      "      --log-format F  text (default) or json\n"
-     "  -v, --verbose       debug logs\n\n"
+     "  -v, --verbose       debug logs\n"
+     "      --allow-insecure-config  accept a configuration file that others "
+     "may\n"
+     "                      write (refused otherwise)\n\n"
      "Signals: SIGTERM/SIGINT finish recycles in flight and exit 0; SIGHUP\n"
      "reloads the configuration (an invalid file is rejected, the old one "
      "kept).\n"

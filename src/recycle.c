@@ -42,7 +42,18 @@ struct rp_recycler {
   void *idle_arg;
   void (*change_cb)(void *arg);
   void *change_arg;
+  bool (*gate)(void *arg, const struct rp_entry *e);
+  void *gate_arg;
 };
+
+void
+rp_recycler_set_gate(struct rp_recycler *r,
+                     bool (*gate)(void *arg, const struct rp_entry *e),
+                     void *arg)
+{
+  r->gate = gate;
+  r->gate_arg = arg;
+}
 
 static void audit_logged_cb(void *arg, struct rp_error *err);
 
@@ -550,8 +561,9 @@ pump_once(struct rp_recycler *r)
     }
     size_t pi = (size_t)(p - c->policies);
     int limit = rp_budget_limit(&p->max_unavailable, matched[pi]);
-    bool may_act = !e->provider->ops->may_act ||
-                   e->provider->ops->may_act(e->provider);
+    bool may_act = (!e->provider->ops->may_act ||
+                    e->provider->ops->may_act(e->provider)) &&
+                   (!r->gate || r->gate(r->gate_arg, e));
     if (busy[pi] >= limit || r->draining || !may_act) {
       r->due[kept++] = e;
       continue;

@@ -59,6 +59,13 @@ size_t rp_recycler_in_flight(const struct rp_recycler *r);
 size_t rp_recycler_waiting(const struct rp_recycler *r);
 const struct rp_recycler_stats *rp_recycler_stats(const struct rp_recycler *r);
 
+/* Whether a due workload may be acted on now (its provider connected and
+ * recovered, say); when gate says no, it stays due, and the next pump looks
+ * again.  NULL: always. */
+void rp_recycler_set_gate(struct rp_recycler *r,
+                          bool (*gate)(void *arg, const struct rp_entry *e),
+                          void *arg);
+
 /* Called whenever a recycle ends or the recycler becomes idle. */
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
                            void *arg);

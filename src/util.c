@@ -175,8 +175,8 @@ rp_format_duration(int64_t ms, char *buf, size_t len)
   static const struct {
     const char *unit;
     int64_t ms;
-  } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000},
-               {"ms", 1}};
+  } units[] = {
+      {"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
   size_t off = 0;
   buf[0] = '\0';
   if (ms < 0) {
