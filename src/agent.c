@@ -30,11 +30,13 @@ struct agent {
   struct rp_http *http;              /* owned */
   struct rp_provider *providers;     /* owned array */
   size_t n_providers;
-  bool *listed;       /* owned: per provider, the first full list arrived */
-  bool *up;           /* owned: per provider, connected */
-  bool *recovering;   /* owned: per provider, crash recovery not done yet */
-  json_t *unfinished; /* owned: provider -> recycle.begin lines never ended */
-  char **down_reason; /* owned strings: why a provider is down */
+  bool *listed;         /* owned: per provider, the first full list arrived */
+  bool *up;             /* owned: per provider, connected */
+  bool *recovering;     /* owned: per provider, crash recovery not done yet */
+  bool *recovery_waits; /* owned: per provider, recovery waits for the
+                           recycles in flight on it to end */
+  json_t *unfinished;   /* owned: provider -> recycle.begin lines never ended */
+  char **down_reason;   /* owned strings: why a provider is down */
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
@@ -193,6 +195,9 @@ recovery_done_cb(void *arg, const struct rp_error *err)
     return;
   }
   a->recovering[i] = false;
+  /* What the log named is settled; later recoveries (after the engine comes
+   * back) look only at what the provider finds. */
+  json_object_del(a->unfinished, p->name);
   if (p->ops->resync)
     p->ops->resync(p);
   redecide_provider(a, p);
@@ -202,6 +207,15 @@ recovery_done_cb(void *arg, const struct rp_error *err)
 static void
 start_recovery(struct agent *a, struct rp_provider *p)
 {
+  size_t pi = provider_index(a, p);
+  if (rp_recycler_in_flight_on(a->recycler, p) > 0) {
+    /* Recovery must not race a recycle that is still going: it would take
+     * that recycle's work for unfinished.  The recycler's change callback
+     * starts it once they have ended. */
+    a->recovery_waits[pi] = true;
+    return;
+  }
+  a->recovery_waits[pi] = false;
   json_t *begins = json_object_get(a->unfinished, p->name);
   size_t n = json_array_size(begins);
   cleanup_free struct rp_unfinished *items = rp_xcalloc(n + 1, sizeof(*items));
@@ -298,6 +312,14 @@ hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
                    strcmp(a->down_reason[i], reason ? reason : "") != 0))
     rp_err("provider %s (%s) unreachable: %s", p->name, p->ops->type,
            reason ? reason : "unknown reason");
+  if (!up && a->up[i] && p->ops->recover && a->opt.mode == RP_AGENT_RUN &&
+      !a->stopping) {
+    /* The engine went away, perhaps in the middle of a recycle (an engine
+     * restart kills its containers): once it is back, recovery looks for
+     * reaper's unfinished work again before anything else is done. */
+    a->recovering[i] = true;
+    a->listed[i] = false;
+  }
   a->up[i] = up;
   if (up)
     rp_recycler_pump(a->recycler); /* e.g. it may act again */
@@ -357,7 +379,12 @@ gate_cb(void *arg, const struct rp_entry *e)
 static void
 recycler_change_cb(void *arg)
 {
-  once_check(arg);
+  struct agent *a = arg;
+  for (size_t i = 0; i < a->n_providers; i++)
+    if (a->recovery_waits[i] && !a->stopping &&
+        rp_recycler_in_flight_on(a->recycler, &a->providers[i]) == 0)
+      start_recovery(a, &a->providers[i]);
+  once_check(a);
 }
 
 static void
@@ -684,6 +711,7 @@ start_providers(struct agent *a, struct rp_error **err)
   a->up = rp_xcalloc(c->n_providers, sizeof(bool));
   a->down_reason = rp_xcalloc(c->n_providers, sizeof(char *));
   a->recovering = rp_xcalloc(c->n_providers, sizeof(bool));
+  a->recovery_waits = rp_xcalloc(c->n_providers, sizeof(bool));
   for (size_t i = 0; i < c->n_providers; i++) {
     struct rp_provider *p = &a->providers[i];
     const struct rp_provider_config *pc = &c->providers[i];
@@ -732,6 +760,7 @@ agent_free(struct agent *a)
   free(a->up);
   free(a->down_reason);
   free(a->recovering);
+  free(a->recovery_waits);
   if (a->unfinished)
     json_decref(a->unfinished);
   rp_recycler_free(a->recycler);

@@ -600,6 +600,17 @@ rp_recycler_in_flight(const struct rp_recycler *r)
 }
 
 size_t
+rp_recycler_in_flight_on(const struct rp_recycler *r,
+                         const struct rp_provider *p)
+{
+  size_t n = 0;
+  for (const struct op *o = r->ops; o; o = o->next)
+    if (o->e->provider == p)
+      n++;
+  return n;
+}
+
+size_t
 rp_recycler_waiting(const struct rp_recycler *r)
 {
   return r->n_due;

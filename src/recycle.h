@@ -56,6 +56,9 @@ void rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg),
 /* Whether nothing is due and nothing in flight (for --once). */
 bool rp_recycler_idle(const struct rp_recycler *r);
 size_t rp_recycler_in_flight(const struct rp_recycler *r);
+/* Recycles in flight on one provider. */
+size_t rp_recycler_in_flight_on(const struct rp_recycler *r,
+                                const struct rp_provider *p);
 size_t rp_recycler_waiting(const struct rp_recycler *r);
 const struct rp_recycler_stats *rp_recycler_stats(const struct rp_recycler *r);
 

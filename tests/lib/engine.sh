@@ -57,6 +57,18 @@ DOCKERFILE
   rm -rf "$ctx"
 }
 
+# Stops dockerd (not its state) and starts it again: the engine restart
+# that reaper must survive.  Containers without a restart policy stay
+# stopped, as after any dockerd restart.
+engine_restart() {
+  local pid
+  pid=$(cat "$ENGINE_DIR/pid" 2>/dev/null) || return 1
+  kill "$pid"
+  for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -9 "$pid" 2>/dev/null || true
+  engine_start
+}
+
 engine_stop() {
   local pid
   pid=$(cat "$ENGINE_DIR/pid" 2>/dev/null) || true
