@@ -828,6 +828,9 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   uv_signal_start(&a->sig_hup, signal_cb, SIGHUP);
   uv_signal_start(&a->sig_usr1, signal_cb, SIGUSR1);
   signal(SIGPIPE, SIG_IGN);
+  /* A write past the file size limit fails with EFBIG, as a full disk
+   * fails it, instead of killing the agent: the audit log fails closed. */
+  signal(SIGXFSZ, SIG_IGN);
 
   if (rp_http_new(&a->loop, &a->http, err) != 0 ||
       start_providers(a, err) != 0) {
