@@ -60,11 +60,9 @@ init(struct rp_provider *p, struct rp_error **err)
     free(d);
     return -1;
   }
+  /* Said once the engine's list shows it (track.c): reaper may run in a
+   * container of another engine than the one it watches. */
   d->self_id = find_self_id();
-  if (d->self_id)
-    rp_info("provider %s: reaper runs in container %.12s, which it never "
-            "touches",
-            p->name, d->self_id);
   p->ctx = d;
   return 0;
 }

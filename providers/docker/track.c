@@ -37,6 +37,7 @@ struct rp_docker_track {
   int calls;                   /* API calls in flight */
   bool stopping;
   bool timer_closed;
+  bool self_seen; /* reaper's own container was in a list: said once */
 };
 
 /* One list in progress. */
@@ -362,6 +363,12 @@ list_finish(struct listing *l)
   {
     if (!json_object_get(fresh, id))
       json_object_del(t->started, id);
+  }
+  if (d->self_id && !t->self_seen && json_object_get(fresh, d->self_id)) {
+    t->self_seen = true;
+    rp_info("provider %s: reaper runs in container %.12s, which it never "
+            "touches",
+            d->p->name, d->self_id);
   }
   bool was_up = t->up;
   t->up = true;
