@@ -5,9 +5,11 @@
 #include "provider.h"
 
 extern const struct rp_provider_ops rp_provider_docker;
+extern const struct rp_provider_ops rp_provider_swarm;
 
 static const struct rp_provider_ops *const registry[] = {
     &rp_provider_docker,
+    &rp_provider_swarm,
 };
 
 /* Every type the configuration may name, including those whose provider is

@@ -47,6 +47,9 @@ struct rp_recycle_spec {
   int64_t drain_timeout_ms;
   const char *const *replace_argv; /* NULL-terminated or NULL */
   bool dry_run; /* never set: dry runs never reach a provider */
+  /* The policy's name, or NULL: a provider that marks its work in the
+   * engine (swarm's node drains) tells one policy's from another's. */
+  const char *policy;
 };
 
 struct rp_recycle_result {

@@ -1,0 +1,245 @@
+/* Crash recovery for the swarm provider: what a recycle that reaper did not
+ * live to finish left in the cluster, put right.  The unfinished recycles
+ * come from this agent's own audit log, so the agent that began them is
+ * dead: whatever its mark says, the work is ours to finish.
+ *
+ *   node, gone from the swarm             -> finished (it was removed)
+ *   node with reaper's mark, down         -> finished: removed now
+ *   node with reaper's mark, still up     -> rolled back: availability and
+ *                                            role restored, mark removed
+ *   node without the mark                 -> none (the drain was never
+ *                                            written, or someone undid it)
+ *   service                               -> swarm carries a forced update
+ *                                            on by itself: finished when
+ *                                            it is updating or completed,
+ *                                            none otherwise (its state said)
+ * Items are done one after the other; a failed step reports that item as
+ * not put right and goes on. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "swarm/swarm.h"
+#include "util.h"
+
+struct recover {
+  struct rp_swarm *s; /* borrowed */
+  rp_recover_item_cb item_cb;
+  void (*done_cb)(void *arg, const struct rp_error *err);
+  void *arg;
+  json_t *items; /* owned: [{id, name, node}] */
+  size_t next;
+};
+
+static void work_next(struct recover *rv);
+
+static json_t *
+item(struct recover *rv)
+{
+  return json_array_get(rv->items, rv->next);
+}
+
+static void report(struct recover *rv, const char *action, bool ok,
+                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+report(struct recover *rv, const char *action, bool ok, const char *fmt, ...)
+{
+  json_t *it = item(rv);
+  va_list ap;
+  va_start(ap, fmt);
+  char detail[512];
+  vsnprintf(detail, sizeof(detail), fmt, ap);
+  va_end(ap);
+  struct rp_recovery r = {
+      .id = json_string_value(json_object_get(it, "id")),
+      .name = json_string_value(json_object_get(it, "name")),
+      .action = action,
+      .replacement_id = NULL,
+      .detail = detail,
+      .ok = ok,
+  };
+  rv->item_cb(rv->arg, &r);
+  rv->next++;
+  work_next(rv);
+}
+
+static void
+finish(struct recover *rv)
+{
+  struct rp_swarm *s = rv->s;
+  rv->done_cb(rv->arg, NULL);
+  json_decref(rv->items);
+  free(rv);
+  rp_swarm_recycle_ended(s);
+}
+
+static int
+call(struct recover *rv, const char *method, const char *path,
+     const json_t *body, rp_docker_cb cb)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_swarm_call(rv->s, method, path, body, 0, cb, rv, &err) == 0)
+    return 0;
+  report(rv, RP_RECOVERY_NONE, false, "%s %s: %s", method, path, err->message);
+  return -1;
+}
+
+/* --- nodes -------------------------------------------------------------- */
+
+static void
+node_removed_cb(void *arg, const struct rp_docker_reply *r,
+                const struct rp_error *err)
+{
+  struct recover *rv = arg;
+  (void)r;
+  if (err && err->code != RP_ENOTFOUND)
+    report(rv, RP_RECOVERY_NONE, false,
+           "the node was drained and is down, but removing it failed: %s",
+           err->message);
+  else
+    report(rv, RP_RECOVERY_FINISHED, true,
+           "the node was drained and is down (replaced): removed it from the "
+           "swarm");
+}
+
+static void
+node_restored_cb(void *arg, const struct rp_docker_reply *r,
+                 const struct rp_error *err)
+{
+  struct recover *rv = arg;
+  (void)r;
+  if (err)
+    report(rv, RP_RECOVERY_NONE, false,
+           "the node is still drained by reaper and restoring it failed: %s",
+           err->message);
+  else
+    report(rv, RP_RECOVERY_ROLLED_BACK, true,
+           "the node was drained and still up: its availability is restored "
+           "and reaper's mark removed");
+}
+
+static void
+node_read_cb(void *arg, const struct rp_docker_reply *r,
+             const struct rp_error *err)
+{
+  struct recover *rv = arg;
+  const char *id = json_string_value(json_object_get(item(rv), "id"));
+  if (err && err->code == RP_ENOTFOUND) {
+    report(rv, RP_RECOVERY_FINISHED, true,
+           "the node is no longer in the swarm: it was replaced and removed");
+    return;
+  }
+  if (err) {
+    report(rv, RP_RECOVERY_NONE, false, "read the node: %s", err->message);
+    return;
+  }
+  json_t *spec = json_object_get(r->body, "Spec");
+  json_t *labels = json_object_get(spec, "Labels");
+  const char *mark_s =
+      json_string_value(json_object_get(labels, RP_SWARM_LABEL_MARK));
+  const char *state = json_string_value(
+      json_object_get(json_object_get(r->body, "Status"), "State"));
+  if (!mark_s) {
+    report(rv, RP_RECOVERY_NONE, true,
+           "the node carries no drain of reaper's (availability %s): nothing "
+           "to do",
+           json_string_value(json_object_get(spec, "Availability"))
+               ? json_string_value(json_object_get(spec, "Availability"))
+               : "unknown");
+    return;
+  }
+  cleanup_free char *esc = rp_url_escape(id);
+  if (state && strcmp(state, "down") == 0) {
+    cleanup_free char *path = rp_xasprintf("/nodes/%s?force=1", esc);
+    call(rv, "DELETE", path, NULL, node_removed_cb);
+    return;
+  }
+  cleanup_json json_t *mark = json_loads(mark_s, 0, NULL);
+  const char *avail = json_string_value(json_object_get(mark, "availability"));
+  const char *role = json_string_value(json_object_get(mark, "role"));
+  cleanup_json json_t *new_spec = json_deep_copy(spec);
+  json_object_set_new(new_spec, "Availability",
+                      json_string(avail ? avail : "active"));
+  if (role)
+    json_object_set_new(new_spec, "Role", json_string(role));
+  json_object_del(json_object_get(new_spec, "Labels"), RP_SWARM_LABEL_MARK);
+  cleanup_free char *path =
+      rp_xasprintf("/nodes/%s/update?version=%lld", esc,
+                   (long long)json_integer_value(json_object_get(
+                       json_object_get(r->body, "Version"), "Index")));
+  call(rv, "POST", path, new_spec, node_restored_cb);
+}
+
+/* --- services ----------------------------------------------------------- */
+
+static void
+service_read_cb(void *arg, const struct rp_docker_reply *r,
+                const struct rp_error *err)
+{
+  struct recover *rv = arg;
+  if (err && err->code == RP_ENOTFOUND) {
+    report(rv, RP_RECOVERY_NONE, true, "the service is gone");
+    return;
+  }
+  if (err) {
+    report(rv, RP_RECOVERY_NONE, false, "read the service: %s", err->message);
+    return;
+  }
+  enum rp_swarm_update u = rp_swarm_update_progress(r->body, NULL);
+  if (u == RP_SWARM_UPDATE_UPDATING || u == RP_SWARM_UPDATE_COMPLETED)
+    report(rv, RP_RECOVERY_FINISHED, true,
+           "swarm carries the forced update on by itself (update %s)",
+           rp_swarm_update_name(u));
+  else
+    report(rv, RP_RECOVERY_NONE, true,
+           "the service's update is %s: nothing for reaper to do",
+           rp_swarm_update_name(u));
+}
+
+static void
+work_next(struct recover *rv)
+{
+  if (rv->next >= json_array_size(rv->items)) {
+    finish(rv);
+    return;
+  }
+  json_t *it = item(rv);
+  cleanup_free char *esc =
+      rp_url_escape(json_string_value(json_object_get(it, "id")));
+  bool node = json_is_true(json_object_get(it, "node"));
+  cleanup_free char *path =
+      rp_xasprintf("/%s/%s", node ? "nodes" : "services", esc);
+  call(rv, "GET", path, NULL, node ? node_read_cb : service_read_cb);
+}
+
+int
+rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
+                 size_t n, rp_recover_item_cb item_cb,
+                 void (*done_cb)(void *arg, const struct rp_error *err),
+                 void *arg, struct rp_error **err)
+{
+  (void)err;
+  struct recover *rv = rp_xcalloc(1, sizeof(*rv));
+  rv->s = s;
+  rv->item_cb = item_cb;
+  rv->done_cb = done_cb;
+  rv->arg = arg;
+  rv->items = json_array();
+  for (size_t i = 0; i < n; i++) {
+    if (!items[i].id)
+      continue;
+    json_array_append_new(
+        rv->items,
+        json_pack("{s:s, s:s, s:b}", "id", items[i].id, "name",
+                  items[i].name ? items[i].name : items[i].id, "node",
+                  items[i].strategy == RP_STRATEGY_DRAIN_REPLACE));
+  }
+  if (json_array_size(rv->items))
+    rp_info("provider %s: recovery: %zu unfinished recycles to put right",
+            s->p->name, json_array_size(rv->items));
+  s->recycles_in_flight++;
+  work_next(rv);
+  return 0;
+}

@@ -1,0 +1,212 @@
+/* The swarm provider's table of functions: the services and nodes of a
+ * whole Docker Swarm, through one of its managers.  Services are renewed by
+ * Swarm itself (a forced update under their own update configuration);
+ * nodes are drained, replaced by an action of the operator's (a cloud
+ * command) and removed.  One agent per cluster acts: the one holding the
+ * lease (lease.c). */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "swarm/swarm.h"
+#include "util.h"
+
+static enum rp_strategy
+default_strategy(enum rp_kind kind)
+{
+  return kind == RP_KIND_NODE ? RP_STRATEGY_DRAIN_REPLACE
+                              : RP_STRATEGY_FORCE_UPDATE;
+}
+
+static bool
+supports(enum rp_kind kind, enum rp_strategy s)
+{
+  return (kind == RP_KIND_SERVICE && s == RP_STRATEGY_FORCE_UPDATE) ||
+         (kind == RP_KIND_NODE && s == RP_STRATEGY_DRAIN_REPLACE);
+}
+
+int
+rp_swarm_call(struct rp_swarm *s, const char *method, const char *path,
+              const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
+              void *arg, struct rp_error **err)
+{
+  return rp_docker_call(&s->docker, method, path, body, timeout_ms, cb, arg,
+                        err);
+}
+
+/* reaper's own container, when it runs in one (as the docker provider
+ * finds it): the engine bind-mounts /etc/hostname and friends from
+ * .../containers/<id>/. */
+static char *
+find_self_container(void)
+{
+  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "r");
+  if (!f)
+    return NULL;
+  char line[4096];
+  while (fgets(line, sizeof(line), f)) {
+    const char *p = strstr(line, "/containers/");
+    if (!p)
+      continue;
+    p += strlen("/containers/");
+    size_t n = 0;
+    while (isxdigit((unsigned char)p[n]))
+      n++;
+    if (n == 64 && p[64] == '/')
+      return rp_xstrndup(p, 64);
+  }
+  return NULL;
+}
+
+/* This agent's name in the lease: readable (host and pid) and unique (a
+ * restarted agent is a new holder, so that it never mistakes an old lease
+ * for one it still holds). */
+static char *
+make_holder(void)
+{
+  char host[256] = "";
+  gethostname(host, sizeof(host) - 1);
+  unsigned char r[6] = {0};
+  if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+    int64_t t = rp_mono_ms() ^ rp_wall_ms();
+    memcpy(r, &t, sizeof(r));
+  }
+  return rp_xasprintf("%s/%d/%02x%02x%02x%02x%02x%02x", host[0] ? host : "?",
+                      (int)getpid(), r[0], r[1], r[2], r[3], r[4], r[5]);
+}
+
+static int
+init(struct rp_provider *p, struct rp_error **err)
+{
+  struct rp_swarm *s = rp_xcalloc(1, sizeof(*s));
+  s->p = p;
+  s->docker.p = p;
+  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &s->docker.ep,
+                               err) != 0) {
+    free(s);
+    return -1;
+  }
+  s->local = s->docker.ep.unix_socket != NULL;
+  s->holder = make_holder();
+  s->self_container = find_self_container();
+  p->ctx = s;
+  return 0;
+}
+
+static int
+start(struct rp_provider *p, struct rp_error **err)
+{
+  struct rp_swarm *s = p->ctx;
+  rp_swarm_lease_init(s);
+  return rp_swarm_track_start(s, err);
+}
+
+static void
+resync(struct rp_provider *p)
+{
+  rp_swarm_track_resync(p->ctx);
+}
+
+static int
+recycle(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+        struct rp_error **err)
+{
+  struct rp_swarm *s = p->ctx;
+  if (s->stopping)
+    return rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
+  if (w->kind == RP_KIND_SERVICE && spec->strategy == RP_STRATEGY_FORCE_UPDATE)
+    return rp_swarm_recycle_service(s, w, spec, cb, arg, err);
+  if (w->kind == RP_KIND_NODE && spec->strategy == RP_STRATEGY_DRAIN_REPLACE)
+    return rp_swarm_recycle_node(s, w, spec, cb, arg, err);
+  return rp_error_set(err, RP_ECONFIG,
+                      "provider %s: strategy %s does not apply to a %s "
+                      "(services: force-update; nodes: drain-replace)",
+                      p->name, rp_strategy_name(spec->strategy),
+                      rp_kind_name(w->kind));
+}
+
+static bool
+may_act(struct rp_provider *p)
+{
+  return rp_swarm_lease_held(p->ctx);
+}
+
+static int
+recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
+        rp_recover_item_cb item_cb,
+        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
+        struct rp_error **err)
+{
+  return rp_swarm_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
+}
+
+void
+rp_swarm_check_stopped(struct rp_swarm *s)
+{
+  if (s->stop_cb && s->recycles_in_flight == 0 && rp_swarm_track_idle(s) &&
+      rp_swarm_lease_idle(s)) {
+    void (*cb)(void *) = s->stop_cb;
+    s->stop_cb = NULL;
+    cb(s->stop_arg);
+  }
+}
+
+void
+rp_swarm_recycle_ended(struct rp_swarm *s)
+{
+  s->recycles_in_flight--;
+  if (s->stopping && s->recycles_in_flight == 0)
+    rp_swarm_lease_stop(s);
+  rp_swarm_check_stopped(s);
+}
+
+static void
+stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
+{
+  struct rp_swarm *s = p->ctx;
+  s->stopping = true;
+  s->stop_cb = done_cb;
+  s->stop_arg = arg;
+  /* Recycles in flight finish (every step is bounded), so that a stop never
+   * leaves a node drained for nothing; the lease is given up once they
+   * have, so that another agent can take over at once. */
+  rp_swarm_track_stop(s);
+  if (s->recycles_in_flight == 0)
+    rp_swarm_lease_stop(s);
+  rp_swarm_check_stopped(s);
+}
+
+static void
+destroy(struct rp_provider *p)
+{
+  struct rp_swarm *s = p->ctx;
+  if (!s)
+    return;
+  rp_swarm_track_free(s);
+  rp_swarm_lease_free(s);
+  rp_http_endpoint_clear(&s->docker.ep);
+  free(s->node_id);
+  free(s->holder);
+  free(s->self_container);
+  free(s->self_service);
+  free(s);
+  p->ctx = NULL;
+}
+
+const struct rp_provider_ops rp_provider_swarm = {
+    .type = "swarm",
+    .default_strategy = default_strategy,
+    .supports = supports,
+    .init = init,
+    .start = start,
+    .resync = resync,
+    .recycle = recycle,
+    .may_act = may_act,
+    .recover = recover,
+    .stop = stop,
+    .destroy = destroy,
+};
