@@ -12,8 +12,8 @@ static const double duration_bounds[] = {1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 static const double lateness_bounds[] = {0.1, 0.5, 1,   5,    15,
                                          60,  300, 900, 3600, 14400};
 /* Max ages run from minutes (tests) to weeks (hosts). */
-static const double age_bounds[] = {60,    300,   900,    1800,   3600,
-                                    7200,  14400, 28800,  43200,  86400,
+static const double age_bounds[] = {60,     300,    900,    1800,  3600,
+                                    7200,   14400,  28800,  43200, 86400,
                                     172800, 604800, 2592000};
 
 /* Policies come from the configuration, so their number is small; this cap
@@ -88,8 +88,7 @@ series_for(struct rp_metrics *m, const char *policy)
   for (size_t i = 0; i < m->n_series; i++)
     if (strcmp(m->series[i].policy, policy) == 0)
       return &m->series[i];
-  m->series =
-      rp_xrealloc(m->series, (m->n_series + 1) * sizeof(*m->series));
+  m->series = rp_xrealloc(m->series, (m->n_series + 1) * sizeof(*m->series));
   struct policy_series *s = &m->series[m->n_series++];
   memset(s, 0, sizeof(*s));
   s->policy = rp_xstrdup(policy);
@@ -118,8 +117,8 @@ rp_metrics_recycle_ended(struct rp_metrics *m, const char *policy,
   struct policy_series *s = series_for(m, policy);
   s->outcomes[outcome]++;
   if (duration_s >= 0)
-    hist_observe(&s->duration, duration_bounds,
-                 RP_ARRAY_LEN(duration_bounds), duration_s);
+    hist_observe(&s->duration, duration_bounds, RP_ARRAY_LEN(duration_bounds),
+                 duration_s);
 }
 
 void
@@ -167,8 +166,8 @@ family(FILE *out, const char *name, const char *type, const char *help)
   fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* Numbers as Prometheus reads them: shortest exact form for integers,
- * enough digits for the rest. */
+/* Numbers as Prometheus reads them: integers without a fraction, the rest
+ * with as few digits as read back exactly. */
 static void
 number(FILE *out, double v)
 {
@@ -178,8 +177,16 @@ number(FILE *out, double v)
     fputs(v > 0 ? "+Inf" : "-Inf", out);
   else if (v == floor(v) && fabs(v) < 1e15)
     fprintf(out, "%.0f", v);
-  else
-    fprintf(out, "%.17g", v);
+  else {
+    /* The shortest form that reads back as the same double. */
+    char b[32];
+    for (int prec = 15; prec <= 17; prec++) {
+      snprintf(b, sizeof(b), "%.*g", prec, v);
+      if (strtod(b, NULL) == v)
+        break;
+    }
+    fputs(b, out);
+  }
 }
 
 /* One labelled histogram: name_bucket{label="value",le=...}, _sum, _count.
@@ -294,8 +301,8 @@ write_state(FILE *out, const struct rp_metrics_view *v)
   family(out, "reaper_workload_age_seconds", "histogram",
          "Ages of the tracked workloads now (seconds since their last "
          "start).");
-  hist_write(out, "reaper_workload_age_seconds", NULL, NULL, &ages,
-             age_bounds, RP_ARRAY_LEN(age_bounds));
+  hist_write(out, "reaper_workload_age_seconds", NULL, NULL, &ages, age_bounds,
+             RP_ARRAY_LEN(age_bounds));
   family(out, "reaper_next_deadline_timestamp_seconds", "gauge",
          "When the next scheduled recycle is due (Unix time); absent when "
          "none is scheduled.");
@@ -304,8 +311,7 @@ write_state(FILE *out, const struct rp_metrics_view *v)
     number(out, (double)next / 1000.0);
     fputc('\n', out);
   }
-  family(out, "reaper_recycles_in_flight", "gauge",
-         "Recycles in flight now.");
+  family(out, "reaper_recycles_in_flight", "gauge", "Recycles in flight now.");
   fprintf(out, "reaper_recycles_in_flight %zu\n", in_flight);
   family(out, "reaper_recycles_waiting", "gauge",
          "Workloads past their due time, held back by a budget "
@@ -356,11 +362,11 @@ write_providers(FILE *out, const struct rp_metrics_view *v)
   json_array_foreach(v->providers, i, p)
   {
     fputs("reaper_provider_up{provider=\"", out);
-    rp_metrics_write_label_value(
-        out, json_string_value(json_object_get(p, "name")));
+    rp_metrics_write_label_value(out,
+                                 json_string_value(json_object_get(p, "name")));
     fputs("\",type=\"", out);
-    rp_metrics_write_label_value(
-        out, json_string_value(json_object_get(p, "type")));
+    rp_metrics_write_label_value(out,
+                                 json_string_value(json_object_get(p, "type")));
     fprintf(out, "\"} %d\n", json_is_true(json_object_get(p, "up")) ? 1 : 0);
   }
 }
@@ -397,8 +403,7 @@ rp_metrics_write(const struct rp_metrics *m, const struct rp_metrics_view *v,
   family(out, "reaper_audit_write_errors_total", "counter",
          "Failed audit log writes since the start.");
   fprintf(out, "reaper_audit_write_errors_total %llu\n",
-          (unsigned long long)(v->audit ? rp_audit_write_errors(v->audit)
-                                        : 0));
+          (unsigned long long)(v->audit ? rp_audit_write_errors(v->audit) : 0));
   if (v->has_api_requests) {
     family(out, "reaper_api_requests_total", "counter",
            "Requests sent to engine APIs since the start.");

@@ -1,0 +1,109 @@
+/* The HTTP status surface (agent.listen): health, readiness, Prometheus
+ * metrics, the state as JSON and a page for people, served from the agent's
+ * loop.  Read-only: no endpoint changes anything.
+ *
+ *   GET /healthz   200 "ok" when every provider is up and the audit log is
+ *                  writable, else 503 with the reasons, one a line
+ *   GET /readyz    200 once every provider listed its workloads and crash
+ *                  recovery is done, else 503
+ *   GET /metrics   Prometheus text format 0.0.4 (metrics.h)
+ *   GET /status    JSON: {version, now, ready, workloads, in_flight, recent,
+ *                  providers, audit}
+ *   GET /          the same for people: HTML and inline CSS, no script
+ * HEAD as GET without the body; other methods 405; other paths 404.  With a
+ * token file every path but /healthz needs `Authorization: Bearer TOKEN`
+ * (401 otherwise).  Workloads are shown as plan --json shows them
+ * (rp_plan_entry_json): never their environment or inspect output.
+ *
+ * The listener is bounded so that no client can hold the agent's
+ * resources: one request per connection (Connection: close), request
+ * headers up to 8 KiB (431), no request bodies (411, 413), 10 s per
+ * connection from accept to the last byte written (slow clients are cut
+ * off), at most 64 connections at once (past it, new ones get a 503 and are
+ * closed at once).  Writes never block the loop. */
+#ifndef RP_STATUS_H
+#define RP_STATUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "audit.h"
+#include "error.h"
+#include "tracker.h"
+
+/* What the status surface shows, filled by the agent.  Pointers borrowed:
+ * they must stay valid until rp_status_close.  Callbacks run on the loop,
+ * once per request that needs them; any of them may be NULL. */
+struct rp_status_source {
+  void *ctx;
+  /* Every tracked workload: /status, the page and the gauges. */
+  struct rp_tracker *tracker;
+  /* The audit log, or NULL. */
+  struct rp_audit *audit;
+  /* Every provider, new reference: an array of objects
+   * {name, type, up (bool), reason (string, when down)}; more members are
+   * shown as they are in /status.  NULL callback: no provider. */
+  json_t *(*providers)(void *ctx);
+  /* Whether every provider listed once and crash recovery is done.  NULL
+   * callback: always ready. */
+  bool (*ready)(void *ctx);
+  /* Requests sent to engine APIs so far (rp_http_sent). */
+  uint64_t (*api_requests)(void *ctx);
+};
+
+/* Bounds of the listener; 0 keeps the default. */
+struct rp_status_limits {
+  uint64_t timeout_ms;     /* per connection, from accept: 10 s */
+  size_t max_connections;  /* open at once: 64 */
+  size_t max_header_bytes; /* request line and headers: 8 KiB */
+};
+
+struct rp_status;
+
+/* Starts listening on `listen` ("127.0.0.1:9470", "[::1]:9470",
+ * "0.0.0.0:9470", "localhost:9470"; port 0 picks a free port: see
+ * rp_status_port).  token_file (may be NULL) holds the bearer token; it is
+ * read now, must be a regular file that other users cannot read or write,
+ * and holds one token of printable ASCII (surrounding whitespace is
+ * trimmed).  src is copied.  Returns 0, or -1 with *err naming the address
+ * or file and the cause. */
+int rp_status_start(uv_loop_t *loop, const char *listen, const char *token_file,
+                    const struct rp_status_source *src, struct rp_status **out,
+                    struct rp_error **err);
+
+/* Changes the bounds for connections accepted from now on. */
+void rp_status_set_limits(struct rp_status *s,
+                          const struct rp_status_limits *l);
+
+/* The port listened on (the kernel's choice for port 0). */
+int rp_status_port(const struct rp_status *s);
+
+/* Feeds one recycle.* audit line (event and its fields, borrowed, as given
+ * to rp_audit_append) to the metrics and to the list of recent recycles:
+ * recycle.begin (lateness, and when an in-flight recycle began),
+ * recycle.done, recycle.failed, recycle.planned, recycle.recovered.  Other
+ * events are ignored.  Only the members that the audit log's recycle lines
+ * share with plan are kept: drain output and other details are not shown.
+ * Accepts a NULL s (the listener is off). */
+void rp_status_record(struct rp_status *s, const char *event, json_t *fields);
+
+/* The /status document, new reference. */
+json_t *rp_status_json(struct rp_status *s);
+
+/* Stops listening and closes every connection; s is freed once the loop
+ * has run their close callbacks.  s must not be used after this call.
+ * Accepts NULL. */
+void rp_status_close(struct rp_status *s);
+
+/* Reads and checks a token file as rp_status_start does; *out owned. */
+int rp_status_read_token(const char *path, char **out, struct rp_error **err);
+
+/* The page at /, from a /status document (page.c).  Every string from it is
+ * escaped; the page loads nothing else and runs no script. */
+void rp_page_write(FILE *out, json_t *status, int64_t now_ms);
+
+#endif
