@@ -376,6 +376,23 @@ gate_cb(void *arg, const struct rp_entry *e)
   return a->up[i] && !a->recovering[i];
 }
 
+/* A recycle failed half-way: the provider's recovery puts right what it
+ * left (an old container beside its running replacement, say) once nothing
+ * else is in flight on that provider. */
+static void
+unsettled_cb(void *arg, struct rp_entry *e)
+{
+  struct agent *a = arg;
+  size_t i = provider_index(a, e->provider);
+  if (!e->provider->ops->recover || a->opt.mode != RP_AGENT_RUN ||
+      a->stopping || a->recovering[i])
+    return;
+  rp_warn("provider %s: a failed recycle left work unfinished: recovering",
+          e->provider->name);
+  a->recovering[i] = true;
+  a->recovery_waits[i] = true; /* started by the change callback */
+}
+
 static void
 recycler_change_cb(void *arg)
 {
@@ -814,6 +831,7 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   rp_recycler_set_config(a->recycler, config);
   rp_recycler_on_change(a->recycler, recycler_change_cb, a);
   rp_recycler_set_gate(a->recycler, gate_cb, a);
+  rp_recycler_on_unsettled(a->recycler, unsettled_cb, a);
   uv_timer_init(&a->loop, &a->resync_timer);
   uv_timer_init(&a->loop, &a->stop_timer);
   uv_timer_init(&a->loop, &a->retry_timer);

@@ -44,7 +44,17 @@ struct rp_recycler {
   void *change_arg;
   bool (*gate)(void *arg, const struct rp_entry *e);
   void *gate_arg;
+  void (*unsettled_cb)(void *arg, struct rp_entry *e);
+  void *unsettled_arg;
 };
+
+void
+rp_recycler_on_unsettled(struct rp_recycler *r,
+                         void (*cb)(void *arg, struct rp_entry *e), void *arg)
+{
+  r->unsettled_cb = cb;
+  r->unsettled_arg = arg;
+}
 
 void
 rp_recycler_set_gate(struct rp_recycler *r,
@@ -323,6 +333,8 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   }
   rp_audit_append(r->audit, r->loop, event, f, audit_logged_cb,
                   (void *)(uintptr_t)event);
+  if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb)
+    r->unsettled_cb(r->unsettled_arg, e);
   if (status != 0 && !e->gone && !r->draining)
     retry_later(r, e);
   else if (status != 0)

@@ -69,6 +69,12 @@ void rp_recycler_set_gate(struct rp_recycler *r,
                           bool (*gate)(void *arg, const struct rp_entry *e),
                           void *arg);
 
+/* Called when a recycle failed and could not put the workload back as it
+ * was (rolled_back false): the provider's recovery should look at it. */
+void rp_recycler_on_unsettled(struct rp_recycler *r,
+                              void (*cb)(void *arg, struct rp_entry *e),
+                              void *arg);
+
 /* Called whenever a recycle ends or the recycler becomes idle. */
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
                            void *arg);

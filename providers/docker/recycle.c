@@ -825,12 +825,50 @@ removed_old(struct rc *rc, const struct rp_docker_reply *r)
 }
 
 static void
+stopped_again(struct rc *rc, const struct rp_docker_reply *r)
+{
+  (void)r;
+  /* Never ?v=1: the replacement uses the same volumes. */
+  cleanup_free char *path = rp_xasprintf("/containers/%s?force=1", rc->id);
+  api(rc, "DELETE", path, NULL, stop_timeout_ms(rc), "remove old container",
+      removed_old);
+}
+
+/* The old container runs again (someone restarted it meanwhile): stop it
+ * again, gracefully, before it goes. */
+static void
+remove_refused(struct rc *rc, const struct rp_docker_reply *r,
+               const struct rp_error *err)
+{
+  if (!err) {
+    removed_old(rc, r);
+    return;
+  }
+  if (err->code != RP_ECONFLICT) {
+    fail(rc, err, "remove old container");
+    return;
+  }
+  rp_warn("provider %s: %s: the old container runs again; stopping it again",
+          rc->d->p->name, rc->name);
+  cleanup_free char *path = stop_path(rc, rc->id);
+  api(rc, "POST", path, NULL, stop_timeout_ms(rc), "stop old container again",
+      stopped_again);
+}
+
+static void
 step_remove_old(struct rc *rc)
 {
   /* Never ?v=1: the replacement uses the same volumes. */
   cleanup_free char *path = rp_xasprintf("/containers/%s", rc->id);
-  api(rc, "DELETE", path, NULL, stop_timeout_ms(rc), "remove old container",
-      removed_old);
+  struct pending *pd = rp_xcalloc(1, sizeof(*pd));
+  *pd = (struct pending){
+      .rc = rc, .tolerant = true, .then_reply = remove_refused};
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_docker_call(rc->d, "DELETE", path, NULL, stop_timeout_ms(rc),
+                     pending_cb, pd, &err) != 0) {
+    free(pd);
+    fail(rc, err, "remove old container");
+  }
 }
 
 static void
