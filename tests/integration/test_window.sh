@@ -19,7 +19,7 @@ policies:
   - name: hard
     match: { labels: { kind: hard, reaper-test: "$$" } }
     max_age: 1s
-    hard_max_age: 3s
+    hard_max_age: 15s
     grace: 2s
     window: { days: [mon, tue, wed, thu, fri, sat, sun], start: "$open_h:00", end: "$close_h:00", tz: UTC }
 YAML
@@ -29,7 +29,9 @@ want=$(date -u -d '+2 hours' +%Y-%m-%dT%H):00:00.000Z
 assert_eq "$want" "$(jq -r '.[] | select(.name == "soft'$$'") | .due' "$T/plan.json")" "soft's recycle moves to the window's opening"
 reaper_once || fail "run --once (window closed) failed"
 assert_eq 0 "$(audit_count recycle.begin)" "recycles while the window is closed, before hard_max_age"
-sleep 2
+# Wait until hard$$ is past its ceiling (15 s after its start).
+hard_start=$(date -d "$(started_at hard$$)" +%s)
+while [ "$(date +%s)" -le $((hard_start + 16)) ]; do sleep 0.5; done
 reaper_once || fail "run --once (past hard_max_age) failed"
 assert_eq 1 "$(audit_count recycle.begin)" "recycles once hard_max_age passed"
 assert_eq hard$$ "$(audit_events recycle.begin | jq -r .name)" "the hard-expired one"
