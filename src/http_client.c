@@ -571,6 +571,10 @@ xfer_setup(struct rp_http_xfer *x, const struct rp_http_endpoint *ep,
     SETOPT(e, CURLOPT_UNIX_SOCKET_PATH, ep->unix_socket);
   if (ep->http2_prior_knowledge)
     SETOPT(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+  if (ep->own_connection) {
+    SETOPT(e, CURLOPT_FRESH_CONNECT, 1L);
+    SETOPT(e, CURLOPT_FORBID_REUSE, 1L);
+  }
   if (ep->ca_file)
     SETOPT(e, CURLOPT_CAINFO, ep->ca_file);
   if (ep->cert_file)

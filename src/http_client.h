@@ -21,6 +21,10 @@ struct rp_http_endpoint {
   char *key_file;    /* owned or NULL */
   bool verify_peer;
   bool http2_prior_knowledge; /* gRPC */
+  /* A connection of its own for every transfer, never reused or shared:
+   * libcurl 7.88 (Debian 12) fails every HTTP/2 stream after the first on a
+   * prior-knowledge connection ("Error in the HTTP2 framing layer"). */
+  bool own_connection;
 };
 void rp_http_endpoint_clear(struct rp_http_endpoint *ep);
 

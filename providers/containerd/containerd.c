@@ -1,0 +1,242 @@
+/* The containerd provider's table of functions: containers with running
+ * tasks in the configured namespaces of one containerd, through its gRPC
+ * API (containerd 1.6 and later). */
+#include "containerd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "log.h"
+#include "util.h"
+
+/* containerd's own limit on identifiers (namespaces/validate.go). */
+#define MAX_IDENTIFIER 76
+
+static enum rp_strategy
+default_strategy(enum rp_kind kind)
+{
+  (void)kind;
+  /* recreate, not restart: a restarted task runs on the same snapshot and
+   * keeps whatever was written into it; a recreated one starts from a
+   * fresh snapshot of the image. */
+  return RP_STRATEGY_RECREATE;
+}
+
+static bool
+supports(enum rp_kind kind, enum rp_strategy s)
+{
+  return kind == RP_KIND_CONTAINER &&
+         (s == RP_STRATEGY_RECREATE || s == RP_STRATEGY_RESTART ||
+          s == RP_STRATEGY_STOP || s == RP_STRATEGY_REMOVE);
+}
+
+int
+rp_ctrd_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
+                       struct rp_error **err)
+{
+  const char *spec =
+      endpoint && *endpoint ? endpoint : RP_CTRD_DEFAULT_ENDPOINT;
+  const char *path = spec;
+  if (strncmp(spec, "unix://", 7) == 0)
+    path = spec + 7;
+  else if (strstr(spec, "://"))
+    return rp_error_set(err, RP_ECONFIG,
+                        "endpoint %s: containerd is reached through its unix "
+                        "socket: unix:///run/containerd/containerd.sock",
+                        spec);
+  if (path[0] != '/')
+    return rp_error_set(err, RP_ECONFIG,
+                        "endpoint %s: the socket path must be absolute "
+                        "(unix:///path)",
+                        spec);
+  if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+    return rp_error_set(err, RP_ECONFIG,
+                        "endpoint %s: the socket path is over %zu bytes", spec,
+                        sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+  *ep = (struct rp_http_endpoint){
+      .base_url = rp_xstrdup("http://localhost"),
+      .unix_socket = rp_xstrdup(path),
+      .http2_prior_knowledge = true,
+      /* A connection per call: see rp_http_endpoint.  A local socket makes
+       * that cheap. */
+      .own_connection = true,
+  };
+  return 0;
+}
+
+static bool
+valid_identifier(const char *s)
+{
+  size_t n = strlen(s);
+  if (n == 0 || n > MAX_IDENTIFIER || !isalnum((unsigned char)s[0]))
+    return false;
+  for (size_t i = 1; i < n; i++)
+    if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' &&
+        s[i] != '-')
+      return false;
+  return true;
+}
+
+static void
+strv_free(char **v)
+{
+  if (!v)
+    return;
+  for (char **p = v; *p; p++)
+    free(*p);
+  free(v);
+}
+
+int
+rp_ctrd_namespaces(char *const *cfg, bool allow_kubernetes, char ***out,
+                   struct rp_error **err)
+{
+  char def[] = "default";
+  char *const fallback[] = {def, NULL};
+  char *const *in = cfg && cfg[0] ? cfg : fallback;
+  size_t n = 0;
+  while (in[n])
+    n++;
+  char **v = rp_xcalloc(n + 1, sizeof(*v));
+  for (size_t i = 0; i < n; i++) {
+    const char *ns = in[i];
+    if (!valid_identifier(ns)) {
+      strv_free(v);
+      return rp_error_set(err, RP_ECONFIG,
+                          "namespaces: \"%s\" is not a containerd namespace "
+                          "(a letter or digit, then letters, digits, '_', "
+                          "'.' or '-', at most %d)",
+                          ns, MAX_IDENTIFIER);
+    }
+    if (strcmp(ns, RP_CTRD_K8S_NAMESPACE) == 0 && !allow_kubernetes) {
+      strv_free(v);
+      return rp_error_set(err, RP_ECONFIG,
+                          "namespaces: %s belongs to the kubelet, which "
+                          "recreates its pods' containers itself and would "
+                          "fight reaper over them; recycle pods through "
+                          "Kubernetes, or set allow_kubernetes: true if you "
+                          "really mean it",
+                          ns);
+    }
+    for (size_t k = 0; k < i; k++)
+      if (strcmp(v[k], ns) == 0) {
+        strv_free(v);
+        return rp_error_set(err, RP_ECONFIG,
+                            "namespaces: \"%s\" is listed twice", ns);
+      }
+    v[i] = rp_xstrdup(ns);
+  }
+  *out = v;
+  return 0;
+}
+
+int
+rp_ctrd_split_id(const char *id, char *ns, size_t ns_len,
+                 const char **container_id)
+{
+  const char *slash = id ? strchr(id, '/') : NULL;
+  if (!slash || slash == id || !slash[1] || (size_t)(slash - id) >= ns_len)
+    return -1;
+  memcpy(ns, id, (size_t)(slash - id));
+  ns[slash - id] = '\0';
+  *container_id = slash + 1;
+  return 0;
+}
+
+static int
+init(struct rp_provider *p, struct rp_error **err)
+{
+  struct rp_ctrd *c = rp_xcalloc(1, sizeof(*c));
+  c->p = p;
+  if (rp_ctrd_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &c->ep, err) !=
+          0 ||
+      rp_ctrd_namespaces(p->cfg ? p->cfg->namespaces : NULL,
+                         p->cfg && p->cfg->allow_kubernetes, &c->namespaces,
+                         err) != 0) {
+    rp_http_endpoint_clear(&c->ep);
+    free(c);
+    return -1;
+  }
+  p->ctx = c;
+  return 0;
+}
+
+static int
+start(struct rp_provider *p, struct rp_error **err)
+{
+  return rp_ctrd_track_start(p->ctx, err);
+}
+
+static void
+resync(struct rp_provider *p)
+{
+  rp_ctrd_track_resync(p->ctx);
+}
+
+static int
+recycle(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+        struct rp_error **err)
+{
+  return rp_ctrd_recycle(p->ctx, w, spec, cb, arg, err);
+}
+
+static int
+recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
+        rp_recover_item_cb item_cb,
+        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
+        struct rp_error **err)
+{
+  return rp_ctrd_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
+}
+
+void
+rp_ctrd_check_stopped(struct rp_ctrd *c)
+{
+  if (c->stop_cb && c->recycles_in_flight == 0 && rp_ctrd_track_idle(c)) {
+    void (*cb)(void *) = c->stop_cb;
+    c->stop_cb = NULL;
+    cb(c->stop_arg);
+  }
+}
+
+static void
+stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
+{
+  struct rp_ctrd *c = p->ctx;
+  c->stopping = true;
+  c->stop_cb = done_cb;
+  c->stop_arg = arg;
+  /* Recycles in flight finish (each step is bounded by a timeout), so a
+   * stop never leaves a container without its task half way. */
+  rp_ctrd_track_stop(c);
+  rp_ctrd_check_stopped(c);
+}
+
+static void
+destroy(struct rp_provider *p)
+{
+  struct rp_ctrd *c = p->ctx;
+  if (!c)
+    return;
+  rp_ctrd_track_free(c);
+  rp_http_endpoint_clear(&c->ep);
+  strv_free(c->namespaces);
+  free(c);
+  p->ctx = NULL;
+}
+
+const struct rp_provider_ops rp_provider_containerd = {
+    .type = "containerd",
+    .default_strategy = default_strategy,
+    .supports = supports,
+    .init = init,
+    .start = start,
+    .resync = resync,
+    .recycle = recycle,
+    .recover = recover,
+    .stop = stop,
+    .destroy = destroy,
+};
