@@ -46,7 +46,29 @@ struct rp_recycler {
   void *gate_arg;
   void (*unsettled_cb)(void *arg, struct rp_entry *e);
   void *unsettled_arg;
+  void (*audit_cb)(void *arg, const char *event, json_t *fields);
+  void *audit_arg;
 };
+
+void
+rp_recycler_on_audit(struct rp_recycler *r,
+                     void (*cb)(void *arg, const char *event, json_t *fields),
+                     void *arg)
+{
+  r->audit_cb = cb;
+  r->audit_arg = arg;
+}
+
+/* Every recycle.* line goes through here: to the log, and to whoever
+ * watches (metrics, the status page). */
+static int
+append(struct rp_recycler *r, const char *event, json_t *fields, rp_audit_cb cb,
+       void *arg)
+{
+  if (r->audit_cb)
+    r->audit_cb(r->audit_arg, event, fields);
+  return rp_audit_append(r->audit, r->loop, event, fields, cb, arg);
+}
 
 void
 rp_recycler_on_unsettled(struct rp_recycler *r,
@@ -189,8 +211,8 @@ rp_recycler_recovered(struct rp_recycler *r, const char *provider,
     rp_err("could not recover the unfinished recycle of %s (%.12s): %s",
            rec->name ? rec->name : "?", rec->id,
            rec->detail ? rec->detail : "");
-  rp_audit_append(r->audit, r->loop, "recycle.recovered", f, audit_logged_cb,
-                  (void *)(uintptr_t) "recycle.recovered");
+  append(r, "recycle.recovered", f, audit_logged_cb,
+         (void *)(uintptr_t) "recycle.recovered");
 }
 
 enum rp_strategy
@@ -331,8 +353,7 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
         json_object_set(f, k, v);
     }
   }
-  rp_audit_append(r->audit, r->loop, event, f, audit_logged_cb,
-                  (void *)(uintptr_t)event);
+  append(r, event, f, audit_logged_cb, (void *)(uintptr_t)event);
   if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb)
     r->unsettled_cb(r->unsettled_arg, e);
   if (status != 0 && !e->gone && !r->draining)
@@ -365,8 +386,8 @@ begin_written_cb(void *arg, struct rp_error *err)
                         json_string(e->gone ? "workload gone before the recycle"
                                             : "agent stopping"));
     json_object_set_new(f, "rolled_back", json_true());
-    rp_audit_append(r->audit, r->loop, "recycle.failed", f, audit_logged_cb,
-                    (void *)(uintptr_t) "recycle.failed");
+    append(r, "recycle.failed", f, audit_logged_cb,
+           (void *)(uintptr_t) "recycle.failed");
     if (!e->gone)
       e->state = RP_ENTRY_WAITING;
     finish(r, o);
@@ -421,8 +442,7 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
     rp_log(RP_LOG_INFO, "dry run: would recycle %s %s (%s), policy %s, with %s",
            rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
            rp_strategy_name(rp_recycle_strategy(p, e)));
-    rp_audit_append(r->audit, r->loop, "recycle.planned", base, planned_cb,
-                    NULL);
+    append(r, "recycle.planned", base, planned_cb, NULL);
     e->state = RP_ENTRY_PLANNED;
     e->handled_start_ms = e->w->started_ms;
     r->stats.planned++;
@@ -455,8 +475,7 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
          rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
          (long long)((now - e->w->started_ms) / 1000),
          rp_strategy_name(rp_recycle_strategy(p, e)));
-  if (rp_audit_append(r->audit, r->loop, "recycle.begin", begin,
-                      begin_written_cb, o) != 0) {
+  if (append(r, "recycle.begin", begin, begin_written_cb, o) != 0) {
     char msg[] = "audit append refused";
     struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
     begin_written_cb(o, &bad);

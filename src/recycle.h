@@ -69,6 +69,13 @@ void rp_recycler_set_gate(struct rp_recycler *r,
                           bool (*gate)(void *arg, const struct rp_entry *e),
                           void *arg);
 
+/* Called with every recycle.* line as it goes to the audit log (fields
+ * borrowed for the call): for metrics and the status page. */
+void rp_recycler_on_audit(struct rp_recycler *r,
+                          void (*cb)(void *arg, const char *event,
+                                     json_t *fields),
+                          void *arg);
+
 /* Called when a recycle failed and could not put the workload back as it
  * was (rolled_back false): the provider's recovery should look at it. */
 void rp_recycler_on_unsettled(struct rp_recycler *r,
