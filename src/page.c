@@ -176,6 +176,12 @@ static const char css[] =
     "margin-right:6px;vertical-align:0}"
     ".dot.up{background:var(--ok)}.dot.down{background:var(--bad)}"
     "tr.idle td{color:var(--mute)}"
+    "td .sub,td.due{white-space:nowrap}"
+    ".alert{background:#fef3f2;border:1px solid #fecdca;color:#912018;"
+    "border-radius:10px;padding:12px 16px;margin-bottom:22px}"
+    ".alert.info{background:#eff8ff;border-color:#b2ddff;color:#194185}"
+    ".alert b{display:block;margin-bottom:4px}"
+    ".alert div{font-size:13px;word-break:break-word}"
     ".err{color:#b42318;font-size:12px;word-break:break-word}"
     "footer{color:var(--mute);font-size:12px;text-align:center;"
     "padding:0 28px 28px}"
@@ -268,6 +274,69 @@ age_cell(FILE *out, json_t *w)
   fputs("</td>", out);
 }
 
+static bool
+starts(const char *s, const char *prefix)
+{
+  return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool
+ends(const char *s, const char *suffix)
+{
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* What is happening to a workload, as a word and a colour, from plan's
+ * action; the action itself is on hover, and shown as it is when its
+ * wording is not one of plan's. */
+static void
+state_cell(FILE *out, json_t *w)
+{
+  const char *action = str(w, "action");
+  const char *pill = NULL, *word = NULL;
+  if (starts(action, "recycling")) {
+    pill = "p-info", word = "recycling";
+  } else if (json_is_true(json_object_get(w, "excluded"))) {
+    pill = "p-mute", word = "excluded";
+  } else if (starts(action, "untouched")) {
+    pill = "p-mute", word = "untouched";
+  } else if (ends(action, "waiting for the budget")) {
+    pill = "p-warn", word = "due: held by the budget";
+  } else if (ends(action, "planned (dry run)")) {
+    pill = "p-info", word = "planned (dry run)";
+  } else if (starts(action, "recycled")) {
+    pill = "p-ok", word = "recycled";
+  } else if (ends(action, " now")) {
+    pill = "p-warn", word = "due now";
+  } else if (strstr(action, " at ")) {
+    pill = "p-mute",
+    word = ends(action, "(retry)") ? "retry scheduled" : "scheduled";
+  }
+  fputs("<td title=\"", out);
+  esc(out, action);
+  fputs("\">", out);
+  if (pill)
+    fprintf(out, "<span class=\"pill %s\">%s</span>", pill, word);
+  else
+    esc(out, action);
+  json_int_t failures = json_integer_value(json_object_get(w, "failures"));
+  if (failures > 0)
+    fprintf(out, " <span class=\"pill p-bad\">%lld failed</span>",
+            (long long)failures);
+  if (*str(w, "reason")) {
+    fputs("<div class=\"sub\">", out);
+    esc(out, str(w, "reason"));
+    fputs("</div>", out);
+  }
+  if (*str(w, "warning")) {
+    fputs("<div class=\"err\">", out);
+    esc(out, str(w, "warning"));
+    fputs("</div>", out);
+  }
+  fputs("</td>", out);
+}
+
 static void
 workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
 {
@@ -277,8 +346,8 @@ workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
     fputs("<div class=\"empty\">No workload tracked yet.</div></section>", out);
     return;
   }
-  fputs("<table><tr><th>Workload</th><th>Policy</th><th style=\"width:28%\">"
-        "Age</th><th>Due</th><th>Action</th></tr>",
+  fputs("<table><tr><th>Workload</th><th>Policy</th><th style=\"width:24%\">"
+        "Age</th><th>Due</th><th>State</th></tr>",
         out);
   size_t i;
   json_t *w;
@@ -295,13 +364,11 @@ workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
       esc(out, str(w, "strategy"));
       fputs("</div>", out);
     } else {
-      fprintf(out, "<span class=\"pill p-mute\">%s</span>",
-              json_is_true(json_object_get(w, "excluded")) ? "excluded"
-                                                           : "no policy");
+      fputs("—", out);
     }
     fputs("</td>", out);
     age_cell(out, w);
-    fputs("<td>", out);
+    fputs("<td class=\"due\">", out);
     if (acts && has(w, "due")) {
       when(out, str(w, "due"), now_ms);
       if (has(w, "hard_deadline")) {
@@ -312,17 +379,9 @@ workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
     } else {
       fputs("—", out);
     }
-    fputs("</td><td>", out);
-    esc(out, str(w, "action"));
-    if (json_integer_value(json_object_get(w, "failures")) > 0)
-      fprintf(out, " <span class=\"pill p-bad\">%lld failed</span>",
-              (long long)json_integer_value(json_object_get(w, "failures")));
-    if (*str(w, "warning")) {
-      fputs("<div class=\"err\">", out);
-      esc(out, str(w, "warning"));
-      fputs("</div>", out);
-    }
-    fputs("</td></tr>", out);
+    fputs("</td>", out);
+    state_cell(out, w);
+    fputs("</tr>", out);
   }
   fputs("</table></section>", out);
 }
@@ -513,18 +572,74 @@ cards(FILE *out, json_t *st, int64_t now_ms)
   }
 }
 
+/* What needs someone's attention, in words, above everything else. */
+static void
+alerts(FILE *out, json_t *st)
+{
+  json_t *audit = json_object_get(st, "audit");
+  size_t i;
+  json_t *p;
+  bool open = false;
+  json_array_foreach(json_object_get(st, "providers"), i, p)
+  {
+    if (json_is_true(json_object_get(p, "up")))
+      continue;
+    if (!open)
+      fputs("<div class=\"alert\"><b>Needs attention</b>", out);
+    open = true;
+    fputs("<div>provider ", out);
+    esc(out, str(p, "name"));
+    fputs(" (", out);
+    esc(out, str(p, "type"));
+    fputs(") is unreachable: ", out);
+    esc(out, *str(p, "reason") ? str(p, "reason") : "not connected yet");
+    fputs("; its workloads are not recycled until it is back</div>", out);
+  }
+  if (json_is_object(audit) &&
+      !json_is_true(json_object_get(audit, "healthy"))) {
+    if (!open)
+      fputs("<div class=\"alert\"><b>Needs attention</b>", out);
+    open = true;
+    fputs("<div>the audit log ", out);
+    esc(out, str(audit, "path"));
+    fprintf(
+        out,
+        " cannot be written (%lld failed writes): nothing is recycled "
+        "until it can</div>",
+        (long long)json_integer_value(json_object_get(audit, "write_errors")));
+  }
+  if (open)
+    fputs("</div>", out);
+  if (!json_is_true(json_object_get(st, "ready")))
+    fputs("<div class=\"alert info\"><b>Starting</b><div>waiting for every "
+          "provider's first full list and crash recovery; nothing is "
+          "recycled before</div></div>",
+          out);
+}
+
 void
 rp_page_write(FILE *out, json_t *st, int64_t now_ms)
 {
   json_t *workloads = json_object_get(st, "workloads");
   json_t *audit = json_object_get(st, "audit");
+  fputs("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, "
+        "initial-scale=1\"><meta http-equiv=\"refresh\" content=\"15\">"
+        "<title>reaper · ",
+        out);
+  if (*str(st, "hostname")) {
+    esc(out, str(st, "hostname"));
+    fputs(" · ", out);
+  }
   fprintf(out,
-          "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-          "<meta name=\"viewport\" content=\"width=device-width, "
-          "initial-scale=1\"><meta http-equiv=\"refresh\" content=\"15\">"
-          "<title>reaper · %zu workloads</title><style>%s</style></head>"
+          "%zu workloads</title><style>%s</style></head>"
           "<body><header><h1>reaper</h1><span class=\"ver\">",
           json_array_size(workloads), css);
+  if (*str(st, "hostname")) {
+    fputs("on <b>", out);
+    esc(out, str(st, "hostname"));
+    fputs("</b> · ", out);
+  }
   esc(out, str(st, "version"));
   fputs("</span><span class=\"gen\">as of ", out);
   esc(out, str(st, "now"));
@@ -532,6 +647,7 @@ rp_page_write(FILE *out, json_t *st, int64_t now_ms)
         out);
   cards(out, st, now_ms);
   fputs("</div>", out);
+  alerts(out, st);
   in_flight_table(out, json_object_get(st, "in_flight"), now_ms);
   workloads_table(out, workloads, now_ms);
   recent_table(out, json_object_get(st, "recent"), now_ms);

@@ -393,11 +393,13 @@ rp_status_json(struct rp_status *s)
                   "healthy", rp_audit_healthy(s->src.audit), "write_errors",
                   (json_int_t)rp_audit_write_errors(s->src.audit), "next_seq",
                   (json_int_t)rp_audit_next_seq(s->src.audit));
-  return json_pack("{s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o}", "version",
-                   REAPER_VERSION, "now", rp_format_time_ms(now, t, sizeof(t)),
-                   "ready", is_ready(s), "workloads", workloads, "in_flight",
-                   in_flight, "recent", s->recent, "providers",
-                   providers_json(s), "audit", audit);
+  char host[256] = "";
+  gethostname(host, sizeof(host) - 1);
+  return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o}", "version",
+                   REAPER_VERSION, "hostname", host, "now",
+                   rp_format_time_ms(now, t, sizeof(t)), "ready", is_ready(s),
+                   "workloads", workloads, "in_flight", in_flight, "recent",
+                   s->recent, "providers", providers_json(s), "audit", audit);
 }
 
 /* --- answers ------------------------------------------------------------ */

@@ -7,8 +7,8 @@
  *   GET /readyz    200 once every provider listed its workloads and crash
  *                  recovery is done, else 503
  *   GET /metrics   Prometheus text format 0.0.4 (metrics.h)
- *   GET /status    JSON: {version, now, ready, workloads, in_flight, recent,
- *                  providers, audit}
+ *   GET /status    JSON: {version, hostname, now, ready, workloads,
+ *                  in_flight, recent, providers, audit}
  *   GET /          the same for people: HTML and inline CSS, no script
  * HEAD as GET without the body; other methods 405; other paths 404.  With a
  * token file every path but /healthz needs `Authorization: Bearer TOKEN`

@@ -615,6 +615,19 @@ test_page(void **state)
   assert_null(strstr(b, "onerror"));
   /* The bar of web-2 (2h of 2h) is full and red. */
   assert_non_null(strstr(b, "class=\"bar over\""));
+  assert_null(strstr(b, "Needs attention"));
+  asks_clear(&a);
+
+  /* A provider down is said at the top, its reason escaped. */
+  w.up = false;
+  snprintf(w.reason, sizeof(w.reason), "dial <tcp>: refused");
+  world_start(&w, NULL);
+  serve_while(&w, ask_all_fn, &a);
+  assert_int_equal(a.resp[0].status, 200);
+  b = a.resp[0].body;
+  assert_non_null(strstr(b, "Needs attention"));
+  assert_non_null(strstr(b, "dial &lt;tcp&gt;: refused"));
+  assert_non_null(strstr(b, ">degraded<"));
   asks_clear(&a);
   world_free(&w);
 }
