@@ -4,7 +4,7 @@
 #
 #   tests/bench/bench_docker.sh [--quick] [--idle SECS] [--containers N]
 #        [--max-age DUR|auto] [--jitter PCT] [--spacing SECS]
-#        [--resync SECS] [--parallel N] [--no-build]
+#        [--resync SECS] [--parallel N] [--no-build] [--perf-trace]
 #
 # 1. builds reaper (RelWithDebInfo, build-bench/), starts a private dockerd
 #    at $ENGINE_DIR (default /tmp/rp-bench) and the test images, creates N
@@ -37,6 +37,8 @@ JITTER=60%
 SPACING=1.5
 PARALLEL=2
 BUILD=1
+PERF_TRACE=0
+PERF_PID=
 [ -n "${REAPER:-}" ] && BUILD=0 # a given binary is used as it is
 usage() {
   sed -n '5,7p' "$0" | sed 's/^# \{0,1\}//'
@@ -53,6 +55,7 @@ while [ $# -gt 0 ]; do
   --resync) RESYNC=$2; shift ;;
   --parallel) PARALLEL=$2; shift ;;
   --no-build) BUILD=0 ;;
+  --perf-trace) PERF_TRACE=1 ;;
   -h | --help) usage 0 ;;
   *) echo "bench: unknown argument $1" >&2; usage ;;
   esac
@@ -77,7 +80,7 @@ LABEL_KEY=reaper-bench
 LABEL="$LABEL_KEY=$$"
 REAPER_PID=
 HZ=$(getconf CLK_TCK)
-# shellcheck source=../lib/engine.sh
+# shellcheck source-path=SCRIPTDIR source=../lib/engine.sh
 source "$top/tests/lib/engine.sh"
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -101,6 +104,7 @@ stop_reaper() { # SECONDS: SIGTERM, then SIGKILL past that bound
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  [ -n "$PERF_PID" ] && { kill -INT "$PERF_PID" 2>/dev/null; wait "$PERF_PID" 2>/dev/null || true; }
   [ -n "$REAPER_PID" ] && log "stopping reaper (pid $REAPER_PID)"
   stop_reaper 10
   if engine_ping; then
@@ -111,7 +115,7 @@ cleanup() {
   if [ -d "$W" ]; then
     rm -rf "$OUT"
     mkdir -p "$OUT"
-    cp -f "$W"/*.log "$W"/*.jsonl "$W"/*.yaml "$OUT"/ 2>/dev/null || true
+    cp -f "$W"/*.log "$W"/*.jsonl "$W"/*.yaml "$W"/*.txt "$OUT"/ 2>/dev/null || true
     rm -rf "$W"
   fi
   exit "$rc"
@@ -276,6 +280,14 @@ start_reaper lateness
 wait_log "$W/lateness.log" "provider local \\(docker\\): $N workloads" 120
 read -r _ rd0 sl0 <"/proc/$REAPER_PID/schedstat"
 phase_pid=$REAPER_PID
+if [ "$PERF_TRACE" = 1 ]; then
+  # Every syscall of reaper's threads, with perf's clock (CLOCK_MONOTONIC
+  # here) and the wall clock side by side to line it up with the audit log.
+  # It perturbs the figures a little: for finding a cause, not for numbers.
+  perf trace -T --sched -p "$REAPER_PID" -o "$W/lateness.perf-trace.txt" 2>"$W/perf.log" &
+  PERF_PID=$!
+  python3 -c 'import time; print(time.clock_gettime(time.CLOCK_MONOTONIC), time.time())' >"$W/clocks.txt"
+fi
 
 bound_ms=$((t_created + (max_age_s + 180) * 1000))
 done_orig=0
@@ -299,6 +311,11 @@ while :; do
   sleep 1
 done
 read -r _ rd1 sl1 <"/proc/$phase_pid/schedstat"
+if [ -n "$PERF_PID" ]; then
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || true
+  PERF_PID=
+fi
 s_late=$(stats lateness)
 log "$done_orig of $N recycled; stopping reaper (stats: $s_late)"
 stop_reaper 60
