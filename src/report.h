@@ -67,8 +67,8 @@ struct rp_report;
  * error: the report is built anyway and rp_report_chain_problem says what
  * is wrong.  *out is owned by the caller (rp_report_free). */
 int rp_report_build(const char *const *paths, size_t n_paths,
-                    const struct rp_report_options *opt,
-                    struct rp_report **out, struct rp_error **err);
+                    const struct rp_report_options *opt, struct rp_report **out,
+                    struct rp_error **err);
 
 /* NULL when the chain verifies; otherwise "FILE:LINE: reason" naming the
  * first line that breaks it (borrowed from r). */
@@ -90,6 +90,11 @@ int rp_report_write_json(const struct rp_report *r, FILE *out,
                          struct rp_error **err);
 int rp_report_write_svg(const struct rp_report *r, FILE *out,
                         struct rp_error **err);
+
+/* rp_report_write_svg to a file (created or truncated, mode 0666 less the
+ * umask); -1 with the errno when it cannot be written. */
+int rp_report_write_svg_file(const struct rp_report *r, const char *path,
+                             struct rp_error **err);
 
 /* The JSON object that rp_report_write_json writes (new reference). */
 json_t *rp_report_json(const struct rp_report *r);
@@ -139,7 +144,7 @@ struct rp_report_stats {
 /* One policy, one service, or everything. */
 struct rp_report_group {
   char *name;     /* owned: the policy ("(none)" when the line had none) or
-                     service name; "overall" for everything */
+                     service name; NULL for everything (overall) */
   char *provider; /* owned, services only (else NULL) */
   uint64_t done, failed, rolled_back, planned, recovered, begun;
   double max_age_min_s, max_age_max_s; /* over recycle.done lines */
@@ -158,9 +163,9 @@ struct rp_report {
   struct rp_report_options opt;
   char **paths; /* owned */
   size_t n_paths;
-  uint64_t lines;     /* lines inside the time bounds */
-  uint64_t bad_lines; /* lines that did not parse */
-  int64_t base_ms;    /* the first line's time inside the bounds */
+  uint64_t lines;            /* lines inside the time bounds */
+  uint64_t bad_lines;        /* lines that did not parse */
+  int64_t base_ms;           /* the first line's time inside the bounds */
   int64_t first_ms, last_ms; /* the earliest and latest (0: no line) */
   char *chain_problem;       /* owned, NULL when the chain verifies */
 
@@ -169,11 +174,11 @@ struct rp_report {
   size_t n_policies;
   struct rp_report_group **services; /* owned, sorted by name, provider */
   size_t n_services;
-  json_t *group_index; /* owned: "p\x1fNAME" / "s\x1fPROVIDER\x1fNAME" ->
-                          index into policies or services */
-  json_t *open;        /* owned: "PROVIDER\x1fID" -> what the log last said
-                          of a workload whose recycle has not ended well */
-  json_t *overstayed;  /* owned: array, in log order */
+  json_t *group_index;  /* owned: "p\x1fNAME" / "s\x1fPROVIDER\x1fNAME" ->
+                           index into policies or services */
+  json_t *open;         /* owned: "PROVIDER\x1fID" -> what the log last said
+                           of a workload whose recycle has not ended well */
+  json_t *overstayed;   /* owned: array, in log order */
   json_t *not_recycled; /* owned: array, filled when complete */
 };
 
