@@ -18,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* rp_config_parse on the bytes. */
 int rp_fuzz_config_run(const uint8_t *data, size_t size);
 /* rp_audit_line_parse on the bytes; rp_audit_verify and rp_audit_read on a
- * file holding them, as they are and with their hashes made consistent. */
+ * file holding them, as they are and with their hashes made consistent;
+ * rp_audit_open reopening the consistent file and appending to it. */
 int rp_fuzz_audit_verify_run(const uint8_t *data, size_t size);
 /* The docker provider's decoding of inspect output. */
 int rp_fuzz_docker_inspect_run(const uint8_t *data, size_t size);
