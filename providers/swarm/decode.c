@@ -349,7 +349,10 @@ rp_swarm_update_timeout_ms(json_t *service, size_t n_tasks,
 {
   json_t *uc =
       json_object_get(json_object_get(service, "Spec"), "UpdateConfig");
-  json_int_t par = json_integer_value(json_object_get(uc, "Parallelism"));
+  /* Swarm's defaults where the spec says nothing: parallelism 1 (0, when
+   * written, means all at once), monitor 5 s, no delay. */
+  json_t *pj = json_object_get(uc, "Parallelism");
+  json_int_t par = json_is_integer(pj) ? json_integer_value(pj) : 1;
   json_int_t delay_ns = json_integer_value(json_object_get(uc, "Delay"));
   json_t *mon = json_object_get(uc, "Monitor");
   json_int_t monitor_ns =

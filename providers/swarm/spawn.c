@@ -226,6 +226,7 @@ rp_swarm_spawn(uv_loop_t *loop, char *const *argv, char *const *env,
       .file = argv[0],
       .args = (char **)(uintptr_t)argv, /* libuv takes no const */
       .env = (char **)(uintptr_t)env,
+      .cwd = "/",                   /* not wherever reaper happened to start */
       .flags = UV_PROCESS_DETACHED, /* setsid: its own process group */
       .stdio_count = 3,
       .stdio = stdio,

@@ -200,7 +200,7 @@ typedef void (*rp_swarm_spawn_cb)(void *arg,
                                   const struct rp_swarm_spawn_result *r,
                                   const struct rp_error *err);
 /* Runs argv (argv[0] a path, or a name looked up in env's PATH) without a
- * shell, in its own process group, with env as its whole environment,
+ * shell, in its own process group, in /, with env as its whole environment,
  * stdin /dev/null and stdout and stderr captured together (the first
  * max_output bytes kept).  After timeout_ms the group gets SIGTERM, and
  * SIGKILL 5 s later.  cb runs once, after the process has exited and every
