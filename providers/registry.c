@@ -7,11 +7,13 @@
 extern const struct rp_provider_ops rp_provider_docker;
 extern const struct rp_provider_ops rp_provider_swarm;
 extern const struct rp_provider_ops rp_provider_containerd;
+extern const struct rp_provider_ops rp_provider_host;
 
 static const struct rp_provider_ops *const registry[] = {
     &rp_provider_docker,
     &rp_provider_swarm,
     &rp_provider_containerd,
+    &rp_provider_host,
 };
 
 /* Every type the configuration may name, including those whose provider is

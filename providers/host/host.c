@@ -1,0 +1,501 @@
+/* The host provider's table of functions: one workload of kind host, the
+ * machine reaper runs on, started when it booted.  Its only strategy is
+ * drain-replace (host.h says how it goes). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/host.h"
+#include "log.h"
+#include "util.h"
+
+#define REPLACE_TIMEOUT_MS (10 * 60 * 1000)
+/* Output kept for the audit line, per program. */
+#define OUTPUT_MAX 4096
+
+struct rp_host {
+  struct rp_provider *p; /* borrowed */
+  char *id;              /* owned: machine id (or hostname) */
+  char *name;            /* owned: hostname */
+  int64_t boot_ms;
+  char boot_id[40];
+  char *marker;     /* owned: the once-per-boot marker's path */
+  char **env;       /* owned, NULL-terminated: what drain and replace get */
+  uv_timer_t defer; /* reports and recovery run from the loop, not inside
+                       the core's calls */
+  bool list_pending;
+  bool timer_inited;
+  /* recovery, when the core asked for it */
+  json_t *recover_items; /* owned: [{id, name}] */
+  rp_recover_item_cb recover_item_cb;
+  void (*recover_done_cb)(void *arg, const struct rp_error *err);
+  void *recover_arg;
+  int in_flight; /* recycles */
+  bool stopping;
+  bool timer_closed;
+  void (*stop_cb)(void *arg);
+  void *stop_arg;
+};
+
+/* One drain-replace. */
+struct hrc {
+  struct rp_host *h; /* borrowed */
+  rp_recycle_cb cb;
+  void *arg;
+  char **drain;   /* owned argv or NULL */
+  char **replace; /* owned argv */
+  int64_t drain_timeout_ms;
+  bool drained; /* a drain program ran */
+  json_t *details;
+};
+
+static char **
+argv_dup(const char *const *argv)
+{
+  if (!argv)
+    return NULL;
+  size_t n = 0;
+  while (argv[n])
+    n++;
+  char **c = rp_xcalloc(n + 1, sizeof(*c));
+  for (size_t i = 0; i < n; i++)
+    c[i] = rp_xstrdup(argv[i]);
+  return c;
+}
+
+static void
+argv_free(char **argv)
+{
+  if (!argv)
+    return;
+  for (char **a = argv; *a; a++)
+    free(*a);
+  free(argv);
+}
+
+static json_t *
+argv_json(char *const *argv)
+{
+  json_t *a = json_array();
+  for (; argv && *argv; argv++)
+    json_array_append_new(a, json_string(*argv));
+  return a;
+}
+
+static enum rp_strategy
+default_strategy(enum rp_kind kind)
+{
+  (void)kind;
+  return RP_STRATEGY_DRAIN_REPLACE;
+}
+
+static bool
+supports(enum rp_kind kind, enum rp_strategy s)
+{
+  return kind == RP_KIND_HOST && s == RP_STRATEGY_DRAIN_REPLACE;
+}
+
+/* --- the workload -------------------------------------------------------- */
+
+static void
+report(struct rp_host *h)
+{
+  struct rp_provider *p = h->p;
+  struct rp_workload *w =
+      rp_workload_new(p->name, RP_KIND_HOST, h->id, h->name, h->boot_ms);
+  if (rp_host_marker_exists(h->marker))
+    w->protected_reason = rp_xasprintf(
+        "the replace action already ran in this boot (%s)", h->marker);
+  struct rp_workload *v[] = {w};
+  p->hooks.listed(p->hooks.core, p, v, 1);
+  rp_workload_free(w);
+}
+
+static void
+maybe_stopped(struct rp_host *h)
+{
+  if (h->stop_cb && h->in_flight == 0 && h->timer_closed) {
+    void (*cb)(void *) = h->stop_cb;
+    h->stop_cb = NULL;
+    cb(h->stop_arg);
+  }
+}
+
+/* What a crash of reaper left: only the marker says whether the action
+ * started. */
+static void
+run_recovery(struct rp_host *h)
+{
+  cleanup_json json_t *items = h->recover_items;
+  h->recover_items = NULL;
+  bool done = rp_host_marker_exists(h->marker);
+  size_t i;
+  json_t *it;
+  json_array_foreach(items, i, it)
+  {
+    cleanup_free char *detail =
+        done ? rp_xasprintf("the replace action was started in this boot "
+                            "(marker %s): the host is being replaced",
+                            h->marker)
+             : rp_xstrdup("the replace action did not run in this boot; "
+                          "the host is tracked anew");
+    struct rp_recovery r = {
+        .id = json_string_value(json_object_get(it, "id")),
+        .name = json_string_value(json_object_get(it, "name")),
+        .action = done ? RP_RECOVERY_FINISHED : RP_RECOVERY_NONE,
+        .detail = detail,
+        .ok = true,
+    };
+    h->recover_item_cb(h->recover_arg, &r);
+  }
+  h->recover_done_cb(h->recover_arg, NULL);
+}
+
+static void
+defer_cb(uv_timer_t *t)
+{
+  struct rp_host *h = t->data;
+  if (h->stopping)
+    return;
+  if (h->list_pending) {
+    h->list_pending = false;
+    report(h);
+    h->p->hooks.state(h->p->hooks.core, h->p, true, NULL);
+  }
+  if (h->recover_items)
+    run_recovery(h);
+}
+
+static void
+defer(struct rp_host *h)
+{
+  if (!h->stopping && h->timer_inited)
+    uv_timer_start(&h->defer, defer_cb, 0, 0);
+}
+
+/* --- ops ----------------------------------------------------------------- */
+
+static int
+init(struct rp_provider *p, struct rp_error **err)
+{
+  struct rp_host *h = rp_xcalloc(1, sizeof(*h));
+  h->p = p;
+  if (p->cfg && p->cfg->endpoint) {
+    free(h);
+    return rp_error_set(err, RP_ECONFIG,
+                        "a host provider takes no endpoint: it is the machine "
+                        "reaper runs on");
+  }
+  if (rp_host_identity("/etc/machine-id", &h->id, &h->name, err) != 0 ||
+      rp_host_boot_time_ms("/proc", &h->boot_ms, err) != 0 ||
+      rp_host_boot_id("/proc", h->boot_id, sizeof(h->boot_id), err) != 0) {
+    free(h->id);
+    free(h->name);
+    free(h);
+    return -1;
+  }
+  const char *dir = getenv("REAPER_STATE_DIR");
+  h->marker =
+      rp_host_marker_path(dir && *dir ? dir : RP_HOST_STATE_DIR, h->boot_id);
+  char boot[40];
+  rp_format_time_ms(h->boot_ms, boot, sizeof(boot));
+  h->env = rp_xcalloc(5, sizeof(char *));
+  h->env[0] = rp_xstrdup("PATH=" RP_HOST_PATH);
+  h->env[1] = rp_xasprintf("REAPER_HOST_ID=%s", h->id);
+  h->env[2] = rp_xasprintf("REAPER_HOST_NAME=%s", h->name);
+  h->env[3] = rp_xasprintf("REAPER_BOOT_TIME=%s", boot);
+  p->ctx = h;
+  return 0;
+}
+
+static int
+start(struct rp_provider *p, struct rp_error **err)
+{
+  (void)err;
+  struct rp_host *h = p->ctx;
+  rp_info("provider %s: host %s (%s), booted %llds ago", p->name, h->name,
+          h->id, (long long)((rp_wall_ms() - h->boot_ms) / 1000));
+  uv_timer_init(p->loop, &h->defer);
+  h->defer.data = h;
+  h->timer_inited = true;
+  h->list_pending = true;
+  defer(h);
+  return 0;
+}
+
+static void
+resync(struct rp_provider *p)
+{
+  struct rp_host *h = p->ctx;
+  if (!h->stopping && !h->list_pending)
+    report(h);
+}
+
+static void
+hrc_free(struct hrc *r)
+{
+  argv_free(r->drain);
+  argv_free(r->replace);
+  json_decref(r->details);
+  free(r);
+}
+
+static void
+hrc_finish(struct hrc *r, int status, bool rolled_back,
+           const struct rp_error *err)
+{
+  struct rp_host *h = r->h;
+  struct rp_recycle_result res = {
+      .rolled_back = rolled_back,
+      .details = json_object_size(r->details) ? r->details : NULL,
+  };
+  r->cb(r->arg, status, &res, err);
+  hrc_free(r);
+  h->in_flight--;
+  /* The marker now protects the host until it boots again. */
+  if (!h->stopping && !h->list_pending)
+    report(h);
+  maybe_stopped(h);
+}
+
+static void hrc_fail(struct hrc *r, bool rolled_back, int code, const char *fmt,
+                     ...) __attribute__((format(printf, 4, 5)));
+
+static void
+hrc_fail(struct hrc *r, bool rolled_back, int code, const char *fmt, ...)
+{
+  cleanup_error struct rp_error *e = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  rp_error_setv(&e, code, fmt, ap);
+  va_end(ap);
+  hrc_finish(r, -1, rolled_back, e);
+}
+
+static json_t *
+run_json(char *const *argv, const struct rp_host_run_result *res,
+         int64_t timeout_ms)
+{
+  char what[160];
+  rp_host_run_describe(res, timeout_ms, what, sizeof(what));
+  json_t *o = json_pack("{s:o, s:s, s:f}", "argv", argv_json(argv), "result",
+                        what, "duration_s", (double)res->duration_ms / 1000);
+  if (!res->spawn_error && !res->timed_out && !res->term_signal)
+    json_object_set_new(o, "exit_code", json_integer(res->exit_code));
+  json_object_set_new(o, "output", json_string(res->output ? res->output : ""));
+  if (res->truncated)
+    json_object_set_new(o, "output_truncated", json_true());
+  return o;
+}
+
+static bool
+run_ok(const struct rp_host_run_result *res)
+{
+  return !res->spawn_error && !res->timed_out && !res->term_signal &&
+         res->exit_code == 0;
+}
+
+static void
+replaced_cb(void *arg, const struct rp_host_run_result *res)
+{
+  struct hrc *r = arg;
+  char what[160];
+  rp_host_run_describe(res, REPLACE_TIMEOUT_MS, what, sizeof(what));
+  json_object_set_new(r->details, "replace",
+                      run_json(r->replace, res, REPLACE_TIMEOUT_MS));
+  if (!run_ok(res)) {
+    /* The first line of its output says the most. */
+    const char *out = res->output ? res->output : "";
+    int first = (int)strcspn(out, "\n");
+    hrc_fail(r, false, RP_EENGINE,
+             "replace action %s: %s%s%.*s (it does not run again in this "
+             "boot: %s)",
+             r->replace[0], what, first ? ": " : "", first, out, r->h->marker);
+    return;
+  }
+  rp_info("provider %s: the replace action for host %s succeeded",
+          r->h->p->name, r->h->name);
+  hrc_finish(r, 0, false, NULL);
+}
+
+static void
+replace(struct hrc *r)
+{
+  struct rp_host *h = r->h;
+  char ts[40];
+  rp_format_time_ms(rp_wall_ms(), ts, sizeof(ts));
+  cleanup_json json_t *m = json_pack(
+      "{s:s, s:s, s:s, s:o, s:i}", "boot_id", h->boot_id, "host_id", h->id,
+      "at", ts, "argv", argv_json(r->replace), "pid", (int)getpid());
+  cleanup_free char *content = json_dumps(m, JSON_COMPACT);
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_host_marker_create(h->marker, content, &err) != 0) {
+    hrc_fail(r, !r->drained, err->code,
+             "replace action not run: once-per-boot marker: %s", err->message);
+    return;
+  }
+  RP_CRASHPOINT("host-after-marker");
+  rp_warn("provider %s: host %s: running the replace action %s", h->p->name,
+          h->name, r->replace[0]);
+  json_object_set_new(r->details, "marker", json_string(h->marker));
+  if (rp_host_run(h->p->loop, r->replace, h->env, REPLACE_TIMEOUT_MS,
+                  OUTPUT_MAX, replaced_cb, r, &err) != 0)
+    hrc_fail(r, !r->drained, err->code, "replace action: %s", err->message);
+}
+
+static void
+drained_cb(void *arg, const struct rp_host_run_result *res)
+{
+  struct hrc *r = arg;
+  char what[160];
+  rp_host_run_describe(res, r->drain_timeout_ms, what, sizeof(what));
+  json_object_set_new(r->details, "drain",
+                      run_json(r->drain, res, r->drain_timeout_ms));
+  if (res->spawn_error) {
+    /* A drain that is not there is a configuration to fix, not a reason
+     * to replace a host whose work was never stopped. */
+    hrc_fail(r, true, RP_ECONFIG, "drain %s: %s", r->drain[0], what);
+    return;
+  }
+  r->drained = true;
+  if (!run_ok(res))
+    rp_warn("provider %s: host %s: drain %s: %s; replacing all the same",
+            r->h->p->name, r->h->name, r->drain[0], what);
+  if (r->h->stopping) {
+    hrc_fail(r, false, RP_ECANCELED,
+             "agent stopping after the drain: replace action not run");
+    return;
+  }
+  replace(r);
+}
+
+static int
+recycle(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+        struct rp_error **err)
+{
+  struct rp_host *h = p->ctx;
+  if (h->stopping)
+    return rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
+  if (w->kind != RP_KIND_HOST || strcmp(w->id, h->id) != 0)
+    return rp_error_set(err, EINVAL, "provider %s: %s is not this host",
+                        p->name, w->id);
+  if (spec->strategy != RP_STRATEGY_DRAIN_REPLACE)
+    return rp_error_set(err, RP_ECONFIG,
+                        "provider %s: strategy %s does not apply to a host; "
+                        "give hosts a policy of their own (match: {kind: "
+                        "host}, strategy: drain-replace, replace: [...])",
+                        p->name, rp_strategy_name(spec->strategy));
+  if (!spec->replace_argv || !spec->replace_argv[0])
+    return rp_error_set(err, RP_ECONFIG,
+                        "provider %s: the policy has no replace action: say "
+                        "what replaces this host (replace: [/usr/local/lib/"
+                        "reaper/reboot.sh, --local])",
+                        p->name);
+  if (rp_host_marker_exists(h->marker))
+    return rp_error_set(err, RP_ECONFLICT,
+                        "provider %s: the replace action already ran in this "
+                        "boot (marker %s): not again",
+                        p->name, h->marker);
+  struct hrc *r = rp_xcalloc(1, sizeof(*r));
+  r->h = h;
+  r->cb = cb;
+  r->arg = arg;
+  r->drain = argv_dup(spec->drain_argv);
+  r->replace = argv_dup(spec->replace_argv);
+  r->drain_timeout_ms = spec->drain_timeout_ms;
+  r->details = json_object();
+  h->in_flight++;
+  if (r->drain && r->drain[0]) {
+    rp_info("provider %s: host %s: draining with %s", p->name, h->name,
+            r->drain[0]);
+    cleanup_error struct rp_error *rerr = NULL;
+    if (rp_host_run(p->loop, r->drain, h->env, r->drain_timeout_ms, OUTPUT_MAX,
+                    drained_cb, r, &rerr) != 0) {
+      h->in_flight--;
+      hrc_free(r);
+      return rp_error_set(err, rerr->code, "provider %s: drain: %s", p->name,
+                          rerr->message);
+    }
+    return 0;
+  }
+  replace(r);
+  return 0;
+}
+
+static int
+recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
+        rp_recover_item_cb item_cb,
+        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
+        struct rp_error **err)
+{
+  struct rp_host *h = p->ctx;
+  if (h->stopping)
+    return rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
+  json_decref(h->recover_items);
+  h->recover_items = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(
+        h->recover_items,
+        json_pack("{s:s?, s:s?}", "id", items[i].id, "name", items[i].name));
+  h->recover_item_cb = item_cb;
+  h->recover_done_cb = done_cb;
+  h->recover_arg = arg;
+  defer(h);
+  return 0;
+}
+
+static void
+timer_closed_cb(uv_handle_t *t)
+{
+  struct rp_host *h = t->data;
+  h->timer_closed = true;
+  maybe_stopped(h);
+}
+
+static void
+stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
+{
+  struct rp_host *h = p->ctx;
+  h->stopping = true;
+  h->stop_cb = done_cb;
+  h->stop_arg = arg;
+  if (h->recover_items)
+    run_recovery(h); /* done_cb runs once, as promised */
+  /* A recycle in flight finishes: its programs are bounded by timeouts. */
+  if (h->timer_inited)
+    uv_close((uv_handle_t *)&h->defer, timer_closed_cb);
+  else
+    h->timer_closed = true;
+  maybe_stopped(h);
+}
+
+static void
+destroy(struct rp_provider *p)
+{
+  struct rp_host *h = p->ctx;
+  if (!h)
+    return;
+  free(h->id);
+  free(h->name);
+  free(h->marker);
+  argv_free(h->env);
+  if (h->recover_items)
+    json_decref(h->recover_items);
+  free(h);
+  p->ctx = NULL;
+}
+
+const struct rp_provider_ops rp_provider_host = {
+    .type = "host",
+    .default_strategy = default_strategy,
+    .supports = supports,
+    .init = init,
+    .start = start,
+    .resync = resync,
+    .recycle = recycle,
+    .recover = recover,
+    .stop = stop,
+    .destroy = destroy,
+};
