@@ -898,15 +898,17 @@ test_slow_client_blocks_nobody(void **state)
   world_init(&w);
   world_start(&w, NULL);
   rp_status_set_limits(w.status,
-                       &(struct rp_status_limits){.timeout_ms = 3000});
+                       &(struct rp_status_limits){.timeout_ms = 6000});
   struct slow r = {0};
   serve_while(&w, slowloris_fn, &r);
+  /* Served at once: were it held behind the slow client, it would wait
+   * for that one's deadline, 4.8 s later. */
   assert_int_equal(r.fast_status, 200);
-  assert_true(r.fast_ms < 500);
+  assert_true(r.fast_ms < 3000);
   /* Cut off at its deadline, long before its request was complete. */
-  assert_true(r.slow_cut_after_ms >= 2500);
-  assert_true(r.slow_cut_after_ms < 5000);
-  assert_true(r.slow_bytes_sent < 8);
+  assert_true(r.slow_cut_after_ms >= 5500);
+  assert_true(r.slow_cut_after_ms < 15000);
+  assert_true(r.slow_bytes_sent < 16);
   world_free(&w);
 }
 
@@ -916,8 +918,8 @@ struct many {
   int rejected_at_once; /* answered 503 without asking */
   int ok;               /* 200 after asking */
   int other;
-  int after_ok; /* a new client once they are gone */
-  char metrics_line[128];
+  int after_ok;        /* a new client once they are gone */
+  int rejected_metric; /* what /metrics counted for the first 100 */
 };
 
 static void
@@ -928,11 +930,14 @@ many_fn(struct world *w, void *arg)
   int fds[N_CLIENTS];
   for (int i = 0; i < N_CLIENTS; i++)
     fds[i] = connect_to(port);
-  usleep(500 * 1000); /* the server has seen them all */
-  bool asked[N_CLIENTS] = {0};
-  for (int i = 0; i < N_CLIENTS; i++) {
-    struct pollfd p = {.fd = fds[i], .events = POLLIN};
-    if (fds[i] >= 0 && poll(&p, 1, 0) > 0) {
+  /* Those over the limit are answered and closed without asking; wait
+   * (boundedly: the machine may be busy) until the server has seen all. */
+  int64_t end = mono_ms() + 10000;
+  while (m->rejected_at_once + m->other < N_CLIENTS - 64 && mono_ms() < end) {
+    for (int i = 0; i < N_CLIENTS; i++) {
+      struct pollfd p = {.fd = fds[i], .events = POLLIN};
+      if (fds[i] < 0 || poll(&p, 1, 0) <= 0)
+        continue;
       struct response r;
       read_response(fds[i], &r);
       if (r.status == 503)
@@ -943,8 +948,10 @@ many_fn(struct world *w, void *arg)
       close(fds[i]);
       fds[i] = -1;
     }
+    usleep(20 * 1000);
   }
-  /* The others are all served, concurrently open. */
+  /* The others, open all at once, are all served. */
+  bool asked[N_CLIENTS] = {0};
   const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int i = 0; i < N_CLIENTS; i++)
     if (fds[i] >= 0)
@@ -962,16 +969,29 @@ many_fn(struct world *w, void *arg)
     response_clear(&r);
     close(fds[i]);
   }
-  usleep(200 * 1000); /* their closes reach the server */
-  struct response r;
-  get(port, "/metrics", NULL, &r);
-  if (r.status == 200)
-    m->after_ok = 1;
-  const char *l = strstr(r.body, "\nreaper_http_rejected_connections_total ");
-  if (l)
-    snprintf(m->metrics_line, sizeof(m->metrics_line), "%.*s",
-             (int)strcspn(l + 1, "\n"), l + 1);
-  response_clear(&r);
+  /* Once their connections are gone, a new client is served again.  Until
+   * the server has seen them close it may still be full: each such try is
+   * one more rejected connection. */
+  int retried = 0;
+  end = mono_ms() + 10000;
+  for (;;) {
+    struct response r;
+    get(port, "/metrics", NULL, &r);
+    if (r.status == 200) {
+      static const char key[] = "\nreaper_http_rejected_connections_total ";
+      const char *l = strstr(r.body, key);
+      if (l)
+        m->rejected_metric = atoi(l + strlen(key)) - retried;
+      m->after_ok = 1;
+      response_clear(&r);
+      break;
+    }
+    response_clear(&r);
+    if (mono_ms() > end)
+      break;
+    retried++;
+    usleep(50 * 1000);
+  }
 }
 
 static void
@@ -987,8 +1007,7 @@ test_many_clients(void **state)
   assert_int_equal(m.ok, 64);
   assert_int_equal(m.rejected_at_once, N_CLIENTS - 64);
   assert_int_equal(m.after_ok, 1);
-  assert_string_equal(m.metrics_line,
-                      "reaper_http_rejected_connections_total 36");
+  assert_int_equal(m.rejected_metric, N_CLIENTS - 64);
   world_free(&w);
 }
 
