@@ -85,14 +85,16 @@ _swarm_engine_start() {
   ip -n "$ns" link set lo up
   # nsenter, not `ip netns exec`: that remounts /sys and dockerd then fails
   # ("Devices cgroup isn't mounted").  unshare --uts gives the node its own
-  # hostname.  It also listens on tcp://127.0.0.1:2375 inside its own
-  # namespace: containers on the host network of that node reach their
-  # own engine there.
+  # hostname.
   nohup nsenter --net="/var/run/netns/$ns" unshare --uts sh -c \
     "hostname node$i && exec dockerd --iptables=false --bridge=none \
       --data-root '$d/data' --exec-root '$d/exec' --pidfile '$d/pid' \
-      -H 'unix://$d/docker.sock' -H tcp://127.0.0.1:2375" \
+      -H 'unix://$d/docker.sock'" \
     >"$d/dockerd.log" 2>&1 &
+  # The same socket by the node's hostname, for bind mounts that name it
+  # with a template (source=$SWARM_DIR/socks/{{.Node.Hostname}}.sock).
+  mkdir -p "$SWARM_DIR/socks"
+  ln -sfn "$d/docker.sock" "$SWARM_DIR/socks/node$i.sock"
 }
 
 _swarm_engine_wait() {
@@ -109,9 +111,10 @@ _swarm_engine_wait() {
 # The containerd shims of node I's containers, if its engine could not stop
 # them: found by the exec-root in their command line, killed by pid.
 _swarm_kill_shims() {
-  local d=$1 p
-  for p in /proc/[0-9]*; do
-    grep -qF -- "$d/exec/" "$p/cmdline" 2>/dev/null && kill -9 "${p#/proc/}" 2>/dev/null
+  local d=$1 f p
+  for f in $(grep -lsF -- "$d/exec/" /proc/[0-9]*/cmdline); do
+    p=${f#/proc/}
+    kill -9 "${p%/cmdline}" 2>/dev/null
   done
   return 0
 }

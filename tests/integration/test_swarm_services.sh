@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Services on a real three-node swarm (tests/lib/swarm.sh): a replicated
+# service past its age (its own reaper.max-age label) gets every task
+# replaced by Swarm under its own UpdateConfig (start-first: never fewer
+# running replicas than it asks for), a global service too; a young service
+# and one labelled reaper.exclude=true are left alone.  Checked in the
+# cluster (new task ids, UpdateStatus completed, ForceUpdate + 1) and in the
+# audit log (kind service, the update's state, the tasks before and after).
+source "$(dirname "$0")/lib.sh"
+# shellcheck source=../lib/swarm.sh
+source "$(dirname "$0")/../lib/swarm.sh"
+
+if ! why=$(swarm_supported); then
+  log "SKIP: this machine cannot run a swarm of network namespaces: $why"
+  exit 0
+fi
+on_exit swarm_stop
+swarm_start 3 || fail "could not start the swarm"
+M=$(swarm_sock 0)
+
+api() { curl -fsS --unix-socket "$SWARM_DIR/n0/docker.sock" "http://localhost/v1.41$1"; }
+# Task ids of a service that run now.
+running_tasks() {
+  local f
+  f=$(jq -rn --arg s "$1" '{service: [$s], "desired-state": ["running"]} | @uri')
+  api "/tasks?filters=$f" | jq -r '[.[] | select(.Status.State == "running") | .ID] | sort | .[]'
+}
+# How many tasks of a service have a container running (whatever their
+# desired state).
+running_count() {
+  local f
+  f=$(jq -rn --arg s "$1" '{service: [$s]} | @uri')
+  api "/tasks?filters=$f" | jq '[.[] | select(.Status.State == "running")] | length'
+}
+
+CMD=(sh -c 'trap "exit 0" TERM; while sleep 1; do :; done')
+svc() { # NAME [service create options...]
+  local name=$1
+  shift
+  sdocker 0 service create -d -q --name "$name" --stop-grace-period 1s \
+    --update-monitor 1s "$@" reaper-test/sleeper:1 "${CMD[@]}" >/dev/null 2>&1
+}
+svc web --replicas 3 --update-order start-first --update-parallelism 1 \
+  -l reaper.max-age=4s -l tier=web
+svc everywhere --mode global -l reaper.max-age=4s
+svc young --replicas 1
+svc pinned --replicas 1 -l reaper.max-age=1s -l reaper.exclude=true
+
+all_running() {
+  [ "$(running_count web)" = 3 ] && [ "$(running_count everywhere)" = 3 ] &&
+    [ "$(running_count young)" = 1 ] && [ "$(running_count pinned)" = 1 ]
+}
+wait_for 60 "every service's tasks running" all_running
+web_before=$(running_tasks web)
+glob_before=$(running_tasks everywhere)
+young_before=$(running_tasks young)
+pinned_before=$(running_tasks pinned)
+force_before=$(api /services/web | jq .Spec.TaskTemplate.ForceUpdate)
+
+config <<YAML
+agent:
+  listen: ""
+  audit_log: $T/audit.jsonl
+  resync: 5s
+providers:
+  - name: cluster
+    type: swarm
+    endpoint: $M
+policies:
+  - name: services
+    match: { provider: cluster, kind: service }
+    max_age: 1h
+    health_timeout: 20s
+YAML
+
+# The plan shows services (and nodes) with their kind.
+sleep 4
+"$REAPER" plan -c "$T/config.yaml" --json >"$T/plan.json" 2>>"$T/reaper.log" || fail "plan failed"
+jq -e '[.[] | select(.kind == "service")] | length == 4' "$T/plan.json" >/dev/null ||
+  fail "plan does not list the four services: $(cat "$T/plan.json")"
+jq -e '[.[] | select(.kind == "node")] | length == 3' "$T/plan.json" >/dev/null ||
+  fail "plan does not list the three nodes"
+
+# While reaper runs, count web's running replicas: start-first never goes
+# below the three it asks for.
+(
+  while :; do
+    running_count web 2>/dev/null || true
+    sleep 0.1
+  done
+) >"$T/web-count" &
+watcher=$!
+on_exit "kill $watcher 2>/dev/null"
+
+reaper_once || fail "run --once exited non-zero"
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null || true
+
+# In the cluster: every task of web and of the global service is new.
+web_after=$(running_tasks web)
+glob_after=$(running_tasks everywhere)
+[ "$(wc -l <<<"$web_after")" = 3 ] || fail "web runs $(wc -l <<<"$web_after") tasks, not 3"
+[ -z "$(comm -12 <(echo "$web_before") <(echo "$web_after"))" ] ||
+  fail "web kept tasks: before $web_before, after $web_after"
+[ -z "$(comm -12 <(echo "$glob_before") <(echo "$glob_after"))" ] ||
+  fail "the global service kept tasks"
+assert_eq "$young_before" "$(running_tasks young)" "the young service's tasks"
+assert_eq "$pinned_before" "$(running_tasks pinned)" "the excluded service's tasks"
+assert_eq completed "$(api /services/web | jq -r .UpdateStatus.State)" "web's UpdateStatus"
+assert_eq $((force_before + 1)) "$(api /services/web | jq .Spec.TaskTemplate.ForceUpdate)" "web's ForceUpdate"
+# Its spec is otherwise what it was: labels, update order.
+assert_eq start-first "$(api /services/web | jq -r .Spec.UpdateConfig.Order)" "web's update order"
+assert_eq web "$(api /services/web | jq -r '.Spec.Labels.tier')" "web's labels"
+min=$(sort -n "$T/web-count" | head -n1)
+[ -n "$min" ] && [ "$min" -ge 3 ] || fail "web ran only $min replicas at one moment during its update"
+log "web's running replicas during the update: min $min, max $(sort -n "$T/web-count" | tail -n1)"
+
+# In the audit log.
+web_id=$(api /services/web | jq -r .ID)
+audit_any recycle.done '.kind == "service" and .name == "web" and .id == $id and .strategy == "force-update" and .update_state == "completed" and .tasks_replaced == 3 and .provider == "cluster" and .policy == "services" and .max_age_s == 4' --arg id "$web_id" ||
+  fail "no recycle.done for web with its update's outcome"
+audit_any recycle.done '.name == "web" and (.tasks_after | sort) == $after' --argjson after "$(jq -Rn '[inputs] | sort' <<<"$web_after")" ||
+  fail "the audit line's tasks_after are not web's tasks"
+audit_any recycle.done '.name == "everywhere" and .update_state == "completed"' ||
+  fail "no recycle.done for the global service"
+assert_eq 2 "$(audit_count recycle.begin)" "recycle.begin lines (web and everywhere only)"
+audit_any recycle.begin '.name == "young" or .name == "pinned"' && fail "a young or excluded service was recycled"
+verify_audit
+log "ok: services renewed by swarm under their own update configuration"
