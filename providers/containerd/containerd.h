@@ -198,6 +198,28 @@ void rp_ctrd_track_stop(struct rp_ctrd *c);
 bool rp_ctrd_track_idle(const struct rp_ctrd *c);
 void rp_ctrd_track_free(struct rp_ctrd *c);
 
+/* One event of the Events/Subscribe stream, as the tracker reads it. */
+enum rp_ctrd_event_kind {
+  RP_CTRD_EVENT_OTHER,   /* nothing the tracker acts on */
+  RP_CTRD_EVENT_START,   /* /tasks/start: look at the container again */
+  RP_CTRD_EVENT_GONE,    /* the task's own process exited, its task or the
+                            container was deleted */
+  RP_CTRD_EVENT_CHANGED, /* /containers/update: labels may have changed */
+};
+struct rp_ctrd_event {
+  enum rp_ctrd_event_kind kind;
+  int64_t ts_ms; /* the envelope's time, 0 when absent */
+  uint32_t pid;  /* start, exit, delete */
+  char ns[80];
+  char topic[64];
+  char container_id[256];
+};
+/* Decodes an Envelope (type URLs "containerd.events.TaskStart"...).  -1
+ * when it does not decode; otherwise 0, kind OTHER for anything else
+ * (another topic, an exec'd process exiting). */
+int rp_ctrd_event_decode(const uint8_t *msg, size_t len,
+                         struct rp_ctrd_event *out);
+
 /* The start time (ms since the Epoch) of process pid, from field 22 of
  * PROC/PID/stat (ticks after boot) and btime in PROC/stat; proc is "/proc"
  * in the agent.  -1 when unreadable (another PID namespace, gone). */

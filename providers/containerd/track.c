@@ -199,6 +199,7 @@ report_gone(struct rp_ctrd_track *t, const char *wid)
 {
   if (!json_object_get(t->known, wid))
     return;
+  rp_debug("provider %s: %s no longer runs", t->c->p->name, wid);
   json_object_del(t->known, wid);
   t->c->p->hooks.removed(t->c->p->hooks.core, t->c->p, wid);
 }
@@ -248,11 +249,16 @@ task_got_cb(void *arg, const uint8_t *msg, size_t len,
       uint32_t pid = resp->process->pid;
       int64_t started = start_time(t, r->wid, pid, r->hint_ms);
       remember(t, r->wid, pid, started);
+      char ts[40];
+      rp_debug("provider %s: %s runs, pid %u, since %s", t->c->p->name, r->wid,
+               pid, rp_format_time_ms(started, ts, sizeof(ts)));
       struct rp_workload *w =
           make_workload(t, r->wid, r->cid, r->labels, started);
       t->c->p->hooks.upsert(t->c->p->hooks.core, t->c->p, w);
       rp_workload_free(w);
     } else {
+      rp_debug("provider %s: %s: task %s", t->c->p->name, r->wid,
+               resp && resp->process ? "not running" : "gone");
       report_gone(t, r->wid);
     }
     if (resp)
@@ -338,12 +344,94 @@ watched(const struct rp_ctrd_track *t, const char *ns)
 static bool
 type_is(const char *type_url, const char *name)
 {
-  /* "containerd.events.TaskStart", sometimes with a "types.../" prefix. */
-  const char *slash = strrchr(type_url, '/');
-  const char *t = slash ? slash + 1 : type_url;
+  /* "containerd.events.TaskStart", perhaps with a "types.../" prefix: the
+   * message's own name is what follows the last '.' or '/'. */
+  const char *t = type_url + strlen(type_url);
+  while (t > type_url && t[-1] != '.' && t[-1] != '/')
+    t--;
   return strcmp(t, name) == 0;
 }
 
+int
+rp_ctrd_event_decode(const uint8_t *msg, size_t len, struct rp_ctrd_event *out)
+{
+  memset(out, 0, sizeof(*out));
+  Rpctrd__Envelope *env = rpctrd__envelope__unpack(NULL, len, msg);
+  if (!env)
+    return -1;
+  if (env->timestamp)
+    out->ts_ms =
+        env->timestamp->seconds * 1000 + env->timestamp->nanos / 1000000;
+  snprintf(out->ns, sizeof(out->ns), "%s",
+           env->namespace_ ? env->namespace_ : "");
+  const char *topic = env->topic ? env->topic : "";
+  const char *type =
+      env->event && env->event->type_url ? env->event->type_url : "";
+  ProtobufCBinaryData v =
+      env->event ? env->event->value : (ProtobufCBinaryData){0};
+  const char *cid = NULL;
+  if (strcmp(topic, "/tasks/start") == 0 && type_is(type, "TaskStart")) {
+    Rpctrd__TaskStart *e = rpctrd__task_start__unpack(NULL, v.len, v.data);
+    if (e && e->container_id && e->container_id[0]) {
+      out->kind = RP_CTRD_EVENT_START;
+      cid = e->container_id;
+      out->pid = e->pid;
+    }
+    if (e) {
+      snprintf(out->container_id, sizeof(out->container_id), "%s",
+               cid ? cid : "");
+      rpctrd__task_start__free_unpacked(e, NULL);
+    }
+  } else if (strcmp(topic, "/tasks/exit") == 0 && type_is(type, "TaskExit")) {
+    Rpctrd__TaskExit *e = rpctrd__task_exit__unpack(NULL, v.len, v.data);
+    /* Only the task's own process: an exec'd one exiting changes nothing. */
+    if (e && e->container_id && e->container_id[0] &&
+        (!e->id || !e->id[0] || strcmp(e->container_id, e->id) == 0)) {
+      out->kind = RP_CTRD_EVENT_GONE;
+      cid = e->container_id;
+      out->pid = e->pid;
+    }
+    if (e) {
+      snprintf(out->container_id, sizeof(out->container_id), "%s",
+               cid ? cid : "");
+      rpctrd__task_exit__free_unpacked(e, NULL);
+    }
+  } else if (strcmp(topic, "/tasks/delete") == 0 &&
+             type_is(type, "TaskDelete")) {
+    Rpctrd__TaskDelete *e = rpctrd__task_delete__unpack(NULL, v.len, v.data);
+    if (e && e->container_id && e->container_id[0] &&
+        (!e->id || !e->id[0] || strcmp(e->id, e->container_id) == 0)) {
+      out->kind = RP_CTRD_EVENT_GONE;
+      cid = e->container_id;
+      out->pid = e->pid;
+    }
+    if (e) {
+      snprintf(out->container_id, sizeof(out->container_id), "%s",
+               cid ? cid : "");
+      rpctrd__task_delete__free_unpacked(e, NULL);
+    }
+  } else if ((strcmp(topic, "/containers/delete") == 0 &&
+              type_is(type, "ContainerDelete")) ||
+             (strcmp(topic, "/containers/update") == 0 &&
+              type_is(type, "ContainerUpdate"))) {
+    Rpctrd__ContainerEvent *e =
+        rpctrd__container_event__unpack(NULL, v.len, v.data);
+    if (e && e->id && e->id[0]) {
+      out->kind = topic[12] == 'd' ? RP_CTRD_EVENT_GONE : RP_CTRD_EVENT_CHANGED;
+      cid = e->id;
+    }
+    if (e) {
+      snprintf(out->container_id, sizeof(out->container_id), "%s",
+               cid ? cid : "");
+      rpctrd__container_event__free_unpacked(e, NULL);
+    }
+  }
+  snprintf(out->topic, sizeof(out->topic), "%s", topic);
+  rpctrd__envelope__free_unpacked(env, NULL);
+  return 0;
+}
+
+/* An event during a list: that container is looked at again after it. */
 static void
 touch(struct rp_ctrd_track *t, const char *ns, const char *cid)
 {
@@ -357,69 +445,32 @@ static int
 on_event(void *arg, const uint8_t *msg, size_t len)
 {
   struct rp_ctrd_track *t = arg;
-  Rpctrd__Envelope *env = rpctrd__envelope__unpack(NULL, len, msg);
-  if (!env) {
+  struct rp_ctrd_event ev;
+  if (rp_ctrd_event_decode(msg, len, &ev) != 0) {
     rp_warn("provider %s: an event that does not decode, ignored",
             t->c->p->name);
     return 0;
   }
-  int64_t ts = env->timestamp ? env->timestamp->seconds * 1000 +
-                                    env->timestamp->nanos / 1000000
-                              : 0;
-  const char *ns = env->namespace_;
-  const char *topic = env->topic ? env->topic : "";
-  const char *type =
-      env->event && env->event->type_url ? env->event->type_url : "";
-  ProtobufCBinaryData v =
-      env->event ? env->event->value : (ProtobufCBinaryData){0};
-  if (!watched(t, ns))
-    goto out;
-  rp_debug("provider %s: event %s in %s", t->c->p->name, topic, ns);
-  if (strcmp(topic, "/tasks/start") == 0 && type_is(type, "TaskStart")) {
-    Rpctrd__TaskStart *e = rpctrd__task_start__unpack(NULL, v.len, v.data);
-    if (e && e->container_id && e->container_id[0]) {
-      touch(t, ns, e->container_id);
-      refresh(t, ns, e->container_id, ts);
-    }
-    if (e)
-      rpctrd__task_start__free_unpacked(e, NULL);
-  } else if (strcmp(topic, "/tasks/exit") == 0 && type_is(type, "TaskExit")) {
-    Rpctrd__TaskExit *e = rpctrd__task_exit__unpack(NULL, v.len, v.data);
-    /* Only the task's own process: an exec'd one exiting changes nothing. */
-    if (e && e->container_id && e->id && strcmp(e->container_id, e->id) == 0) {
-      touch(t, ns, e->container_id);
-      cleanup_free char *wid = rp_xasprintf("%s/%s", ns, e->container_id);
-      report_gone(t, wid);
-    }
-    if (e)
-      rpctrd__task_exit__free_unpacked(e, NULL);
-  } else if (strcmp(topic, "/tasks/delete") == 0 &&
-             type_is(type, "TaskDelete")) {
-    Rpctrd__TaskDelete *e = rpctrd__task_delete__unpack(NULL, v.len, v.data);
-    if (e && e->container_id &&
-        (!e->id || !e->id[0] || strcmp(e->id, e->container_id) == 0)) {
-      touch(t, ns, e->container_id);
-      cleanup_free char *wid = rp_xasprintf("%s/%s", ns, e->container_id);
-      report_gone(t, wid);
-    }
-    if (e)
-      rpctrd__task_delete__free_unpacked(e, NULL);
-  } else if (strncmp(topic, "/containers/", 12) == 0) {
-    Rpctrd__ContainerEvent *e =
-        rpctrd__container_event__unpack(NULL, v.len, v.data);
-    if (e && e->id && e->id[0]) {
-      touch(t, ns, e->id);
-      cleanup_free char *wid = rp_xasprintf("%s/%s", ns, e->id);
-      if (strcmp(topic, "/containers/delete") == 0)
-        report_gone(t, wid);
-      else if (json_object_get(t->known, wid))
-        refresh(t, ns, e->id, 0); /* its labels may have changed */
-    }
-    if (e)
-      rpctrd__container_event__free_unpacked(e, NULL);
+  if (!watched(t, ev.ns) || ev.kind == RP_CTRD_EVENT_OTHER)
+    return 0;
+  rp_debug("provider %s: event %s %s/%s", t->c->p->name, ev.topic, ev.ns,
+           ev.container_id);
+  touch(t, ev.ns, ev.container_id);
+  cleanup_free char *wid = rp_xasprintf("%s/%s", ev.ns, ev.container_id);
+  switch (ev.kind) {
+  case RP_CTRD_EVENT_START:
+    refresh(t, ev.ns, ev.container_id, ev.ts_ms);
+    break;
+  case RP_CTRD_EVENT_GONE:
+    report_gone(t, wid);
+    break;
+  case RP_CTRD_EVENT_CHANGED:
+    if (json_object_get(t->known, wid))
+      refresh(t, ev.ns, ev.container_id, 0); /* its labels may have changed */
+    break;
+  case RP_CTRD_EVENT_OTHER:
+    break;
   }
-out:
-  rpctrd__envelope__free_unpacked(env, NULL);
   return 0;
 }
 
