@@ -566,8 +566,9 @@ cards(FILE *out, json_t *st, int64_t now_ms)
              audit_ok ? "" : "audit log cannot be written");
     card(out, "alarm", "Health", "degraded", s);
   } else {
-    snprintf(s, sizeof(s), "%zu providers up, audit log writable%s",
-             json_array_size(providers), ready ? "" : "; starting");
+    size_t n = json_array_size(providers);
+    snprintf(s, sizeof(s), "%zu provider%s up, audit log writable%s", n,
+             n == 1 ? "" : "s", ready ? "" : "; starting");
     card(out, "good", "Health", ready ? "ok" : "starting", s);
   }
 }

@@ -464,9 +464,10 @@ healthz(struct rp_status *s, struct answer *a)
   {
     if (json_is_true(json_object_get(p, "up")))
       continue;
+    const char *name = str_member(p, "name"), *type = str_member(p, "type");
     const char *why = str_member(p, "reason");
-    fprintf(f, "provider %s (%s): %s\n", str_member(p, "name"),
-            str_member(p, "type"), why && *why ? why : "not connected yet");
+    fprintf(f, "provider %s (%s): %s\n", name ? name : "?", type ? type : "?",
+            why && *why ? why : "not connected yet");
   }
   if (s->src.audit && !rp_audit_healthy(s->src.audit))
     fprintf(f,

@@ -141,6 +141,10 @@ rc=0
 [ $rc -ne 0 ] || fail "reaper started with a world-readable token file"
 grep -q "$T/token" "$T/refused.log" || fail "the refusal does not name the token file: $(cat "$T/refused.log")"
 chmod 600 "$T/token"
+# This time one container is due within seconds: its recycle shows up in
+# /status' recent recycles and in the metrics.
+run quick$$ -l reaper.max-age=2s reaper-test/sleeper:1 \
+  sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done'
 start_reaper
 wait_for 30 "$URL/healthz to answer without a token" \
   bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $URL/healthz)\" = 200 ]"
@@ -149,6 +153,22 @@ assert_eq 401 "$(http_code -H "Authorization: Bearer nope" "$URL/metrics")" "/me
 assert_eq 200 "$(http_code -H "Authorization: Bearer tok-$$" "$URL/status")" "/status with the token"
 curl -s -D - -o /dev/null "$URL/" | grep -qi '^WWW-Authenticate: Bearer' ||
   fail "401 without WWW-Authenticate"
+auth=(-H "Authorization: Bearer tok-$$")
+recycled() {
+  curl -fsS --max-time 5 "${auth[@]}" "$URL/status" |
+    jq -e --arg n "quick$$" '.recent | any(.name == $n and .outcome == "done" and .policy == "test")'
+}
+wait_for 60 "a done recycle of quick$$ in /status' recent recycles" recycled
+curl -fsS --max-time 5 "${auth[@]}" "$URL/metrics" >"$T/metrics2.txt"
+grep -Eq '^reaper_recycles_total\{policy="test",outcome="done"\} [1-9]' "$T/metrics2.txt" ||
+  fail "/metrics does not count the recycle: $(grep reaper_recycles_total "$T/metrics2.txt")"
+grep -Eq '^reaper_recycle_duration_seconds_count\{policy="test"\} [1-9]' "$T/metrics2.txt" ||
+  fail "/metrics has no recycle duration"
+grep -Eq '^reaper_recycle_lateness_seconds_count\{policy="test"\} [1-9]' "$T/metrics2.txt" ||
+  fail "/metrics has no recycle lateness"
+promtool check metrics <"$T/metrics2.txt" >/dev/null 2>&1 || fail "promtool rejected /metrics after a recycle"
+curl -fsS --max-time 5 "${auth[@]}" "$URL/" >"$T/page2.html"
+grep -q ">quick$$<" "$T/page2.html" || fail "the page does not show quick$$"
 stop_reaper
 verify_audit
 log "status surface: health, readiness, JSON, metrics through Prometheus, page, token"
