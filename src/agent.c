@@ -14,6 +14,7 @@
 #include "recovery.h"
 #include "recycle.h"
 #include "schedule.h"
+#include "status.h"
 #include "tracker.h"
 #include "util.h"
 
@@ -40,6 +41,7 @@ struct agent {
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
+  struct rp_status *status; /* owned: the HTTP listener, or NULL */
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
   uv_timer_t resync_timer;
   uv_timer_t stop_timer;
@@ -597,6 +599,8 @@ provider_stopped_cb(void *arg)
   a->schedule = NULL;
   a->http_sent_at_close = rp_http_sent(a->http);
   rp_http_close(a->http);
+  rp_status_close(a->status);
+  a->status = NULL;
   a->http = NULL;
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
@@ -716,6 +720,69 @@ signal_cb(uv_signal_t *s, int signum)
   }
   rp_info("%s: finishing recycles in flight, then stopping", strsignal(signum));
   stop_agent(a, 0);
+}
+
+/* --- the status surface ------------------------------------------------ */
+
+static json_t *
+status_providers_cb(void *ctx)
+{
+  struct agent *a = ctx;
+  json_t *arr = json_array();
+  for (size_t i = 0; i < a->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    json_t *o = json_pack("{s:s, s:s, s:b, s:b}", "name", p->name, "type",
+                          p->ops ? p->ops->type : "?", "up", a->up[i],
+                          "recovering", a->recovering[i]);
+    if (!a->up[i])
+      json_object_set_new(o, "reason",
+                          json_string(a->down_reason[i] ? a->down_reason[i]
+                                                        : "not connected yet"));
+    json_array_append_new(arr, o);
+  }
+  return arr;
+}
+
+static bool
+status_ready_cb(void *ctx)
+{
+  return ((struct agent *)ctx)->ready;
+}
+
+static uint64_t
+status_api_cb(void *ctx)
+{
+  struct agent *a = ctx;
+  return a->http ? rp_http_sent(a->http) : a->http_sent_at_close;
+}
+
+static void
+status_record_cb(void *arg, const char *event, json_t *fields)
+{
+  rp_status_record(((struct agent *)arg)->status, event, fields);
+}
+
+static int
+start_status(struct agent *a, struct rp_error **err)
+{
+  const struct rp_config *c = a->config;
+  if (a->opt.mode == RP_AGENT_PLAN || !c->listen || !c->listen[0])
+    return 0;
+  struct rp_status_source src = {
+      .ctx = a,
+      .tracker = a->tracker,
+      .audit = a->audit,
+      .providers = status_providers_cb,
+      .ready = status_ready_cb,
+      .api_requests = status_api_cb,
+  };
+  if (rp_status_start(&a->loop, c->listen, c->listen_token_file, &src,
+                      &a->status, err) != 0)
+    return rp_error_prefix(err, "%s: agent.listen", c->path);
+  rp_recycler_on_audit(a->recycler, status_record_cb, a);
+  rp_info("status, metrics and health on http://%s/ (port %d)", c->listen,
+          rp_status_port(a->status));
+  return 0;
 }
 
 static int
@@ -850,7 +917,7 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
    * fails it, instead of killing the agent: the audit log fails closed. */
   signal(SIGXFSZ, SIG_IGN);
 
-  if (rp_http_new(&a->loop, &a->http, err) != 0 ||
+  if (rp_http_new(&a->loop, &a->http, err) != 0 || start_status(a, err) != 0 ||
       start_providers(a, err) != 0) {
     stop_agent(a, 1);
   } else {
