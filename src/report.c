@@ -595,9 +595,11 @@ fmt_num(double v, char *buf, size_t len)
   return buf;
 }
 
-/* A duration for people: two units at most ("1h59m", "5m3s", "2.5s"). */
+/* A duration for people: in tables two units at most ("1h59m", "5m3s",
+ * "2.5s"); exact, down to the second ("1h2m20s"), in the lists an auditor
+ * reads. */
 static const char *
-fmt_dur(double s, char *buf, size_t len)
+fmt_dur(double s, bool exact, char *buf, size_t len)
 {
   if (isnan(s)) {
     snprintf(buf, len, "-");
@@ -617,15 +619,19 @@ fmt_dur(double s, char *buf, size_t len)
     long secs;
   } units[] = {{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
   long t = lround(s);
-  size_t u = 0;
-  while (t < units[u].secs)
-    u++;
-  long a = t / units[u].secs, b = (t % units[u].secs) / units[u + 1].secs;
-  if (b)
-    snprintf(buf, len, "%s%ld%s%ld%s", sign, a, units[u].unit, b,
-             units[u + 1].unit);
-  else
-    snprintf(buf, len, "%s%ld%s", sign, a, units[u].unit);
+  size_t off = (size_t)snprintf(buf, len, "%s", sign);
+  int shown = 0; /* units since the first nonzero one, zeros included */
+  for (size_t u = 0; u < RP_ARRAY_LEN(units) && off < len; u++) {
+    long n = t / units[u].secs;
+    t -= n * units[u].secs;
+    if (shown == 0 && n == 0)
+      continue;
+    if (!exact && shown == 2)
+      break;
+    if (n)
+      off += (size_t)snprintf(buf + off, len - off, "%ld%s", n, units[u].unit);
+    shown++;
+  }
   return buf;
 }
 
@@ -905,16 +911,16 @@ age_row(struct table *t, const double v[N_FIGS],
         const struct rp_report_group *g)
 {
   char a[32], b[32];
-  fmt_dur(v[F_MAX_AGE_MIN], a, sizeof(a));
+  fmt_dur(v[F_MAX_AGE_MIN], false, a, sizeof(a));
   if (!isnan(v[F_MAX_AGE_MIN]) && v[F_MAX_AGE_MIN] != v[F_MAX_AGE_MAX]) {
-    cleanup_free char *range =
-        rp_xasprintf("%s-%s", a, fmt_dur(v[F_MAX_AGE_MAX], b, sizeof(b)));
+    cleanup_free char *range = rp_xasprintf(
+        "%s-%s", a, fmt_dur(v[F_MAX_AGE_MAX], false, b, sizeof(b)));
     table_add(t, range);
   } else {
     table_add(t, a);
   }
-  table_add(t, fmt_dur(v[F_AGE_P50], a, sizeof(a)));
-  table_add(t, fmt_dur(v[F_AGE_P95], a, sizeof(a)));
+  table_add(t, fmt_dur(v[F_AGE_P50], false, a, sizeof(a)));
+  table_add(t, fmt_dur(v[F_AGE_P95], false, a, sizeof(a)));
   for (int f = F_RATIO_P50; f <= F_RATIO_P95; f++) {
     if (isnan(v[f]))
       table_add(t, "-");
@@ -923,7 +929,7 @@ age_row(struct table *t, const double v[N_FIGS],
       table_add(t, a);
     }
   }
-  table_add(t, fmt_dur(v[F_LONGEST], a, sizeof(a)));
+  table_add(t, fmt_dur(v[F_LONGEST], false, a, sizeof(a)));
   table_add(t, g->longest_name ? g->longest_name : "-");
 }
 
@@ -933,7 +939,7 @@ timing_row(struct table *t, const double v[N_FIGS],
 {
   char a[32];
   for (int f = F_LATE_P50; f <= F_DUR_P95; f++)
-    table_add(t, fmt_dur(v[f], a, sizeof(a)));
+    table_add(t, fmt_dur(v[f], false, a, sizeof(a)));
 }
 
 static const char *
@@ -961,8 +967,8 @@ workload_cells(struct table *t, json_t *o)
   table_add(t, short_id(str_member(o, "id"), buf, sizeof(buf)));
   const char *policy = str_member(o, "policy");
   table_add(t, policy ? policy : "(none)");
-  table_add(t, fmt_dur(num_member(o, "max_age_s"), buf, sizeof(buf)));
-  table_add(t, fmt_dur(num_member(o, "age_s"), buf, sizeof(buf)));
+  table_add(t, fmt_dur(num_member(o, "max_age_s"), true, buf, sizeof(buf)));
+  table_add(t, fmt_dur(num_member(o, "age_s"), true, buf, sizeof(buf)));
 }
 
 int
@@ -978,7 +984,8 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
     fmt_time(r->first_ms, a, sizeof(a));
     fmt_time(r->last_ms, b, sizeof(b));
     fprintf(out, "Span: %s to %s (%s), %llu lines\n", a, b,
-            fmt_dur(span_s(r), d, sizeof(d)), (unsigned long long)r->lines);
+            fmt_dur(span_s(r), false, d, sizeof(d)),
+            (unsigned long long)r->lines);
   } else {
     fprintf(out, "Span: no lines%s\n",
             r->opt.since_ms != INT64_MIN || r->opt.until_ms != INT64_MAX
@@ -1017,9 +1024,9 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
   group_rows(&t, r, timing_row);
   table_print(&t, out);
 
-  cleanup_free char *title =
-      rp_xasprintf("\nLived longer than max age + %s",
-                   fmt_dur((double)r->opt.tolerance_ms / 1000, d, sizeof(d)));
+  cleanup_free char *title = rp_xasprintf(
+      "\nLived longer than max age + %s",
+      fmt_dur((double)r->opt.tolerance_ms / 1000, true, d, sizeof(d)));
   size_t n = json_array_size(r->overstayed);
   list_heading(out, title, n);
   if (n) {
@@ -1032,9 +1039,14 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
     json_array_foreach(r->overstayed, i, o)
     {
       workload_cells(&t, o);
-      table_add(&t, fmt_dur(num_member(o, "lived_s"), d, sizeof(d)));
-      table_add(&t, fmt_dur(num_member(o, "overstay_s"), d, sizeof(d)));
-      table_add(&t, str_member(o, "ts"));
+      table_add(&t, fmt_dur(num_member(o, "lived_s"), true, d, sizeof(d)));
+      table_add(&t, fmt_dur(num_member(o, "overstay_s"), true, d, sizeof(d)));
+      const char *ended = str_member(o, "ended");
+      cleanup_free char *when =
+          ended && strcmp(ended, "recycled") != 0
+              ? rp_xasprintf("%s (%s)", str_member(o, "ts"), ended)
+              : NULL;
+      table_add(&t, when ? when : str_member(o, "ts"));
     }
     table_print(&t, out);
   }
@@ -1059,7 +1071,7 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
     json_array_foreach(r->not_recycled, i, o)
     {
       workload_cells(&t, o);
-      table_add(&t, fmt_dur(num_member(o, "age_at_end_s"), d, sizeof(d)));
+      table_add(&t, fmt_dur(num_member(o, "age_at_end_s"), true, d, sizeof(d)));
       table_add(&t, str_member(o, "state"));
       table_add(&t, str_member(o, "ts"));
       table_add(&t, str_member(o, "detail"));

@@ -19,10 +19,12 @@
 #define WIDTH 960.0
 #define FONT "DejaVu Sans, Helvetica, Arial, sans-serif"
 
-/* Tableau 10: distinct, and readable for the common colour blindnesses. */
+/* Tableau 10, distinct and readable for the common colour blindnesses,
+ * then lighter tones of Tableau 20 for an 11th to 20th policy. */
 static const char *const palette[] = {
-    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
-    "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"};
+    "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+    "#ff9da7", "#9c755f", "#bab0ac", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+    "#9edae5", "#dbdb8d", "#c5b0d5", "#f7b6d2", "#c49c94", "#c7c7c7"};
 
 static const char *
 colour(size_t i)
@@ -205,7 +207,8 @@ cadence(const struct rp_report *r, FILE *out, double top)
           left - 46, plot_top + height / 2, left - 46, plot_top + height / 2);
 
   double bw = (right - left) / (double)b.n;
-  double gap = bw >= 4 ? bw * 0.15 : 0;
+  /* A gap between bars when there is room; a few wide bins stay bars. */
+  double barw = fmin(fmax(bw >= 4 ? bw * 0.85 : bw, 0.5), 60);
   static const char *const unit_names[] = {"hour", "day", "week"};
   for (size_t i = 0; i < b.n; i++) {
     double y = bottom;
@@ -222,8 +225,8 @@ cadence(const struct rp_report *r, FILE *out, double top)
       fprintf(out,
               "\" data-bin=\"%s\" data-count=\"%u\" x=\"%.2f\" y=\"%.2f\" "
               "width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>",
-              when, c, left + (double)i * bw + gap / 2, y, fmax(bw - gap, 0.5),
-              h, colour(p));
+              when, c, left + (double)i * bw + (bw - barw) / 2, y, barw, h,
+              colour(p));
       esc(out, r->policies[p]->name);
       fprintf(out, ": %u recycle%s in the %s from %s</title></rect>\n", c,
               c == 1 ? "" : "s", unit_names[b.unit], when);
@@ -242,6 +245,7 @@ cadence(const struct rp_report *r, FILE *out, double top)
    * and weeks counting from the first; the first bin always has a label,
    * and an aligned one too close to it is left out. */
   size_t ls = label_step(&b);
+  char year[32] = "";
   for (size_t i = 0; i < b.n; i++) {
     size_t pos = b.unit == BIN_HOUR
                      ? (size_t)((b.first + (int64_t)i) % (int64_t)ls)
@@ -262,11 +266,17 @@ cadence(const struct rp_report *r, FILE *out, double top)
         FMT_UTC(s, "%b %d", l2);
         text(out, x, bottom + 31, "middle", "class=\"tick\"", l2);
       }
+    } else if ((int64_t)ls * b.secs >= 28 * 86400) {
+      /* Labels a month or more apart: month and year say it all. */
+      FMT_UTC(s, "%b %Y", l1);
+      text(out, x, bottom + 17, "middle", "class=\"tick\"", l1);
     } else {
       FMT_UTC(s, "%b %d", l1);
       text(out, x, bottom + 17, "middle", "class=\"tick\"", l1);
-      if (i == 0 || strncmp(l1, "Jan", 3) == 0) {
-        FMT_UTC(s, "%Y", l2);
+      /* The year under the first label and where it changes. */
+      FMT_UTC(s, "%Y", l2);
+      if (strcmp(l2, year) != 0) {
+        snprintf(year, sizeof(year), "%s", l2);
         text(out, x, bottom + 31, "middle", "class=\"tick\"", l2);
       }
     }

@@ -917,6 +917,38 @@ test_bad_lines(void **state)
   rp_report_free(r);
 }
 
+/* A log the real agent wrote (tests/integration/test_report.sh, saved as
+ * it was): three containers recycled under two policies. */
+static void
+test_agent_log(void **state)
+{
+  (void)state;
+  struct rp_report *r = build(TEST_DATA_DIR "/report/agent-run.jsonl", NULL);
+  assert_null(rp_report_chain_problem(r));
+  json_t *j = rp_report_json(r);
+  assert_fig(j, "lines", 8);
+  json_t *all = json_object_get(j, "overall");
+  assert_fig(all, "recycles", 3);
+  assert_fig(all, "failures", 0);
+  assert_fig(all, "max_age_max_s", 1);
+  assert_fig(all, "age_p50_s", 11);
+  assert_fig(all, "longest_s", 15);
+  assert_fig(all, "lateness_worst_s", 14.849);
+  json_t *web = find_group(json_object_get(j, "policies"), "web");
+  assert_fig(web, "recycles", 2);
+  assert_fig(web, "lateness_p50_s", 12.92);
+  assert_fig(find_group(json_object_get(j, "policies"), "batch"), "recycles",
+             1);
+  assert_fig(find_group(json_object_get(j, "services"), "rweb11085"),
+             "recycles", 2);
+  assert_fig(find_group(json_object_get(j, "services"), "rbatch11085"),
+             "recycles", 1);
+  assert_int_equal(json_array_size(json_object_get(j, "overstayed")), 0);
+  assert_int_equal(json_array_size(json_object_get(j, "not_recycled")), 0);
+  json_decref(j);
+  rp_report_free(r);
+}
+
 int
 main(void)
 {
@@ -934,6 +966,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_rotated_and_unreadable, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(test_bad_lines, setup, teardown),
+      cmocka_unit_test(test_agent_log),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
