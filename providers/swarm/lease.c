@@ -92,10 +92,9 @@ acquired(struct rp_swarm_lease *l)
     return;
   rp_info("provider %s: this agent (%s) holds the cluster's lease: it acts",
           pname(l), l->s->holder);
-  /* Work held back while another agent acted may go now. */
-  struct rp_provider *p = l->s->p;
-  if (rp_swarm_track_up(l->s))
-    p->hooks.state(p->hooks.core, p, true, NULL);
+  /* What a previous holder left half-done is put right first; then the
+   * work held back while another agent acted may go (the sweep says so). */
+  rp_swarm_sweep_marks(l->s);
 }
 
 static void
@@ -332,7 +331,7 @@ rp_swarm_lease_held(struct rp_swarm *s)
             pname(l), RP_SWARM_LEASE_SERVICE);
     uv_timer_start(&l->timer, timer_cb, 0, 0);
   }
-  return holding(l);
+  return holding(l) && !s->sweeping;
 }
 
 void

@@ -243,3 +243,152 @@ rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
   work_next(rv);
   return 0;
 }
+
+/* --- marks left by another agent ----------------------------------------- */
+
+/* An agent that held the lease may have died in the middle of a drain: its
+ * mark stays on the node (and holds back every later drain of its policy).
+ * The agent that takes the lease over puts such nodes right: one that is
+ * down was replaced, and is removed; one that is up gets its availability
+ * back, and is recycled again in its turn when it is due. */
+struct sweep {
+  struct rp_swarm *s; /* borrowed */
+  int pending;
+};
+
+struct sweep_one {
+  struct sweep *sw;
+  char id[80];
+  char host[80];
+  bool removing;
+};
+
+static void
+sweep_release(struct sweep *sw)
+{
+  if (--sw->pending > 0)
+    return;
+  struct rp_swarm *s = sw->s;
+  free(sw);
+  s->sweeping = false;
+  struct rp_provider *p = s->p;
+  if (!s->stopping && rp_swarm_track_up(s))
+    p->hooks.state(p->hooks.core, p, true, NULL);
+  rp_swarm_recycle_ended(s);
+}
+
+static void
+sweep_done_cb(void *arg, const struct rp_docker_reply *r,
+              const struct rp_error *err)
+{
+  struct sweep_one *so = arg;
+  (void)r;
+  const char *pn = so->sw->s->p->name;
+  if (err)
+    rp_err("provider %s: node %s (%s), left drained by another agent: %s "
+           "failed: %s",
+           pn, so->host, so->id, so->removing ? "removing it" : "restoring it",
+           err->message);
+  else if (so->removing)
+    rp_warn("provider %s: node %s (%s) was left drained by another agent and "
+            "is down: removed it from the swarm",
+            pn, so->host, so->id);
+  else
+    rp_warn("provider %s: node %s (%s) was left drained by another agent "
+            "that no longer holds the lease: its availability is restored",
+            pn, so->host, so->id);
+  struct sweep *sw = so->sw;
+  free(so);
+  sweep_release(sw);
+}
+
+static void
+sweep_node(struct sweep *sw, json_t *node)
+{
+  struct rp_swarm *s = sw->s;
+  json_t *spec = json_object_get(node, "Spec");
+  const char *id = json_string_value(json_object_get(node, "ID"));
+  const char *mark_s = json_string_value(
+      json_object_get(json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK));
+  if (!id || !mark_s)
+    return;
+  cleanup_json json_t *mark = json_loads(mark_s, 0, NULL);
+  const char *holder = json_string_value(json_object_get(mark, "holder"));
+  if (holder && strcmp(holder, s->holder) == 0)
+    return; /* ours: a recycle of this agent's, in flight */
+  const char *state = json_string_value(
+      json_object_get(json_object_get(node, "Status"), "State"));
+  const char *host = json_string_value(
+      json_object_get(json_object_get(node, "Description"), "Hostname"));
+  struct sweep_one *so = rp_xcalloc(1, sizeof(*so));
+  so->sw = sw;
+  snprintf(so->id, sizeof(so->id), "%s", id);
+  snprintf(so->host, sizeof(so->host), "%s", host ? host : "?");
+  cleanup_free char *esc = rp_url_escape(id);
+  cleanup_free char *path = NULL;
+  cleanup_json json_t *body = NULL;
+  const char *method = "POST";
+  if (state && strcmp(state, "down") == 0) {
+    so->removing = true;
+    method = "DELETE";
+    path = rp_xasprintf("/nodes/%s?force=1", esc);
+  } else {
+    const char *avail =
+        json_string_value(json_object_get(mark, "availability"));
+    const char *role = json_string_value(json_object_get(mark, "role"));
+    body = json_deep_copy(spec);
+    json_object_set_new(body, "Availability",
+                        json_string(avail ? avail : "active"));
+    if (role)
+      json_object_set_new(body, "Role", json_string(role));
+    json_object_del(json_object_get(body, "Labels"), RP_SWARM_LABEL_MARK);
+    path = rp_xasprintf("/nodes/%s/update?version=%lld", esc,
+                        (long long)json_integer_value(json_object_get(
+                            json_object_get(node, "Version"), "Index")));
+  }
+  cleanup_error struct rp_error *err = NULL;
+  sw->pending++;
+  if (rp_swarm_call(s, method, path, body, 0, sweep_done_cb, so, &err) != 0) {
+    rp_err("provider %s: node %s: %s", s->p->name, so->id, err->message);
+    free(so);
+    sw->pending--;
+  }
+}
+
+static void
+sweep_listed_cb(void *arg, const struct rp_docker_reply *r,
+                const struct rp_error *err)
+{
+  struct sweep *sw = arg;
+  if (err) {
+    rp_warn("provider %s: looking for drains left by other agents: %s",
+            sw->s->p->name, err->message);
+  } else if (!sw->s->stopping) {
+    size_t i;
+    json_t *n;
+    json_array_foreach(r->body, i, n)
+    {
+      sweep_node(sw, n);
+    }
+  }
+  sweep_release(sw);
+}
+
+void
+rp_swarm_sweep_marks(struct rp_swarm *s)
+{
+  if (s->stopping || s->sweeping)
+    return;
+  struct sweep *sw = rp_xcalloc(1, sizeof(*sw));
+  sw->s = s;
+  sw->pending = 1;
+  s->sweeping = true;
+  s->recycles_in_flight++;
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_swarm_call(s, "GET", "/nodes", NULL, 0, sweep_listed_cb, sw, &err) !=
+      0) {
+    rp_warn("provider %s: looking for drains left by other agents: %s",
+            s->p->name, err->message);
+    sweep_release(sw);
+  }
+}

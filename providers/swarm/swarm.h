@@ -66,6 +66,7 @@ struct rp_swarm {
   struct rp_swarm_track *track; /* owned by track.c */
   struct rp_swarm_lease *lease; /* owned by lease.c */
   int recycles_in_flight;
+  bool sweeping; /* rp_swarm_sweep_marks in flight: do not act yet */
   bool stopping;
   void (*stop_cb)(void *arg);
   void *stop_arg;
@@ -244,6 +245,12 @@ int rp_swarm_recycle_service(struct rp_swarm *s, const struct rp_workload *w,
 int rp_swarm_recycle_node(struct rp_swarm *s, const struct rp_workload *w,
                           const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                           void *arg, struct rp_error **err);
+/* Puts right the nodes that another agent, which no longer holds the
+ * lease, left with reaper's mark (it died during a drain): removed when
+ * down, their availability restored otherwise.  Called by the agent that
+ * has just taken the lease; s->sweeping is set until it is done, and then
+ * hooks.state(up) lets the work held back go. */
+void rp_swarm_sweep_marks(struct rp_swarm *s);
 int rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
                      size_t n, rp_recover_item_cb item_cb,
                      void (*done_cb)(void *arg, const struct rp_error *err),

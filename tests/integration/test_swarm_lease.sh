@@ -4,8 +4,8 @@
 # three-node swarm; a service comes due again and again (reaper.max-age 6s);
 # exactly one agent recycles it while the other only tracks.  The leader is
 # then killed (SIGKILL: it cannot give the lease up) and the other takes
-# over once the lease has lapsed.  The new leader, stopped with SIGTERM,
-# gives the lease up.
+# over once the lease has lapsed, and puts right a drain that a dead agent
+# left behind.  The new leader, stopped with SIGTERM, gives the lease up.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../lib/swarm.sh
 source "$(dirname "$0")/../lib/swarm.sh"
@@ -75,6 +75,13 @@ holder=$(lease_holder)
 [[ $holder == */${PID[$leader]}/* ]] || fail "the lease names '$holder', not agent $leader (pid ${PID[$leader]})"
 log "agent $leader leads ($holder), agent $follower follows"
 
+# An agent that died in the middle of a drain left its mark on node1: the
+# next agent to take the lease puts the node right.
+n1=$(swarm_node_id 1)
+sdocker 0 node update --availability drain --label-add keep=me --label-add \
+  'reaper.recycle={"holder":"gone/1/000000000000","availability":"active","role":"worker","since":"2026-11-30T00:00:00.000Z"}' \
+  "$n1" >/dev/null
+
 # The leader dies without a word; the follower takes over once the lease
 # (15 s) lapses, by the engine's clock.
 kill -9 "${PID[$leader]}"
@@ -86,6 +93,12 @@ wait_for 90 "agent $follower to take over and recycle" follower_acted
 grep -q "holds the cluster's lease: it acts" "$T/$follower.log" || fail "the follower never took the lease"
 [[ $(lease_holder) == */${PID[$follower]}/* ]] || fail "the lease does not name agent $follower"
 log "agent $follower took over $((SECONDS - killed_at))s after the leader was killed"
+node1_restored() {
+  [ "$(sdocker 0 node inspect "$n1" -f '{{.Spec.Availability}} {{json .Spec.Labels}}')" = 'active {"keep":"me"}' ]
+}
+wait_for 10 "node1's drain, left by a dead agent, undone" node1_restored
+grep -q "node1 ($n1) was left drained by another agent" "$T/$follower.log" ||
+  fail "the new leader did not say it undid the dead agent's drain"
 
 # A clean stop gives the lease up at once.
 kill -TERM "${PID[$follower]}"
