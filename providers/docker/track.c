@@ -34,7 +34,9 @@ struct rp_docker_track {
   bool listing;                /* a list (and its inspects) in flight */
   bool list_again;             /* a resync was asked for during a list */
   json_t *dirty;               /* owned: ids an event touched during a list */
-  int calls;                   /* API calls in flight */
+  json_t *recheck; /* owned: ids whose event could not be followed (the
+                      inspect failed): the next list inspects them */
+  int calls;       /* API calls in flight */
   bool stopping;
   bool timer_closed;
   bool self_seen; /* reaper's own container was in a list: said once */
@@ -177,6 +179,35 @@ status_max_uptime_ms(const char *status)
   return -1; /* years: nothing to learn */
 }
 
+/* Why an inspect answer cannot be taken as a container's state, or NULL.
+ * A truncated or garbled answer must never read as "not running": the
+ * container would vanish from tracking and come back with its history
+ * lost, or a restart would go unseen. */
+static const char *
+inspect_problem(json_t *body, const char *id)
+{
+  if (!body)
+    return "the answer is not JSON";
+  if (!json_is_object(body))
+    return "the answer is not a container (not a JSON object)";
+  const char *got = json_string_value(json_object_get(body, "Id"));
+  if (!got || strlen(got) != 64)
+    return "the answer has no container Id";
+  if (strcmp(got, id) != 0)
+    return "the answer is about another container";
+  json_t *state = json_object_get(body, "State");
+  json_t *running = json_object_get(state, "Running");
+  if (!json_is_boolean(running))
+    return "the answer has no State.Running";
+  int64_t started = 0;
+  if (json_is_true(running) &&
+      (rp_parse_time_ms(json_string_value(json_object_get(state, "StartedAt")),
+                        &started) != 0 ||
+       started <= 0))
+    return "State.StartedAt of a running container is not a time";
+  return NULL;
+}
+
 /* --- inspect, for events ------------------------------------------------ */
 
 struct inspect_one {
@@ -206,14 +237,20 @@ inspect_one_cb(void *arg, const struct rp_docker_reply *r,
 {
   struct inspect_one *io = arg;
   struct rp_docker_track *t = io->t;
-  if (!t->stopping) {
-    if (!err)
-      report_inspect(t, io->id, r->body);
-    else if (err->code == RP_ENOTFOUND)
-      report_inspect(t, io->id, NULL);
-    else
-      rp_warn("provider %s: inspect %.12s: %s", t->d->p->name, io->id,
-              err->message);
+  const char *bad = err ? NULL : inspect_problem(r->body, io->id);
+  if (t->stopping) {
+    /* nothing to report to */
+  } else if (err && err->code == RP_ENOTFOUND) {
+    report_inspect(t, io->id, NULL);
+  } else if (err || bad) {
+    /* What the event meant is unknown: what was known stays, and the next
+     * list looks at this container again. */
+    rp_warn("provider %s: inspect %.12s: %s: keeping what was known until "
+            "the next resync",
+            t->d->p->name, io->id, err ? err->message : bad);
+    json_object_set_new(t->recheck, io->id, json_true());
+  } else {
+    report_inspect(t, io->id, r->body);
   }
   free(io);
   call_done(t);
@@ -336,8 +373,17 @@ list_finish(struct listing *l)
     if (t->connecting)
       schedule_reconnect(t, why);
     else
-      rp_warn("provider %s: resync failed: %s", d->p->name, why);
+      rp_warn("provider %s: resync failed, keeping what was known: %s",
+              d->p->name, why);
     return;
+  }
+  /* The containers whose events could not be followed have been looked
+   * at. */
+  size_t qi;
+  json_t *qid;
+  json_array_foreach(l->queue, qi, qid)
+  {
+    json_object_del(t->recheck, json_string_value(qid));
   }
   /* Every item now has its start time: report the whole list. */
   size_t n = json_object_size(l->items), i = 0;
@@ -407,10 +453,14 @@ list_item_inspected_cb(void *arg, const struct rp_docker_reply *r,
   struct rp_docker_track *t = l->t;
   l->inspecting--;
   json_t *item = json_object_get(l->items, li->id);
-  if (err && err->code != RP_ENOTFOUND) {
+  const char *bad = err ? NULL : inspect_problem(r->body, li->id);
+  if ((err && err->code != RP_ENOTFOUND) || bad) {
+    /* A list is all or nothing: a container whose state is unknown must
+     * not drop out of it. */
     l->failed = true;
     if (!l->error)
-      l->error = rp_xasprintf("inspect %.12s: %s", li->id, err->message);
+      l->error =
+          rp_xasprintf("inspect %.12s: %s", li->id, err ? err->message : bad);
   } else if (item) {
     struct rp_workload *w =
         err ? NULL : rp_docker_workload_from_inspect(t->d, r->body);
@@ -461,18 +511,38 @@ list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
   if (err || !json_is_array(r->body)) {
     l->failed = true;
     l->error = rp_xasprintf("list containers: %s",
-                            err ? err->message : "the answer is not a list");
+                            err       ? err->message
+                            : r->body ? "the answer is not a list"
+                                      : "the answer is not JSON");
     list_finish(l);
     return;
   }
-  int64_t now = rp_wall_ms();
+  /* All or nothing: one entry that is not a container makes the whole
+   * answer suspect, and skipping it would make a tracked container vanish
+   * (forgotten, then found again with its history lost). */
   size_t i;
   json_t *c;
   json_array_foreach(r->body, i, c)
   {
     const char *id = json_string_value(json_object_get(c, "Id"));
-    if (!id || strlen(id) != 64)
-      continue; /* malformed entry: skip rather than trust */
+    json_t *labels = json_object_get(c, "Labels");
+    const char *bad =
+        !json_is_object(c)        ? "is not an object"
+        : !id || strlen(id) != 64 ? "has no container Id"
+        : labels && !json_is_object(labels) && !json_is_null(labels)
+            ? "has Labels that are not an object"
+            : NULL;
+    if (bad) {
+      l->failed = true;
+      l->error = rp_xasprintf("list containers: item %zu %s", i, bad);
+      list_finish(l);
+      return;
+    }
+  }
+  int64_t now = rp_wall_ms();
+  json_array_foreach(r->body, i, c)
+  {
+    const char *id = json_string_value(json_object_get(c, "Id"));
     const char *name =
         json_string_value(json_array_get(json_object_get(c, "Names"), 0));
     if (name && name[0] == '/')
@@ -486,7 +556,7 @@ list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
         status_max_uptime_ms(json_string_value(json_object_get(c, "Status")));
     bool restarted =
         known && max_up >= 0 && now - json_integer_value(known) > max_up + 5000;
-    if (known && !restarted)
+    if (known && !restarted && !json_object_get(t->recheck, id))
       json_object_set(item, "started", known);
     else
       json_array_append_new(l->queue, json_string(id));
@@ -583,6 +653,7 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->d = d;
   t->started = json_object();
   t->dirty = json_object();
+  t->recheck = json_object();
   uv_timer_init(d->p->loop, &t->reconnect);
   t->reconnect.data = t;
   d->track = t;
@@ -634,6 +705,7 @@ rp_docker_track_free(struct rp_docker *d)
     return;
   json_decref(t->started);
   json_decref(t->dirty);
+  json_decref(t->recheck);
   free(t);
   d->track = NULL;
 }
