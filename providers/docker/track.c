@@ -34,9 +34,10 @@ struct rp_docker_track {
   bool listing;                /* a list (and its inspects) in flight */
   bool list_again;             /* a resync was asked for during a list */
   json_t *dirty;               /* owned: ids an event touched during a list */
-  json_t *recheck; /* owned: ids whose event could not be followed (the
-                      inspect failed): the next list inspects them */
-  int calls;       /* API calls in flight */
+  json_t *recheck;      /* owned: ids whose event could not be followed (the
+                           inspect failed): the next list inspects them */
+  int calls;            /* API calls in flight */
+  bool dropping_stream; /* schedule_reconnect is cancelling the stream */
   bool stopping;
   bool timer_closed;
   bool self_seen; /* reaper's own container was in a list: said once */
@@ -322,8 +323,8 @@ stream_done_cb(void *arg, const struct rp_error *err)
   struct rp_docker_track *t = arg;
   t->stream = NULL;
   call_done(t);
-  if (t->stopping)
-    return;
+  if (t->stopping || t->dropping_stream)
+    return; /* our own cancel: the reconnect is being scheduled */
   schedule_reconnect(t, err ? err->message : "the event stream ended");
 }
 
@@ -599,8 +600,13 @@ schedule_reconnect(struct rp_docker_track *t, const char *why)
   struct rp_docker *d = t->d;
   if (t->stopping)
     return;
-  if (t->stream)
+  if (t->stream) {
+    /* Its done callback runs now: it must not report "cancelled" as the
+     * cause, nor double the backoff a second time. */
+    t->dropping_stream = true;
     rp_http_cancel(t->stream);
+    t->dropping_stream = false;
+  }
   t->up = false;
   t->connecting = false;
   d->p->hooks.state(d->p->hooks.core, d->p, false, why);
