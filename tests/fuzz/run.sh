@@ -36,14 +36,15 @@ command -v clang >/dev/null || {
   echo "fuzz: clang is not installed (contrib/install-deps.sh --test)" >&2
   exit 2
 }
+mkdir -p "$build"
 cmake -S "$top" -B "$build" -DCMAKE_C_COMPILER=clang \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREAPER_FUZZ=ON -DREAPER_SANITIZE=ON \
-  -DREAPER_TESTS=OFF >"$build.configure.log" 2>&1 ||
-  { cat "$build.configure.log" >&2; exit 2; }
+  -DREAPER_TESTS=OFF >"$build/configure.log" 2>&1 ||
+  { cat "$build/configure.log" >&2; exit 2; }
 # shellcheck disable=SC2046
 cmake --build "$build" -j"$(nproc 2>/dev/null || echo 2)" \
   $(for t in $targets; do printf -- '--target fuzz_%s ' "$t"; done) \
-  >"$build.build.log" 2>&1 || { tail -n 40 "$build.build.log" >&2; exit 2; }
+  >"$build/build.log" 2>&1 || { tail -n 40 "$build/build.log" >&2; exit 2; }
 
 mkdir -p "$crashes" "$build/logs"
 failed=()
