@@ -266,6 +266,14 @@ int rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
                     const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                     void *arg, struct rp_error **err);
 
+/* Crash recovery of one recycle (recover.c): the steps of the strategy
+ * again, from where the container is, except that a task found running
+ * means nothing is left to do (cb's status is then 1; 0 when it finished
+ * the recycle; negative with err when it could not). */
+int rp_ctrd_resume(struct rp_ctrd *c, const char *wid,
+                   enum rp_strategy strategy, int64_t grace_ms,
+                   rp_recycle_cb cb, void *arg, struct rp_error **err);
+
 int rp_ctrd_recover(struct rp_ctrd *c, const struct rp_unfinished *items,
                     size_t n, rp_recover_item_cb item_cb,
                     void (*done_cb)(void *arg, const struct rp_error *err),

@@ -47,6 +47,8 @@
 /* After SIGKILL, for the runtime's own work. */
 #define KILL_WAIT_MS 30000
 #define STEP_TIMEOUT_MS 30000
+/* Crash recovery waits this long for a task it started to stay up. */
+#define RESUME_READY_MS 60000
 
 enum step {
   S_CONTAINER,
@@ -114,6 +116,7 @@ struct rc {
   struct rp_error *error; /* owned: the failure being reported */
   int rollback_step;
   bool rolled_back;
+  bool resume; /* crash recovery: a running task means nothing to do */
 };
 
 static void advance(struct rc *rc);
@@ -356,6 +359,13 @@ task_read(struct rc *rc, const uint8_t *msg, size_t len,
     json_object_set_new(rc->details, "log_uri", json_string(rc->log_uri));
   if (rc->old_pid)
     json_object_set_new(rc->details, "old_pid", json_integer(rc->old_pid));
+  if (rc->resume && rc->had_task &&
+      (rc->task_status == RPCTRD__TASK_STATUS__RUNNING ||
+       rc->task_status == RPCTRD__TASK_STATUS__PAUSED ||
+       rc->task_status == RPCTRD__TASK_STATUS__PAUSING)) {
+    finish(rc, 1, false);
+    return;
+  }
   advance(rc);
 }
 
@@ -537,6 +547,7 @@ static void
 step_stop_task(struct rc *rc)
 {
   if (!rc->had_task) {
+    rc->stopped = true; /* nothing runs */
     advance(rc);
     return;
   }
@@ -1018,10 +1029,11 @@ add_steps(struct rc *rc, const enum step *steps, size_t n)
     rc->plan[rc->n_plan++] = steps[i];
 }
 
-int
-rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
-                const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
-                struct rp_error **err)
+static int
+start_rc(struct rp_ctrd *c, const char *wid, enum rp_strategy strategy,
+         int64_t grace_ms, int64_t health_timeout_ms,
+         const char *const *drain_argv, bool resume, rp_recycle_cb cb,
+         void *arg, struct rp_error **err)
 {
   static const enum step recreate[] = {
       S_CONTAINER, S_TASK,        S_STAT_OLD,    S_IMAGE_CHAIN,
@@ -1040,21 +1052,22 @@ rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
                         c->p->name);
   char ns[80];
   const char *cid;
-  if (rp_ctrd_split_id(w->id, ns, sizeof(ns), &cid) != 0)
+  if (rp_ctrd_split_id(wid, ns, sizeof(ns), &cid) != 0)
     return rp_error_set(err, EINVAL, "provider %s: %s is not NAMESPACE/ID",
-                        c->p->name, w->id);
+                        c->p->name, wid);
   struct rc *rc = rp_xcalloc(1, sizeof(*rc));
   rc->c = c;
   rc->cb = cb;
   rc->arg = arg;
-  rc->strategy = spec->strategy;
-  rc->grace_ms = spec->grace_ms;
-  rc->health_timeout_ms = spec->health_timeout_ms;
+  rc->strategy = strategy;
+  rc->grace_ms = grace_ms;
+  rc->health_timeout_ms = health_timeout_ms;
+  rc->resume = resume;
   snprintf(rc->ns, sizeof(rc->ns), "%s", ns);
   rc->cid = rp_xstrdup(cid);
-  rc->wid = rp_xstrdup(w->id);
+  rc->wid = rp_xstrdup(wid);
   rc->details = json_object();
-  switch (spec->strategy) {
+  switch (strategy) {
   case RP_STRATEGY_RECREATE:
     add_steps(rc, recreate, RP_ARRAY_LEN(recreate));
     break;
@@ -1072,13 +1085,13 @@ rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
     return rp_error_set(err, RP_ECONFIG,
                         "provider %s: strategy %s does not apply to "
                         "containers",
-                        c->p->name, rp_strategy_name(spec->strategy));
+                        c->p->name, rp_strategy_name(strategy));
   }
-  if (spec->drain_argv && spec->drain_argv[0]) {
+  if (drain_argv && drain_argv[0]) {
     /* A drain hook would need an exec'd process with its own I/O; say that
      * it did not run rather than pretend. */
     json_t *argv = json_array();
-    for (const char *const *a = spec->drain_argv; *a; a++)
+    for (const char *const *a = drain_argv; *a; a++)
       json_array_append_new(argv, json_string(*a));
     json_object_set_new(
         rc->details, "drain",
@@ -1087,11 +1100,30 @@ rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
                   "(not run)"));
     rp_warn("provider %s: %s: drain hooks are not supported for containerd "
             "containers; not run",
-            c->p->name, w->id);
+            c->p->name, wid);
   }
   uv_timer_init(c->p->loop, &rc->timer);
   rc->timer.data = rc;
   c->recycles_in_flight++;
   advance(rc);
   return 0;
+}
+
+int
+rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
+                const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+                struct rp_error **err)
+{
+  return start_rc(c, w->id, spec->strategy, spec->grace_ms,
+                  spec->health_timeout_ms, spec->drain_argv, false, cb, arg,
+                  err);
+}
+
+int
+rp_ctrd_resume(struct rp_ctrd *c, const char *wid, enum rp_strategy strategy,
+               int64_t grace_ms, rp_recycle_cb cb, void *arg,
+               struct rp_error **err)
+{
+  return start_rc(c, wid, strategy, grace_ms, RESUME_READY_MS, NULL, true, cb,
+                  arg, err);
 }

@@ -70,5 +70,20 @@ else
   # Or refused by the configuration check before anything ran.
   assert_eq 2 "$rc" "run --once's exit status with a recreate policy for a host"
 fi
+
+# 4. reaper dies between the marker and the action (test builds only): the
+# next reaper says what it found (recycle.recovered, finished: the marker
+# says the action may have started) and never runs the action again.
+# (The crash points exist only in test builds, -DREAPER_CRASHPOINTS=ON.)
+host_config "$T/s4" "    strategy: drain-replace
+    replace: [$T/replace]"
+rc=0
+REAPER_CRASH_AT=host-after-marker "$REAPER" run -c "$T/config.yaml" --once >>"$T/reaper.log" 2>&1 || rc=$?
+assert_eq 137 "$rc" "exit status of the run killed after the marker"
+[ -e "$T/s4/host-replace.$bid" ] || fail "no marker before the action"
+reaper_once || fail "the run after the crash failed"
+audit_any recycle.recovered '.kind == "host" and .action == "finished" and .ok == true and (.detail | contains("marker"))' ||
+  fail "no recycle.recovered for the host after the crash"
+assert_eq 1 "$(wc -l <"$T/calls")" "replace runs after the crash"
 verify_audit
 log "host: failures said, nothing run twice, no recreate of a host"
