@@ -161,7 +161,8 @@ status_max_uptime_ms(const char *status)
     return hour + hour / 2;
   char *end;
   long n = strtol(s, &end, 10);
-  if (end == s || n < 0)
+  /* A hundred years is more than any answer means: past it, no bound. */
+  if (end == s || n < 0 || n > 100L * 366 * 24 * 3600)
     return -1;
   while (*end == ' ')
     end++;
@@ -289,8 +290,9 @@ on_event_line(void *arg, const char *line, size_t len)
   json_t *tn = json_object_get(ev, "timeNano");
   if (json_is_integer(tn)) {
     json_int_t ns = json_integer_value(tn);
-    snprintf(t->since, sizeof(t->since), "%lld.%09lld",
-             (long long)(ns / 1000000000), (long long)(ns % 1000000000));
+    if (ns > 0) /* a negative time would make a malformed since= */
+      snprintf(t->since, sizeof(t->since), "%lld.%09lld",
+               (long long)(ns / 1000000000), (long long)(ns % 1000000000));
   }
   const char *type = json_string_value(json_object_get(ev, "Type"));
   const char *action = json_string_value(json_object_get(ev, "Action"));
@@ -548,10 +550,12 @@ list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
         json_string_value(json_array_get(json_object_get(c, "Names"), 0));
     if (name && name[0] == '/')
       name++;
-    json_t *item = json_pack("{s:s, s:O}", "name", name ? name : id, "labels",
-                             json_is_object(json_object_get(c, "Labels"))
-                                 ? json_object_get(c, "Labels")
-                                 : json_object());
+    json_t *labels = json_object_get(c, "Labels");
+    json_t *item = json_is_object(labels)
+                       ? json_pack("{s:s, s:O}", "name", name ? name : id,
+                                   "labels", labels)
+                       : json_pack("{s:s, s:o}", "name", name ? name : id,
+                                   "labels", json_object());
     json_t *known = json_object_get(t->started, id);
     int64_t max_up =
         status_max_uptime_ms(json_string_value(json_object_get(c, "Status")));
