@@ -254,11 +254,8 @@ on_recycle(struct rp_report *r, const struct rec *e)
 
   if (strcmp(ev, "begin") == 0) {
     double late = num_member(e->line, "lateness_s");
-    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++) {
-      groups[i]->begun++;
-      if (!isnan(late))
-        samples_push(&groups[i]->lateness, late);
-    }
+    for (size_t i = 0; !isnan(late) && i < RP_ARRAY_LEN(groups); i++)
+      samples_push(&groups[i]->lateness, late);
     open_set(r, key, e, "unfinished", "the recycle began and no line ended it");
   } else if (strcmp(ev, "done") == 0) {
     double dur = num_member(e->line, "duration_s");
@@ -297,7 +294,12 @@ on_recycle(struct rp_report *r, const struct rec *e)
                        "recovered");
       json_object_del(r->open, key);
     } else if (ok) {
-      open_set(r, key, e, "rolled back after a crash", detail);
+      /* Rolled back, or found not begun: the old workload still runs. */
+      open_set(r, key, e,
+               action && strcmp(action, "none") == 0
+                   ? "not begun before a crash"
+                   : "rolled back after a crash",
+               detail);
     } else {
       open_set(r, key, e, "recovery failed", detail);
     }

@@ -146,7 +146,7 @@ struct rp_report_group {
   char *name;     /* owned: the policy ("(none)" when the line had none) or
                      service name; NULL for everything (overall) */
   char *provider; /* owned, services only (else NULL) */
-  uint64_t done, failed, rolled_back, planned, recovered, begun;
+  uint64_t done, failed, rolled_back, planned, recovered;
   double max_age_min_s, max_age_max_s; /* over recycle.done lines */
   double longest_s;                    /* the largest age_s at recycle.done */
   char *longest_name;                  /* owned: the workload (NULL if none) */

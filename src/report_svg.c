@@ -246,7 +246,7 @@ cadence(const struct rp_report *r, FILE *out, double top)
    * and an aligned one too close to it is left out. */
   size_t ls = label_step(&b);
   char year[32] = "";
-  for (size_t i = 0; i < b.n; i++) {
+  for (size_t i = 0; r->lines && i < b.n; i++) {
     size_t pos = b.unit == BIN_HOUR
                      ? (size_t)((b.first + (int64_t)i) % (int64_t)ls)
                      : i % ls;
@@ -404,11 +404,14 @@ ages(const struct rp_report *r, FILE *out, double top)
   if (!r->n_policies)
     text(out, (left + right) / 2, plot_top + row / 2 + 4, "middle",
          "class=\"note\"", "no recycles in this span");
-  fprintf(out,
-          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
-          "class=\"maxage\"/>\n",
-          X(1.0), plot_top - 6, X(1.0), bottom);
-  text(out, X(1.0) + 4, plot_top - 8, "start", "class=\"maxlabel\"", "max age");
+  if (r->n_policies) {
+    fprintf(out,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "class=\"maxage\"/>\n",
+            X(1.0), plot_top - 6, X(1.0), bottom);
+    text(out, X(1.0) + 4, plot_top - 8, "start", "class=\"maxlabel\"",
+         "max age");
+  }
   fprintf(out,
           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
           "class=\"axisline\"/>\n",
