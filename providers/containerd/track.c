@@ -488,10 +488,19 @@ stream_done_cb(void *arg, const struct rp_error *err)
 static int
 start_stream(struct rp_ctrd_track *t, struct rp_error **err)
 {
-  size_t n = RP_ARRAY_LEN(event_topics) - 1;
-  char *filters[RP_ARRAY_LEN(event_topics)];
-  for (size_t i = 0; i < n; i++)
-    filters[i] = rp_xasprintf("topic==\"%s\"", event_topics[i]);
+  /* Filters are ORed; the comma inside one ANDs: only the topics reaper
+   * acts on, in the namespaces it watches (a Kubernetes node's k8s.io is
+   * busy, and none of reaper's business unless configured). */
+  size_t n_ns = 0;
+  while (t->c->namespaces[n_ns])
+    n_ns++;
+  size_t n_topics = RP_ARRAY_LEN(event_topics) - 1, n = n_ns * n_topics;
+  cleanup_free char **filters = rp_xcalloc(n + 1, sizeof(*filters));
+  for (size_t i = 0; i < n_ns; i++)
+    for (size_t k = 0; k < n_topics; k++)
+      filters[i * n_topics + k] =
+          rp_xasprintf("namespace==\"%s\",topic==\"%s\"", t->c->namespaces[i],
+                       event_topics[k]);
   Rpctrd__SubscribeRequest req;
   rpctrd__subscribe_request__init(&req);
   req.n_filters = n;
