@@ -2,7 +2,8 @@
 # containerd: each strategy on a real containerd that the test starts.
 #   recreate  same container (id, labels, image, snapshot key), a new task,
 #             a fresh rootfs: a file written inside is gone
-#   restart   a new task on the same snapshot: the file is still there
+#   restart   a new task on the same snapshot: the file is still there;
+#             its drain hook (label reaper.drain) ran inside it first
 #   stop      no task any more, the container stays
 #   remove    neither task nor container, nor its snapshot
 # Each is audited begin then done, with kind container and id NS/NAME.
@@ -14,7 +15,7 @@ ctrd_import || fail "could not import the test image"
 
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
 ctrd_run rc$$ --label s=recreate --label tier=web -- sh -c "$loop"
-ctrd_run rs$$ --label s=restart -- sh -c "$loop"
+ctrd_run rs$$ --label s=restart --label 'reaper.drain=["/bin/sh", "-c", "echo drained-by-reaper; touch /drained"]' -- sh -c "$loop"
 ctrd_run st$$ --label s=stop -- sh -c "$loop"
 ctrd_run rm$$ --label s=remove -- sh -c "$loop"
 for c in rc$$ rs$$; do
@@ -48,6 +49,10 @@ done
 ctrd_running rs$$ || fail "restarted rs$$ has no running task"
 [ "$(ctrd_pid rs$$)" != "$rs_pid" ] || fail "rs$$ still runs its old task"
 assert_eq written-inside "$(ctrd_exec rs$$ cat /evil)" "a file written in rs$$ before restart"
+# Its drain hook (label reaper.drain) ran inside it before the stop.
+ctrd_exec rs$$ test -e /drained || fail "rs$$'s drain hook did not run inside it"
+audit_any recycle.done '.policy == "r" and .drain.exit_code == 0 and (.drain.output | contains("drained-by-reaper")) and .drain.argv[0] == "/bin/sh"' ||
+  fail "rs$$'s drain hook is not in its recycle.done line"
 # stop: the container stays without a task.
 assert_eq "" "$(ctrd_status st$$)" "st$$'s task after stop"
 ctr_ containers info st$$ >/dev/null || fail "stop removed the container st$$"
