@@ -63,6 +63,7 @@ struct rc {
 
   char *id;           /* owned: the old container */
   char *name;         /* owned: its name */
+  int64_t started_ms; /* the start the core found due */
   char *old_name;     /* owned: NAME-reaper-old */
   json_t *inspect;    /* owned: the old container, before anything */
   json_t *image;      /* owned: the image to create from */
@@ -242,9 +243,31 @@ inspected(struct rc *rc, const struct rp_docker_reply *r)
     fail(rc, &e, "inspect");
     return;
   }
-  rc->inspect = json_incref(r->body);
   json_t *state = json_object_get(r->body, "State");
-  rc->was_running = json_is_true(json_object_get(state, "Running"));
+  /* The core found this container due while it ran since started_ms; by
+   * now (an answer that came late, an event not yet read) it may have
+   * stopped or started again.  Recycling it then would start a container
+   * someone stopped, or cut a new life short: do nothing, say why. */
+  int64_t started = 0;
+  const char *changed = NULL;
+  if (!json_is_true(json_object_get(state, "Running")) ||
+      json_is_true(json_object_get(state, "Restarting")))
+    changed = "it is no longer running";
+  else if (rc->started_ms > 0 &&
+           (rp_parse_time_ms(
+                json_string_value(json_object_get(state, "StartedAt")),
+                &started) != 0 ||
+            started != rc->started_ms))
+    changed = "it started again since it was found due";
+  if (changed) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_ECONFLICT, "%s: nothing done", changed);
+    fail(rc, e, "inspect");
+    rp_error_free(e);
+    return;
+  }
+  rc->inspect = json_incref(r->body);
+  rc->was_running = true;
   const char *name = json_string_value(json_object_get(r->body, "Name"));
   if (name) {
     free(rc->name);
@@ -1095,6 +1118,7 @@ rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
   }
   rc->id = rp_xstrdup(w->id);
   rc->name = rp_xstrdup(w->name);
+  rc->started_ms = w->started_ms;
   rc->details = json_object();
   switch (spec->strategy) {
   case RP_STRATEGY_RECREATE:
