@@ -19,7 +19,10 @@ everything); "count" limits how many requests the rule breaks (default: all;
 counts start again when the file changes).  Faults:
 
   pass          forward as is
-  delay         wait "ms" before answering
+  delay         wait "ms" before answering (the answer tells of the moment
+                the engine gave it)
+  stall         wait "ms" before forwarding the request (the answer tells of
+                the moment it is sent)
   drop          close the connection without forwarding the request
   drop_reply    forward the request (the engine acts), close without answering
   truncate      send the head and half of the body, then close (the framing
@@ -33,6 +36,9 @@ counts start again when the file changes).  Faults:
   cut_line      streams: send half of the next line, then close mid-chunk
   end_line      streams: send half of the next line, then end the stream
                 cleanly (terminating chunk) as if the engine had
+                (both apply to a stream already open: they are looked at for
+                every line that passes; "line" is a regular expression the
+                line must match, default any)
   refuse        not per request: remove the socket file and close every
                 connection (the engine is gone) for "seconds", then listen
                 again; applied once per change of the control file
@@ -94,20 +100,27 @@ class Control:
             self._reload()
             return self.version, list(self.rules)
 
-    def pick(self, request_line):
-        """The rule for one request (a dict), consuming its count."""
+    def pick(self, request_line, line=None):
+        """The rule for one request (a dict), consuming its count; with a
+        line, the stream rule (cut_line, end_line) for that line, or None."""
+        stream_faults = ("cut_line", "end_line")
         with self.lock:
             self._reload()
             for i, r in enumerate(self.rules):
-                if r.get("fault") == "refuse":
+                fault = r.get("fault")
+                if fault == "refuse" or (fault in stream_faults) != \
+                        (line is not None):
                     continue
                 if not re.search(r.get("match", ""), request_line):
+                    continue
+                if line is not None and not re.search(
+                        r.get("line", ""), line.decode("utf-8", "replace")):
                     continue
                 if "count" in r and self.used[i] >= r["count"]:
                     continue
                 self.used[i] += 1
                 return r
-        return {"fault": "pass"}
+        return None if line is not None else {"fault": "pass"}
 
 
 class Log:
@@ -306,13 +319,15 @@ class Proxy:
                 self.log.write(f"{method} {target} -> {fault}")
                 if fault == "drop":
                     return
+                if fault == "stall":
+                    time.sleep(float(rule.get("ms", 1000)) / 1000)
                 if up is None:
                     up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                     up.connect(self.upstream)
                     self.track(up)
                     urd = Reader(up)
                 up.sendall(render(start, headers) + body)
-                keep = self.answer(client, urd, method, rule)
+                keep = self.answer(client, urd, f"{method} {target}", rule)
                 if not keep:
                     return
         except (Closed, OSError):
@@ -322,8 +337,9 @@ class Proxy:
             if up is not None:
                 self.untrack(up)
 
-    def answer(self, client, urd, method, rule):
+    def answer(self, client, urd, request_line, rule):
         """Relays one response with its fault; False: close the connection."""
+        method = request_line.split(" ")[0]
         fault = rule.get("fault", "pass")
         start, headers = urd.head()
         status = int(start.split(" ")[1])
@@ -342,8 +358,9 @@ class Proxy:
         if method == "HEAD" or status in (204, 304) or status < 200:
             client.sendall(render(start, headers))
             return True
-        if chunked and fault in ("cut_line", "end_line", "pass", "delay"):
-            return self.relay_chunked(client, urd, start, headers, fault)
+        if chunked and fault in ("pass", "delay", "stall"):
+            return self.relay_chunked(client, urd, start, headers,
+                                      request_line)
         if length is None and not chunked:
             # Delimited by the close (a raw stream): relay until it ends.
             client.sendall(render(start, headers))
@@ -382,9 +399,9 @@ class Proxy:
             body += urd.exact(size)
             urd.exact(2)
 
-    def relay_chunked(self, client, urd, start, headers, fault):
-        """Chunk by chunk as they come (the /events stream), cutting the
-        first line of data when asked."""
+    def relay_chunked(self, client, urd, start, headers, request_line):
+        """Chunk by chunk as they come (the /events stream), cutting a line
+        when a stream rule says so."""
         client.sendall(render(start, headers))
         while True:
             size = int(urd.line().split(b";")[0], 16)
@@ -395,13 +412,20 @@ class Proxy:
                 return True
             data = urd.exact(size)
             urd.exact(2)
-            if fault in ("cut_line", "end_line") and data.strip():
-                half = data[:max(1, len(data.rstrip(b"\n")) // 2)]
-                client.sendall(b"%x\r\n%s\r\n" % (len(half), half))
-                self.log.write(f"{fault}: sent {half!r}")
-                if fault == "end_line":
-                    client.sendall(b"0\r\n\r\n")
-                return False
+            # A chunk usually holds one event line; look at each line.
+            sent = b""
+            for line in data.splitlines(keepends=True):
+                cut = self.control.pick(request_line, line) \
+                    if line.strip() else None
+                if cut:
+                    half = line[:max(1, len(line.rstrip(b"\r\n")) // 2)]
+                    out = sent + half
+                    client.sendall(b"%x\r\n%s\r\n" % (len(out), out))
+                    self.log.write(f"{cut['fault']}: sent {half!r}")
+                    if cut["fault"] == "end_line":
+                        client.sendall(b"0\r\n\r\n")
+                    return False
+                sent += line
             client.sendall(b"%x\r\n%s\r\n" % (len(data), data))
 
     @staticmethod

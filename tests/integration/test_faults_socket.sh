@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The engine's socket gone for 20 s (tests/lib/faultproxy.py removes its
+# socket file and drops every connection, as a dead dockerd would), then
+# every connection dropped without an answer: reaper says the provider is
+# down and why, acts on nothing meanwhile (a container that comes due waits),
+# retries with a backoff that doubles, and once the engine answers again it
+# lists, tracks what started meanwhile, and recycles what is due, once each.
+source "$(dirname "$0")/lib.sh"
+FP="$(cd "$(dirname "$0")/../lib" && pwd)/faultproxy.py"
+PY=/usr/bin/python3 # Debian's: an interpreter manager's shim may take seconds
+[ -x "$PY" ] || PY=python3
+loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
+
+"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${DOCKER_HOST#unix://}" \
+  --control "$T/faults.json" --log "$T/proxy.log" 2>>"$T/proxy.err" &
+PROXY_PID=$!
+on_exit 'kill $PROXY_PID 2>/dev/null'
+wait_for 10 "the fault proxy's socket" test -S "$T/p.sock"
+# fault JSON: the proxy's faults from now on (the file is replaced whole).
+fault() {
+  jq -e . <<<"$1" >/dev/null || fail "bad fault JSON: $1"
+  printf '%s\n' "$1" >"$T/faults.json.tmp" && mv "$T/faults.json.tmp" "$T/faults.json"
+}
+no_sanitizer_report() {
+  ! grep -qE 'Sanitizer|runtime error' "$T/reaper.log" || fail "sanitizer report in reaper's log"
+}
+# connected N: reaper has said N times that the provider is connected.
+connected() { [ "$(grep -c "provider local (docker) connected" "$T/reaper.log")" -ge "$1" ]; }
+begins() { grep -c '"recycle.begin"' "$T/audit.jsonl" || true; }
+
+run p$$ reaper-test/sleeper:1 sh -c "$loop"
+run q$$ -l reaper.max-age=20s reaper-test/sleeper:1 sh -c "$loop"
+q_id=$(cid q$$)
+config <<YAML
+agent: { listen: "", audit_log: $T/audit.jsonl, resync: 5s }
+providers: [ { name: local, type: docker, endpoint: "unix://$T/p.sock" } ]
+policies:
+  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1h, jitter: 0%, grace: 2s, health_timeout: 20s }
+YAML
+start_reaper
+wait_for 20 "the first list" grep -q "workloads" "$T/reaper.log"
+
+log "1. the socket is gone for 20 s"
+fault '{"fault": "refuse", "seconds": 20}'
+wait_for 5 "the socket to go" test ! -S "$T/p.sock"
+wait_for 10 "reaper to say the engine is unreachable" grep -q "provider local (docker) unreachable" "$T/reaper.log"
+# q$$ comes due in the outage; n$$ starts in it.
+run n$$ -l reaper.max-age=12s reaper-test/sleeper:1 sh -c "$loop"
+n_id=$(cid n$$)
+wait_for 30 "the socket to come back" test -S "$T/p.sock"
+back=$(date +%s%N)
+assert_eq 0 "$(begins)" "recycles begun while the engine could not be reached"
+grep -q "unreachable: .*connect to $T/p.sock: No such file or directory" "$T/reaper.log" ||
+  fail "reaper did not say that the socket is gone"
+wait_for 20 "reaper to reconnect (backoff at most 16 s by now)" connected 2
+wait_for 30 "q$$ and n$$ recycled" sh -c "
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$q_id' &&
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$n_id'"
+q_begin=$(date -d "$(audit_events recycle.begin | jq -r --arg id "$q_id" 'select(.id == $id) | .ts')" +%s%N)
+[ "$q_begin" -ge "$back" ] || fail "q$$ was recycled before the engine came back"
+audit_any recycle.begin '.id == $id and .age_s >= 12' --arg id "$n_id" || fail "n$$ was recycled before its max age"
+
+log "2. every connection dropped without an answer for 9 s"
+fault '{"rules": [{"fault": "refuse", "seconds": 0.1}, {"fault": "drop"}]}'
+sleep 9
+fault '{"fault": "pass"}'
+wait_for 25 "reaper to reconnect after the drops" connected 3
+grep -q "unreachable: GET /_ping: .*Server returned nothing" "$T/reaper.log" ||
+  fail "reaper did not say that the engine answered nothing"
+# The retries, from the proxy's log: each wait at least 1.5 times the last.
+mapfile -t at < <(grep "GET /_ping -> drop" "$T/proxy.log" | cut -d' ' -f1)
+[ ${#at[@]} -ge 4 ] || fail "only ${#at[@]} retries in 9 s"
+[ ${#at[@]} -le 6 ] || fail "${#at[@]} retries in 9 s: no backoff"
+for ((k = 2; k < ${#at[@]}; k++)); do
+  awk -v a="${at[k - 2]}" -v b="${at[k - 1]}" -v c="${at[k]}" 'BEGIN { exit !(c - b >= 1.5 * (b - a)) }' ||
+    fail "retry $k came $(awk -v b="${at[k - 1]}" -v c="${at[k]}" 'BEGIN { print c - b }')s after the one before: no backoff (${at[*]})"
+done
+
+dups=$(jq -r 'select(.event == "recycle.begin") | "\(.id) \(.started_at)"' "$T/audit.jsonl" | sort | uniq -d)
+[ -z "$dups" ] || fail "recycled twice for one start: $dups"
+audit_any recycle.begin '.name == "p'$$'"' && fail "p$$ (1h) was recycled"
+kill -0 "$REAPER_PID" || fail "reaper died"
+stop_reaper
+no_sanitizer_report
+verify_audit
+grep -E "WARN|ERROR|connected" "$T/reaper.log" | cut -c1-200
+log "socket gone 20 s, then answers dropped: down, no action, backoff, resync, one recycle each"
