@@ -56,7 +56,12 @@ rp_ctrd_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
                         "endpoint %s: the socket path is over %zu bytes", spec,
                         sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
   *ep = (struct rp_http_endpoint){
-      .base_url = rp_xstrdup("http://localhost"),
+      /* A host name of its own: libcurl groups connections by host name,
+       * and one shared with the docker provider's "localhost" let an
+       * HTTP/1.1 request of docker's wait behind containerd's HTTP/2
+       * connections (libcurl 7.88).  Over a unix socket the name is never
+       * resolved; it is only the :authority containerd ignores. */
+      .base_url = rp_xstrdup("http://containerd"),
       .unix_socket = rp_xstrdup(path),
       .http2_prior_knowledge = true,
       /* A connection per call: see rp_http_endpoint.  A local socket makes

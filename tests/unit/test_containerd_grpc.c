@@ -343,6 +343,9 @@ test_endpoint(void **state)
   assert_int_equal(rp_ctrd_endpoint_parse(NULL, &ep, &err), 0);
   assert_string_equal(ep.unix_socket, "/run/containerd/containerd.sock");
   assert_true(ep.http2_prior_knowledge);
+  assert_true(ep.own_connection);
+  /* Not docker's "localhost": libcurl must never mix their connections. */
+  assert_string_equal(ep.base_url, "http://containerd");
   rp_http_endpoint_clear(&ep);
   assert_int_equal(rp_ctrd_endpoint_parse("/tmp/c.sock", &ep, &err), 0);
   assert_string_equal(ep.unix_socket, "/tmp/c.sock");
