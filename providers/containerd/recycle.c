@@ -527,9 +527,15 @@ drain_done(struct rc *rc)
     cleanup_fclose FILE *f = fopen(rc->drain_out, "re");
     char buf[DRAIN_OUTPUT_MAX + 1];
     size_t n = f ? fread(buf, 1, DRAIN_OUTPUT_MAX, f) : 0;
+    /* Plain text for the audit line, as docker's drain output. */
+    for (size_t i = 0; i < n; i++) {
+      unsigned char ch = (unsigned char)buf[i];
+      if (!((ch >= 0x20 && ch < 0x7f) || ch == '\n' || ch == '\t'))
+        buf[i] = '?';
+    }
     buf[n] = '\0';
     if (f)
-      drain_record(rc, "output", json_stringn_nocheck(buf, strlen(buf)));
+      drain_record(rc, "output", json_stringn(buf, n));
   }
   advance(rc);
 }

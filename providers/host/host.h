@@ -63,12 +63,14 @@ bool rp_host_marker_exists(const char *path);
 
 /* One program run without a shell. */
 struct rp_host_run_result {
-  int spawn_error;    /* a libuv error (negative) when it could not start */
-  int64_t exit_code;  /* when it exited */
-  int term_signal;    /* when a signal ended it (0: none) */
-  bool timed_out;     /* killed (its whole process group) at the timeout */
-  const char *output; /* stdout and stderr together, borrowed in the cb */
-  bool truncated;     /* more than max_output came */
+  int spawn_error;   /* a libuv error (negative) when it could not start */
+  int64_t exit_code; /* when it exited */
+  int term_signal;   /* when a signal ended it (0: none) */
+  bool timed_out;    /* killed (its whole process group) at the timeout */
+  /* stdout and stderr together, borrowed in the cb; bytes other than
+   * printable ASCII, newline and tab are '?' */
+  const char *output;
+  bool truncated; /* more than max_output came */
   int64_t duration_ms;
 };
 typedef void (*rp_host_run_cb)(void *arg, const struct rp_host_run_result *r);

@@ -111,7 +111,14 @@ read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
   size_t take = (size_t)n < room ? (size_t)n : room;
   if (take < (size_t)n)
     r->res.truncated = true;
-  memcpy(r->buf + r->len, buf->base, take);
+  /* Kept as plain text for the audit line: bytes that are not printable
+   * ASCII (or newline, tab) become '?', so the line stays valid UTF-8 and
+   * no NUL cuts it short. */
+  for (size_t i = 0; i < take; i++) {
+    unsigned char ch = (unsigned char)buf->base[i];
+    r->buf[r->len + i] =
+        (ch >= 0x20 && ch < 0x7f) || ch == '\n' || ch == '\t' ? (char)ch : '?';
+  }
   r->len += take;
   r->buf[r->len] = '\0';
 }

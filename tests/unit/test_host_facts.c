@@ -263,6 +263,14 @@ test_run_missing_and_truncated(void **state)
   assert_true(y.r.truncated);
   assert_int_equal(strlen(y.output), 100);
 
+  /* Whatever it writes, the output is plain text: no NUL cuts it short,
+   * no invalid UTF-8 reaches the audit line. */
+  char d0[] = "/bin/sh", d1[] = "-c", d2[] = "printf 'a\\000b\\377c\\033d\\n'";
+  char *argv4[] = {d0, d1, d2, NULL};
+  struct ran w = {0};
+  run_one(argv4, env, 5000, 100, &w);
+  assert_string_equal(w.output, "a?b?c?d\n");
+
   /* A signal that ends it is said. */
   char c0[] = "/bin/sh", c1[] = "-c", c2[] = "kill -TERM $$";
   char *argv3[] = {c0, c1, c2, NULL};
