@@ -155,8 +155,14 @@ rp_swarm_node_workload(const char *provider, json_t *node,
   copy_labels(w->labels, labels);
   const char *avail = str(spec, "Availability");
   const char *why = NULL;
+  cleanup_json json_t *mark = json_loads(str(labels, RP_SWARM_LABEL_MARK)
+                                             ? str(labels, RP_SWARM_LABEL_MARK)
+                                             : "null",
+                                         JSON_DECODE_ANY, NULL);
   if (self_node && strcmp(self_node, id) == 0)
     why = "the node this agent runs on: another agent replaces it";
+  else if (str(mark, "replaced_at"))
+    why = "its replace action has run: it is removed once it is down";
   else if (avail && strcmp(avail, "active") != 0 &&
            !json_object_get(labels, RP_SWARM_LABEL_MARK))
     why = strcmp(avail, "drain") == 0

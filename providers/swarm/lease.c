@@ -334,6 +334,12 @@ rp_swarm_lease_held(struct rp_swarm *s)
   return holding(l) && !s->sweeping;
 }
 
+bool
+rp_swarm_lease_holding(const struct rp_swarm *s)
+{
+  return s->lease && !s->lease->stopping && holding(s->lease);
+}
+
 void
 rp_swarm_lease_stop(struct rp_swarm *s)
 {

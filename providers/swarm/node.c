@@ -14,6 +14,8 @@
  *   replace   the replace action, an argv without a shell, with the node in
  *             its environment (spawn.c); only while this agent still holds
  *             the cluster's lease
+ *   mark      the mark notes that the action ran (replaced_at): nobody
+ *             undoes this drain any more
  *   down      until the node is down (the machine is gone)
  *   remove    DELETE /nodes/{id}, forced only because it is down
  *
@@ -23,6 +25,7 @@
  * succeeded nothing is undone: a node that does not go down stays drained
  * and the recycle fails saying so. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +47,7 @@ enum step {
   S_DEMOTE,
   S_DEMOTED,
   S_REPLACE,
+  S_MARK_REPLACED,
   S_DOWN,
   S_REMOVE,
   S_ROLLBACK,
@@ -72,6 +76,9 @@ struct nrc {
   struct rp_error *error; /* owned: why it failed */
   bool rolled_back;
   bool after_action; /* the replace action succeeded: nothing is undone */
+  struct rp_swarm_job job;
+  bool cancelled;      /* the provider is stopping */
+  bool cancel_handled; /* ...and this recycle is ending because of it */
 };
 
 static void step_run(struct nrc *v);
@@ -115,6 +122,7 @@ finish(struct nrc *v, int status)
       .rolled_back = status != 0 && v->rolled_back,
       .details = v->details,
   };
+  rp_swarm_job_remove(v->s, &v->job);
   v->cb(v->arg, status, &res, status == 0 ? NULL : v->error);
   uv_close((uv_handle_t *)&v->timer, closed_cb);
 }
@@ -216,21 +224,71 @@ out_of_sequence(const struct rp_error *err)
   return err && err->message && strstr(err->message, "out of sequence");
 }
 
+static bool stop_here(struct nrc *v);
+
 static void
 timer_cb(uv_timer_t *t)
 {
-  step_run(t->data);
+  struct nrc *v = t->data;
+  if (stop_here(v))
+    return;
+  step_run(v);
+}
+
+/* The provider is stopping: before the drain, nothing is done; during it,
+ * the drain is undone; after the replace action, the node is left drained
+ * for the next agent to take the lease (rp_swarm_sweep_marks removes it
+ * once it is down). */
+static void
+cancelled_now(struct nrc *v)
+{
+  v->cancel_handled = true;
+  if (v->after_action)
+    fail(v, RP_ECANCELED,
+         "reaper stopped while waiting for the replaced node to go down; it "
+         "stays drained, and the next agent to take the lease removes it "
+         "once it is down");
+  else
+    fail(v, RP_ECANCELED, "reaper stopped %s",
+         v->marked ? "during the drain" : "before the drain");
+}
+
+/* Between two steps, or before waiting: where a stop takes effect. */
+static bool
+stop_here(struct nrc *v)
+{
+  if (!v->cancelled || v->cancel_handled)
+    return false;
+  cancelled_now(v);
+  return true;
+}
+
+static void
+cancel_cb(struct rp_swarm_job *job)
+{
+  struct nrc *v = (struct nrc *)((char *)job - offsetof(struct nrc, job));
+  v->cancelled = true;
+  /* Waiting: the stop takes effect at once, but from the loop, not under
+   * the caller (its callback must not run inside stop()).  Otherwise a
+   * call or the replace action is in flight: it takes effect when that
+   * ends. */
+  if (uv_is_active((uv_handle_t *)&v->timer))
+    uv_timer_start(&v->timer, timer_cb, 0, 0);
 }
 
 static void
 again_later(struct nrc *v)
 {
+  if (stop_here(v))
+    return;
   uv_timer_start(&v->timer, timer_cb, POLL_MS, 0);
 }
 
 static void
 next(struct nrc *v, enum step s)
 {
+  if (stop_here(v))
+    return;
   v->step = s;
   v->attempts = 0;
   v->step_started = rp_mono_ms();
@@ -446,7 +504,7 @@ replaced_cb(void *arg, const struct rp_swarm_spawn_result *res,
           "to go down",
           pname(v), v->name);
   v->deadline = rp_mono_ms() + DOWN_TIMEOUT_MS;
-  next(v, S_DOWN);
+  next(v, S_MARK_REPLACED);
 }
 
 static void
@@ -478,8 +536,50 @@ replace_ready(struct nrc *v, const struct rp_docker_reply *r,
     fail(v, serr->code, "replace action: %s", serr->message);
 }
 
-/* --- down, then removed -----------------------------------------------------
- */
+/* --- the mark says the machine is going ------------------------------- */
+
+/* Whoever finds the mark next (another agent after a takeover, or crash
+ * recovery) must not undo a drain whose machine is already going away: the
+ * mark says when the action ran.  Not being able to say it is no reason to
+ * stop here. */
+static void
+mark_written(struct nrc *v, const struct rp_docker_reply *r,
+             const struct rp_error *err)
+{
+  (void)r;
+  if (err)
+    rp_warn("provider %s: node %s: noting the replacement in reaper's mark: "
+            "%s",
+            pname(v), v->name, err->message);
+  next(v, S_DOWN);
+}
+
+static void
+mark_read(struct nrc *v, const struct rp_docker_reply *r,
+          const struct rp_error *err)
+{
+  if (err) {
+    mark_written(v, r, err);
+    return;
+  }
+  keep_node(v, r);
+  cleanup_json json_t *spec = json_deep_copy(json_object_get(v->node, "Spec"));
+  json_t *labels = json_object_get(spec, "Labels");
+  cleanup_json json_t *mark = json_loads(
+      json_string_value(json_object_get(labels, RP_SWARM_LABEL_MARK)), 0, NULL);
+  if (!json_is_object(mark)) {
+    next(v, S_DOWN);
+    return;
+  }
+  char now[40];
+  rp_format_time_ms(rp_wall_ms(), now, sizeof(now));
+  json_object_set_new(mark, "replaced_at", json_string(now));
+  cleanup_free char *mark_s = json_dumps(mark, JSON_COMPACT);
+  json_object_set_new(labels, RP_SWARM_LABEL_MARK, json_string(mark_s));
+  update_node(v, spec, mark_written);
+}
+
+/* --- down, then removed ------------------------------------------------- */
 
 static void
 removed(struct nrc *v, const struct rp_docker_reply *r,
@@ -607,6 +707,9 @@ step_run(struct nrc *v)
   case S_REPLACE:
     get_node(v, replace_ready);
     break;
+  case S_MARK_REPLACED:
+    get_node(v, mark_read);
+    break;
   case S_DOWN:
     get_node(v, down_read);
     break;
@@ -645,6 +748,8 @@ rp_swarm_recycle_node(struct rp_swarm *s, const struct rp_workload *w,
   v->details = json_object();
   uv_timer_init(s->p->loop, &v->timer);
   v->timer.data = v;
+  v->job.cancel = cancel_cb;
+  rp_swarm_job_add(s, &v->job);
   s->recycles_in_flight++;
   next(v, S_CHECK);
   return 0;

@@ -157,6 +157,12 @@ node_read_cb(void *arg, const struct rp_docker_reply *r,
     return;
   }
   cleanup_json json_t *mark = json_loads(mark_s, 0, NULL);
+  if (json_object_get(mark, "replaced_at")) {
+    report(rv, RP_RECOVERY_NONE, true,
+           "the replace action ran, and the node is not down yet: the agent "
+           "that holds the lease removes it once it is");
+    return;
+  }
   const char *avail = json_string_value(json_object_get(mark, "availability"));
   const char *role = json_string_value(json_object_get(mark, "role"));
   cleanup_json json_t *new_spec = json_deep_copy(spec);
@@ -246,11 +252,13 @@ rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
 
 /* --- marks left by another agent ----------------------------------------- */
 
-/* An agent that held the lease may have died in the middle of a drain: its
- * mark stays on the node (and holds back every later drain of its policy).
- * The agent that takes the lease over puts such nodes right: one that is
- * down was replaced, and is removed; one that is up gets its availability
- * back, and is recycled again in its turn when it is due. */
+/* An agent that held the lease may have died (or stopped) in the middle of
+ * a drain: its mark stays on the node (and holds back every later drain of
+ * its policy).  The agent that holds the lease puts such nodes right, when
+ * it takes the lease and at every re-list: one that is down was replaced,
+ * and is removed; one that is up gets its availability back (and is
+ * recycled again in its turn), unless the mark says that its replace
+ * action ran (replaced_at): that machine is going away. */
 struct sweep {
   struct rp_swarm *s; /* borrowed */
   int pending;
@@ -320,6 +328,9 @@ sweep_node(struct sweep *sw, json_t *node)
       json_object_get(json_object_get(node, "Status"), "State"));
   const char *host = json_string_value(
       json_object_get(json_object_get(node, "Description"), "Hostname"));
+  bool down = state && strcmp(state, "down") == 0;
+  if (!down && json_object_get(mark, "replaced_at"))
+    return; /* its machine is going away: removed once it is down */
   struct sweep_one *so = rp_xcalloc(1, sizeof(*so));
   so->sw = sw;
   snprintf(so->id, sizeof(so->id), "%s", id);
@@ -328,7 +339,7 @@ sweep_node(struct sweep *sw, json_t *node)
   cleanup_free char *path = NULL;
   cleanup_json json_t *body = NULL;
   const char *method = "POST";
-  if (state && strcmp(state, "down") == 0) {
+  if (down) {
     so->removing = true;
     method = "DELETE";
     path = rp_xasprintf("/nodes/%s?force=1", esc);

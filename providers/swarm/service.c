@@ -13,6 +13,7 @@
  * health_timeout.  An update that someone else started and that is still
  * running is not interfered with: the recycle fails, nothing changed. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,6 +41,9 @@ struct svc {
   uv_timer_t timer;
   struct rp_error *error; /* owned: why it failed */
   bool rolled_back;
+  struct rp_swarm_job job;
+  bool cancelled; /* the provider is stopping */
+  bool sent;      /* the update has been sent */
 };
 
 static void read_service(struct svc *v);
@@ -76,6 +80,7 @@ finish(struct svc *v, int status)
       .rolled_back = status != 0 && v->rolled_back,
       .details = v->details,
   };
+  rp_swarm_job_remove(v->s, &v->job);
   v->cb(v->arg, status, &res, status == 0 ? NULL : v->error);
   uv_close((uv_handle_t *)&v->timer, closed_cb);
 }
@@ -174,10 +179,53 @@ tasks_after(struct svc *v, const struct rp_docker_reply *r,
 
 /* --- following UpdateStatus ---------------------------------------------- */
 
+static void cancelled_now(struct svc *v);
+
 static void
 poll_timer_cb(uv_timer_t *t)
 {
-  read_service(t->data);
+  struct svc *v = t->data;
+  if (v->cancelled) {
+    cancelled_now(v);
+    return;
+  }
+  read_service(v);
+}
+
+/* Swarm goes on with an update whoever follows it: a stopping agent says
+ * where it was and leaves. */
+static void
+cancelled_now(struct svc *v)
+{
+  if (v->sent)
+    fail(v, false, RP_ECANCELED,
+         "reaper stopped while swarm was updating the service (%s): swarm "
+         "carries the update on",
+         rp_swarm_update_name(v->state));
+  else
+    fail(v, true, RP_ECANCELED, "reaper stopped before the update was sent");
+}
+
+static void
+poll_later(struct svc *v)
+{
+  if (v->cancelled) {
+    cancelled_now(v);
+    return;
+  }
+  uv_timer_start(&v->timer, poll_timer_cb, POLL_MS, 0);
+}
+
+static void
+cancel_cb(struct rp_swarm_job *job)
+{
+  struct svc *v = (struct svc *)((char *)job - offsetof(struct svc, job));
+  v->cancelled = true;
+  /* Waiting: the stop takes effect at once, but from the loop, not under
+   * the caller (its callback must not run inside stop()).  Otherwise a
+   * call is in flight: its step ends at poll_later. */
+  if (uv_is_active((uv_handle_t *)&v->timer))
+    uv_timer_start(&v->timer, poll_timer_cb, 0, 0);
 }
 
 static void
@@ -229,7 +277,7 @@ polled(struct svc *v, const struct rp_docker_reply *r,
              json_object_get(v->details, "timeout_s")));
     return;
   }
-  uv_timer_start(&v->timer, poll_timer_cb, POLL_MS, 0);
+  poll_later(v);
 }
 
 static void
@@ -263,7 +311,7 @@ updated(struct svc *v, const struct rp_docker_reply *r,
     json_object_set(v->details, "warnings", warnings);
   RP_CRASHPOINT("swarm-after-force-update");
   v->state = RP_SWARM_UPDATE_PENDING;
-  uv_timer_start(&v->timer, poll_timer_cb, POLL_MS, 0);
+  poll_later(v);
 }
 
 static void
@@ -299,6 +347,11 @@ tasks_before(struct svc *v, const struct rp_docker_reply *r,
   cleanup_free char *esc = rp_url_escape(v->id);
   cleanup_free char *path =
       rp_xasprintf("/services/%s/update?version=%lld", esc, (long long)version);
+  if (v->cancelled) {
+    cancelled_now(v);
+    return;
+  }
+  v->sent = true;
   rp_info("provider %s: service %s: forcing an update of its %zu tasks "
           "(ForceUpdate %lld)",
           v->s->p->name, v->name, json_array_size(v->tasks_before),
@@ -363,6 +416,8 @@ rp_swarm_recycle_service(struct rp_swarm *s, const struct rp_workload *w,
   v->tasks_before = json_array();
   uv_timer_init(s->p->loop, &v->timer);
   v->timer.data = v;
+  v->job.cancel = cancel_cb;
+  rp_swarm_job_add(s, &v->job);
   s->recycles_in_flight++;
   inspect(v);
   return 0;

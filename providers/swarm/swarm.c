@@ -156,6 +156,24 @@ rp_swarm_check_stopped(struct rp_swarm *s)
 }
 
 void
+rp_swarm_job_add(struct rp_swarm *s, struct rp_swarm_job *job)
+{
+  job->next = s->jobs;
+  s->jobs = job;
+}
+
+void
+rp_swarm_job_remove(struct rp_swarm *s, struct rp_swarm_job *job)
+{
+  for (struct rp_swarm_job **pp = &s->jobs; *pp; pp = &(*pp)->next) {
+    if (*pp == job) {
+      *pp = job->next;
+      return;
+    }
+  }
+}
+
+void
 rp_swarm_recycle_ended(struct rp_swarm *s)
 {
   s->recycles_in_flight--;
@@ -171,9 +189,22 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   s->stopping = true;
   s->stop_cb = done_cb;
   s->stop_arg = arg;
-  /* Recycles in flight finish (every step is bounded), so that a stop never
-   * leaves a node drained for nothing; the lease is given up once they
-   * have, so that another agent can take over at once. */
+  /* The core stops a provider once its recycles have had their time: what
+   * is still in flight ends as soon as it safely can (a drain is undone; a
+   * forced update is left to swarm).  The lease is given up once nothing
+   * is in flight, so that another agent can take over at once. */
+  size_t n = 0;
+  for (struct rp_swarm_job *j = s->jobs; j; j = j->next)
+    n++;
+  cleanup_free struct rp_swarm_job **jobs = rp_xcalloc(n + 1, sizeof(*jobs));
+  n = 0;
+  for (struct rp_swarm_job *j = s->jobs; j; j = j->next)
+    jobs[n++] = j;
+  if (n)
+    rp_warn("provider %s: stopping: cancelling %zu recycles in flight", p->name,
+            n);
+  for (size_t i = 0; i < n; i++)
+    jobs[i]->cancel(jobs[i]); /* never ends it under us: from the loop */
   rp_swarm_track_stop(s);
   if (s->recycles_in_flight == 0)
     rp_swarm_lease_stop(s);

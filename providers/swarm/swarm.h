@@ -39,8 +39,9 @@
 #define RP_SWARM_LEASE_MARGIN_MS 3000
 
 /* On a node that reaper drains: JSON {"policy", "availability", "role",
- * "holder", "since"}, what a rollback restores and what crash recovery and
- * other agents find.  Removed when the drain is undone. */
+ * "holder", "since", and "replaced_at" once the replace action has run},
+ * what a rollback restores and what crash recovery and other agents find.
+ * Removed when the drain is undone. */
 #define RP_SWARM_LABEL_MARK "reaper.recycle"
 /* On a node (its own labels, or its engine's): the host's boot time, RFC
  * 3339 or seconds since the Epoch.  The node's age counts from it instead
@@ -52,6 +53,14 @@
 
 struct rp_swarm_track;
 struct rp_swarm_lease;
+
+/* A recycle in flight, which stop() cancels: cancel() makes it end as
+ * soon as it safely can (a drain is undone, a replace action that runs is
+ * waited for); its callback runs as always. */
+struct rp_swarm_job {
+  void (*cancel)(struct rp_swarm_job *job);
+  struct rp_swarm_job *next; /* borrowed: the list on struct rp_swarm */
+};
 
 struct rp_swarm {
   /* Embedded for client.c: p, ep and api are set, the rest stays zero. */
@@ -66,6 +75,7 @@ struct rp_swarm {
   struct rp_swarm_track *track; /* owned by track.c */
   struct rp_swarm_lease *lease; /* owned by lease.c */
   int recycles_in_flight;
+  struct rp_swarm_job *jobs; /* borrowed: the recycles in flight */
   bool sweeping; /* rp_swarm_sweep_marks in flight: do not act yet */
   bool stopping;
   void (*stop_cb)(void *arg);
@@ -74,6 +84,8 @@ struct rp_swarm {
 
 /* swarm.c: runs the stop callback once nothing is in flight any more. */
 void rp_swarm_check_stopped(struct rp_swarm *s);
+void rp_swarm_job_add(struct rp_swarm *s, struct rp_swarm_job *job);
+void rp_swarm_job_remove(struct rp_swarm *s, struct rp_swarm_job *job);
 /* A recycle has ended (its callback has run): once the provider is
  * stopping and none is left, the lease is given up. */
 void rp_swarm_recycle_ended(struct rp_swarm *s);
@@ -115,8 +127,9 @@ int rp_swarm_parse_boot_time(const char *s, int64_t *out_ms);
  * its engine's) when present and valid, else when it joined the swarm
  * (CreatedAt).  Its labels are the node's own (Spec.Labels).  Protected:
  * a node whose availability someone else set to drain or pause (an
- * operator's maintenance), and self_node (may be NULL: the node this agent
- * runs on, which it cannot replace under itself). */
+ * operator's maintenance), one whose replace action has run (reaper's mark
+ * says so: it waits to go down), and self_node (may be NULL: the node this
+ * agent runs on, which it cannot replace under itself). */
 struct rp_workload *rp_swarm_node_workload(const char *provider, json_t *node,
                                            const char *self_node);
 
@@ -225,6 +238,8 @@ void rp_swarm_lease_init(struct rp_swarm *s);
 /* Whether this agent holds an unexpired lease now.  The first call starts
  * contending for it: agents that never need to act (plan) never take it. */
 bool rp_swarm_lease_held(struct rp_swarm *s);
+/* Whether this agent holds an unexpired lease now, without contending. */
+bool rp_swarm_lease_holding(const struct rp_swarm *s);
 /* Gives the lease up (when held) and closes the timer. */
 void rp_swarm_lease_stop(struct rp_swarm *s);
 bool rp_swarm_lease_idle(const struct rp_swarm *s);
@@ -245,11 +260,12 @@ int rp_swarm_recycle_service(struct rp_swarm *s, const struct rp_workload *w,
 int rp_swarm_recycle_node(struct rp_swarm *s, const struct rp_workload *w,
                           const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                           void *arg, struct rp_error **err);
-/* Puts right the nodes that another agent, which no longer holds the
- * lease, left with reaper's mark (it died during a drain): removed when
- * down, their availability restored otherwise.  Called by the agent that
- * has just taken the lease; s->sweeping is set until it is done, and then
- * hooks.state(up) lets the work held back go. */
+/* Puts right the nodes that another agent (or an earlier run of this one)
+ * left with reaper's mark: removed when down, their availability restored
+ * when up, unless the mark says their replace action ran.  Called by the
+ * agent that has just taken the lease, and at every re-list while it holds
+ * it; s->sweeping is set until it is done, and then hooks.state(up) lets
+ * the work held back go. */
 void rp_swarm_sweep_marks(struct rp_swarm *s);
 int rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
                      size_t n, rp_recover_item_cb item_cb,

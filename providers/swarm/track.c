@@ -365,6 +365,8 @@ list_finish(struct listing *l)
   free(l);
   /* Events that came in during the list may be older or newer than it. */
   flush_dirty(t);
+  if (rp_swarm_lease_holding(t->s))
+    rp_swarm_sweep_marks(t->s);
   if (t->list_again) {
     t->list_again = false;
     rp_swarm_track_resync(t->s);

@@ -10,7 +10,10 @@
 #  2. a machine that comes back under the same hostname is a new node; when
 #     its replace action fails, the drain is undone: availability active
 #     again, its labels as they were, reaper's mark gone (rolled_back true);
-#  3. the last active node is never drained.
+#  3. the last active node is never drained;
+#  4. an agent stopped while a replaced node has yet to go down leaves it
+#     drained, marked as replaced (never drained or replaced again), and
+#     the next agent to hold the lease removes it once it is down.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../lib/swarm.sh
 source "$(dirname "$0")/../lib/swarm.sh"
@@ -50,6 +53,10 @@ env >$T/replace.\$n.env
 if [ -f $T/fail ]; then
   echo "cannot terminate \$REAPER_NODE_HOSTNAME"
   exit 3
+fi
+if [ -f $T/keep-up ]; then
+  echo "terminating \$REAPER_NODE_HOSTNAME (later)"
+  exit 0
 fi
 i=\${REAPER_NODE_HOSTNAME#node}
 kill "\$(cat $SWARM_DIR/n\$i/pid)"
@@ -131,3 +138,62 @@ audit_any recycle.failed '.id == $id and .rolled_back == true and (.error | test
 [ "$(audit_count recycle.failed)" -gt "$before" ] || fail "no new recycle.failed line"
 verify_audit
 log "ok: the last active node is never drained"
+
+# --- 4. stopped while the replaced node has yet to go down ------------------
+sdocker 0 node update --availability active "$n1" >/dev/null
+sdocker 0 node update --availability active "$n0" >/dev/null
+touch "$T/keep-up"
+# Short bounds, so that the stop waits little before cancelling.
+config <<YAML
+agent:
+  listen: ""
+  audit_log: $T/audit.jsonl
+  resync: 3s
+providers:
+  - name: cluster
+    type: swarm
+    endpoint: $M
+policies:
+  - name: nodes
+    match: { provider: cluster, kind: node }
+    max_age: 1d
+    grace: 1s
+    health_timeout: 2s
+    strategy: drain-replace
+    drain_timeout: 5s
+    replace: [$T/replace.sh]
+  - name: services
+    match: { provider: cluster, kind: service }
+    max_age: 1h
+    grace: 1s
+    health_timeout: 5s
+    drain_timeout: 1s
+YAML
+start_reaper
+wait_for 60 "the replace action of node2" grep -q "node2: replace action done" "$T/reaper.log"
+sleep 1
+t0=$SECONDS
+stop_reaper
+[ $((SECONDS - t0)) -lt 60 ] || fail "the stop took $((SECONDS - t0))s"
+audit_any recycle.failed '.id == $id and .rolled_back == false and (.error | test("stays drained"))' --arg id "$n2b" ||
+  fail "no recycle.failed saying node2 stays drained"
+mark=$(node_json "$n2b" | jq -r '.Spec.Labels["reaper.recycle"]')
+assert_eq drain "$(node_json "$n2b" | jq -r .Spec.Availability)" "node2's availability after the stop"
+jq -e .replaced_at <<<"$mark" >/dev/null || fail "the mark does not say the replace action ran: $mark"
+"$REAPER" plan -c "$T/config.yaml" --json >"$T/plan.json" 2>/dev/null
+jq -e --arg id "$n2b" '.[] | select(.id == $id) | .excluded and (.reason | test("replace action has run"))' "$T/plan.json" >/dev/null ||
+  fail "node2 is not left alone after its replace action: $(cat "$T/plan.json")"
+
+# Another agent, with work due (web), takes the lease; node2's machine
+# goes; the agent removes the node.
+sdocker 0 service update -d --label-add reaper.max-age=3s web >/dev/null 2>&1
+start_reaper
+swarm_node_kill 2
+gone() { ! sdocker 0 node ls -q | grep -q "^$n2b\$"; }
+wait_for 60 "the replaced node2 removed once down" gone
+grep -q "node2 ($n2b) was left drained by another agent and is down: removed it" "$T/reaper.log" ||
+  fail "the agent did not say it removed node2"
+stop_reaper
+[ -f "$T/replace.4.env" ] && fail "the replace action ran again"
+verify_audit
+log "ok: a stop after the replace action leaves the node to be removed once down"

@@ -70,7 +70,7 @@ _swarm_engine_start() {
   local i=$1 ns=${SWARM_TAG}n$1 d=$SWARM_DIR/n$1
   # A replacement machine: nothing of the old one survives.
   _swarm_engine_stop "$i"
-  ip netns del "$ns" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null || true
   rm -rf "$d"
   mkdir -p "$d"
   ip netns add "$ns" || return 1
@@ -112,23 +112,28 @@ _swarm_engine_wait() {
 # them: found by the exec-root in their command line, killed by pid.
 _swarm_kill_shims() {
   local d=$1 f p
-  for f in $(grep -lsF -- "$d/exec/" /proc/[0-9]*/cmdline); do
+  for f in $(grep -lsF -- "$d/exec/" /proc/[0-9]*/cmdline || true); do
     p=${f#/proc/}
-    kill -9 "${p%/cmdline}" 2>/dev/null
+    p=${p%/cmdline}
+    # Shims only: not grep itself, whose command line names the path too.
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == containerd-shim* ]] || continue
+    kill -9 "$p" 2>/dev/null || true
   done
   return 0
 }
 
+# Every helper here is safe under `set -e` (tests/integration/lib.sh sets it):
+# what may fail in a teardown is allowed to.
 _swarm_engine_stop() {
   local i=$1 d=$SWARM_DIR/n$1 pid _
   pid=$(cat "$d/pid" 2>/dev/null) || return 0
   [ -n "$pid" ] || return 0
-  kill "$pid" 2>/dev/null
+  kill "$pid" 2>/dev/null || true
   for _ in $(seq 1 80); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -9 "$pid" 2>/dev/null
+  kill -9 "$pid" 2>/dev/null || true
   rm -f "$d/pid"
   _swarm_kill_shims "$d"
-  grep -o " $d/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  grep -o " $d/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   return 0
 }
 
@@ -190,25 +195,27 @@ swarm_start() {
 }
 
 swarm_stop() {
-  local i d
+  local i d pids=()
   [ -d "$SWARM_DIR" ] || return 0
   # Services first, so that no engine has to stop tasks as it shuts down.
-  sdocker 0 service ls -q 2>/dev/null | xargs -r docker -H "$(swarm_sock 0)" service rm >/dev/null 2>&1
+  sdocker 0 service ls -q 2>/dev/null | xargs -r docker -H "$(swarm_sock 0)" service rm >/dev/null 2>&1 || true
   for d in "$SWARM_DIR"/n*; do
     [ -d "$d" ] || continue
     i=${d##*/n}
-    sdocker "$i" ps -aq 2>/dev/null | xargs -r docker -H "$(swarm_sock "$i")" rm -f >/dev/null 2>&1
+    sdocker "$i" ps -aq 2>/dev/null | xargs -r docker -H "$(swarm_sock "$i")" rm -f >/dev/null 2>&1 || true
   done
   for d in "$SWARM_DIR"/n*; do
     [ -d "$d" ] || continue
     _swarm_engine_stop "${d##*/n}" &
+    pids+=($!)
   done
-  wait
+  # Only these: the test may have other children (reaper) still running.
+  for i in "${pids[@]}"; do wait "$i" || true; done
   for d in "$SWARM_DIR"/n*; do
     [ -d "$d" ] || continue
-    ip netns del "${SWARM_TAG}n${d##*/n}" 2>/dev/null
+    ip netns del "${SWARM_TAG}n${d##*/n}" 2>/dev/null || true
   done
-  ip netns del "${SWARM_TAG}sw" 2>/dev/null
-  grep -o " $SWARM_DIR/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null
+  ip netns del "${SWARM_TAG}sw" 2>/dev/null || true
+  grep -o " $SWARM_DIR/[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$SWARM_DIR"
 }

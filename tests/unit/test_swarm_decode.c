@@ -237,6 +237,15 @@ test_node_workload(void **state)
   assert_null(w->protected_reason);
   rp_workload_free(w);
 
+  /* A node whose replace action has run is never drained again. */
+  json_object_set_new(json_object_get(json_object_get(n, "Spec"), "Labels"),
+                      RP_SWARM_LABEL_MARK,
+                      json_string("{\"availability\":\"active\","
+                                  "\"replaced_at\":\"2026-11-30T04:00:00Z\"}"));
+  w = rp_swarm_node_workload("cluster", n, NULL);
+  assert_non_null(strstr(w->protected_reason, "replace action has run"));
+  rp_workload_free(w);
+
   /* The node this agent runs on. */
   w = rp_swarm_node_workload("cluster", n, "p8g1jjsec6e94g7bni4wwnbae");
   assert_non_null(strstr(w->protected_reason, "runs on"));
