@@ -3,7 +3,9 @@
 # $CTRD_DIR, never the system's /run/containerd/containerd.sock.  Its test
 # image comes from the private dockerd of tests/lib/engine.sh (docker save,
 # then ctr image import).  Source this file, then:
-#   ctrd_start             starts containerd (idempotent), sets CTRD_SOCK
+#   ctrd_start             starts containerd (idempotent); its snapshotter
+#                          is overlayfs, or native where overlay cannot be
+#                          mounted (CONTAINERD_SNAPSHOTTER, which ctr reads)
 #   ctrd_stop_daemon       stops containerd alone (tasks keep running in
 #                          their shims), for restart tests
 #   ctrd_import            imports reaper-test/sleeper:1 into $CTRD_NS
@@ -25,8 +27,25 @@ ctr_() { ctr -a "$CTRD_SOCK" -n "$CTRD_NS" "$@"; }
 
 ctrd_ping() { ctr -a "$CTRD_SOCK" version >/dev/null 2>&1; }
 
+# overlayfs where the kernel lets us mount it there (not on an overlay, as
+# inside a container), else containerd's native snapshotter (plain copies).
+# ctr reads CONTAINERD_SNAPSHOTTER.
+ctrd_pick_snapshotter() {
+  [ -n "${CONTAINERD_SNAPSHOTTER:-}" ] && return 0
+  local d=$CTRD_DIR/ovl-probe
+  mkdir -p "$d/l" "$d/u" "$d/w" "$d/m"
+  if mount -t overlay overlay -o "lowerdir=$d/l,upperdir=$d/u,workdir=$d/w" "$d/m" 2>/dev/null; then
+    umount "$d/m"
+    export CONTAINERD_SNAPSHOTTER=overlayfs
+  else
+    export CONTAINERD_SNAPSHOTTER=native
+  fi
+  rm -rf "$d"
+}
+
 ctrd_start() {
   mkdir -p "$CTRD_DIR"
+  ctrd_pick_snapshotter
   if ctrd_ping; then return 0; fi
   command -v containerd >/dev/null || {
     echo "containerd: not installed (apt-get install containerd, or docker.io)" >&2
