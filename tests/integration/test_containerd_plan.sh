@@ -44,4 +44,13 @@ jq -e --arg b "$(date -u -d @"$boot" +%Y-%m-%dT%H:%M:%S)" 'any(.[]; .provider ==
 assert_eq "$ct_pid" "$(ctrd_pid ct$$)" "the containerd task after plan"
 assert_eq "$dk_id" "$(cid dk$$)" "the docker container after plan"
 [ ! -e "$T/audit.jsonl" ] || [ "$(audit_count recycle.begin)" = 0 ] || fail "plan began a recycle"
-log "plan lists docker, containerd and the host in one table"
+
+# The kubelet's namespace is refused at start, clearly, unless allowed.
+sed -i "s/namespaces: \[$CTRD_NS\]/namespaces: [$CTRD_NS, k8s.io]/" "$T/config.yaml"
+rc=0
+"$REAPER" plan -c "$T/config.yaml" >/dev/null 2>"$T/k8s.err" || rc=$?
+assert_eq 2 "$rc" "plan's exit status with namespace k8s.io"
+grep -q "k8s.io belongs to the kubelet.*allow_kubernetes: true" "$T/k8s.err" || { cat "$T/k8s.err"; fail "no clear refusal of k8s.io"; }
+sed -i "s/namespaces: \[$CTRD_NS, k8s.io\]/namespaces: [$CTRD_NS, k8s.io], allow_kubernetes: true/" "$T/config.yaml"
+"$REAPER" plan -c "$T/config.yaml" >/dev/null 2>"$T/k8s.err" || { cat "$T/k8s.err"; fail "k8s.io refused although allowed"; }
+log "plan lists docker, containerd and the host in one table; k8s.io only when allowed"
