@@ -92,10 +92,6 @@ rp_swarm_service_workload(const char *provider, json_t *service, json_t *group,
     why = "a job-mode service: its tasks run to completion";
   if (why)
     w->protected_reason = rp_xstrdup(why);
-  w->extra = json_pack(
-      "{s:s, s:I}", "mode",
-      json_object_get(mode, "Global") ? "global" : "replicated", "running",
-      (json_int_t)json_array_size(json_object_get(group, "tasks")));
   return w;
 }
 
@@ -127,6 +123,21 @@ rp_swarm_parse_boot_time(const char *s, int64_t *out_ms)
   return 0;
 }
 
+/* reaper's mark on a node (new reference), or NULL without one.  A mark
+ * that does not parse is still a mark: an empty object. */
+static json_t *
+parse_mark(json_t *labels)
+{
+  const char *m = str(labels, RP_SWARM_LABEL_MARK);
+  if (!m)
+    return NULL;
+  json_t *j = json_loads(m, 0, NULL);
+  if (json_is_object(j))
+    return j;
+  json_decref(j);
+  return json_object();
+}
+
 struct rp_workload *
 rp_swarm_node_workload(const char *provider, json_t *node,
                        const char *self_node)
@@ -155,24 +166,17 @@ rp_swarm_node_workload(const char *provider, json_t *node,
   copy_labels(w->labels, labels);
   const char *avail = str(spec, "Availability");
   const char *why = NULL;
-  cleanup_json json_t *mark = json_loads(str(labels, RP_SWARM_LABEL_MARK)
-                                             ? str(labels, RP_SWARM_LABEL_MARK)
-                                             : "null",
-                                         JSON_DECODE_ANY, NULL);
+  cleanup_json json_t *mark = parse_mark(labels);
   if (self_node && strcmp(self_node, id) == 0)
     why = "the node this agent runs on: another agent replaces it";
   else if (str(mark, "replaced_at"))
     why = "its replace action has run: it is removed once it is down";
-  else if (avail && strcmp(avail, "active") != 0 &&
-           !json_object_get(labels, RP_SWARM_LABEL_MARK))
+  else if (avail && strcmp(avail, "active") != 0 && !mark)
     why = strcmp(avail, "drain") == 0
               ? "drained by someone else (maintenance?): left alone"
               : "paused by someone else (maintenance?): left alone";
   if (why)
     w->protected_reason = rp_xstrdup(why);
-  w->extra = json_pack("{s:s, s:s}", "role",
-                       str(spec, "Role") ? str(spec, "Role") : "worker", "addr",
-                       str(status, "Addr") ? str(status, "Addr") : "");
   return w;
 }
 
@@ -228,11 +232,9 @@ rp_swarm_drain_check(json_t *nodes, const char *id, const char *policy,
     if (str_is(spec, "Availability", "active") &&
         str_is(json_object_get(n, "Status"), "State", "ready"))
       active_others++;
-    const char *mark =
-        str(json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK);
-    if (!mark)
+    cleanup_json json_t *m = parse_mark(json_object_get(spec, "Labels"));
+    if (!m)
       continue;
-    cleanup_json json_t *m = json_loads(mark, 0, NULL);
     const char *mp = str(m, "policy");
     if (!policy || !mp || strcmp(policy, mp) == 0) {
       snprintf(why, why_len,
