@@ -93,6 +93,12 @@ static void
 upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
 {
   struct rp_entry *e = rp_tracker_find(a->tracker, p->name, w->id);
+  if (!e && rp_recycler_busy_with(a->recycler, p->name, w->id)) {
+    /* A stale report of a workload whose recycle is still going (it left
+     * the tracker when the engine said it went): never a second recycle of
+     * it; the recycle's end, or the next list, says what is true. */
+    return;
+  }
   if (!e) {
     e = rp_tracker_add(a->tracker, p, rp_workload_dup(w));
     if (strcmp(e->w->provider, p->name) != 0) {

@@ -630,6 +630,17 @@ rp_recycler_in_flight(const struct rp_recycler *r)
   return r->n_ops;
 }
 
+bool
+rp_recycler_busy_with(const struct rp_recycler *r, const char *provider,
+                      const char *id)
+{
+  for (const struct op *o = r->ops; o; o = o->next)
+    if (strcmp(o->e->w->id, id) == 0 &&
+        strcmp(o->e->w->provider, provider) == 0)
+      return true;
+  return false;
+}
+
 size_t
 rp_recycler_in_flight_on(const struct rp_recycler *r,
                          const struct rp_provider *p)

@@ -56,6 +56,11 @@ void rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg),
 /* Whether nothing is due and nothing in flight (for --once). */
 bool rp_recycler_idle(const struct rp_recycler *r);
 size_t rp_recycler_in_flight(const struct rp_recycler *r);
+/* Whether a recycle of this workload is in flight (the workload may have
+ * left the tracker meanwhile, e.g. renamed and removed by the recycle). */
+bool rp_recycler_busy_with(const struct rp_recycler *r, const char *provider,
+                           const char *id);
+
 /* Recycles in flight on one provider. */
 size_t rp_recycler_in_flight_on(const struct rp_recycler *r,
                                 const struct rp_provider *p);

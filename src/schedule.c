@@ -75,6 +75,11 @@ arm(struct rp_schedule *s)
     wait = 0;
   if (wait > RP_SCHEDULE_MAX_SLEEP_MS)
     wait = RP_SCHEDULE_MAX_SLEEP_MS;
+  /* The kernel may end a long sleep up to 0.1% late (timer slack: 28 ms
+   * after a 28 s wait was seen): wake a little early and sleep the rest
+   * again, so a deadline is met within a millisecond or two. */
+  if (wait > 50)
+    wait -= wait / 500 + 1;
   /* uv_now() is cached at the start of the loop iteration; update it so
    * the timeout counts from now, not from before a slow callback. */
   uv_update_time(s->timer.loop);

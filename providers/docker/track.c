@@ -34,6 +34,12 @@ struct rp_docker_track {
   bool listing;                /* a list (and its inspects) in flight */
   bool list_again;             /* a resync was asked for during a list */
   json_t *dirty;               /* owned: ids an event touched during a list */
+  /* Answers race events: an inspect or list asked before a container's
+   * die/destroy event may come back after it, saying it runs.  Every event
+   * has a number; gone_at maps an id to the number of its last die or
+   * destroy, and an answer asked for before that is not believed. */
+  uint64_t event_seq;
+  json_t *gone_at;      /* owned: id -> event number of its last die/destroy */
   json_t *recheck;      /* owned: ids whose event could not be followed (the
                            inspect failed): the next list inspects them */
   int calls;            /* API calls in flight */
@@ -46,10 +52,11 @@ struct rp_docker_track {
 /* One list in progress. */
 struct listing {
   struct rp_docker_track *t;
-  json_t *items;  /* owned: id -> workload data from the list */
-  json_t *queue;  /* owned: ids to inspect */
-  size_t next;    /* next index in queue */
-  int inspecting; /* inspects in flight */
+  uint64_t asked_at; /* t->event_seq when the list was asked for */
+  json_t *items;     /* owned: id -> workload data from the list */
+  json_t *queue;     /* owned: ids to inspect */
+  size_t next;       /* next index in queue */
+  int inspecting;    /* inspects in flight */
   bool failed;
   char *error; /* owned */
 };
@@ -214,8 +221,18 @@ inspect_problem(json_t *body, const char *id)
 
 struct inspect_one {
   struct rp_docker_track *t;
+  uint64_t asked_at; /* t->event_seq when it was asked for */
   char id[72];
 };
+
+/* Whether a die/destroy of id came after an answer asked for at `asked_at`:
+ * then an answer saying it runs is older than what is known. */
+static bool
+gone_since(const struct rp_docker_track *t, const char *id, uint64_t asked_at)
+{
+  json_t *g = json_object_get(t->gone_at, id);
+  return g && (uint64_t)json_integer_value(g) > asked_at;
+}
 
 static void
 report_inspect(struct rp_docker_track *t, const char *id, const json_t *body)
@@ -251,6 +268,11 @@ inspect_one_cb(void *arg, const struct rp_docker_reply *r,
             "the next resync",
             t->d->p->name, io->id, err ? err->message : bad);
     json_object_set_new(t->recheck, io->id, json_true());
+  } else if (gone_since(t, io->id, io->asked_at) &&
+             json_is_true(json_object_get(json_object_get(r->body, "State"),
+                                          "Running"))) {
+    /* Asked before it died: the answer is stale; a later start event
+     * brings it back. */
   } else {
     report_inspect(t, io->id, r->body);
   }
@@ -263,6 +285,7 @@ inspect_event(struct rp_docker_track *t, const char *id)
 {
   struct inspect_one *io = rp_xcalloc(1, sizeof(*io));
   io->t = t;
+  io->asked_at = t->event_seq;
   snprintf(io->id, sizeof(io->id), "%s", id);
   cleanup_free char *path = rp_xasprintf("/containers/%s/json", io->id);
   cleanup_error struct rp_error *err = NULL;
@@ -306,11 +329,13 @@ on_event_line(void *arg, const char *line, size_t len)
     return 0;
   }
   rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
+  t->event_seq++;
   if (t->listing)
     json_object_set_new(t->dirty, id, json_true());
   if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0) {
     inspect_event(t, id);
   } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
+    json_object_set_new(t->gone_at, id, json_integer((json_int_t)t->event_seq));
     if (json_object_get(t->started, id)) {
       json_object_del(t->started, id);
       t->d->p->hooks.removed(t->d->p->hooks.core, t->d->p, id);
@@ -399,6 +424,8 @@ list_finish(struct listing *l)
     json_t *st = json_object_get(item, "started");
     if (!json_is_integer(st))
       continue; /* stopped between list and inspect */
+    if (gone_since(t, id, l->asked_at))
+      continue; /* died after the list was made: the list is stale there */
     v[i++] =
         make_workload(d, id, json_string_value(json_object_get(item, "name")),
                       json_object_get(item, "labels"), json_integer_value(st));
@@ -436,6 +463,10 @@ list_finish(struct listing *l)
     inspect_event(t, id);
   }
   json_object_clear(t->dirty);
+  /* With nothing but the stream in flight, no answer can be stale any
+   * more. */
+  if (t->calls <= 1)
+    json_object_clear(t->gone_at);
   if (t->list_again) {
     t->list_again = false;
     rp_docker_track_resync(d);
@@ -581,6 +612,7 @@ list_containers(struct rp_docker_track *t)
   l->t = t;
   l->items = json_object();
   l->queue = json_array();
+  l->asked_at = t->event_seq;
   t->listing = true;
   cleanup_error struct rp_error *err = NULL;
   if (call(t, "GET", "/containers/json", list_cb, l, &err) != 0) {
@@ -663,6 +695,7 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->d = d;
   t->started = json_object();
   t->dirty = json_object();
+  t->gone_at = json_object();
   t->recheck = json_object();
   uv_timer_init(d->p->loop, &t->reconnect);
   t->reconnect.data = t;
@@ -715,6 +748,7 @@ rp_docker_track_free(struct rp_docker *d)
     return;
   json_decref(t->started);
   json_decref(t->dirty);
+  json_decref(t->gone_at);
   json_decref(t->recheck);
   free(t);
   d->track = NULL;
