@@ -123,8 +123,6 @@ rp_swarm_parse_boot_time(const char *s, int64_t *out_ms)
   return 0;
 }
 
-/* reaper's mark on a node (new reference), or NULL without one.  A mark
- * that does not parse is still a mark: an empty object. */
 static json_t *
 parse_mark(json_t *labels)
 {
@@ -136,6 +134,12 @@ parse_mark(json_t *labels)
     return j;
   json_decref(j);
   return json_object();
+}
+
+json_t *
+rp_swarm_node_mark(json_t *node)
+{
+  return parse_mark(json_object_get(json_object_get(node, "Spec"), "Labels"));
 }
 
 struct rp_workload *
@@ -215,6 +219,15 @@ rp_swarm_drain_check(json_t *nodes, const char *id, const char *policy,
              str(json_object_get(target, "Status"), "State")
                  ? str(json_object_get(target, "Status"), "State")
                  : "in an unknown state");
+    return -1;
+  }
+  json_t *tspec = json_object_get(target, "Spec");
+  cleanup_json json_t *tmark = parse_mark(json_object_get(tspec, "Labels"));
+  if (!str_is(tspec, "Availability", "active") && !tmark) {
+    snprintf(why, why_len,
+             "node %s was set to %s by someone else (maintenance?): left "
+             "alone",
+             id, str(tspec, "Availability") ? str(tspec, "Availability") : "?");
     return -1;
   }
   int managers = 0, reachable_others = 0, active_others = 0;

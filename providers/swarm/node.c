@@ -41,8 +41,7 @@
 #define DEMOTE_TIMEOUT_MS 60000
 
 enum step {
-  S_CHECK,
-  S_DRAIN,
+  S_CHECK, /* and the drain, written from its answer */
   S_DRAINED,
   S_DEMOTE,
   S_DEMOTED,
@@ -57,10 +56,10 @@ struct nrc {
   struct rp_swarm *s; /* borrowed */
   rp_recycle_cb cb;
   void *arg;
-  char *id;     /* owned */
-  char *name;   /* owned */
-  char *policy; /* owned, or NULL */
-  char **replace;
+  char *id;       /* owned */
+  char *name;     /* owned */
+  char *policy;   /* owned, or NULL */
+  char **replace; /* owned argv */
   int64_t drain_timeout_ms;
   enum step step;
   int attempts;
@@ -355,6 +354,13 @@ checked(struct nrc *v, const struct rp_docker_reply *r,
     const char *avail =
         json_string_value(json_object_get(spec, "Availability"));
     const char *role = json_string_value(json_object_get(spec, "Role"));
+    /* A node that an earlier attempt left drained (its rollback failed)
+     * still says in reaper's mark what it was before. */
+    cleanup_json json_t *old_mark = rp_swarm_node_mark(v->node);
+    if (json_string_value(json_object_get(old_mark, "availability")))
+      avail = json_string_value(json_object_get(old_mark, "availability"));
+    if (json_string_value(json_object_get(old_mark, "role")))
+      role = json_string_value(json_object_get(old_mark, "role"));
     v->old_avail = rp_xstrdup(avail ? avail : "active");
     v->old_role = rp_xstrdup(role ? role : "worker");
     json_object_set_new(v->details, "availability_before",
@@ -565,9 +571,8 @@ mark_read(struct nrc *v, const struct rp_docker_reply *r,
   keep_node(v, r);
   cleanup_json json_t *spec = json_deep_copy(json_object_get(v->node, "Spec"));
   json_t *labels = json_object_get(spec, "Labels");
-  cleanup_json json_t *mark = json_loads(
-      json_string_value(json_object_get(labels, RP_SWARM_LABEL_MARK)), 0, NULL);
-  if (!json_is_object(mark)) {
+  cleanup_json json_t *mark = rp_swarm_node_mark(v->node);
+  if (!mark) {
     next(v, S_DOWN);
     return;
   }
@@ -687,8 +692,6 @@ step_run(struct nrc *v)
   switch (v->step) {
   case S_CHECK:
     api(v, "GET", "/nodes", NULL, checked);
-    break;
-  case S_DRAIN: /* written from checked() */
     break;
   case S_DRAINED: {
     cleanup_json json_t *f = json_pack("{s:[s]}", "node", v->id);

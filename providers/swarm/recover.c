@@ -136,12 +136,10 @@ node_read_cb(void *arg, const struct rp_docker_reply *r,
     return;
   }
   json_t *spec = json_object_get(r->body, "Spec");
-  json_t *labels = json_object_get(spec, "Labels");
-  const char *mark_s =
-      json_string_value(json_object_get(labels, RP_SWARM_LABEL_MARK));
+  cleanup_json json_t *mark = rp_swarm_node_mark(r->body);
   const char *state = json_string_value(
       json_object_get(json_object_get(r->body, "Status"), "State"));
-  if (!mark_s) {
+  if (!mark) {
     report(rv, RP_RECOVERY_NONE, true,
            "the node carries no drain of reaper's (availability %s): nothing "
            "to do",
@@ -156,7 +154,6 @@ node_read_cb(void *arg, const struct rp_docker_reply *r,
     call(rv, "DELETE", path, NULL, node_removed_cb);
     return;
   }
-  cleanup_json json_t *mark = json_loads(mark_s, 0, NULL);
   if (json_object_get(mark, "replaced_at")) {
     report(rv, RP_RECOVERY_NONE, true,
            "the replace action ran, and the node is not down yet: the agent "
@@ -316,11 +313,9 @@ sweep_node(struct sweep *sw, json_t *node)
   struct rp_swarm *s = sw->s;
   json_t *spec = json_object_get(node, "Spec");
   const char *id = json_string_value(json_object_get(node, "ID"));
-  const char *mark_s = json_string_value(
-      json_object_get(json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK));
-  if (!id || !mark_s)
+  cleanup_json json_t *mark = rp_swarm_node_mark(node);
+  if (!id || !mark)
     return;
-  cleanup_json json_t *mark = json_loads(mark_s, 0, NULL);
   const char *holder = json_string_value(json_object_get(mark, "holder"));
   if (holder && strcmp(holder, s->holder) == 0)
     return; /* ours: a recycle of this agent's, in flight */

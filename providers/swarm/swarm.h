@@ -133,14 +133,19 @@ int rp_swarm_parse_boot_time(const char *s, int64_t *out_ms);
 struct rp_workload *rp_swarm_node_workload(const char *provider, json_t *node,
                                            const char *self_node);
 
+/* reaper's mark on a node (`GET /nodes/{id}`): a new reference to the
+ * parsed object, or NULL without one.  A mark that does not parse is still
+ * a mark: an empty object. */
+json_t *rp_swarm_node_mark(json_t *node);
+
 /* Whether reaper may drain node `id`, given every node (`GET /nodes`).
  * Refuses (returns -1 with the reason in why) when the node is unknown or
- * not ready; when another node carries reaper's mark for the same policy
- * (any mark when policy is NULL, or when the mark names none): a drain in
- * flight, perhaps another agent's; when no other node would be active and
- * ready (the last active node); and for a manager, when the reachable
- * managers other than it would be fewer than a quorum of the managers
- * (floor(M/2) + 1).  Returns 0 when it may. */
+ * not ready; when someone else drained or paused it; when another node carries
+ * reaper's mark for the same policy (any mark when policy is NULL, or when the
+ * mark names none): a drain in flight, perhaps another agent's; when no other
+ * node would be active and ready (the last active node); and for a manager,
+ * when the reachable managers other than it would be fewer than a quorum of the
+ * managers (floor(M/2) + 1).  Returns 0 when it may. */
 int rp_swarm_drain_check(json_t *nodes, const char *id, const char *policy,
                          char *why, size_t why_len);
 

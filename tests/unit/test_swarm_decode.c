@@ -302,6 +302,19 @@ test_drain_check(void **state)
   assert_int_equal(
       rp_swarm_drain_check(n, "nosuchnode", "nodes", why, sizeof(why)), -1);
   assert_non_null(strstr(why, "no longer"));
+  /* Someone else drained it since it was listed: left alone. */
+  set_spec(node_at(n, 2), "Availability", "pause");
+  assert_int_equal(rp_swarm_drain_check(n, "p8g1jjsec6e94g7bni4wwnbae", "nodes",
+                                        why, sizeof(why)),
+                   -1);
+  assert_non_null(strstr(why, "someone else"));
+  /* reaper's own drain of it (a retry after an earlier attempt) is not. */
+  mark(node_at(n, 2), "nodes");
+  assert_int_equal(rp_swarm_drain_check(n, "p8g1jjsec6e94g7bni4wwnbae", "nodes",
+                                        why, sizeof(why)),
+                   0);
+  json_decref(n);
+  n = cluster();
 
   /* Another drain of the same policy in flight: one at a time. */
   mark(node_at(n, 1), "nodes");
@@ -366,6 +379,28 @@ test_drain_check(void **state)
                    -1);
   assert_non_null(strstr(why, "1 of 3"));
   json_decref(ms);
+  json_decref(n);
+}
+
+static void
+test_node_mark(void **state)
+{
+  (void)state;
+  json_t *n = J(WORKER2);
+  assert_null(rp_swarm_node_mark(n));
+  json_t *labels = json_object_get(json_object_get(n, "Spec"), "Labels");
+  json_object_set_new(labels, RP_SWARM_LABEL_MARK,
+                      json_string("{\"availability\":\"pause\"}"));
+  json_t *m = rp_swarm_node_mark(n);
+  assert_string_equal(json_string_value(json_object_get(m, "availability")),
+                      "pause");
+  json_decref(m);
+  /* Garbage is still a mark (someone meant one): an empty object. */
+  json_object_set_new(labels, RP_SWARM_LABEL_MARK, json_string("{oops"));
+  m = rp_swarm_node_mark(n);
+  assert_true(json_is_object(m));
+  assert_int_equal(json_object_size(m), 0);
+  json_decref(m);
   json_decref(n);
 }
 
@@ -534,6 +569,7 @@ main(void)
       cmocka_unit_test(test_boot_time),
       cmocka_unit_test(test_node_workload),
       cmocka_unit_test(test_drain_check),
+      cmocka_unit_test(test_node_mark),
       cmocka_unit_test(test_tasks_active),
       cmocka_unit_test(test_lease_read),
       cmocka_unit_test(test_update_progress),
