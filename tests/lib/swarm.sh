@@ -151,6 +151,7 @@ _swarm_images() {
     DOCKER_HOST=$(swarm_sock 0)
     # shellcheck source=engine.sh
     source "$(dirname "${BASH_SOURCE[0]}")/engine.sh"
+    # shellcheck disable=SC2086 # a list of images
     engine_build_images && docker save -o "$tar" $SWARM_IMAGES
   )
 }
