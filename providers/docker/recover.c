@@ -295,15 +295,40 @@ listed_cb(void *arg, const struct rp_docker_reply *r,
   if (err || !json_is_array(r->body)) {
     struct rp_error *e = NULL;
     rp_error_set(&e, err ? err->code : RP_EPROTO, "list containers: %s",
-                 err ? err->message : "the answer is not a list");
+                 err       ? err->message
+                 : r->body ? "the answer is not a list"
+                           : "the answer is not JSON");
     finish(rv, e);
     rp_error_free(e);
     return;
   }
   json_t *all = r->body;
-  cleanup_json json_t *seen = json_object();
   size_t i;
   json_t *it;
+  /* What recovery does depends on which containers exist: an entry that is
+   * not a container (no Id, no name) would make an old container look gone
+   * and its replacement be kept, or hide a renamed old one.  Refused whole:
+   * the agent acts on nothing of this provider and tries again. */
+  json_array_foreach(all, i, it)
+  {
+    const char *id = json_string_value(json_object_get(it, "Id"));
+    json_t *labels = json_object_get(it, "Labels");
+    const char *bad =
+        !json_is_object(it)       ? "is not an object"
+        : !id || strlen(id) != 64 ? "has no container Id"
+        : !container_name(it)     ? "has no name"
+        : labels && !json_is_object(labels) && !json_is_null(labels)
+            ? "has Labels that are not an object"
+            : NULL;
+    if (bad) {
+      struct rp_error *e = NULL;
+      rp_error_set(&e, RP_EPROTO, "list containers: item %zu %s", i, bad);
+      finish(rv, e);
+      rp_error_free(e);
+      return;
+    }
+  }
+  cleanup_json json_t *seen = json_object();
   json_array_foreach(rv->items, i, it)
   {
     const char *id = json_string_value(json_object_get(it, "id"));
