@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Crash recovery on bad answers, through tests/lib/faultproxy.py in front of
+# the real dockerd: a recycle left half done (the old container renamed
+# NAME-reaper-old beside its running replacement, as a crash leaves it),
+# and the list recovery reads it from is first JSON of the wrong shape (no
+# Id), then not JSON.  Recovery must not decide on such a list (an old
+# container without Id looks gone): it fails, says why, reaper acts on
+# nothing of that provider, and the next attempt finishes the recycle.
+source "$(dirname "$0")/lib.sh"
+FP="$(cd "$(dirname "$0")/../lib" && pwd)/faultproxy.py"
+PY=/usr/bin/python3 # Debian's: an interpreter manager's shim may take seconds
+[ -x "$PY" ] || PY=python3
+loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
+
+"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${DOCKER_HOST#unix://}" \
+  --control "$T/faults.json" --log "$T/proxy.log" 2>>"$T/proxy.err" &
+PROXY_PID=$!
+on_exit 'kill $PROXY_PID 2>/dev/null'
+wait_for 10 "the fault proxy's socket" test -S "$T/p.sock"
+# fault JSON: the proxy's faults from now on (the file is replaced whole).
+fault() {
+  jq -e . <<<"$1" >/dev/null || fail "bad fault JSON: $1"
+  printf '%s\n' "$1" >"$T/faults.json.tmp" && mv "$T/faults.json.tmp" "$T/faults.json"
+}
+no_sanitizer_report() {
+  ! grep -qE 'Sanitizer|runtime error' "$T/reaper.log" || fail "sanitizer report in reaper's log"
+}
+
+# What a crash between "start the replacement" and "remove the old one"
+# leaves.
+run w$$ reaper-test/sleeper:1 sh -c "$loop"
+old_id=$(cid w$$)
+docker rename w$$ w$$-reaper-old
+run w$$ -l "reaper.replaces=$old_id" reaper-test/sleeper:1 sh -c "$loop"
+new_id=$(cid w$$)
+config <<YAML
+agent: { listen: "", audit_log: $T/audit.jsonl, resync: 2s }
+providers: [ { name: local, type: docker, endpoint: "unix://$T/p.sock" } ]
+policies:
+  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1h }
+YAML
+ALL='GET /v[0-9.]+/containers/json\\?all=1'
+fault '{"rules": [{"match": "'"$ALL"'", "fault": "shape", "shape": "no_id", "count": 1},
+                  {"match": "'"$ALL"'", "fault": "nonjson", "count": 1}]}'
+start_reaper
+wait_for 30 "the recycle finished by recovery" audit_any recycle.recovered '.id == $id and .ok' --arg id "$old_id"
+for why in "item 0 has no container Id" "the answer is not JSON"; do
+  grep -q "crash recovery failed, acting on nothing of it: list containers: $why" "$T/reaper.log" ||
+    fail "no failed recovery saying '$why'"
+done
+# Recovery decided only once, on a good list.
+assert_eq 1 "$(audit_count recycle.recovered)" "recycle.recovered lines"
+audit_any recycle.recovered '.action == "finished" and .replacement_id == $new' --arg new "$new_id" ||
+  fail "recovery did not finish the recycle with the running replacement"
+wait_for 10 "the old container removed" sh -c "! docker inspect $old_id >/dev/null 2>&1"
+assert_eq "$new_id" "$(cid w$$)" "the container named w$$"
+assert_eq 1 "$(docker ps -q --filter "name=^/w$$" | wc -l)" "containers named w$$*"
+kill -0 "$REAPER_PID" || fail "reaper died"
+stop_reaper
+no_sanitizer_report
+verify_audit
+grep -E "WARN|ERROR|recover" "$T/reaper.log" | cut -c1-200
+log "recovery refused two bad lists and finished the recycle on the third"
