@@ -2,7 +2,7 @@
 # The engine's socket gone for 20 s (tests/lib/faultproxy.py removes its
 # socket file and drops every connection, as a dead dockerd would), then
 # every connection dropped without an answer: reaper says the provider is
-# down and why, acts on nothing meanwhile (a container that comes due waits),
+# down and why (its log, /healthz), acts on nothing meanwhile (a container that comes due waits),
 # retries with a backoff that doubles, and once the engine answers again it
 # lists, tracks what started meanwhile, and recycles what is due, once each.
 source "$(dirname "$0")/lib.sh"
@@ -27,18 +27,26 @@ no_sanitizer_report() {
 # connected N: reaper has said N times that the provider is connected.
 connected() { [ "$(grep -c "provider local (docker) connected" "$T/reaper.log")" -ge "$1" ]; }
 begins() { grep -c '"recycle.begin"' "$T/audit.jsonl" || true; }
+# health CODE [TEXT]: /healthz answers CODE (and its body has TEXT).
+health() {
+  local port
+  port=$(sed -nE 's/.*status, metrics and health on .*\(port ([0-9]+)\).*/\1/p' "$T/reaper.log" | tail -n 1)
+  curl -s -o "$T/health.out" -w '%{http_code}' --max-time 5 "http://127.0.0.1:$port/healthz" >"$T/health.code" || true
+  [ "$(cat "$T/health.code")" = "$1" ] && grep -q -- "${2:-}" "$T/health.out"
+}
 
 run p$$ reaper-test/sleeper:1 sh -c "$loop"
 run q$$ -l reaper.max-age=20s reaper-test/sleeper:1 sh -c "$loop"
 q_id=$(cid q$$)
 config <<YAML
-agent: { listen: "", audit_log: $T/audit.jsonl, resync: 5s }
+agent: { listen: "127.0.0.1:0", audit_log: $T/audit.jsonl, resync: 5s }
 providers: [ { name: local, type: docker, endpoint: "unix://$T/p.sock" } ]
 policies:
   - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1h, jitter: 0%, grace: 2s, health_timeout: 20s }
 YAML
 start_reaper
 wait_for 20 "the first list" grep -q "workloads" "$T/reaper.log"
+wait_for 10 "/healthz to say ok" health 200 ok
 
 log "1. the socket is gone for 20 s"
 fault '{"fault": "refuse", "seconds": 20}'
@@ -47,12 +55,14 @@ wait_for 10 "reaper to say the engine is unreachable" grep -q "provider local (d
 # q$$ comes due in the outage; n$$ starts in it.
 run n$$ -l reaper.max-age=12s reaper-test/sleeper:1 sh -c "$loop"
 n_id=$(cid n$$)
+wait_for 10 "/healthz to name the missing socket" health 503 "provider local (docker): .*$T/p.sock: No such file or directory"
 wait_for 30 "the socket to come back" test -S "$T/p.sock"
 back=$(date +%s%N)
 assert_eq 0 "$(begins)" "recycles begun while the engine could not be reached"
 grep -q "unreachable: .*connect to $T/p.sock: No such file or directory" "$T/reaper.log" ||
   fail "reaper did not say that the socket is gone"
 wait_for 20 "reaper to reconnect (backoff at most 16 s by now)" connected 2
+wait_for 10 "/healthz to say ok again" health 200 ok
 wait_for 30 "q$$ and n$$ recycled" sh -c "
   grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$q_id' &&
   grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$n_id'"
@@ -62,7 +72,8 @@ audit_any recycle.begin '.id == $id and .age_s >= 12' --arg id "$n_id" || fail "
 
 log "2. every connection dropped without an answer for 9 s"
 fault '{"rules": [{"fault": "refuse", "seconds": 0.1}, {"fault": "drop"}]}'
-sleep 9
+wait_for 5 "/healthz to say the engine answers nothing" health 503 "provider local (docker): .*Server returned nothing"
+sleep 8
 fault '{"fault": "pass"}'
 wait_for 25 "reaper to reconnect after the drops" connected 3
 grep -q "unreachable: GET /_ping: .*Server returned nothing" "$T/reaper.log" ||
