@@ -39,7 +39,7 @@ for i in 1 2; do sdocker "$i" load -q -i "$T/reaper-image.tar" >/dev/null || fai
 CMD=(sh -c 'trap "exit 0" TERM; while sleep 1; do :; done')
 # Plain containers, one per node, that the node agents' policy matches...
 for i in 0 1 2; do
-  sdocker "$i" run -d -q --name "plain$i" -l plain=yes reaper-test/sleeper:1 "${CMD[@]}" >/dev/null ||
+  sdocker "$i" run -d --name "plain$i" -l plain=yes reaper-test/sleeper:1 "${CMD[@]}" >/dev/null ||
     fail "could not run plain$i"
 done
 # ...and a service whose task containers carry the same label.
