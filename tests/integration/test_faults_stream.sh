@@ -58,7 +58,7 @@ wait_for 10 "reaper to say the stream broke" grep -q "unreachable: GET /v[0-9.]*
 wait_for 20 "reaper to reconnect" connected 2
 since=$(since_of 2)
 [ -n "$since" ] || fail "the reconnected /events request has no since="
-die_ns=$(docker events --since "$t0" --until "$(date +%s)" --filter "container=$s_id" \
+die_ns=$(docker events --since "$t0" --until "$(($(date +%s) + 2))" --filter "container=$s_id" \
   --filter event=die --format '{{.TimeNano}}' | tail -n 1)
 [ -n "$die_ns" ] || fail "no die event of s$$ in the engine"
 [ "${since%.*}" -le $((die_ns / 1000000000)) ] || fail "since=$since is after the cut event ($die_ns)"
