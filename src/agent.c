@@ -50,6 +50,7 @@ struct agent {
   int64_t pass_ms;        /* --once: what is due by then is this pass's work */
   bool stopping;          /* no new work */
   size_t providers_stopping;
+  bool providers_stopping_started;
   int exit_code;
   uint64_t http_sent_at_close; /* rp_http_sent once the client is gone */
   char *fatal;                 /* owned: why plan/once could not finish */
@@ -621,6 +622,11 @@ static void
 stop_providers(void *arg)
 {
   struct agent *a = arg;
+  /* Reached once: when the recycler is idle, or when the stop's wait ran
+   * out (and a recycle cancelled later must not stop them again). */
+  if (a->providers_stopping_started)
+    return;
+  a->providers_stopping_started = true;
   uv_timer_stop(&a->stop_timer);
   a->providers_stopping = a->n_providers + 1;
   for (size_t i = 0; i < a->n_providers; i++) {

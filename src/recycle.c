@@ -403,6 +403,7 @@ begin_written_cb(void *arg, struct rp_error *err)
       .pull = p->pull,
       .drain_argv = (const char *const *)o->drain,
       .drain_timeout_ms = p->drain_timeout_ms,
+      .policy = o->policy,
       .replace_argv = (const char *const *)o->replace,
   };
   cleanup_error struct rp_error *perr = NULL;
