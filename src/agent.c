@@ -77,9 +77,9 @@ redecide(struct agent *a, struct rp_entry *e)
     rp_schedule_remove(a->schedule, e);
     return;
   }
-  /* A pending retry keeps its later time. */
-  if (!(e->failures && e->state == RP_ENTRY_WAITING && e->due_ms > e->d.due_ms))
-    e->due_ms = e->d.due_ms;
+  /* A pending retry keeps its later time, whatever happened meanwhile. */
+  e->due_ms =
+      e->failures && e->retry_ms > e->d.due_ms ? e->retry_ms : e->d.due_ms;
   e->state = RP_ENTRY_WAITING;
   rp_schedule_set(a->schedule, e);
 }
@@ -115,8 +115,10 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
       (e->w->protected_reason == NULL) != (w->protected_reason == NULL);
   if (!changed)
     return;
-  if (e->w->started_ms != w->started_ms)
+  if (e->w->started_ms != w->started_ms && e->state != RP_ENTRY_RECYCLING) {
     e->failures = 0; /* it started anew: a new life */
+    e->retry_ms = 0;
+  }
   struct rp_workload *n = rp_workload_dup(w);
   free(n->provider);
   n->provider = rp_xstrdup(p->name);
@@ -198,9 +200,9 @@ recovery_done_cb(void *arg, const struct rp_error *err)
       stop_agent(a, 1);
       return;
     }
-    a->listed[i] = false; /* the next list starts recovery again */
-    if (p->ops->resync)
-      p->ops->resync(p);
+    /* The next list starts recovery again: the periodic resync makes it
+     * (never at once: a recovery that keeps failing must not spin). */
+    a->listed[i] = false;
     return;
   }
   a->recovering[i] = false;
@@ -485,7 +487,8 @@ watch_audit_cb(uv_timer_t *t)
     uv_timer_start(&a->retry_timer, audit_retry_cb, 5000, 0);
   }
   for (size_t i = 0; i < a->n_providers; i++)
-    if (a->providers[i].ops->resync && a->listed[i])
+    if (a->providers[i].ops->resync &&
+        (a->listed[i] || (a->up[i] && a->recovering[i])))
       a->providers[i].ops->resync(&a->providers[i]);
 }
 

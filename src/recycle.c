@@ -21,6 +21,7 @@ struct op {
   char **drain;          /* owned argv or NULL */
   char **replace;        /* owned argv copy or NULL */
   int64_t begin_mono_ms;
+  int64_t started_ms; /* the start of the life this recycle ends */
   struct op *next;
 };
 
@@ -273,7 +274,24 @@ retry_later(struct rp_recycler *r, struct rp_entry *e)
   if (delay > RETRY_MAX_MS)
     delay = RETRY_MAX_MS;
   e->state = RP_ENTRY_WAITING;
-  e->due_ms = rp_wall_ms() + delay;
+  e->retry_ms = rp_wall_ms() + delay;
+  e->due_ms = e->retry_ms;
+  rp_schedule_set(r->schedule, e);
+}
+
+/* The workload started anew while its recycle was going (a restart did it,
+ * or someone else): that new life has its own deadline, already decided. */
+static void
+new_life(struct rp_recycler *r, struct rp_entry *e)
+{
+  e->failures = 0;
+  e->retry_ms = 0;
+  if (!e->d.policy || e->d.excluded) {
+    e->state = RP_ENTRY_IDLE;
+    return;
+  }
+  e->state = RP_ENTRY_WAITING;
+  e->due_ms = e->d.due_ms;
   rp_schedule_set(r->schedule, e);
 }
 
@@ -311,6 +329,10 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   struct rp_entry *e = o->e;
   double secs = (double)(rp_mono_ms() - o->begin_mono_ms) / 1000.0;
   cleanup_json json_t *f = json_deep_copy(o->base);
+  /* The names of the life that was recycled (the tracker may already know
+   * the workload by another: renamed NAME-reaper-old, say). */
+  const char *name = json_string_value(json_object_get(o->base, "name"));
+  bool restarted = !e->gone && e->w->started_ms != o->started_ms;
   const char *event;
   if (status == 0) {
     event = "recycle.done";
@@ -321,10 +343,11 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
     r->stats.done++;
     e->failures = 0;
-    e->handled_start_ms = e->w->started_ms;
+    e->retry_ms = 0;
+    e->handled_start_ms = o->started_ms;
     e->state = RP_ENTRY_IDLE;
     rp_log(RP_LOG_INFO, "recycled %s %s (%s) in %.1fs%s%s",
-           rp_kind_name(e->w->kind), e->w->name, e->w->id, secs,
+           rp_kind_name(e->w->kind), name, o->e->w->id, secs,
            res && res->replacement_id ? ", replacement " : "",
            res && res->replacement_id ? res->replacement_id : "");
   } else {
@@ -340,7 +363,7 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
       r->stats.rolled_back++;
     e->failures++;
     rp_log(RP_LOG_ERROR, "recycle of %s %s (%s) failed%s: %s",
-           rp_kind_name(e->w->kind), e->w->name, e->w->id,
+           rp_kind_name(e->w->kind), name, e->w->id,
            rolled_back ? " and was rolled back" : "",
            err && err->message ? err->message : "unknown error");
   }
@@ -356,7 +379,9 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   append(r, event, f, audit_logged_cb, (void *)(uintptr_t)event);
   if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb)
     r->unsettled_cb(r->unsettled_arg, e);
-  if (status != 0 && !e->gone && !r->draining)
+  if (restarted && !r->draining)
+    new_life(r, e);
+  else if (status != 0 && !e->gone && !r->draining)
     retry_later(r, e);
   else if (status != 0)
     e->state = RP_ENTRY_WAITING;
@@ -461,6 +486,7 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
     rp_warn("%s", warning);
   o->replace = argv_dup(p->replace);
   o->begin_mono_ms = rp_mono_ms();
+  o->started_ms = e->w->started_ms;
   o->next = r->ops;
   r->ops = o;
   r->n_ops++;

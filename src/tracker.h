@@ -26,8 +26,9 @@ struct rp_entry {
   struct rp_provider *provider; /* borrowed: lives as long as the agent */
   struct rp_decision d;         /* d.policy borrowed from the live config */
   enum rp_entry_state state;
-  int64_t due_ms; /* when to act: d.due_ms, or a retry after a failure */
-  int failures;   /* consecutive failed recycles, for backoff */
+  int64_t due_ms;   /* when to act: d.due_ms, or a retry after a failure */
+  int failures;     /* consecutive failed recycles, for backoff */
+  int64_t retry_ms; /* after a failure: not before this (0: none) */
   /* The start time this workload had when it was last recycled (or, in a
    * dry run, planned): it is not acted on again until it starts anew. */
   int64_t handled_start_ms;
