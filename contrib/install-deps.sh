@@ -8,7 +8,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev
   libjansson-dev libyaml-dev libssl-dev libhttp-parser-dev tzdata
   ca-certificates curl protobuf-c-compiler libprotobuf-c-dev)
 test_pkgs=(libcmocka-dev docker.io busybox-static file iproute2 clang
-  libclang-rt-14-dev valgrind clang-format jq libxml2-utils docker-registry python3 faketime prometheus chromium)
+  libclang-rt-14-dev valgrind clang-format jq libxml2-utils docker-registry python3 faketime prometheus chromium haproxy)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
