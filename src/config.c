@@ -70,6 +70,67 @@ check_listen(struct rp_config_parse *ps, const struct rp_config_node *n,
   return 0;
 }
 
+/* agent.audit_rotate_size: "100MiB", "10MB", "4096" (bytes), at least
+ * 1KiB: a smaller part would hold barely a line. */
+static int
+get_size(struct rp_config_parse *ps, const struct rp_config_node *n,
+         const char *path, int64_t *out)
+{
+  static const struct {
+    const char *unit;
+    int64_t bytes;
+  } units[] = {{"", 1},
+               {"B", 1},
+               {"KB", 1000},
+               {"KiB", 1024},
+               {"MB", 1000 * 1000},
+               {"MiB", 1024 * 1024},
+               {"GB", 1000 * 1000 * 1000},
+               {"GiB", (int64_t)1024 * 1024 * 1024},
+               {"TB", (int64_t)1000 * 1000 * 1000 * 1000},
+               {"TiB", (int64_t)1024 * 1024 * 1024 * 1024}};
+  if (rp_config_want_scalar(ps, n, path, "a size like 100MiB") < 0)
+    return -1;
+  const char *s = n->text;
+  const char *u = s;
+  while (*u >= '0' && *u <= '9')
+    u++;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = u > s ? strtoull(s, &end, 10) : 0;
+  for (size_t i = 0; u > s && end == u && errno == 0 && i < RP_ARRAY_LEN(units);
+       i++) {
+    if (strcmp(u, units[i].unit) != 0)
+      continue;
+    if (v > (unsigned long long)(INT64_MAX / units[i].bytes))
+      break;
+    int64_t bytes = (int64_t)v * units[i].bytes;
+    if (bytes < 1024)
+      return rp_config_fail(ps, n->mark, path, "%s is too small: at least 1KiB",
+                            s);
+    *out = bytes;
+    return 0;
+  }
+  return rp_config_fail(ps, n->mark, path,
+                        "expected a size like 100MiB (B, KB, KiB, MB, MiB, "
+                        "GB, GiB, TB, TiB), got '%s'",
+                        s);
+}
+
+/* agent.audit_rotate: daily, or never (the default). */
+static int
+get_rotate(struct rp_config_parse *ps, const struct rp_config_node *n,
+           const char *path, bool *daily)
+{
+  if (rp_config_want_scalar(ps, n, path, "daily or never") < 0)
+    return -1;
+  if (strcmp(n->text, "daily") != 0 && strcmp(n->text, "never") != 0)
+    return rp_config_fail(ps, n->mark, path,
+                          "expected daily or never, got '%s'", n->text);
+  *daily = strcmp(n->text, "daily") == 0;
+  return 0;
+}
+
 static int
 parse_agent(struct walk *w, const struct rp_config_node *n)
 {
@@ -78,6 +139,9 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
                                      "audit_log",
                                      "audit_signing_key",
                                      "audit_checkpoint_every",
+                                     "audit_rotate_size",
+                                     "audit_rotate",
+                                     "audit_syslog",
                                      "resync",
                                      "dry_run",
                                      NULL};
@@ -113,6 +177,18 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
       rp_config_get_int(ps, v,
                         rp_config_join(p, "agent", "audit_checkpoint_every"), 1,
                         100000000, &c->audit_checkpoint_every) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_rotate_size")) &&
+      get_size(ps, v, rp_config_join(p, "agent", "audit_rotate_size"),
+               &c->audit_rotate_size) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_rotate")) &&
+      get_rotate(ps, v, rp_config_join(p, "agent", "audit_rotate"),
+                 &c->audit_rotate_daily) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "audit_syslog")) &&
+      rp_config_get_bool(ps, v, rp_config_join(p, "agent", "audit_syslog"),
+                         &c->audit_syslog) < 0)
     return -1;
   if ((v = rp_config_node_get(n, "resync")) &&
       rp_config_get_duration(ps, v, rp_config_join(p, "agent", "resync"), 1,

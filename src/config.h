@@ -105,6 +105,9 @@ struct rp_config {
   char *audit_log;            /* owned */
   char *audit_signing_key;    /* owned or NULL */
   int audit_checkpoint_every; /* lines between signed checkpoints */
+  int64_t audit_rotate_size;  /* bytes; 0 = no rotation by size */
+  bool audit_rotate_daily;    /* a new file at the first line of a UTC day */
+  bool audit_syslog;          /* copy every audit line to syslog */
   int64_t resync_ms;
   bool dry_run;
 

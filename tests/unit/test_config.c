@@ -75,8 +75,8 @@ static struct err_case err_cases[] = {
      "agent: expected a mapping, got a list"},
     {"agent_unknown_key", "agent:\n  colour: blue\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'colour' (known: listen, listen_token_file, "
-     "audit_log, audit_signing_key, audit_checkpoint_every, resync, "
-     "dry_run)"},
+     "audit_log, audit_signing_key, audit_checkpoint_every, "
+     "audit_rotate_size, audit_rotate, audit_syslog, resync, dry_run)"},
     {"agent_key_suggest", "agent:\n  dryrun: true\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'dryrun'; did you mean 'dry_run'?"},
     {"agent_checkpoint_word", "agent:\n  audit_checkpoint_every: abc\n" P POLS,
