@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "http_client.h"
 #include "log.h"
+#include "notify.h"
 #include "plan.h"
 #include "policy.h"
 #include "provider.h"
@@ -42,6 +43,9 @@ struct agent {
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
   struct rp_status *status; /* owned: the HTTP listener, or NULL */
+  /* owned until the stop closes it (NULL from then on, and in plan mode):
+   * notifications and the advance notices of recycles */
+  struct rp_notifier *notify;
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
   uv_timer_t resync_timer;
   uv_timer_t stop_timer;
@@ -57,6 +61,33 @@ struct agent {
 };
 
 /* --- decisions ---------------------------------------------------------- */
+
+/* The advance notice of e's recycle (its policy's notify_before) follows
+ * its decision.  Only a running agent gives notice: a --once pass keeps no
+ * memory of the notices it sent, and would send them again each run. */
+static void
+feed_notice(struct agent *a, const struct rp_entry *e)
+{
+  if (!a->notify)
+    return;
+  if (e->state != RP_ENTRY_WAITING || !e->d.policy || e->d.excluded ||
+      a->opt.mode != RP_AGENT_RUN) {
+    rp_notify_upcoming_remove(a->notify, e->w->provider, e->w->id);
+    return;
+  }
+  struct rp_notify_upcoming u = {
+      .provider = e->w->provider,
+      .kind = e->w->kind,
+      .id = e->w->id,
+      .name = e->w->name,
+      .policy = e->d.policy->name,
+      .started_ms = e->w->started_ms,
+      .due_ms = e->d.due_ms, /* a retry is no new notice */
+      .max_age_ms = e->d.max_age_ms,
+      .before_ms = e->d.policy->notify_before_ms,
+  };
+  rp_notify_upcoming_set(a->notify, &u);
+}
 
 static void
 redecide(struct agent *a, struct rp_entry *e)
@@ -75,6 +106,7 @@ redecide(struct agent *a, struct rp_entry *e)
             ? RP_ENTRY_PLANNED
             : RP_ENTRY_IDLE;
     rp_schedule_remove(a->schedule, e);
+    feed_notice(a, e);
     return;
   }
   /* A pending retry keeps its later time, whatever happened meanwhile. */
@@ -82,6 +114,7 @@ redecide(struct agent *a, struct rp_entry *e)
       e->failures && e->retry_ms > e->d.due_ms ? e->retry_ms : e->d.due_ms;
   e->state = RP_ENTRY_WAITING;
   rp_schedule_set(a->schedule, e);
+  feed_notice(a, e);
 }
 
 static bool
@@ -131,6 +164,7 @@ static void
 forget(struct agent *a, struct rp_entry *e)
 {
   rp_tracker_unlink(a->tracker, e);
+  rp_notify_upcoming_remove(a->notify, e->w->provider, e->w->id);
   if (!rp_recycler_forget(a->recycler, e))
     rp_entry_free(e);
 }
@@ -434,7 +468,10 @@ check_ready(struct agent *a)
     size_t n;
     cleanup_free struct rp_entry **v =
         rp_tracker_snapshot(a->tracker, rp_plan_cmp, &n);
-    rp_plan_print(stdout, v, n, rp_wall_ms(), a->opt.json);
+    int64_t now = rp_wall_ms();
+    rp_plan_print(stdout, v, n, now, a->opt.json);
+    if (!a->opt.json)
+      rp_plan_print_forecast(stdout, a->config, v, n, now);
     fflush(stdout);
     stop_agent(a, 0);
     return;
@@ -564,6 +601,7 @@ reload(struct agent *a)
     if (a->audit)
       rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
                       NULL);
+    rp_notify_event(a->notify, "config.reload", f);
     return;
   }
   if (!same_providers(a->provider_config ? a->provider_config : a->config, c))
@@ -577,6 +615,8 @@ reload(struct agent *a)
     rp_config_free(old);
   a->config = c;
   rp_recycler_set_config(a->recycler, c);
+  /* Before the decisions: they feed the notices of the new sinks. */
+  rp_notify_set_config(a->notify, c);
   rp_tracker_foreach(a->tracker, redecide_cb, a);
   rp_info("configuration reloaded from %s: %zu policies", c->path,
           c->n_policies);
@@ -586,6 +626,7 @@ reload(struct agent *a)
   if (a->audit)
     rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
                     NULL);
+  rp_notify_event(a->notify, "config.reload", f);
   rp_recycler_pump(a->recycler);
 }
 
@@ -599,12 +640,30 @@ close_walk_cb(uv_handle_t *h, void *arg)
     uv_close(h, NULL);
 }
 
+/* The members of agent.stop: its audit line and its notification. */
+static json_t *
+stop_fields(struct agent *a)
+{
+  const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
+  return json_pack("{s:i, s:I, s:I, s:I}", "exit_code", a->exit_code,
+                   "recycled", (json_int_t)st->done, "failed",
+                   (json_int_t)st->failed, "planned", (json_int_t)st->planned);
+}
+
 static void
 provider_stopped_cb(void *arg)
 {
   struct agent *a = arg;
   if (--a->providers_stopping > 0)
     return;
+  if (a->notify) {
+    /* The last notifications get a bounded moment to go out (the loop
+     * runs until the notifier has closed). */
+    cleanup_json json_t *f = stop_fields(a);
+    rp_notify_event(a->notify, "agent.stop", f);
+    rp_notify_close(a->notify);
+    a->notify = NULL;
+  }
   rp_schedule_close(a->schedule);
   a->schedule = NULL;
   a->http_sent_at_close = rp_http_sent(a->http);
@@ -771,10 +830,27 @@ status_api_cb(void *ctx)
   return a->http ? rp_http_sent(a->http) : a->http_sent_at_close;
 }
 
-static void
-status_record_cb(void *arg, const char *event, json_t *fields)
+static const struct rp_config *
+status_config_cb(void *ctx)
 {
-  rp_status_record(((struct agent *)arg)->status, event, fields);
+  return ((struct agent *)ctx)->config;
+}
+
+static json_t *
+status_notifications_cb(void *ctx)
+{
+  struct agent *a = ctx;
+  return a->notify ? rp_notify_stats(a->notify) : NULL;
+}
+
+/* Every recycle.* audit line, as it is written: to the status surface (its
+ * metrics and recent recycles) and to the notifier. */
+static void
+audit_observed_cb(void *arg, const char *event, json_t *fields)
+{
+  struct agent *a = arg;
+  rp_status_record(a->status, event, fields);
+  rp_notify_event(a->notify, event, fields);
 }
 
 static int
@@ -790,11 +866,12 @@ start_status(struct agent *a, struct rp_error **err)
       .providers = status_providers_cb,
       .ready = status_ready_cb,
       .api_requests = status_api_cb,
+      .config = status_config_cb,
+      .notifications = status_notifications_cb,
   };
   if (rp_status_start(&a->loop, c->listen, c->listen_token_file, &src,
                       &a->status, err) != 0)
     return rp_error_prefix(err, "%s: agent.listen", c->path);
-  rp_recycler_on_audit(a->recycler, status_record_cb, a);
   rp_info("status, metrics and health on http://%s/ (port %d)", c->listen,
           rp_status_port(a->status));
   return 0;
@@ -880,10 +957,19 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   a->config = config;
   bool dry_run = opt->dry_run || config->dry_run;
   int rc = 1;
+  cleanup_json json_t *start_fields = NULL;
 
   if (opt->mode != RP_AGENT_PLAN) {
     cleanup_free char *warning = NULL;
-    if (rp_audit_open(config->audit_log, &a->audit, &warning, err) != 0) {
+    struct rp_audit_options aopt = {
+        .signing_key = config->audit_signing_key,
+        .checkpoint_every = (uint64_t)config->audit_checkpoint_every,
+        .rotate_size = (uint64_t)config->audit_rotate_size,
+        .rotate_daily = config->audit_rotate_daily,
+        .syslog_path = config->audit_syslog ? RP_AUDIT_SYSLOG_PATH : NULL,
+    };
+    if (rp_audit_open_opts(config->audit_log, &aopt, &a->audit, &warning,
+                           err) != 0) {
       rp_error_prefix(err, "audit log");
       rp_config_free(config);
       return 1;
@@ -894,11 +980,11 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
       agent_free(a);
       return 1;
     }
-    cleanup_json json_t *f = json_pack(
-        "{s:s, s:s, s:s, s:b, s:i}", "version", REAPER_VERSION, "config",
-        config->path, "mode", opt->mode == RP_AGENT_ONCE ? "once" : "run",
-        "dry_run", dry_run, "pid", (int)getpid());
-    if (rp_audit_append_sync(a->audit, "agent.start", f, err) != 0) {
+    start_fields = json_pack("{s:s, s:s, s:s, s:b, s:i}", "version",
+                             REAPER_VERSION, "config", config->path, "mode",
+                             opt->mode == RP_AGENT_ONCE ? "once" : "run",
+                             "dry_run", dry_run, "pid", (int)getpid());
+    if (rp_audit_append_sync(a->audit, "agent.start", start_fields, err) != 0) {
       rp_error_prefix(err, "audit log");
       agent_free(a);
       return 1;
@@ -914,6 +1000,11 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   rp_recycler_on_change(a->recycler, recycler_change_cb, a);
   rp_recycler_set_gate(a->recycler, gate_cb, a);
   rp_recycler_on_unsettled(a->recycler, unsettled_cb, a);
+  rp_recycler_on_audit(a->recycler, audit_observed_cb, a);
+  if (opt->mode != RP_AGENT_PLAN) {
+    a->notify = rp_notify_new(&a->loop, config, dry_run);
+    rp_notify_event(a->notify, "agent.start", start_fields);
+  }
   uv_timer_init(&a->loop, &a->resync_timer);
   uv_timer_init(&a->loop, &a->stop_timer);
   uv_timer_init(&a->loop, &a->retry_timer);
@@ -951,14 +1042,12 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
     rp_error_set(err, EIO, "%s", a->fatal);
 
   if (a->audit && rp_audit_healthy(a->audit)) {
-    const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
-    cleanup_json json_t *f =
-        json_pack("{s:i, s:I, s:I, s:I}", "exit_code", rc, "recycled",
-                  (json_int_t)st->done, "failed", (json_int_t)st->failed,
-                  "planned", (json_int_t)st->planned);
+    cleanup_json json_t *f = stop_fields(a);
     cleanup_error struct rp_error *aerr = NULL;
-    if (rp_audit_append_sync(a->audit, "agent.stop", f, &aerr) != 0)
-      rp_err("audit: could not write agent.stop: %s", aerr->message);
+    if (rp_audit_append_sync(a->audit, "agent.stop", f, &aerr) != 0 ||
+        rp_audit_seal_sync(a->audit, &aerr) != 0)
+      rp_err("audit: could not write agent.stop and its checkpoint: %s",
+             aerr->message);
   }
   /* Anything still open (it should not be) is closed so the loop can go. */
   uv_walk(&a->loop, close_walk_cb, NULL);

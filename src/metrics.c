@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "plan.h"
 #include "util.h"
 
 /* Recycles take seconds (a restart) to minutes (a drain, a health check). */
@@ -371,6 +372,61 @@ write_providers(FILE *out, const struct rp_metrics_view *v)
   }
 }
 
+static void
+write_forecast(FILE *out, const struct rp_metrics_view *v)
+{
+  size_t n_rows;
+  cleanup_free struct rp_plan_forecast *rows =
+      rp_plan_forecast(v->config, v->entries, v->n_entries, v->now_ms, &n_rows);
+  family(out, "reaper_due_workloads", "gauge",
+         "Workloads of the policy due within the next hour or day (those "
+         "already due included; recycles in flight are not).");
+  static const char *const within[] = {"1h", "1d"};
+  for (size_t i = 0; i < n_rows; i++) {
+    for (size_t k = 0; k < RP_ARRAY_LEN(within); k++) {
+      fputs("reaper_due_workloads{policy=\"", out);
+      rp_metrics_write_label_value(out, rows[i].policy);
+      fprintf(out, "\",within=\"%s\"} %zu\n", within[k],
+              k == 0 ? rows[i].due_1h : rows[i].due_1d);
+    }
+  }
+  family(out, "reaper_most_overdue_seconds", "gauge",
+         "How long the policy's longest-lived workload has lived past its "
+         "max age (0 when none has).");
+  for (size_t i = 0; i < n_rows; i++) {
+    fputs("reaper_most_overdue_seconds{policy=\"", out);
+    rp_metrics_write_label_value(out, rows[i].policy);
+    fputs("\"} ", out);
+    number(out, (double)rows[i].most_overdue_ms / 1000.0);
+    fputc('\n', out);
+  }
+}
+
+static void
+write_notifications(FILE *out, const struct rp_metrics_view *v)
+{
+  if (!v->notifications)
+    return;
+  family(out, "reaper_notifications_total", "counter",
+         "Notifications by sink (its type and place in notify:) and outcome "
+         "(sent, failed: given up, dropped: never tried, the queue being "
+         "full or reaper stopping, retried: attempts tried again).");
+  static const char *const outcomes[] = {"sent", "failed", "dropped",
+                                         "retried"};
+  size_t i;
+  json_t *s;
+  json_array_foreach(v->notifications, i, s)
+  {
+    for (size_t k = 0; k < RP_ARRAY_LEN(outcomes); k++) {
+      fputs("reaper_notifications_total{sink=\"", out);
+      rp_metrics_write_label_value(
+          out, json_string_value(json_object_get(s, "sink")));
+      fprintf(out, "\",outcome=\"%s\"} %lld\n", outcomes[k],
+              (long long)json_integer_value(json_object_get(s, outcomes[k])));
+    }
+  }
+}
+
 void
 rp_metrics_write(const struct rp_metrics *m, const struct rp_metrics_view *v,
                  FILE *out)
@@ -392,7 +448,9 @@ rp_metrics_write(const struct rp_metrics *m, const struct rp_metrics_view *v,
 
   write_workloads(out, v);
   write_state(out, v);
+  write_forecast(out, v);
   write_recycles(out, m);
+  write_notifications(out, v);
   write_providers(out, v);
 
   family(out, "reaper_audit_healthy", "gauge",

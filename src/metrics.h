@@ -28,6 +28,20 @@
  *   reaper_api_requests_total                       counter: engine API calls
  *   reaper_http_rejected_connections_total          counter: over the
  *                                                   status listener's limit
+ *   reaper_due_workloads{policy,within}             gauge: workloads due
+ *                                                   within "1h" and "1d"
+ *                                                   (rp_plan_forecast), those
+ *                                                   already due included
+ *   reaper_most_overdue_seconds{policy}             gauge: the longest any
+ *                                                   workload of the policy
+ *                                                   lives past its max age,
+ *                                                   0 when none
+ *   reaper_notifications_total{sink,outcome}        counter; sink as
+ *                                                   "webhook[0]", outcome one
+ *                                                   of sent, failed, dropped,
+ *                                                   retried (notify.h)
+ * The forecast and the notifications have a series per policy and per sink
+ * of the configuration: bounded, never one per workload.
  */
 #ifndef RP_METRICS_H
 #define RP_METRICS_H
@@ -40,6 +54,7 @@
 #include <jansson.h>
 
 #include "audit.h"
+#include "config.h"
 #include "tracker.h"
 
 struct rp_metrics;
@@ -87,6 +102,12 @@ struct rp_metrics_view {
   bool has_api_requests; /* whether api_requests is known */
   uint64_t api_requests;
   int64_t now_ms;
+  /* The live configuration, for a forecast series of every policy even
+   * before a workload matches it; may be NULL (only the entries' policies
+   * then). */
+  const struct rp_config *config;
+  /* rp_notify_stats' array, or NULL: no notification series. */
+  json_t *notifications;
 };
 
 /* Writes the whole exposition to out. */

@@ -386,6 +386,46 @@ workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
   fputs("</table></section>", out);
 }
 
+/* What is coming, per policy: recycles due within the hour and the day,
+ * and how far past its max age the oldest workload is (rp_plan_forecast). */
+static void
+forecast_table(FILE *out, json_t *forecast)
+{
+  section_open(out, "Coming up", json_array_size(forecast),
+               "per policy; due counts include what is due now");
+  if (json_array_size(forecast) == 0) {
+    fputs("<div class=\"empty\">No policy.</div></section>", out);
+    return;
+  }
+  fputs("<table><tr><th>Policy</th><th>Workloads</th><th>Due within 1 h</th>"
+        "<th>Due within 1 d</th><th>Most overdue</th></tr>",
+        out);
+  size_t i;
+  json_t *r;
+  json_array_foreach(forecast, i, r)
+  {
+    char b[32];
+    fputs("<tr><td class=\"name\">", out);
+    esc(out, str(r, "policy"));
+    fprintf(out, "</td><td>%lld</td><td>%lld</td><td>%lld</td><td>",
+            (long long)json_integer_value(json_object_get(r, "workloads")),
+            (long long)json_integer_value(json_object_get(r, "due_1h")),
+            (long long)json_integer_value(json_object_get(r, "due_1d")));
+    json_int_t over = json_integer_value(json_object_get(r, "most_overdue_s"));
+    if (has(r, "most_overdue_name")) {
+      fprintf(out, "<span class=\"pill p-bad\">%s past max age</span> ",
+              human((int64_t)over, b, sizeof(b)));
+      fputs("<span class=\"sub\">", out);
+      esc(out, str(r, "most_overdue_name"));
+      fputs("</span>", out);
+    } else {
+      fputs("—", out);
+    }
+    fputs("</td></tr>", out);
+  }
+  fputs("</table></section>", out);
+}
+
 static void
 in_flight_table(FILE *out, json_t *in_flight, int64_t now_ms)
 {
@@ -650,6 +690,8 @@ rp_page_write(FILE *out, json_t *st, int64_t now_ms)
   fputs("</div>", out);
   alerts(out, st);
   in_flight_table(out, json_object_get(st, "in_flight"), now_ms);
+  if (json_is_array(json_object_get(st, "forecast")))
+    forecast_table(out, json_object_get(st, "forecast"));
   workloads_table(out, workloads, now_ms);
   recent_table(out, json_object_get(st, "recent"), now_ms);
   providers_table(out, json_object_get(st, "providers"));

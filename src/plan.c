@@ -149,3 +149,113 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
   if (n == 0)
     fprintf(out, "(no workloads)\n");
 }
+
+/* --- the forward-looking view ------------------------------------------- */
+
+#define HOUR_MS INT64_C(3600000)
+#define DAY_MS (24 * HOUR_MS)
+
+static struct rp_plan_forecast *
+forecast_row(struct rp_plan_forecast **rows, size_t *n_rows, const char *policy)
+{
+  for (size_t i = 0; i < *n_rows; i++)
+    if (strcmp((*rows)[i].policy, policy) == 0)
+      return &(*rows)[i];
+  *rows = rp_xrealloc(*rows, (*n_rows + 1) * sizeof(**rows));
+  (*rows)[*n_rows] = (struct rp_plan_forecast){.policy = policy};
+  return &(*rows)[(*n_rows)++];
+}
+
+static int
+forecast_name_cmp(const void *a, const void *b)
+{
+  return strcmp(((const struct rp_plan_forecast *)a)->policy,
+                ((const struct rp_plan_forecast *)b)->policy);
+}
+
+struct rp_plan_forecast *
+rp_plan_forecast(const struct rp_config *c, struct rp_entry *const *entries,
+                 size_t n, int64_t now_ms, size_t *n_out)
+{
+  struct rp_plan_forecast *rows = NULL;
+  size_t n_rows = 0;
+  for (size_t i = 0; c && i < c->n_policies; i++)
+    forecast_row(&rows, &n_rows, c->policies[i].name);
+  size_t from_config = n_rows;
+  for (size_t i = 0; i < n; i++) {
+    const struct rp_entry *e = entries[i];
+    /* Recycled (waiting for it to go) and untouched ones are not coming. */
+    if (!actionable(e) || e->state == RP_ENTRY_IDLE)
+      continue;
+    struct rp_plan_forecast *r =
+        forecast_row(&rows, &n_rows, e->d.policy->name);
+    r->workloads++;
+    int64_t due = -1;
+    if (e->state == RP_ENTRY_WAITING)
+      due = e->due_ms; /* a retry's time when one is pending, as plan says */
+    else if (e->state == RP_ENTRY_DUE)
+      due = e->d.due_ms;
+    if (due >= 0 && due <= now_ms + HOUR_MS)
+      r->due_1h++;
+    if (due >= 0 && due <= now_ms + DAY_MS)
+      r->due_1d++;
+    int64_t over = now_ms - e->w->started_ms - e->d.max_age_ms;
+    if (over > r->most_overdue_ms) {
+      r->most_overdue_ms = over;
+      r->most_overdue = e;
+    }
+  }
+  if (n_rows > from_config)
+    qsort(rows + from_config, n_rows - from_config, sizeof(*rows),
+          forecast_name_cmp);
+  *n_out = n_rows;
+  return rows;
+}
+
+json_t *
+rp_plan_forecast_json(const struct rp_config *c,
+                      struct rp_entry *const *entries, size_t n, int64_t now_ms)
+{
+  size_t n_rows;
+  cleanup_free struct rp_plan_forecast *rows =
+      rp_plan_forecast(c, entries, n, now_ms, &n_rows);
+  json_t *arr = json_array();
+  for (size_t i = 0; i < n_rows; i++) {
+    const struct rp_plan_forecast *r = &rows[i];
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:I}", "policy", r->policy, "workloads",
+                  (json_int_t)r->workloads, "due_1h", (json_int_t)r->due_1h,
+                  "due_1d", (json_int_t)r->due_1d, "most_overdue_s",
+                  (json_int_t)(r->most_overdue_ms / 1000));
+    if (r->most_overdue)
+      json_object_set_new(o, "most_overdue_name",
+                          json_string(r->most_overdue->w->name));
+    json_array_append_new(arr, o);
+  }
+  return arr;
+}
+
+void
+rp_plan_print_forecast(FILE *out, const struct rp_config *c,
+                       struct rp_entry *const *entries, size_t n,
+                       int64_t now_ms)
+{
+  size_t n_rows;
+  cleanup_free struct rp_plan_forecast *rows =
+      rp_plan_forecast(c, entries, n, now_ms, &n_rows);
+  if (n_rows == 0)
+    return;
+  fprintf(out, "\n%-12s %9s %10s %10s  %s\n", "POLICY", "WORKLOADS",
+          "DUE IN 1H", "DUE IN 1D", "MOST OVERDUE");
+  for (size_t i = 0; i < n_rows; i++) {
+    const struct rp_plan_forecast *r = &rows[i];
+    char over[32] = "-";
+    if (r->most_overdue)
+      format_age(r->most_overdue_ms, over, sizeof(over));
+    fprintf(out, "%-12s %9zu %10zu %10zu  %s", r->policy, r->workloads,
+            r->due_1h, r->due_1d, over);
+    if (r->most_overdue)
+      fprintf(out, " (%s)", r->most_overdue->w->name);
+    fputc('\n', out);
+  }
+}

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "config.h"
 #include "tracker.h"
 
 /* One workload as plan --json and /status show it (new reference).  Never
@@ -26,5 +27,40 @@ int rp_plan_cmp(const void *a, const void *b);
 /* Prints entries (already sorted) as a table or a JSON array. */
 void rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
                    int64_t now_ms, bool json);
+
+/* The forward-looking view of one policy: what is coming, and what is late.
+ * Counted over the workloads the policy acts on that are not recycled yet
+ * (a recycle in flight is not "due": it is under way). */
+struct rp_plan_forecast {
+  const char *policy; /* borrowed from the configuration or an entry */
+  size_t workloads;   /* under the policy, not recycled yet */
+  size_t due_1h;      /* due by now + 1 h, those already due included */
+  size_t due_1d;      /* due by now + 1 d (the 1 h ones included) */
+  /* How long the longest-lived workload has lived past its max age (the
+   * label's, when it has one): 0 when none has. */
+  int64_t most_overdue_ms;
+  const struct rp_entry *most_overdue; /* borrowed, NULL when none */
+};
+
+/* One row per policy of c, in file order (c may be NULL), then one per
+ * policy an entry has that c does not name, by name.  Owned array of
+ * *n_out rows (NULL when none). */
+struct rp_plan_forecast *rp_plan_forecast(const struct rp_config *c,
+                                          struct rp_entry *const *entries,
+                                          size_t n, int64_t now_ms,
+                                          size_t *n_out);
+
+/* The same as JSON (new reference): an array of {policy, workloads, due_1h,
+ * due_1d, most_overdue_s, most_overdue_name (when there is one)}. */
+json_t *rp_plan_forecast_json(const struct rp_config *c,
+                              struct rp_entry *const *entries, size_t n,
+                              int64_t now_ms);
+
+/* The same as a table for people: plan prints it after the workloads
+ * (plan --json stays an array of workloads: the forecast is in /status
+ * and /metrics for machines). */
+void rp_plan_print_forecast(FILE *out, const struct rp_config *c,
+                            struct rp_entry *const *entries, size_t n,
+                            int64_t now_ms);
 
 #endif

@@ -352,6 +352,12 @@ is_ready(struct rp_status *s)
   return !s->src.ready || s->src.ready(s->src.ctx);
 }
 
+static const struct rp_config *
+live_config(struct rp_status *s)
+{
+  return s->src.config ? s->src.config(s->src.ctx) : NULL;
+}
+
 static struct rp_entry **
 snapshot(struct rp_status *s, size_t *n)
 {
@@ -395,11 +401,13 @@ rp_status_json(struct rp_status *s)
                   (json_int_t)rp_audit_next_seq(s->src.audit));
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
-  return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o}", "version",
-                   REAPER_VERSION, "hostname", host, "now",
+  json_t *forecast = rp_plan_forecast_json(live_config(s), v, n, now);
+  return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o, s:o}",
+                   "version", REAPER_VERSION, "hostname", host, "now",
                    rp_format_time_ms(now, t, sizeof(t)), "ready", is_ready(s),
                    "workloads", workloads, "in_flight", in_flight, "recent",
-                   s->recent, "providers", providers_json(s), "audit", audit);
+                   s->recent, "providers", providers_json(s), "audit", audit,
+                   "forecast", forecast);
 }
 
 /* --- answers ------------------------------------------------------------ */
@@ -494,6 +502,8 @@ write_metrics(struct rp_status *s, FILE *out)
   size_t n;
   cleanup_free struct rp_entry **v = snapshot(s, &n);
   cleanup_json json_t *providers = providers_json(s);
+  cleanup_json json_t *notifications =
+      s->src.notifications ? s->src.notifications(s->src.ctx) : NULL;
   struct rp_metrics_view view = {
       .entries = v,
       .n_entries = n,
@@ -503,6 +513,8 @@ write_metrics(struct rp_status *s, FILE *out)
       .has_api_requests = s->src.api_requests != NULL,
       .api_requests = s->src.api_requests ? s->src.api_requests(s->src.ctx) : 0,
       .now_ms = rp_wall_ms(),
+      .config = live_config(s),
+      .notifications = notifications,
   };
   rp_metrics_write(s->metrics, &view, out);
 }

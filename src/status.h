@@ -8,7 +8,8 @@
  *                  recovery is done, else 503
  *   GET /metrics   Prometheus text format 0.0.4 (metrics.h)
  *   GET /status    JSON: {version, hostname, now, ready, workloads,
- *                  in_flight, recent, providers, audit}
+ *                  in_flight, recent, providers, audit, forecast}
+ *                  (forecast: rp_plan_forecast_json)
  *   GET /          the same for people: HTML and inline CSS, no script
  * HEAD as GET without the body; other methods 405; other paths 404.  With a
  * token file every path but /healthz needs `Authorization: Bearer TOKEN`
@@ -32,6 +33,7 @@
 #include <uv.h>
 
 #include "audit.h"
+#include "config.h"
 #include "error.h"
 #include "tracker.h"
 
@@ -53,6 +55,12 @@ struct rp_status_source {
   bool (*ready)(void *ctx);
   /* Requests sent to engine APIs so far (rp_http_sent). */
   uint64_t (*api_requests)(void *ctx);
+  /* The live configuration (borrowed for the call), for the forecast's row
+   * of every policy.  NULL callback: the tracked workloads' policies. */
+  const struct rp_config *(*config)(void *ctx);
+  /* Notifications by sink, new reference (rp_notify_stats).  NULL
+   * callback: no notification series. */
+  json_t *(*notifications)(void *ctx);
 };
 
 /* Bounds of the listener; 0 keeps the default. */
