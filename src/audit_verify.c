@@ -19,7 +19,13 @@
  * the break.  Anything else reports the first break.  Because the span may
  * begin a few lines back (a complete line whose fsync failed, earlier failed
  * retries), the chain state at the start of each recent line is kept in a
- * small ring. */
+ * small ring.
+ *
+ * Checkpoints.  With keys, a checkpoint enters the chain only when its
+ * signature verifies; the chain state records the last one (where, which
+ * reason, how many lines came after it), so that a torn acknowledgement
+ * that rolls the chain back rolls that back too, and the end of the last
+ * file is judged from it (audit.h, rp_audit_verify_with). */
 #include "audit.h"
 
 #include <errno.h>
@@ -362,6 +368,22 @@ struct chain {
   uint64_t count; /* lines in the chain */
   size_t file;    /* index of the file holding the last line */
   uint64_t line;  /* its line number there; 0 before the first */
+  /* With keys: the last signed checkpoint, and what came after it. */
+  uint64_t checkpoints; /* that verified */
+  uint64_t cp_count;    /* lines in the chain up to the last one */
+  size_t cp_file;
+  uint64_t cp_line;
+  char cp_reason[16];
+  size_t unsigned_file; /* the first line after it */
+  uint64_t unsigned_line;
+};
+
+/* What verify was asked, for every file. */
+struct vctx {
+  const char *const *paths;   /* borrowed */
+  struct rp_audit_key **keys; /* owned array */
+  size_t n_keys;
+  struct notes *ns; /* borrowed */
 };
 
 /* The chain state at the start of one line. */
@@ -436,13 +458,92 @@ chain_check(const struct file_ctx *f, const struct chain *c,
   return 0;
 }
 
+/* With keys: a checkpoint must be well formed, by a key given, and its
+ * signature must verify (the bytes it signs are in audit.h). */
+static int
+checkpoint_check(const struct vctx *vx, const struct rp_audit_line *l,
+                 char **reason)
+{
+  if (vx->n_keys == 0 || strcmp(l->event, "audit.checkpoint") != 0)
+    return 0;
+  const char *why = json_string_value(json_object_get(l->obj, "reason"));
+  const char *file = json_string_value(json_object_get(l->obj, "file"));
+  const char *id = json_string_value(json_object_get(l->obj, "key_id"));
+  const char *sig = json_string_value(json_object_get(l->obj, "sig"));
+  const char *ts = json_string_value(json_object_get(l->obj, "ts"));
+  if (!why || (strcmp(why, "interval") != 0 && strcmp(why, "rotate") != 0 &&
+               strcmp(why, "stop") != 0))
+    return bad(reason, "audit.checkpoint without a valid \"reason\" "
+                       "(interval, rotate or stop)");
+  if (!file || !id || !sig || strlen(id) != RP_AUDIT_KEY_ID_LEN)
+    return bad(reason, "audit.checkpoint without a valid file, key_id and "
+                       "sig");
+  const struct rp_audit_key *k = NULL;
+  for (size_t i = 0; i < vx->n_keys && !k; i++)
+    if (strcmp(rp_audit_key_id(vx->keys[i]), id) == 0)
+      k = vx->keys[i];
+  if (!k) {
+    cleanup_free char *ids = rp_xstrdup(rp_audit_key_id(vx->keys[0]));
+    for (size_t i = 1; i < vx->n_keys; i++) {
+      char *more = rp_xasprintf("%s, %s", ids, rp_audit_key_id(vx->keys[i]));
+      free(ids);
+      ids = more;
+    }
+    return bad(reason, "audit.checkpoint signed by key %s, not by %s (%s)", id,
+               vx->n_keys == 1 ? "the key given" : "any key given", ids);
+  }
+  size_t len;
+  cleanup_free char *msg =
+      rp_audit_checkpoint_message(l->seq, l->prev, ts, why, file, id, &len);
+  if (!rp_audit_key_verify(k, msg, len, sig))
+    return bad(reason,
+               "audit.checkpoint signature does not verify with key %s: the "
+               "log up to here is not what was signed",
+               id);
+  return 0;
+}
+
+/* Takes the line l (line_no of the file f) into the chain. */
+static void
+chain_accept(const struct vctx *vx, const struct file_ctx *f, struct chain *c,
+             const struct rp_audit_line *l, uint64_t line_no)
+{
+  if (vx->n_keys) {
+    if (c->count == c->cp_count) {
+      c->unsigned_file = f->index;
+      c->unsigned_line = line_no;
+    }
+    if (strcmp(l->event, "agent.start") == 0 && c->count > c->cp_count)
+      note_add(vx->ns,
+               "%s:%" PRIu64 ": agent.start after %" PRIu64
+               " lines that no checkpoint of their own run signed (from "
+               "%s:%" PRIu64 "; that run did not stop cleanly): only a "
+               "later checkpoint vouches for them",
+               f->path, line_no, c->count - c->cp_count,
+               vx->paths[c->unsigned_file], c->unsigned_line);
+  }
+  c->seq = l->seq;
+  memcpy(c->hash, l->hash, 65);
+  c->count++;
+  c->file = f->index;
+  c->line = line_no;
+  if (vx->n_keys && strcmp(l->event, "audit.checkpoint") == 0) {
+    c->checkpoints++;
+    c->cp_count = c->count;
+    c->cp_file = f->index;
+    c->cp_line = line_no;
+    snprintf(c->cp_reason, sizeof(c->cp_reason), "%s",
+             json_string_value(json_object_get(l->obj, "reason")));
+  }
+}
+
 /* Whether the audit.torn line l, starting at offset `at`, acknowledges the
  * bytes before it (see the top of this file).  `limit` is the offset of the
  * held-back break (the span must cover it), or `at`. */
 static int
-torn_ack(struct file_ctx *f, struct chain *c, const struct rp_audit_line *l,
-         uint64_t at, uint64_t limit, uint64_t line_no, struct notes *ns,
-         char **reason)
+torn_ack(const struct vctx *vx, struct file_ctx *f, struct chain *c,
+         const struct rp_audit_line *l, uint64_t at, uint64_t limit,
+         uint64_t line_no, char **reason)
 {
   uint64_t o = l->torn_offset, n = l->torn_length;
   const struct mark *m = NULL;
@@ -485,24 +586,21 @@ torn_ack(struct file_ctx *f, struct chain *c, const struct rp_audit_line *l,
                "audit.torn prev does not match the hash of the line "
                "before offset %" PRIu64,
                o);
-  note_add(ns,
+  note_add(vx->ns,
            "%s:%" PRIu64 ": audit.torn acknowledges lines %" PRIu64 "-%" PRIu64
            " (%" PRIu64 " bytes at offset %" PRIu64
            ") as never durable; skipped",
            f->path, line_no, m->line, line_no - 1, n, o);
   *c = m->state;
-  c->seq = l->seq;
-  memcpy(c->hash, l->hash, 65);
-  c->count++;
-  c->file = f->index;
-  c->line = line_no;
+  chain_accept(vx, f, c, l, line_no);
   return 0;
 }
 
 static int
-verify_file(const char *const *paths, size_t index, struct chain *c,
-            struct notes *ns, uint64_t *total, struct rp_error **err)
+verify_file(const struct vctx *vx, size_t index, struct chain *c,
+            uint64_t *total, struct rp_error **err)
 {
+  const char *const *paths = vx->paths;
   const char *path = paths[index];
   cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -539,19 +637,15 @@ verify_file(const char *const *paths, size_t index, struct chain *c,
       bad(&reason, "torn last line: no newline at the end of the file");
     else if (rp_audit_line_parse(l.p, l.len, &pl, &reason) == 0) {
       if (pl.torn) {
-        if (torn_ack(f, c, &pl, l.offset, held ? held_at : l.offset, line_no,
-                     ns, &reason) == 0) {
+        if (torn_ack(vx, f, c, &pl, l.offset, held ? held_at : l.offset,
+                     line_no, &reason) == 0) {
           free(held);
           held = NULL;
         }
       } else if (!held) {
-        if (chain_check(f, c, &pl, paths, &reason) == 0) {
-          c->seq = pl.seq;
-          memcpy(c->hash, pl.hash, 65);
-          c->count++;
-          c->file = index;
-          c->line = line_no;
-        }
+        if (chain_check(f, c, &pl, paths, &reason) == 0 &&
+            checkpoint_check(vx, &pl, &reason) == 0)
+          chain_accept(vx, f, c, &pl, line_no);
       }
     }
     if (reason && !held) {
@@ -565,28 +659,74 @@ verify_file(const char *const *paths, size_t index, struct chain *c,
   return result;
 }
 
+/* With keys, the log must end with the checkpoint of a stop (audit.h). */
+static int
+end_check(const struct vctx *vx, size_t n_paths, const struct chain *c,
+          bool allow, struct rp_audit_verify_result *res, struct rp_error **err)
+{
+  const char *const *paths = vx->paths;
+  cleanup_free char *m = NULL;
+  if (c->count == 0)
+    m = rp_xasprintf("%s: no lines, so no signed checkpoint",
+                     paths[n_paths - 1]);
+  else if (c->checkpoints == 0)
+    m = rp_xasprintf("%s:1: %" PRIu64
+                     " lines and no signed checkpoint (signing was off when "
+                     "they were written, or the checkpoints were taken out)",
+                     paths[0], c->count);
+  else if (c->count > c->cp_count)
+    m = rp_xasprintf("%s:%" PRIu64 ": %" PRIu64
+                     " lines after the last signed checkpoint (%s:%" PRIu64
+                     ") are not signed: the log was cut after it, or its "
+                     "agent crashed or still runs",
+                     paths[c->unsigned_file], c->unsigned_line,
+                     c->count - c->cp_count, paths[c->cp_file], c->cp_line);
+  else if (strcmp(c->cp_reason, "stop") != 0)
+    m = rp_xasprintf("%s:%" PRIu64
+                     ": the log ends at a checkpoint written while the agent "
+                     "ran (reason %s), not at its stop: lines after it may "
+                     "have been cut off, or its agent crashed or still runs",
+                     paths[c->cp_file], c->cp_line, c->cp_reason);
+  res->unsigned_tail = c->count - c->cp_count;
+  res->sealed = m == NULL;
+  if (!m)
+    return 0;
+  if (allow) {
+    note_add(vx->ns, "%s (allowed: --allow-unsigned-tail)", m);
+    return 0;
+  }
+  return rp_error_set(err, RP_ETAMPER,
+                      "%s (--allow-unsigned-tail accepts a live log)", m);
+}
+
 int
-rp_audit_verify_detail(const char *const *paths, size_t n_paths,
-                       const char *pubkey_path,
-                       struct rp_audit_verify_result *res,
-                       struct rp_error **err)
+rp_audit_verify_with(const char *const *paths, size_t n_paths,
+                     const struct rp_audit_verify_options *opt,
+                     struct rp_audit_verify_result *res, struct rp_error **err)
 {
   memset(res, 0, sizeof(*res));
-  if (pubkey_path)
-    return rp_error_set(err, RP_ECONFIG,
-                        "verify --key %s: signed checkpoints are not "
-                        "supported yet",
-                        pubkey_path);
   if (n_paths == 0)
     return rp_error_set(err, RP_ECONFIG, "verify: no audit log given");
+  struct notes ns = {0};
+  struct vctx vx = {.paths = paths, .ns = &ns};
+  size_t n_keys = opt ? opt->n_keys : 0;
+  vx.keys = rp_xcalloc(n_keys + 1, sizeof(*vx.keys));
+  int rc = 0;
+  for (size_t i = 0; i < n_keys && rc == 0; i++) {
+    rc = rp_audit_key_load(opt->keys[i], false, &vx.keys[i], err);
+    if (rc == 0)
+      vx.n_keys++;
+    else
+      rp_error_prefix(err, "verify --key");
+  }
   struct chain c = {.seq = 0};
   memset(c.hash, '0', 64);
   c.hash[64] = '\0';
-  struct notes ns = {0};
   uint64_t total = 0;
-  int rc = 0;
   for (size_t i = 0; i < n_paths && rc == 0; i++)
-    rc = verify_file(paths, i, &c, &ns, &total, err);
+    rc = verify_file(&vx, i, &c, &total, err);
+  if (rc == 0 && vx.n_keys)
+    rc = end_check(&vx, n_paths, &c, opt->allow_unsigned_tail, res, err);
   if (ns.n > MAX_NOTES) {
     cleanup_free char *more =
         rp_xasprintf("(%u more notes)\n", ns.n - MAX_NOTES);
@@ -594,10 +734,25 @@ rp_audit_verify_detail(const char *const *paths, size_t n_paths,
     ns.text = rp_xrealloc(ns.text, ns.len + n + 1);
     memcpy(ns.text + ns.len, more, n + 1);
   }
+  for (size_t i = 0; i < vx.n_keys; i++)
+    rp_audit_key_free(vx.keys[i]);
+  free(vx.keys);
   res->lines = c.count;
   res->skipped = total - c.count;
+  res->checkpoints = c.checkpoints;
   res->notes = ns.text;
   return rc;
+}
+
+int
+rp_audit_verify_detail(const char *const *paths, size_t n_paths,
+                       const char *pubkey_path,
+                       struct rp_audit_verify_result *res,
+                       struct rp_error **err)
+{
+  struct rp_audit_verify_options opt = {.keys = &pubkey_path,
+                                        .n_keys = pubkey_path ? 1 : 0};
+  return rp_audit_verify_with(paths, n_paths, &opt, res, err);
 }
 
 void

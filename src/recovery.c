@@ -1,8 +1,6 @@
 #include "recovery.h"
 
-#include <errno.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "audit.h"
 #include "util.h"
@@ -34,16 +32,22 @@ scan_line_cb(void *arg, const json_t *line_const)
 int
 rp_recovery_scan(const char *path, json_t **out, struct rp_error **err)
 {
-  struct stat st;
   cleanup_json json_t *by_provider = json_object();
-  if (stat(path, &st) != 0 && errno == ENOENT) {
-    *out = RP_STEAL(by_provider);
-    return 0;
-  }
   cleanup_json json_t *open = json_object();
   struct scan s = {open};
-  if (rp_audit_read(path, scan_line_cb, &s, NULL, err) != 0)
-    return rp_error_prefix(err, "recovery: read %s", path);
+  /* A recycle may begin in a part that rotation closed since: read them
+   * all, oldest first.  No file at all is a new log. */
+  char **files = NULL;
+  if (rp_audit_files(path, &files, NULL, err) != 0)
+    return rp_error_prefix(err, "recovery: list %s", path);
+  for (char **f = files; *f; f++) {
+    if (rp_audit_read(*f, scan_line_cb, &s, NULL, err) != 0) {
+      rp_error_prefix(err, "recovery: read %s", *f);
+      rp_audit_files_free(files);
+      return -1;
+    }
+  }
+  rp_audit_files_free(files);
   const char *key;
   json_t *line;
   json_object_foreach(open, key, line)
