@@ -203,21 +203,41 @@ cmd_check_config(int argc, char **argv)
 
 /* --- verify ------------------------------------------------------------- */
 
+static void
+print_notes(const char *notes)
+{
+  for (const char *p = notes; p && *p;) {
+    size_t n = strcspn(p, "\n");
+    fprintf(stderr, "reaper verify: note: %.*s\n", (int)n, p);
+    p += n + (p[n] == '\n');
+  }
+}
+
 static int
 cmd_verify(int argc, char **argv)
 {
   static const struct option longopts[] = {
       {"key", required_argument, NULL, 'k'},
+      {"allow-unsigned-tail", no_argument, NULL, 'u'},
+      {"rotated", no_argument, NULL, 'r'},
       {"help", no_argument, NULL, 'h'},
       {0, 0, 0, 0},
   };
-  const char *key = NULL;
+  cleanup_free const char **keys = rp_xcalloc((size_t)argc, sizeof(char *));
+  struct rp_audit_verify_options opt = {.keys = keys};
+  bool rotated = false;
   int c;
   optind = 1;
   while ((c = getopt_long(argc, argv, "k:", longopts, NULL)) != -1) {
     switch (c) {
     case 'k':
-      key = optarg;
+      keys[opt.n_keys++] = optarg;
+      break;
+    case 'u':
+      opt.allow_unsigned_tail = true;
+      break;
+    case 'r':
+      rotated = true;
       break;
     case 'h':
       return print_help("verify");
@@ -227,17 +247,56 @@ cmd_verify(int argc, char **argv)
   }
   if (optind >= argc)
     return usage_error("verify", "%s", "which log? (reaper verify LOG...)");
+  if (opt.allow_unsigned_tail && opt.n_keys == 0)
+    return usage_error("verify", "%s",
+                       "--allow-unsigned-tail needs --key: without one there "
+                       "is nothing signed to speak of");
   cleanup_error struct rp_error *err = NULL;
-  uint64_t lines = 0;
-  if (rp_audit_verify((const char *const *)&argv[optind],
-                      (size_t)(argc - optind), key, &lines, &err) != 0) {
+  /* --rotated: each LOG stands for its rotated parts and itself. */
+  cleanup_free char **files = NULL;
+  size_t n_files = 0;
+  for (int i = optind; rotated && i < argc; i++) {
+    char **parts = NULL;
+    size_t n = 0;
+    if (rp_audit_files(argv[i], &parts, &n, &err) != 0)
+      return fail("verify", err);
+    if (n == 0) {
+      rp_audit_files_free(parts);
+      fprintf(stderr, "reaper verify: %s: no such log, nor rotated parts\n",
+              argv[i]);
+      return EXIT_RUNTIME;
+    }
+    files = rp_xrealloc(files, (n_files + n) * sizeof(char *));
+    memcpy(files + n_files, parts, n * sizeof(char *));
+    n_files += n;
+    free(parts); /* its strings now belong to files */
+  }
+  const char *const *paths =
+      rotated ? (const char *const *)files : (const char *const *)&argv[optind];
+  size_t n_paths = rotated ? n_files : (size_t)(argc - optind);
+  struct rp_audit_verify_result res;
+  int rc = rp_audit_verify_with(paths, n_paths, &opt, &res, &err);
+  print_notes(res.notes);
+  for (size_t i = 0; i < n_files; i++)
+    free(files[i]);
+  if (rc != 0) {
+    rp_audit_verify_result_clear(&res);
     if (err && err->code == RP_ETAMPER) {
       fprintf(stderr, "reaper verify: %s\n", err->message);
       return EXIT_RUNTIME;
     }
     return fail("verify", err);
   }
-  printf("ok: %llu lines, chain intact\n", (unsigned long long)lines);
+  printf("ok: %llu lines, chain intact", (unsigned long long)res.lines);
+  if (opt.n_keys && res.sealed)
+    printf(", %llu signed checkpoints, the last written at stop",
+           (unsigned long long)res.checkpoints);
+  else if (opt.n_keys)
+    printf(", %llu signed checkpoints, %llu lines after the last one",
+           (unsigned long long)res.checkpoints,
+           (unsigned long long)res.unsigned_tail);
+  printf("\n");
+  rp_audit_verify_result_clear(&res);
   return EXIT_OK;
 }
 
@@ -379,10 +438,26 @@ static const struct command commands[] = {
      "FILE:LINE:COL: message\n"
      "when not.  Without -c, checks the embedded default.\n"},
     {"verify", cmd_verify,
-     "Usage: reaper verify [--key PUB] LOG...\n"
+     "Usage: reaper verify [--key PUB]... [--allow-unsigned-tail] "
+     "[--rotated] LOG...\n"
      "Checks an audit log's hash chain (several files: rotated parts in "
-     "order).\n"
-     "Exit 0 when intact; exit 1 naming the first line that breaks it.\n"},
+     "order,\n"
+     "oldest first).\n\n"
+     "  -k, --key PUB       also check the signed checkpoints with this "
+     "Ed25519\n"
+     "                      public key (PEM; repeat for keys used in turn), "
+     "and that\n"
+     "                      the log ends with the checkpoint written at "
+     "stop\n"
+     "      --allow-unsigned-tail  a live log (or one whose agent crashed): "
+     "accept\n"
+     "                      lines after the last checkpoint, counting them\n"
+     "      --rotated       each LOG is a log's path: check its rotated "
+     "parts\n"
+     "                      (LOG.YYYYMMDDTHHMMSSZ) and it, in chain order\n\n"
+     "Exit 0 when intact; exit 1 naming the first line that breaks it; 2 "
+     "usage\n"
+     "error or a key that cannot be read.\n"},
     {"report", cmd_report,
      "Usage: reaper report [--json | --csv] [--svg OUT] [--since TIME] "
      "[--until TIME]\n"
