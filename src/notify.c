@@ -390,9 +390,13 @@ attempt_done(struct sink *s, bool ok, bool retry, const char *why)
       delay *= 2;
     if (delay > BACKOFF_CAP_MS)
       delay = BACKOFF_CAP_MS;
-    rp_info("%s: %s: %s; trying again in %llds (attempt %d of %d)", s->display,
-            it->what, why ? why : "failed", (long long)((delay + 999) / 1000),
-            s->attempt + 1, s->cfg.retries + 1);
+    /* Debug: a receiver that is down would say so at every attempt; the
+     * event given up is the warning. */
+    char d[32];
+    rp_debug("%s: %s: %s; trying again in %s (attempt %d of %d)", s->display,
+             it->what, why ? why : "failed",
+             rp_format_duration(delay, d, sizeof(d)), s->attempt + 1,
+             s->cfg.retries + 1);
     uv_timer_start(&s->timer, sink_step_cb, (uint64_t)delay, 0);
     return;
   } else {
