@@ -671,16 +671,18 @@ end_check(const struct vctx *vx, size_t n_paths, const struct chain *c,
                      paths[n_paths - 1]);
   else if (c->checkpoints == 0)
     m = rp_xasprintf("%s:1: %" PRIu64
-                     " lines and no signed checkpoint (signing was off when "
-                     "they were written, or the checkpoints were taken out)",
-                     paths[0], c->count);
+                     " line%s and no signed checkpoint (signing was off when "
+                     "written, or the checkpoints were taken out)",
+                     paths[0], c->count, c->count == 1 ? "" : "s");
   else if (c->count > c->cp_count)
     m = rp_xasprintf("%s:%" PRIu64 ": %" PRIu64
-                     " lines after the last signed checkpoint (%s:%" PRIu64
-                     ") are not signed: the log was cut after it, or its "
+                     " line%s after the last signed checkpoint (%s:%" PRIu64
+                     ") %s not signed: the log was cut after it, or its "
                      "agent crashed or still runs",
                      paths[c->unsigned_file], c->unsigned_line,
-                     c->count - c->cp_count, paths[c->cp_file], c->cp_line);
+                     c->count - c->cp_count,
+                     c->count - c->cp_count == 1 ? "" : "s", paths[c->cp_file],
+                     c->cp_line, c->count - c->cp_count == 1 ? "is" : "are");
   else if (strcmp(c->cp_reason, "stop") != 0)
     m = rp_xasprintf("%s:%" PRIu64
                      ": the log ends at a checkpoint written while the agent "
