@@ -160,12 +160,17 @@ rp_parse_time_ms(const char *s, int64_t *out_ms)
                   .tm_hour = h,
                   .tm_min = mi,
                   .tm_sec = sec};
-  if (y < 1971) { /* Go's zero time: never started */
+  /* Go's zero time (0001-01-01T00:00:00Z) means never started; so does
+   * any instant before the epoch.  Decided on the instant, not the year:
+   * "1971-01-01T00:00:00+23:59" is in 1970 and must read back the same
+   * once written in UTC. */
+  if (y < 1970) {
     *out_ms = 0;
     return 0;
   }
   time_t t = timegm(&tm);
-  *out_ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
+  int64_t ms = ((int64_t)t - offset_s) * 1000 + frac_ms;
+  *out_ms = ms > 0 ? ms : 0;
   return 0;
 }
 

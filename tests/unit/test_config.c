@@ -911,11 +911,43 @@ test_strategy_names(void **state)
   assert_null(rp_strategy_name(RP_STRATEGY__COUNT));
 }
 
+/* Timestamps from the engines (State.StartedAt) and the audit log: what
+ * reaper writes back must read back as the same instant. */
+static void
+test_timestamps(void **state)
+{
+  (void)state;
+  int64_t ms = -1;
+  assert_int_equal(rp_parse_time_ms("2026-11-30T06:00:00.123456789Z", &ms), 0);
+  assert_int_equal(ms, INT64_C(1796018400123));
+  assert_int_equal(rp_parse_time_ms("2026-11-30T07:30:00+01:30", &ms), 0);
+  assert_int_equal(ms, INT64_C(1796018400000));
+  /* Go's zero time and anything before the epoch: never started. */
+  assert_int_equal(rp_parse_time_ms("0001-01-01T00:00:00Z", &ms), 0);
+  assert_int_equal(ms, 0);
+  assert_int_equal(rp_parse_time_ms("1970-01-01T00:30:00+01:00", &ms), 0);
+  assert_int_equal(ms, 0);
+  /* An offset that moves the instant back into 1970 (found by the fuzzer:
+   * the year alone once decided "zero time" and the UTC form read back as
+   * 0). */
+  assert_int_equal(rp_parse_time_ms("1971-01-01T00:00:00+23:59", &ms), 0);
+  assert_int_equal(ms, INT64_C(31449660000));
+  char buf[64];
+  int64_t again = -1;
+  rp_format_time_ms(ms, buf, sizeof(buf));
+  assert_string_equal(buf, "1970-12-31T00:01:00.000Z");
+  assert_int_equal(rp_parse_time_ms(buf, &again), 0);
+  assert_int_equal(again, ms);
+  assert_int_not_equal(rp_parse_time_ms("2026-11-30T06:00:00", &ms), 0);
+  assert_int_not_equal(rp_parse_time_ms("2026-11-30T06:00:00+1:00", &ms), 0);
+}
+
 int
 main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_timestamps),
       cmocka_unit_test(test_full_example),
       cmocka_unit_test(test_minimal_example),
       cmocka_unit_test(test_web_and_workers_example),

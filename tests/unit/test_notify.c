@@ -21,7 +21,11 @@
 #include <uv.h>
 
 #include "config.h"
+#include "metrics.h"
 #include "notify.h"
+#include "plan.h"
+#include "policy.h"
+#include "tracker.h"
 #include "util.h"
 
 #define MIN_MS INT64_C(60000)
@@ -867,6 +871,166 @@ test_reload(void **state)
   close_and_check(&w->loop, w->n);
 }
 
+/* ---- the forward-looking view (plan.c, metrics.c) ----
+ *
+ * It counts from the same due times as the notices: workloads decided by
+ * the real policy code, in the states the agent gives them. */
+
+#define HOUR_MS (60 * MIN_MS)
+
+struct fc {
+  struct rp_config *c;
+  struct rp_entry *e[8];
+  size_t n;
+};
+
+static struct rp_entry *
+fc_add(struct fc *f, const char *name, int64_t started_ms, const char *max_age,
+       enum rp_entry_state state)
+{
+  struct rp_entry *e = rp_xcalloc(1, sizeof(*e));
+  e->w = rp_workload_new("local", RP_KIND_CONTAINER, name, name, started_ms);
+  json_object_set_new(e->w->labels, "tier", json_string("web"));
+  if (max_age)
+    json_object_set_new(e->w->labels, "reaper.max-age", json_string(max_age));
+  rp_policy_decide(f->c, e->w, &e->d);
+  e->state = state;
+  e->due_ms = e->d.due_ms;
+  e->heap_index = RP_NOT_QUEUED;
+  f->e[f->n++] = e;
+  return e;
+}
+
+static void
+fc_free(struct fc *f)
+{
+  for (size_t i = 0; i < f->n; i++)
+    rp_entry_free(f->e[i]);
+  rp_config_free(f->c);
+}
+
+static struct rp_config *
+fc_config(void)
+{
+  static const char yaml[] = "agent: { listen: \"\" }\n"
+                             "providers: [{ name: local, type: docker }]\n"
+                             "policies:\n"
+                             "  - { name: web, max_age: 2h, jitter: 0,\n"
+                             "      match: { labels: { tier: web } } }\n"
+                             "  - { name: idle, max_age: 1h,\n"
+                             "      match: { labels: { tier: none } } }\n";
+  struct rp_config *c = NULL;
+  struct rp_error *err = NULL;
+  if (rp_config_parse("fc.yaml", yaml, strlen(yaml), &c, &err) != 0)
+    fail_msg("config: %s", err->message);
+  return c;
+}
+
+static void
+test_forecast(void **state)
+{
+  (void)state;
+  const int64_t now = INT64_C(1795561758000);
+  struct fc f = {.c = fc_config()};
+  /* Due in 30 min, in 5 h, in 3 d; 10 s past its max age (due, waiting for
+   * the budget); 20 min past and being recycled (not "due": under way, but
+   * still past its max age); recycled and waiting to go (not counted);
+   * due in 50 min but with a retry pending in 2 h (counts at the retry). */
+  fc_add(&f, "soon", now - 90 * MIN_MS, NULL, RP_ENTRY_WAITING);
+  fc_add(&f, "today", now, "5h", RP_ENTRY_WAITING);
+  fc_add(&f, "later", now, "3d", RP_ENTRY_WAITING);
+  fc_add(&f, "late", now - 2 * HOUR_MS - 10000, NULL, RP_ENTRY_DUE);
+  fc_add(&f, "going", now - 2 * HOUR_MS - 20 * MIN_MS, NULL,
+         RP_ENTRY_RECYCLING);
+  struct rp_entry *done =
+      fc_add(&f, "done", now - 5 * HOUR_MS, NULL, RP_ENTRY_IDLE);
+  done->handled_start_ms = done->w->started_ms;
+  struct rp_entry *retry =
+      fc_add(&f, "retry", now - 70 * MIN_MS, NULL, RP_ENTRY_WAITING);
+  retry->failures = 1;
+  retry->due_ms = retry->retry_ms = now + 2 * HOUR_MS;
+
+  size_t n;
+  struct rp_plan_forecast *rows = rp_plan_forecast(f.c, f.e, f.n, now, &n);
+  /* Every policy of the configuration, in its order, even without
+   * workloads. */
+  assert_int_equal(n, 2);
+  assert_string_equal(rows[0].policy, "web");
+  assert_int_equal(rows[0].workloads, 6);
+  assert_int_equal(rows[0].due_1h, 2); /* soon, late */
+  assert_int_equal(rows[0].due_1d, 4); /* and today, retry */
+  assert_int_equal(rows[0].most_overdue_ms, 20 * MIN_MS);
+  assert_string_equal(rows[0].most_overdue->w->name, "going");
+  assert_string_equal(rows[1].policy, "idle");
+  assert_int_equal(rows[1].workloads, 0);
+  assert_int_equal(rows[1].due_1d, 0);
+  assert_int_equal(rows[1].most_overdue_ms, 0);
+  assert_null(rows[1].most_overdue);
+  free(rows);
+
+  cleanup_json json_t *j = rp_plan_forecast_json(f.c, f.e, f.n, now);
+  assert_int_equal(json_array_size(j), 2);
+  json_t *web = json_array_get(j, 0);
+  assert_int_equal(int_of(web, "due_1h"), 2);
+  assert_int_equal(int_of(web, "due_1d"), 4);
+  assert_int_equal(int_of(web, "most_overdue_s"), 20 * 60);
+  assert_string_equal(str_of(web, "most_overdue_name"), "going");
+  assert_null(json_object_get(json_array_get(j, 1), "most_overdue_name"));
+
+  /* The table plan prints after its own. */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&buf, &len);
+  rp_plan_print_forecast(out, f.c, f.e, f.n, now);
+  fclose(out);
+  assert_non_null(strstr(buf, "POLICY       WORKLOADS  DUE IN 1H  DUE IN 1D  "
+                              "MOST OVERDUE\n"
+                              "web                  6          2          4  "
+                              "20m (going)\n"
+                              "idle                 0          0          0  "
+                              "-\n"));
+  free(buf);
+
+  /* The metrics: one series per policy and window, none per workload. */
+  struct rp_metrics *m = rp_metrics_new();
+  cleanup_json json_t *notes =
+      json_pack("[{s:s, s:i, s:i, s:i, s:i}]", "sink", "webhook[0]", "sent", 5,
+                "failed", 1, "dropped", 0, "retried", 2);
+  struct rp_metrics_view v = {.entries = f.e,
+                              .n_entries = f.n,
+                              .now_ms = now,
+                              .config = f.c,
+                              .notifications = notes};
+  buf = NULL;
+  out = open_memstream(&buf, &len);
+  rp_metrics_write(m, &v, out);
+  fclose(out);
+  const char *want[] = {
+      "reaper_due_workloads{policy=\"web\",within=\"1h\"} 2\n",
+      "reaper_due_workloads{policy=\"web\",within=\"1d\"} 4\n",
+      "reaper_due_workloads{policy=\"idle\",within=\"1h\"} 0\n",
+      "reaper_due_workloads{policy=\"idle\",within=\"1d\"} 0\n",
+      "reaper_most_overdue_seconds{policy=\"web\"} 1200\n",
+      "reaper_most_overdue_seconds{policy=\"idle\"} 0\n",
+      "reaper_notifications_total{sink=\"webhook[0]\",outcome=\"sent\"} 5\n",
+      "reaper_notifications_total{sink=\"webhook[0]\",outcome=\"failed\"} 1\n",
+      "reaper_notifications_total{sink=\"webhook[0]\",outcome=\"dropped\"} "
+      "0\n",
+      "reaper_notifications_total{sink=\"webhook[0]\",outcome=\"retried\"} "
+      "2\n",
+      "# TYPE reaper_due_workloads gauge\n",
+      "# TYPE reaper_most_overdue_seconds gauge\n",
+      "# TYPE reaper_notifications_total counter\n",
+  };
+  for (size_t i = 0; i < RP_ARRAY_LEN(want); i++)
+    if (!strstr(buf, want[i]))
+      fail_msg("metrics lack %s", want[i]);
+  assert_null(strstr(buf, "going\""));
+  free(buf);
+  rp_metrics_free(m);
+  fc_free(&f);
+}
+
 int
 main(void)
 {
@@ -899,6 +1063,7 @@ main(void)
       cmocka_unit_test_setup_teardown(test_webhook_retries, world_setup,
                                       world_teardown),
       cmocka_unit_test_setup_teardown(test_reload, world_setup, world_teardown),
+      cmocka_unit_test(test_forecast),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
