@@ -52,8 +52,8 @@ if [ "$what" = all ] || [ "$what" = unit ]; then
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$jobs")
 
-  step "fuzz (10 s per target)"
-  tests/fuzz/run.sh 10
+  step "fuzz (10 s per target, seeded)"
+  FUZZ_SEED=1 tests/fuzz/run.sh 10
 fi
 
 if [ "$what" = all ] || [ "$what" = integration ]; then

@@ -4,6 +4,11 @@
 # earlier runs found (build-fuzz/corpus/<target>/, kept between runs).
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET]     default 60
 #   FUZZ_TARGETS="config time" tests/fuzz/run.sh 300
+#   FUZZ_SEED=1 tests/fuzz/run.sh 10   the same mutations on every run from
+#                                      the same corpus (tests/run.sh: a brief
+#                                      run that fails only on a regression,
+#                                      not on what a lucky draw finds; long
+#                                      runs without a seed explore)
 # A crash, leak, sanitizer report, timeout or violated property is saved as
 # tests/fuzz/crashes/<target>-<kind>-<sha1> (git-ignored) and makes the
 # script exit 1.  Keep a fixed one as a regression: copy it to
@@ -54,6 +59,8 @@ for t in $targets; do
   log=$build/logs/$t.log
   mkdir -p "$work"
   dict=()
+  seed=()
+  [ -n "${FUZZ_SEED:-}" ] && seed=(-seed="$FUZZ_SEED")
   [ -f "$here/$t.dict" ] && dict=(-dict="$here/$t.dict")
   rc=0
   # ASan's leak check runs after every input; UBSan findings abort.
@@ -61,7 +68,7 @@ for t in $targets; do
     UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" \
     -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$crashes/$t-" "${dict[@]}" \
+    -print_final_stats=1 -artifact_prefix="$crashes/$t-" "${dict[@]}" "${seed[@]}" \
     "$work" "$here/corpus/$t" >"$log" 2>&1 || rc=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
@@ -72,6 +79,10 @@ for t in $targets; do
   else
     result="FAILED (exit $rc): $(grep -m1 -oE 'ERROR: [A-Za-z]+: [^ ]+|property violated: .*|ERROR: libFuzzer: [a-z-]+' "$log" || echo see log) $(grep -o "Test unit written to .*" "$log" | tail -n 1 | sed 's/Test unit written to //')"
     failed+=("$t")
+    # The input itself, so that a run on a machine thrown away afterwards
+    # (CI) still tells what to reproduce.
+    unit=$(grep -o "Test unit written to .*" "$log" | tail -n 1 | sed 's/Test unit written to //')
+    [ -n "$unit" ] && [ -f "$unit" ] && { echo "input (hex):"; od -An -tx1 -v "$unit" | head -n 40; } >&2
   fi
   printf '%-15s %10s %9s %6s %7s  %s\n' "$t" "${runs:-?}" "${speed:-?}" \
     "${cov:-?}" "$corpus" "$result"

@@ -43,8 +43,10 @@ cleanup() {
 trap cleanup EXIT
 
 # wait_for SECONDS DESCRIPTION COMMAND...: polls until COMMAND succeeds.
+# TEST_TIME_SCALE multiplies every wait (tests/valgrind.sh: the agent under
+# memcheck is 20 to 50 times slower); the default is 1.
 wait_for() {
-  local secs=$1 what=$2
+  local secs=$(($1 * ${TEST_TIME_SCALE:-1})) what=$2
   shift 2
   local end=$(($(date +%s%N) / 1000000 + secs * 1000))
   until "$@" >/dev/null 2>&1; do

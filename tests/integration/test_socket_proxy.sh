@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # reaper behind a Docker socket proxy that allows only the requests it makes
-# (HAProxy from Debian's packages, configured as tests/lib/socket-proxy.cfg,
+# (HAProxy from Debian's packages, configured as contrib/socket-proxy.cfg,
 # the file contrib/docs/socket-proxy.md explains): it tracks containers,
 # from its list and from the event stream, and recycles them (recreate, with
 # a drain hook and a second network to connect) through the proxy; requests
@@ -21,7 +21,7 @@ stop_haproxy() { # a soft stop (SIGUSR1) logs the sessions still open
 }
 on_exit stop_haproxy
 REAPER_PROXY_SOCKET=$PROXY DOCKER_SOCKET=${DOCKER_HOST#unix://} \
-  haproxy -db -f "$top/tests/lib/socket-proxy.cfg" >"$T/haproxy.log" 2>&1 &
+  haproxy -db -f "$top/contrib/socket-proxy.cfg" >"$T/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 px() { # METHOD PATH: the proxy's HTTP status for that request
   curl -s -o "$T/px.body" -w '%{http_code}' --unix-socket "$PROXY" -X "$1" "http://localhost$2"
