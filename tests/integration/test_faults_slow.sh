@@ -66,7 +66,10 @@ ended recycle.done "$d_id" || fail "d$$'s recycle failed with slow answers"
 [ "$(grep -c 'delay$' "$T/proxy.log")" -ge 10 ] || fail "the proxy delayed only $(grep -c 'delay$' "$T/proxy.log") answers"
 
 log "3. the answer to e$$'s create lost"
-fault '{"rules": [{"match": "POST /v[0-9.]+/containers/create\\?name=e'$$'$", "fault": "drop_reply", "count": 1}]}'
+# With it already, the rule of step 4: f$$'s deadline may come while e$$'s
+# retry is still under way on a busy machine.
+fault '{"rules": [{"match": "POST /v[0-9.]+/containers/create\\?name=e'$$'$", "fault": "drop_reply", "count": 1},
+  {"match": "GET /v[0-9.]+/containers/'"$f_id"'/json$", "fault": "stall", "ms": 10000, "count": 1}]}'
 wait_for 30 "e$$'s recycle to fail" ended recycle.failed "$e_id"
 wait_for 20 "recovery of what it left" ended recycle.recovered "$e_id"
 wait_for 40 "e$$ recycled on retry" ended recycle.done "$e_id"
@@ -80,11 +83,14 @@ assert_eq "drop_reply pass" "$(grep -E "POST /v[0-9.]+/containers/create\?name=e
   "the first two creates of e$$"
 
 log "4. f$$ stopped while the inspect that starts its recycle is held"
-fault '{"rules": [{"match": "GET /v[0-9.]+/containers/'"$f_id"'/json$", "fault": "stall", "ms": 4000, "count": 1}]}'
+# The first inspect of f$$ since step 3 began (its recycle's) is held
+# 10 s: long enough for the stop below to finish first on a busy machine,
+# well within reaper's 30 s request timeout.
 wait_for 40 "f$$'s recycle to begin" grep -q "\"recycle.begin\".*$f_id" "$T/audit.jsonl"
 docker stop -t 1 f$$ >/dev/null
-wait_for 20 "f$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -q '$f_id'"
+wait_for 30 "f$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -q '$f_id'"
 audit_any recycle.failed '.id == $id and (.error | test("no longer running: nothing done")) and .rolled_back' --arg id "$f_id" ||
+  { grep "$f_id" "$T/proxy.log" | tail -n 20; false; } ||
   fail "f$$'s recycle did not stop at 'no longer running'"
 assert_eq 0 "$(named f$$)" "running containers named f$$ (someone stopped it)"
 assert_eq false "$(docker inspect -f '{{.State.Running}}' "$f_id")" "f$$ running"
