@@ -69,13 +69,7 @@ touch "$T/received.jsonl" "$T/cmd.out"
 
 # web: recycled every 6 s.  bad: its bind mount's source goes away, so its
 # replacement cannot be created and every recycle of it fails.
-mkdir -p "$T/gone"
 sleeper=(reaper-test/sleeper:1 sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done')
-run web$$ -l case=web "${sleeper[@]}"
-run bad$$ -l case=bad --mount "type=bind,source=$T/gone,target=/gone" "${sleeper[@]}"
-rmdir "$T/gone"
-web_id=$(cid web$$)
-bad_id=$(cid bad$$)
 
 config <<YAML
 agent:
@@ -110,6 +104,16 @@ notify:
     retries: 2
 YAML
 start_reaper
+# Both start once the agent is up, so that their first deadlines are ahead
+# of it however slowly it starts (under valgrind, say): the notice 3 s
+# before can be sent, and no begin is late.
+wait_for 30 "the first list" grep -q "workloads" "$T/reaper.log"
+run web$$ -l case=web "${sleeper[@]}"
+mkdir -p "$T/gone"
+run bad$$ -l case=bad --mount "type=bind,source=$T/gone,target=/gone" "${sleeper[@]}"
+rmdir "$T/gone"
+web_id=$(cid web$$)
+bad_id=$(cid bad$$)
 
 # web's first life: upcoming, begin, done at /all.
 received() { # PATH EVENT ID: a body of EVENT for ID arrived at PATH
@@ -171,9 +175,10 @@ while read -r ev json; do
   case $ev in recycle.done | recycle.failed) ;; *) fail "the command got $ev (filter: done, failed)" ;; esac
 done <"$T/cmd.out"
 
-# Receivers down or hanging delay nothing: every recycle began on time.
-late=$(audit_events recycle.begin | jq -s 'map(.lateness_s) | max')
-log "largest lateness of $(audit_count recycle.begin) begins: ${late}s"
+# Receivers down or hanging delay nothing: every recycle began on time
+# (first attempts: a retry of bad is late by its back-off, on purpose).
+late=$(audit_events recycle.begin | jq -s 'map(select(.attempt == null) | .lateness_s) | max')
+log "largest lateness of $(audit_events recycle.begin | jq -s 'map(select(.attempt == null)) | length') first begins: ${late}s"
 python3 -c "import sys; sys.exit(0 if $late < 1.5 else 1)" ||
   fail "a recycle began ${late}s late with receivers down"
 [ "$(audit_count recycle.begin)" -ge 2 ] || fail "expected at least two begins (web and bad)"

@@ -35,7 +35,9 @@ bad_line=$(grep -n 'max_age: -5m' "$T/config.yaml" | cut -d: -f1)
 kill -HUP "$REAPER_PID"
 wait_for 5 "the reload to be rejected" grep -q "reload rejected" "$T/reaper.log"
 grep -q "config.yaml:$bad_line:14" "$T/reaper.log" || fail "the rejection does not name FILE:LINE:COL"
-audit_any config.reload '.result == "rejected"' || fail "rejected reload not audited"
+# The log line may come before the audit line is on disk (the audit
+# writer fsyncs off the loop): waited for, not raced.
+wait_for 5 "the rejected reload in the audit log" audit_any config.reload '.result == "rejected"'
 kill -0 "$REAPER_PID" || fail "reaper died on a bad reload"
 # Nothing was recycled under the broken file (young is 1h by label, the
 # others 1d by policy).
