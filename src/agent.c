@@ -2,6 +2,9 @@
 
 #include <signal.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/resource.h>
 #include <string.h>
 
@@ -758,10 +761,19 @@ log_stats(struct agent *a)
   while (f && fgets(line, sizeof(line), f))
     if (sscanf(line, "VmRSS: %ld kB", &rss_kib) == 1)
       break;
+  /* What malloc has handed out and not had back: unlike RSS, it falls when
+   * memory is freed, so a growing figure here is a leak or an unbounded
+   * structure, and RSS growing beside a flat one is the heap's
+   * fragmentation. */
+  long heap_kib = -1;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+  struct mallinfo2 mi = mallinfo2();
+  heap_kib = (long)((mi.uordblks + mi.hblkhd) / 1024);
+#endif
   const struct rp_recycler_stats *st = rp_recycler_stats(a->recycler);
   rp_info("stats: workloads=%zu scheduled=%zu due=%zu in_flight=%zu "
           "recycled=%llu failed=%llu planned=%llu api_requests=%llu "
-          "rss_kib=%ld cpu_user_ms=%lld cpu_sys_ms=%lld",
+          "rss_kib=%ld cpu_user_ms=%lld cpu_sys_ms=%lld heap_kib=%ld",
           rp_tracker_count(a->tracker),
           a->schedule ? rp_schedule_count(a->schedule) : 0,
           rp_recycler_waiting(a->recycler), rp_recycler_in_flight(a->recycler),
@@ -771,7 +783,8 @@ log_stats(struct agent *a)
                                        : a->http_sent_at_close),
           rss_kib,
           (long long)ru.ru_utime.tv_sec * 1000 + ru.ru_utime.tv_usec / 1000,
-          (long long)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000);
+          (long long)ru.ru_stime.tv_sec * 1000 + ru.ru_stime.tv_usec / 1000,
+          heap_kib);
 }
 
 static void

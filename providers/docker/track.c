@@ -43,6 +43,10 @@ struct rp_docker_track {
   json_t *recheck;      /* owned: ids whose event could not be followed (the
                            inspect failed): the next list inspects them */
   int calls;            /* API calls in flight */
+  int queries;          /* of those, inspects and lists: answers gone_at
+                           judges.  With none in flight (and no list under
+                           way) gone_at has nothing left to judge and is
+                           emptied, so that it stays small under churn. */
   bool dropping_stream; /* schedule_reconnect is cancelling the stream */
   bool stopping;
   bool timer_closed;
@@ -79,7 +83,18 @@ call(struct rp_docker_track *t, const char *method, const char *path,
   if (rp_docker_call(t->d, method, path, NULL, 0, cb, arg, err) != 0)
     return -1;
   t->calls++;
+  t->queries++;
   return 0;
+}
+
+/* The end of a call() (an inspect or a list). */
+static void
+query_done(struct rp_docker_track *t)
+{
+  t->queries--;
+  if (t->queries == 0 && !t->listing)
+    json_object_clear(t->gone_at);
+  call_done(t);
 }
 
 /* --- workloads ---------------------------------------------------------- */
@@ -277,7 +292,7 @@ inspect_one_cb(void *arg, const struct rp_docker_reply *r,
     report_inspect(t, io->id, r->body);
   }
   free(io);
-  call_done(t);
+  query_done(t);
 }
 
 static void
@@ -463,9 +478,8 @@ list_finish(struct listing *l)
     inspect_event(t, id);
   }
   json_object_clear(t->dirty);
-  /* With nothing but the stream in flight, no answer can be stale any
-   * more. */
-  if (t->calls <= 1)
+  /* With no inspect in flight, no answer can be stale any more. */
+  if (t->queries == 0)
     json_object_clear(t->gone_at);
   if (t->list_again) {
     t->list_again = false;
@@ -507,7 +521,7 @@ list_item_inspected_cb(void *arg, const struct rp_docker_reply *r,
     }
   }
   free(li);
-  call_done(t);
+  query_done(t);
   list_pump(l);
 }
 
@@ -541,7 +555,7 @@ list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
 {
   struct listing *l = arg;
   struct rp_docker_track *t = l->t;
-  call_done(t);
+  query_done(t);
   if (err || !json_is_array(r->body)) {
     l->failed = true;
     l->error = rp_xasprintf("list containers: %s",

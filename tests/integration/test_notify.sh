@@ -133,9 +133,10 @@ done_at=$(at_of /all recycle.done "$web_id")
 [ "$up_at" != null ] || fail "no recycle.upcoming of web$$ at the receiver"
 [ "$begin_at" != null ] || fail "no recycle.begin of web$$ at the receiver"
 log "web$$: upcoming at $up_at, begin at $begin_at, done at $done_at"
-# notify_before 3s: the notice comes about 3 s before the begin.
-python3 -c "import sys; d = $begin_at - $up_at; sys.exit(0 if 2.0 <= d <= 4.5 else 1)" ||
-  fail "recycle.upcoming came $(python3 -c "print(round($begin_at - $up_at, 2))")s before the begin, not about 3s"
+# notify_before 3s: the notice arrives before the begin, and was sent about
+# 3 s before the deadline (its ts against its due: the agent's own clock,
+# not the delivery's, which valgrind or a loaded host stretches).
+python3 -c "import sys; sys.exit(0 if $up_at <= $begin_at else 1)" || fail "recycle.upcoming arrived after the begin"
 python3 -c "import sys; sys.exit(0 if $begin_at <= $done_at else 1)" || fail "begin arrived after done"
 
 # The notice's members.
@@ -149,6 +150,11 @@ jq -e --arg n "web$$" '.body | .provider == "local" and .kind == "container" and
   fail "recycle.upcoming lacks a member or has a wrong one: $up"
 jq -e '.header == "recycle.upcoming" and .type == "application/json"' <<<"$up" >/dev/null ||
   fail "webhook headers: $up"
+ahead=$(jq -r '.body | ((.due | sub("\\.[0-9]+Z$"; "Z") | fromdate) + (.due | capture("(?<f>\\.[0-9]+)Z$").f | tonumber)
+  - (.ts | sub("\\.[0-9]+Z$"; "Z") | fromdate) - (.ts | capture("(?<f>\\.[0-9]+)Z$").f | tonumber))' <<<"$up")
+python3 -c "import sys; sys.exit(0 if 2.0 <= $ahead <= 3.5 else 1)" ||
+  fail "recycle.upcoming was sent ${ahead}s before its due time, not about 3s"
+log "recycle.upcoming sent ${ahead}s ahead of the deadline"
 # Its due time is the begin's deadline.
 deadline=$(audit_events recycle.begin | jq -r --arg id "$web_id" 'select(.id == $id) | .deadline' | head -n1)
 assert_eq "$deadline" "$(jq -r .body.due <<<"$up")" "recycle.upcoming's due against recycle.begin's deadline"
