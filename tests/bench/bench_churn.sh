@@ -40,7 +40,10 @@
 #        half of a recycle.done, removed by the churn process (its log),
 #        or a replacement removed by a rollback; at the end every fleet name
 #        is exactly one running container, and nothing is left stopped;
-#      - memory: RSS after the initial list and every minute after.
+#      - memory: RSS after the initial list and every minute after, and
+#        the heap in use (malloc's bytes handed out, the stats line's
+#        heap_kib): flat means the heap in use does not grow; RSS growing
+#        beside a flat heap is the allocator's fragmentation, reported.
 # Output: the summary on stdout and in tests/artifacts/bench_churn.txt; the
 # logs, the audit log, the churn log and the engine's events in
 # tests/artifacts/bench_churn/ (git-ignored).  Everything it started
@@ -186,11 +189,11 @@ sample() { # LABEL
   local s now
   s=$(stats)
   now=$(now_ms)
-  printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" $(((now - T_START_MS) / 1000)) \
+  printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" $(((now - T_START_MS) / 1000)) \
     "$(proc_kib VmRSS "$REAPER_PID")" "$(proc_kib VmHWM "$REAPER_PID")" "$(load1)" \
     "$(field workloads "$s")" "$(field due "$s")" "$(field in_flight "$s")" \
     "$(field recycled "$s")" "$(field failed "$s")" "$(field api_requests "$s")" \
-    "$(($(field cpu_user_ms "$s") + $(field cpu_sys_ms "$s")))" >>"$W/rss.tsv"
+    "$(($(field cpu_user_ms "$s") + $(field cpu_sys_ms "$s")))" "$(field heap_kib "$s")" >>"$W/rss.tsv"
   tail -n 1 "$W/rss.tsv"
 }
 
@@ -538,8 +541,16 @@ def analyze(args):
         seen_key.add(k)
     lat, waits, unexplained, early, bad_deadline = [], [], [], [], 0
     worst = None
+    # A deadline that passed before reaper started (the fleet took longer
+    # to create than planned) measures the set-up, not reaper: such begins
+    # are counted apart, with how long after the agent's start they came.
+    t_agent = next((ts_of(a["ts"]) for a in audit if a.get("event") == "agent.start"), None)
+    before_start = []
     for b in first:
         d = ts_of(b["deadline"])
+        if t_agent is not None and d < t_agent:
+            before_start.append(b["t"] - t_agent)
+            continue
         # jitter 0: the deadline is the start plus the max age, exactly.
         if abs(ts_of(b["started_at"]) + b["max_age_s"] - d) > 0.0015:
             bad_deadline += 1
@@ -659,7 +670,9 @@ def analyze(args):
             problems.append("churn container %s is still there" % i[:12])
     # --- memory -------------------------------------------------------------
     rows = [(r[0], int(r[1]), int(r[2]), int(r[3]), r[4], r[5], r[6], r[7],
-             r[8], r[9], r[10], r[11]) for r in rss]
+             r[8], r[9], r[10], r[11],
+             int(r[12]) if len(r) > 12 and r[12].lstrip("-").isdigit() else -1)
+            for r in rss]
     start_row = next(r for r in rows if r[0] == "start")
     mins = [r for r in rows if r[0] == "minute"]
     end_row = next((r for r in rows if r[0] == "end"), mins[-1] if mins else start_row)
@@ -676,10 +689,25 @@ def analyze(args):
         mx, my = statistics.fmean(xs), statistics.fmean(ys)
         sxx = sum((x - mx) ** 2 for x in xs)
         slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else None
-    flat = growth <= 1024 and (slope is None or slope <= 1024)
+    rss_flat = growth <= 1024 and (slope is None or slope <= 1024)
+    # The heap in use (the stats line's heap_kib, -1 where the C library
+    # does not say): what a leak or an unbounded structure would grow.
+    # Samples swing with the recycles in flight at that instant, so the
+    # trend is judged on the medians of the first and the last third after
+    # the warm-up.
+    heaps = [r for r in after if r[12] >= 0]
+    heap_flat, heap_growth = None, None
+    if len(heaps) >= 3:
+        third = max(1, len(heaps) // 3)
+        h0 = statistics.median(r[12] for r in heaps[:third])
+        h1 = statistics.median(r[12] for r in heaps[-third:])
+        heap_growth = h1 - h0
+        heap_flat = heap_growth <= 512
+    flat = heap_flat if heap_flat is not None else rss_flat
     if not flat:
-        problems.append("RSS grew by %d KiB from %d s to the end (%s KiB/h over "
-                        "the second half)" % (growth, ref[1], fmt(slope, "%.0f")))
+        problems.append("memory grew: heap in use %s KiB, RSS %+d KiB from %d s to the end "
+                        "(%s KiB/h over the second half)" % (
+                            fmt(heap_growth, "%+.0f"), growth, ref[1], fmt(slope, "%.0f")))
     # --- summary --------------------------------------------------------------
     mib = lambda k: "%.1f" % (k / 1024)
     loads = [float(r[4]) for r in mins]
@@ -706,6 +734,10 @@ def analyze(args):
                    fmt(pct(unexplained, .95), "%.3f"),
                    fmt(max(unexplained) if unexplained else None, "%.3f"),
                    " (%s)" % worst[1] if worst else ""))
+    if before_start:
+        out.append("  due before reaper started (the fleet's creation overran; not in the "
+                   "figures above): %d, begun at most %.3f s after the agent's start" % (
+                       len(before_start), max(before_start)))
     for p, bs in sorted(by_pol.items()):
         ls = [b["t"] - ts_of(b["deadline"]) for b in bs]
         ws = [full_time(p, ts_of(b["deadline"]), b["t"]) for b in bs]
@@ -740,9 +772,16 @@ def analyze(args):
                    creates / c_span, creates, cstarts / c_span, removes / c_span,
                    round(c_span), c_err, ce[0]["skipped"] if ce else -1))
     out.append("memory: RSS %s MiB after the initial list, %s MiB after %d s, peak %s MiB; "
-               "%+d KiB from %d s to the end (%s KiB/h over the second half): %s" % (
+               "%+d KiB from %d s to the end (%s KiB/h over the second half)%s" % (
                    mib(start_row[2]), mib(end_row[2]), end_row[1], mib(end_row[3]),
-                   growth, ref[1], fmt(slope, "%+.0f"), "flat" if flat else "GROWING"))
+                   growth, ref[1], fmt(slope, "%+.0f"),
+                   "" if rss_flat or not heap_flat else ", the allocator's (the heap in use is flat)"))
+    if heap_growth is not None:
+        out.append("  heap in use: %s KiB median over the first third after %d s, %+.0f KiB by "
+                   "the last third: %s" % (
+                       fmt(statistics.median(r[12] for r in heaps[:max(1, len(heaps) // 3)]), "%.0f"),
+                       ref[1], heap_growth, "flat" if heap_flat else "GROWING"))
+        out.append("  heap in use each minute (KiB): " + " ".join(str(r[12]) for r in mins))
     out.append("  RSS each minute (MiB): " + " ".join(mib(r[2]) for r in mins))
     out.append("  tracked workloads each minute: " + " ".join(r[5] for r in mins))
     out.append("  engine events during the run: %d starts, %d dies, %d destroys; reaper made "
