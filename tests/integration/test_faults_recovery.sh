@@ -7,24 +7,7 @@
 # container without Id looks gone): it fails, says why, reaper acts on
 # nothing of that provider, and the next attempt finishes the recycle.
 source "$(dirname "$0")/lib.sh"
-FP="$(cd "$(dirname "$0")/../lib" && pwd)/faultproxy.py"
-PY=/usr/bin/python3 # Debian's: an interpreter manager's shim may take seconds
-[ -x "$PY" ] || PY=python3
-loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
-
-"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${DOCKER_HOST#unix://}" \
-  --control "$T/faults.json" --log "$T/proxy.log" 2>>"$T/proxy.err" &
-PROXY_PID=$!
-on_exit 'kill $PROXY_PID 2>/dev/null'
-wait_for 10 "the fault proxy's socket" test -S "$T/p.sock"
-# fault JSON: the proxy's faults from now on (the file is replaced whole).
-fault() {
-  jq -e . <<<"$1" >/dev/null || fail "bad fault JSON: $1"
-  printf '%s\n' "$1" >"$T/faults.json.tmp" && mv "$T/faults.json.tmp" "$T/faults.json"
-}
-no_sanitizer_report() {
-  ! grep -qE 'Sanitizer|runtime error' "$T/reaper.log" || fail "sanitizer report in reaper's log"
-}
+source "$(dirname "$0")/../lib/faults.sh"
 
 # What a crash between "start the replacement" and "remove the old one"
 # leaves.

@@ -6,24 +6,7 @@
 # retries with a backoff that doubles, and once the engine answers again it
 # lists, tracks what started meanwhile, and recycles what is due, once each.
 source "$(dirname "$0")/lib.sh"
-FP="$(cd "$(dirname "$0")/../lib" && pwd)/faultproxy.py"
-PY=/usr/bin/python3 # Debian's: an interpreter manager's shim may take seconds
-[ -x "$PY" ] || PY=python3
-loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
-
-"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${DOCKER_HOST#unix://}" \
-  --control "$T/faults.json" --log "$T/proxy.log" 2>>"$T/proxy.err" &
-PROXY_PID=$!
-on_exit 'kill $PROXY_PID 2>/dev/null'
-wait_for 10 "the fault proxy's socket" test -S "$T/p.sock"
-# fault JSON: the proxy's faults from now on (the file is replaced whole).
-fault() {
-  jq -e . <<<"$1" >/dev/null || fail "bad fault JSON: $1"
-  printf '%s\n' "$1" >"$T/faults.json.tmp" && mv "$T/faults.json.tmp" "$T/faults.json"
-}
-no_sanitizer_report() {
-  ! grep -qE 'Sanitizer|runtime error' "$T/reaper.log" || fail "sanitizer report in reaper's log"
-}
+source "$(dirname "$0")/../lib/faults.sh"
 # connected N: reaper has said N times that the provider is connected.
 connected() { [ "$(grep -c "provider local (docker) connected" "$T/reaper.log")" -ge "$1" ]; }
 begins() { grep -c '"recycle.begin"' "$T/audit.jsonl" || true; }
