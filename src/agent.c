@@ -458,6 +458,8 @@ once_timer_cb(uv_timer_t *t)
   once_check(t->data);
 }
 
+static json_t *status_providers_cb(void *ctx);
+
 static void
 check_ready(struct agent *a)
 {
@@ -472,6 +474,10 @@ check_ready(struct agent *a)
     cleanup_free struct rp_entry **v =
         rp_tracker_snapshot(a->tracker, rp_plan_cmp, &n);
     int64_t now = rp_wall_ms();
+    if (!a->opt.json) {
+      cleanup_json json_t *providers = status_providers_cb(a);
+      rp_plan_print_providers(stdout, providers);
+    }
     rp_plan_print(stdout, v, n, now, a->opt.json);
     if (!a->opt.json)
       rp_plan_print_forecast(stdout, a->config, v, n, now);
@@ -825,6 +831,12 @@ status_providers_cb(void *ctx)
       json_object_set_new(o, "reason",
                           json_string(a->down_reason[i] ? a->down_reason[i]
                                                         : "not connected yet"));
+    if (p->ops && p->ops->describe && p->ctx) {
+      json_t *d = p->ops->describe(p);
+      if (d)
+        json_object_update(o, d);
+      json_decref(d);
+    }
     json_array_append_new(arr, o);
   }
   return arr;

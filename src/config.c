@@ -201,18 +201,74 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
   return 0;
 }
 
+/* The common keys, and those of the provider's type. */
+static int
+check_provider_keys(struct rp_config_parse *ps, const struct rp_config_node *n,
+                    const char *at, const char *const *common,
+                    const struct rp_provider_ops *ops)
+{
+  size_t nc = 0, no = 0;
+  while (common[nc])
+    nc++;
+  while (ops && ops->options && ops->options[no])
+    no++;
+  cleanup_free const char **keys = rp_xcalloc(nc + no + 1, sizeof(*keys));
+  memcpy(keys, common, nc * sizeof(*keys));
+  if (no)
+    memcpy(keys + nc, ops->options, no * sizeof(*keys));
+  return rp_config_check_keys(ps, n, at, keys, NULL);
+}
+
+/* The settings of the provider's own type, checked by it. */
+static int
+parse_provider_options(struct rp_config_parse *ps,
+                       const struct rp_config_node *n, const char *at,
+                       const struct rp_provider_ops *ops,
+                       struct rp_provider_config *pc)
+{
+  size_t count = 0;
+  for (size_t i = 0; ops && ops->options && ops->options[i]; i++) {
+    const struct rp_config_node *v = rp_config_node_get(n, ops->options[i]);
+    if (!v)
+      continue;
+    char p[RP_CONFIG_PATH_LEN], why[256];
+    char *value = NULL;
+    rp_config_join(p, at, ops->options[i]);
+    if (rp_config_get_string(ps, v, p, false, &value) < 0)
+      return -1;
+    if (ops->option_valid &&
+        !ops->option_valid(ops->options[i], value, why, sizeof(why))) {
+      free(value);
+      return rp_config_fail(ps, v->mark, p, "%s", why);
+    }
+    pc->options = rp_xrealloc(pc->options, (count + 3) * sizeof(char *));
+    pc->options[count++] = rp_xstrdup(ops->options[i]);
+    pc->options[count++] = value;
+    pc->options[count] = NULL;
+  }
+  return 0;
+}
+
+const char *
+rp_provider_config_option(const struct rp_provider_config *pc, const char *key)
+{
+  for (size_t i = 0; pc && pc->options && pc->options[i]; i += 2)
+    if (strcmp(pc->options[i], key) == 0)
+      return pc->options[i + 1];
+  return NULL;
+}
+
 static int
 parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
-  static const char *const keys[] = {
+  static const char *const common[] = {
       "name", "type", "endpoint", "namespaces", "allow_kubernetes", NULL};
   struct rp_config_parse *ps = &w->ps;
   struct rp_provider_config *pc = &w->c->providers[idx];
   const struct rp_config_node *v;
   char at[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
   rp_config_join_index(at, "providers", idx);
-  if (rp_config_want_map(ps, n, at) < 0 ||
-      rp_config_check_keys(ps, n, at, keys, NULL) < 0)
+  if (rp_config_want_map(ps, n, at) < 0)
     return -1;
   pc->mark = n->mark;
 
@@ -246,6 +302,10 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
                           "unknown provider type '%s'%s (known: %s)", pc->type,
                           rp_config_did_you_mean(hint, near), list);
   }
+  const struct rp_provider_ops *ops = rp_provider_lookup(pc->type);
+  if (check_provider_keys(ps, n, at, common, ops) < 0 ||
+      parse_provider_options(ps, n, at, ops, pc) < 0)
+    return -1;
 
   if ((v = rp_config_node_get(n, "endpoint")) &&
       rp_config_get_string(ps, v, rp_config_join(p, at, "endpoint"), false,
@@ -875,6 +935,7 @@ rp_config_free(struct rp_config *c)
     free(c->providers[i].type);
     free(c->providers[i].endpoint);
     rp_config_free_strv(c->providers[i].namespaces);
+    rp_config_free_strv(c->providers[i].options);
   }
   free(c->providers);
   for (size_t i = 0; i < c->n_policies; i++)

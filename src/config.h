@@ -78,13 +78,20 @@ struct rp_policy {
 };
 
 struct rp_provider_config {
-  char *name;        /* owned */
-  char *type;        /* owned: docker | swarm | containerd | host */
-  char *endpoint;    /* owned, NULL = the type's default ($DOCKER_HOST...) */
+  char *name;     /* owned */
+  char *type;     /* owned: docker | swarm | containerd | host */
+  char *endpoint; /* owned, NULL = the type's default ($DOCKER_HOST...) */
+  /* Settings that only this provider's type takes (its ops->options), as
+   * owned strings: key, value, key, value, ..., NULL; NULL when none. */
+  char **options;
   char **namespaces; /* owned, NULL-terminated, or NULL (containerd) */
   bool allow_kubernetes;
   struct rp_mark mark;
 };
+
+/* The value of one of a provider's own settings (options), or NULL. */
+const char *rp_provider_config_option(const struct rp_provider_config *pc,
+                                      const char *key);
 
 /* Exactly one of webhook and command is set. */
 struct rp_notify {

@@ -22,6 +22,7 @@ enum {
   RP_ETIMEOUT,       /* the operation ran out of time */
   RP_EAUDIT,         /* the audit log cannot be written: act on nothing */
   RP_ETAMPER,        /* verify found a broken chain */
+  RP_EVERSION,       /* the engine refuses the API version spoken */
 };
 
 struct rp_error {

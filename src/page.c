@@ -202,7 +202,9 @@ providers_table(FILE *out, json_t *providers)
     fputs("<div class=\"empty\">No provider.</div></section>", out);
     return;
   }
-  fputs("<table><tr><th>Provider</th><th>Type</th><th>State</th></tr>", out);
+  fputs("<table><tr><th>Provider</th><th>Type</th><th>Engine</th><th>API</th>"
+        "<th>State</th></tr>",
+        out);
   size_t i;
   json_t *p;
   json_array_foreach(providers, i, p)
@@ -212,6 +214,10 @@ providers_table(FILE *out, json_t *providers)
     esc(out, str(p, "name"));
     fputs("</td><td>", out);
     esc(out, str(p, "type"));
+    fputs("</td><td>", out);
+    esc(out, str(p, "engine"));
+    fputs("</td><td>", out);
+    esc(out, str(p, "api_version"));
     fprintf(out, "</td><td><span class=\"dot %s\"></span>%s",
             up ? "up" : "down", up ? "connected" : "unreachable");
     if (!up && *str(p, "reason")) {

@@ -150,6 +150,30 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
     fprintf(out, "(no workloads)\n");
 }
 
+static const char *
+member(json_t *o, const char *key)
+{
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : "-";
+}
+
+void
+rp_plan_print_providers(FILE *out, json_t *providers)
+{
+  fprintf(out, "%-10s %-10s %-30s %s\n", "PROVIDER", "TYPE", "ENGINE", "API");
+  size_t i;
+  json_t *p;
+  json_array_foreach(providers, i, p)
+  {
+    const char *api = member(p, "api_version");
+    const char *how = json_string_value(json_object_get(p, "api"));
+    fprintf(out, "%-10s %-10s %-30s %s%s%s%s\n", member(p, "name"),
+            member(p, "type"), member(p, "engine"), api, how ? " (" : "",
+            how ? how : "", how ? ")" : "");
+  }
+  fputc('\n', out);
+}
+
 /* --- the forward-looking view ------------------------------------------- */
 
 #define HOUR_MS INT64_C(3600000)

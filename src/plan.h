@@ -25,6 +25,10 @@ void rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf,
 int rp_plan_cmp(const void *a, const void *b);
 
 /* Prints entries (already sorted) as a table or a JSON array. */
+/* The providers and their engines, as /status lists them (an array of
+ * {"name", "type", "engine"?, "api_version"?, "api"?}), as a table. */
+void rp_plan_print_providers(FILE *out, json_t *providers);
+
 void rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
                    int64_t now_ms, bool json);
 

@@ -96,6 +96,12 @@ struct rp_provider_ops {
   enum rp_strategy (*default_strategy)(enum rp_kind kind);
   /* Whether the provider can apply a strategy to a kind (config check). */
   bool (*supports)(enum rp_kind kind, enum rp_strategy s);
+  /* Optional: the settings this type takes beyond name, type and endpoint
+   * (NULL-terminated), each a string that option_valid checks when the
+   * configuration loads (why gets the reason it is not). */
+  const char *const *options;
+  bool (*option_valid)(const char *key, const char *value, char *why,
+                       size_t why_len);
 
   /* Sets p->ctx.  Validates the configuration (endpoint, options). */
   int (*init)(struct rp_provider *p, struct rp_error **err);
@@ -123,6 +129,11 @@ struct rp_provider_ops {
                  size_t n, rp_recover_item_cb item_cb,
                  void (*done_cb)(void *arg, const struct rp_error *err),
                  void *arg, struct rp_error **err);
+  /* Optional.  What the provider knows of its engine now, for plan and
+   * /status: a new object with any of "engine" (its name and version),
+   * "api_version" (the version of its API spoken) and "api" (how that
+   * version was chosen), all strings; NULL when nothing is known yet. */
+  json_t *(*describe)(struct rp_provider *p);
   /* Stops watching and cancels what it can; done_cb runs once every handle
    * is closed.  Recycles in flight are cancelled (their callbacks run). */
   void (*stop)(struct rp_provider *p, void (*done_cb)(void *arg), void *arg);

@@ -342,6 +342,48 @@ reattach_anonymous_volumes(const json_t *inspect, json_t *host_config)
   }
 }
 
+/* Ulimit names as the docker CLI writes them ("nofile"): inspect shows
+ * "RLIMIT_NOFILE" on engines that store the kernel's names (podman), and
+ * create refuses those ("invalid ulimit type"). */
+static void
+normalize_ulimits(json_t *host_config)
+{
+  static const char prefix[] = "RLIMIT_";
+  size_t i;
+  json_t *u;
+  json_array_foreach(json_object_get(host_config, "Ulimits"), i, u)
+  {
+    const char *name = json_string_value(json_object_get(u, "Name"));
+    if (!name || strncmp(name, prefix, sizeof(prefix) - 1) != 0)
+      continue;
+    cleanup_free char *lower = rp_xstrdup(name + sizeof(prefix) - 1);
+    for (char *c = lower; *c; c++)
+      *c = (char)((*c >= 'A' && *c <= 'Z') ? *c - 'A' + 'a' : *c);
+    json_object_set_new(u, "Name", json_string(lower));
+  }
+}
+
+/* HOSTNAME=<the old container's generated hostname> in Config.Env: engines
+ * that write the hostname into the environment (podman) would hand the old
+ * container's name to the replacement, which gets a hostname of its own.
+ * A HOSTNAME the user chose (any other value) stays. */
+static void
+drop_generated_hostname_env(json_t *body, const char *short_id)
+{
+  json_t *env = json_object_get(body, "Env");
+  cleanup_free char *entry = rp_xasprintf("HOSTNAME=%s", short_id);
+  size_t i;
+  json_t *v;
+  json_array_foreach(env, i, v)
+  {
+    const char *e = json_string_value(v);
+    if (e && strcmp(e, entry) == 0) {
+      json_array_remove(env, i);
+      return;
+    }
+  }
+}
+
 /* Networks on which the engine refuses user aliases. */
 static bool
 is_builtin_network(const char *name)
@@ -621,6 +663,8 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
     json_object_set_new(hc, "Links", rewrite_links(links, opts->id_names));
   rewrite_volumes_from(hc, opts->id_names);
   reattach_anonymous_volumes(inspect, hc);
+  normalize_ulimits(hc);
+  drop_generated_hostname_env(body, short_id);
 
   /* A reference by name may or may not resolve to the old image: leaving
    * out what equals its defaults is harmless then, and needed otherwise. */

@@ -55,8 +55,9 @@ init(struct rp_provider *p, struct rp_error **err)
 {
   struct rp_docker *d = rp_xcalloc(1, sizeof(*d));
   d->p = p;
-  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &d->ep, err) !=
-      0) {
+  if (rp_dockerapi_init(&d->api, p, p->cfg ? p->cfg->endpoint : NULL,
+                        rp_provider_config_option(p->cfg, "api_version"),
+                        err) != 0) {
     free(d);
     return -1;
   }
@@ -125,6 +126,13 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   maybe_stopped(d);
 }
 
+static json_t *
+describe(struct rp_provider *p)
+{
+  struct rp_docker *d = p->ctx;
+  return d ? rp_dockerapi_describe(&d->api) : NULL;
+}
+
 static void
 destroy(struct rp_provider *p)
 {
@@ -132,7 +140,7 @@ destroy(struct rp_provider *p)
   if (!d)
     return;
   rp_docker_track_free(d);
-  rp_http_endpoint_clear(&d->ep);
+  rp_dockerapi_clear(&d->api);
   free(d->self_id);
   free(d);
   p->ctx = NULL;
@@ -142,11 +150,14 @@ const struct rp_provider_ops rp_provider_docker = {
     .type = "docker",
     .default_strategy = default_strategy,
     .supports = supports,
+    .options = rp_dockerapi_options,
+    .option_valid = rp_dockerapi_option_valid,
     .init = init,
     .start = start,
     .resync = resync,
     .recycle = recycle,
     .recover = recover,
+    .describe = describe,
     .stop = stop,
     .destroy = destroy,
 };

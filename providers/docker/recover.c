@@ -232,7 +232,7 @@ report(struct recover *rv, json_t *w, const char *error)
 }
 
 static void
-op_cb(void *arg, const struct rp_docker_reply *reply,
+op_cb(void *arg, const struct rp_dockerapi_reply *reply,
       const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -276,10 +276,11 @@ work_next(struct recover *rv)
     }
     rv->op++;
     cleanup_error struct rp_error *err = NULL;
-    if (rp_docker_call(rv->d, json_string_value(json_object_get(op, "method")),
-                       json_string_value(json_object_get(op, "path")), NULL,
-                       json_integer_value(json_object_get(op, "timeout")),
-                       op_cb, rv, &err) == 0)
+    if (rp_dockerapi_call(&rv->d->api,
+                          json_string_value(json_object_get(op, "method")),
+                          json_string_value(json_object_get(op, "path")), NULL,
+                          json_integer_value(json_object_get(op, "timeout")),
+                          op_cb, rv, &err) == 0)
       return;
     report(rv, w, err->message);
     rv->next++;
@@ -288,7 +289,7 @@ work_next(struct recover *rv)
 }
 
 static void
-listed_cb(void *arg, const struct rp_docker_reply *r,
+listed_cb(void *arg, const struct rp_dockerapi_reply *r,
           const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -379,8 +380,8 @@ rp_docker_recover(struct rp_docker *d, const struct rp_unfinished *items,
           json_pack("{s:s, s:s?, s:i, s:I}", "id", items[i].id, "name",
                     items[i].name, "strategy", (int)items[i].strategy,
                     "grace_ms", (json_int_t)items[i].grace_ms));
-  if (rp_docker_call(d, "GET", "/containers/json?all=1", NULL, 0, listed_cb, rv,
-                     err) != 0) {
+  if (rp_dockerapi_call(&d->api, "GET", "/containers/json?all=1", NULL, 0,
+                        listed_cb, rv, err) != 0) {
     json_decref(rv->items);
     json_decref(rv->work);
     free(rv);

@@ -146,7 +146,7 @@ finish(struct rc *rc, int status, bool rolled_back)
 
 /* --- API calls ---------------------------------------------------------- */
 
-typedef void (*step_ok_fn)(struct rc *rc, const struct rp_docker_reply *r);
+typedef void (*step_ok_fn)(struct rc *rc, const struct rp_dockerapi_reply *r);
 
 struct pending {
   struct rc *rc;
@@ -155,12 +155,12 @@ struct pending {
   bool tolerant;    /* rollback: errors are noted, the caller goes on */
   void (*then)(struct rc *rc, const struct rp_error *err); /* tolerant */
   /* tolerant, with the reply (NULL on error) */
-  void (*then_reply)(struct rc *rc, const struct rp_docker_reply *r,
+  void (*then_reply)(struct rc *rc, const struct rp_dockerapi_reply *r,
                      const struct rp_error *err);
 };
 
 static void
-pending_cb(void *arg, const struct rp_docker_reply *r,
+pending_cb(void *arg, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   struct pending pd = *(struct pending *)arg;
@@ -186,8 +186,8 @@ api(struct rc *rc, const char *method, const char *path, const json_t *body,
   struct pending *pd = rp_xcalloc(1, sizeof(*pd));
   *pd = (struct pending){.rc = rc, .ok = ok, .what = what};
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, method, path, body, timeout_ms, pending_cb, pd,
-                     &err) != 0) {
+  if (rp_dockerapi_call(&rc->d->api, method, path, body, timeout_ms, pending_cb,
+                        pd, &err) != 0) {
     free(pd);
     fail(rc, err, what);
   }
@@ -202,15 +202,15 @@ api_tolerant(struct rc *rc, const char *method, const char *path,
   struct pending *pd = rp_xcalloc(1, sizeof(*pd));
   *pd = (struct pending){.rc = rc, .tolerant = true, .then = then};
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, method, path, NULL, timeout_ms, pending_cb, pd,
-                     &err) != 0) {
+  if (rp_dockerapi_call(&rc->d->api, method, path, NULL, timeout_ms, pending_cb,
+                        pd, &err) != 0) {
     free(pd);
     then(rc, err);
   }
 }
 
 static void
-ok_advance(struct rc *rc, const struct rp_docker_reply *r)
+ok_advance(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   advance(rc);
@@ -233,7 +233,7 @@ stop_path(const struct rc *rc, const char *id)
 /* --- steps -------------------------------------------------------------- */
 
 static void
-inspected(struct rc *rc, const struct rp_docker_reply *r)
+inspected(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   if (!json_is_object(r->body) ||
       !json_is_object(json_object_get(r->body, "Config"))) {
@@ -286,7 +286,7 @@ step_inspect(struct rc *rc)
 /* Every container's name by id (full and short), to rewrite references; and
  * a refusal when another container shares this one's network namespace. */
 static void
-listed_all(struct rc *rc, const struct rp_docker_reply *r)
+listed_all(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   rc->id_names = json_object();
   cleanup_json json_t *dependents = json_array();
@@ -344,7 +344,7 @@ step_list_all(struct rc *rc)
 /* rc->image is always the image the OLD container ran: the body builder
  * compares the old configuration with that image's defaults. */
 static void
-image_inspected(struct rc *rc, const struct rp_docker_reply *r)
+image_inspected(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   rc->image = json_incref(r->body);
   advance(rc);
@@ -354,7 +354,7 @@ static void inspect_image(struct rc *rc, const char *ref);
 
 /* After a pull: the replacement is created from the pulled image's id. */
 static void
-pulled_inspected(struct rc *rc, const struct rp_docker_reply *r)
+pulled_inspected(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   const char *id = json_string_value(json_object_get(r->body, "Id"));
   const char *old = json_string_value(json_object_get(rc->inspect, "Image"));
@@ -377,7 +377,7 @@ inspect_image(struct rc *rc, const char *ref)
 }
 
 static void
-pulled(struct rc *rc, const struct rp_docker_reply *r)
+pulled(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   /* The pull answers 200 and reports failure in its progress stream. */
   const char *p = r->raw ? strstr(r->raw, "\"error\"") : NULL;
@@ -397,7 +397,7 @@ pulled(struct rc *rc, const struct rp_docker_reply *r)
 }
 
 static void
-by_name_cb(struct rc *rc, const struct rp_docker_reply *r,
+by_name_cb(struct rc *rc, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   const char *id = json_string_value(json_object_get(rc->inspect, "Image"));
@@ -438,7 +438,8 @@ step_image(struct rc *rc)
     *pd =
         (struct pending){.rc = rc, .tolerant = true, .then_reply = by_name_cb};
     cleanup_error struct rp_error *err = NULL;
-    if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) == 0)
+    if (rp_dockerapi_call(&rc->d->api, "GET", path, NULL, 0, pending_cb, pd,
+                          &err) == 0)
       return;
     free(pd);
   }
@@ -529,7 +530,7 @@ step_build(struct rc *rc)
 static void drain_record(struct rc *rc, const char *key, json_t *value);
 
 static void
-drain_inspected(void *arg, const struct rp_docker_reply *r,
+drain_inspected(void *arg, const struct rp_dockerapi_reply *r,
                 const struct rp_error *err)
 {
   struct rc *rc = arg;
@@ -573,7 +574,7 @@ demux_output(const char *raw, size_t len)
 }
 
 static void
-drain_started(void *arg, const struct rp_docker_reply *r,
+drain_started(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   struct rc *rc = arg;
@@ -585,15 +586,15 @@ drain_started(void *arg, const struct rp_docker_reply *r,
     drain_record(rc, "output", demux_output(r->raw, r->raw_len));
   cleanup_free char *path = rp_xasprintf("/exec/%s/json", rc->exec_id);
   cleanup_error struct rp_error *cerr = NULL;
-  if (rp_docker_call(rc->d, "GET", path, NULL, 0, drain_inspected, rc, &cerr) !=
-      0) {
+  if (rp_dockerapi_call(&rc->d->api, "GET", path, NULL, 0, drain_inspected, rc,
+                        &cerr) != 0) {
     drain_record(rc, "error", json_string(cerr->message));
     advance(rc);
   }
 }
 
 static void
-drain_created(void *arg, const struct rp_docker_reply *r,
+drain_created(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   struct rc *rc = arg;
@@ -609,8 +610,8 @@ drain_created(void *arg, const struct rp_docker_reply *r,
   cleanup_free char *path = rp_xasprintf("/exec/%s/start", id);
   cleanup_json json_t *body = json_pack("{s:b, s:b}", "Detach", 0, "Tty", 0);
   cleanup_error struct rp_error *cerr = NULL;
-  if (rp_docker_call(rc->d, "POST", path, body, rc->drain_timeout_ms,
-                     drain_started, rc, &cerr) != 0) {
+  if (rp_dockerapi_call(&rc->d->api, "POST", path, body, rc->drain_timeout_ms,
+                        drain_started, rc, &cerr) != 0) {
     drain_record(rc, "error", json_string(cerr->message));
     advance(rc);
   }
@@ -646,15 +647,15 @@ step_drain(struct rc *rc)
                                         "AttachStderr", 1, "Cmd", argv);
   cleanup_free char *path = rp_xasprintf("/containers/%s/exec", rc->id);
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, "POST", path, body, 0, drain_created, rc, &err) !=
-      0) {
+  if (rp_dockerapi_call(&rc->d->api, "POST", path, body, 0, drain_created, rc,
+                        &err) != 0) {
     drain_record(rc, "error", json_string(err->message));
     advance(rc);
   }
 }
 
 static void
-stopped_old(struct rc *rc, const struct rp_docker_reply *r)
+stopped_old(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   rc->stopped = true;
@@ -675,7 +676,7 @@ step_stop_old(struct rc *rc)
 }
 
 static void
-renamed_old(struct rc *rc, const struct rp_docker_reply *r)
+renamed_old(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   rc->renamed = true;
@@ -694,7 +695,7 @@ step_rename_old(struct rc *rc)
 }
 
 static void
-created(struct rc *rc, const struct rp_docker_reply *r)
+created(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   const char *id = json_string_value(json_object_get(r->body, "Id"));
   if (!id) {
@@ -719,7 +720,7 @@ step_create(struct rc *rc)
 }
 
 static void
-connected(struct rc *rc, const struct rp_docker_reply *r)
+connected(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   rc->next_net++;
@@ -746,7 +747,7 @@ step_connect(struct rc *rc)
 }
 
 static void
-started_new(struct rc *rc, const struct rp_docker_reply *r)
+started_new(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   RP_CRASHPOINT("docker-after-start");
@@ -771,7 +772,7 @@ poll_timer_cb(uv_timer_t *t)
 }
 
 static void
-ready_inspected(struct rc *rc, const struct rp_docker_reply *r)
+ready_inspected(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   json_t *state = json_object_get(r->body, "State");
   const char *status = json_string_value(json_object_get(state, "Status"));
@@ -795,6 +796,9 @@ ready_inspected(struct rc *rc, const struct rp_docker_reply *r)
   } else {
     json_t *health = json_object_get(state, "Health");
     const char *hs = json_string_value(json_object_get(health, "Status"));
+    /* An empty status (podman) or none means no health check. */
+    if (hs && !*hs)
+      hs = NULL;
     if (hs && strcmp(hs, "healthy") == 0) {
       json_object_set_new(rc->details, "health", json_string("healthy"));
       advance(rc);
@@ -813,7 +817,10 @@ ready_inspected(struct rc *rc, const struct rp_docker_reply *r)
   }
   if (!e && now >= rc->ready_deadline)
     rp_error_set(&e, RP_ETIMEOUT, "not %s within %llds",
-                 json_object_get(state, "Health") ? "healthy" : "running",
+                 json_string_length(json_object_get(
+                     json_object_get(state, "Health"), "Status"))
+                     ? "healthy"
+                     : "running",
                  (long long)(rc->health_timeout_ms / 1000));
   if (e) {
     fail(rc, e, "replacement not ready");
@@ -840,7 +847,7 @@ step_wait_ready(struct rc *rc)
 }
 
 static void
-removed_old(struct rc *rc, const struct rp_docker_reply *r)
+removed_old(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   RP_CRASHPOINT("docker-after-remove-old");
@@ -848,7 +855,7 @@ removed_old(struct rc *rc, const struct rp_docker_reply *r)
 }
 
 static void
-stopped_again(struct rc *rc, const struct rp_docker_reply *r)
+stopped_again(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   (void)r;
   /* Never ?v=1: the replacement uses the same volumes. */
@@ -860,7 +867,7 @@ stopped_again(struct rc *rc, const struct rp_docker_reply *r)
 /* The old container runs again (someone restarted it meanwhile): stop it
  * again, gracefully, before it goes. */
 static void
-remove_refused(struct rc *rc, const struct rp_docker_reply *r,
+remove_refused(struct rc *rc, const struct rp_dockerapi_reply *r,
                const struct rp_error *err)
 {
   if (!err) {
@@ -887,8 +894,8 @@ step_remove_old(struct rc *rc)
   *pd = (struct pending){
       .rc = rc, .tolerant = true, .then_reply = remove_refused};
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, "DELETE", path, NULL, stop_timeout_ms(rc),
-                     pending_cb, pd, &err) != 0) {
+  if (rp_dockerapi_call(&rc->d->api, "DELETE", path, NULL, stop_timeout_ms(rc),
+                        pending_cb, pd, &err) != 0) {
     free(pd);
     fail(rc, err, "remove old container");
   }
@@ -1001,7 +1008,7 @@ rollback_step_done(struct rc *rc, const struct rp_error *err)
 }
 
 static void
-rollback_checked(struct rc *rc, const struct rp_docker_reply *r,
+rollback_checked(struct rc *rc, const struct rp_dockerapi_reply *r,
                  const struct rp_error *err)
 {
   json_t *state = r ? json_object_get(r->body, "State") : NULL;
@@ -1030,7 +1037,8 @@ rollback_check_cb(uv_timer_t *t)
   *pd = (struct pending){
       .rc = rc, .tolerant = true, .then_reply = rollback_checked};
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_call(rc->d, "GET", path, NULL, 0, pending_cb, pd, &err) != 0) {
+  if (rp_dockerapi_call(&rc->d->api, "GET", path, NULL, 0, pending_cb, pd,
+                        &err) != 0) {
     free(pd);
     rollback_checked(rc, NULL, err);
   }

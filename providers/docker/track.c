@@ -78,9 +78,9 @@ call_done(struct rp_docker_track *t)
 
 static int
 call(struct rp_docker_track *t, const char *method, const char *path,
-     rp_docker_cb cb, void *arg, struct rp_error **err)
+     rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
-  if (rp_docker_call(t->d, method, path, NULL, 0, cb, arg, err) != 0)
+  if (rp_dockerapi_call(&t->d->api, method, path, NULL, 0, cb, arg, err) != 0)
     return -1;
   t->calls++;
   t->queries++;
@@ -266,7 +266,7 @@ report_inspect(struct rp_docker_track *t, const char *id, const json_t *body)
 }
 
 static void
-inspect_one_cb(void *arg, const struct rp_docker_reply *r,
+inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
                const struct rp_error *err)
 {
   struct inspect_one *io = arg;
@@ -367,7 +367,9 @@ stream_done_cb(void *arg, const struct rp_error *err)
   call_done(t);
   if (t->stopping || t->dropping_stream)
     return; /* our own cancel: the reconnect is being scheduled */
-  schedule_reconnect(t, err ? err->message : "the event stream ended");
+  cleanup_free char *why = err ? rp_dockerapi_explain(&t->d->api, err)
+                               : rp_xstrdup("the event stream ended");
+  schedule_reconnect(t, why);
 }
 
 static int
@@ -378,8 +380,8 @@ start_stream(struct rp_docker_track *t, struct rp_error **err)
       t->since[0]
           ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
           : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_docker_stream(t->d, path, on_event_line, stream_done_cb, t, &t->stream,
-                       err) != 0)
+  if (rp_dockerapi_stream(&t->d->api, path, on_event_line, stream_done_cb, t,
+                          &t->stream, err) != 0)
     return -1;
   t->calls++;
   return 0;
@@ -493,7 +495,7 @@ struct list_inspect {
 };
 
 static void
-list_item_inspected_cb(void *arg, const struct rp_docker_reply *r,
+list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
                        const struct rp_error *err)
 {
   struct list_inspect *li = arg;
@@ -551,11 +553,18 @@ list_pump(struct listing *l)
 }
 
 static void
-list_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+list_cb(void *arg, const struct rp_dockerapi_reply *r,
+        const struct rp_error *err)
 {
   struct listing *l = arg;
   struct rp_docker_track *t = l->t;
   query_done(t);
+  if (err && err->code == RP_EVERSION) {
+    l->failed = true;
+    l->error = rp_dockerapi_explain(&t->d->api, err);
+    list_finish(l);
+    return;
+  }
   if (err || !json_is_array(r->body)) {
     l->failed = true;
     l->error = rp_xasprintf("list containers: %s",
@@ -693,7 +702,7 @@ connect_engine(struct rp_docker_track *t)
     return;
   t->connecting = true;
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_ping(t->d, ping_cb, t, &err) != 0) {
+  if (rp_dockerapi_negotiate(&t->d->api, ping_cb, t, &err) != 0) {
     t->connecting = false;
     schedule_reconnect(t, err->message);
     return;

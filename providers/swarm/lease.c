@@ -64,7 +64,7 @@ holding(const struct rp_swarm_lease *l)
 
 static int
 lcall(struct rp_swarm_lease *l, const char *method, const char *path,
-      const json_t *body, rp_docker_cb cb, struct rp_error **err)
+      const json_t *body, rp_dockerapi_cb cb, struct rp_error **err)
 {
   if (rp_swarm_call(l->s, method, path, body, CALL_TIMEOUT_MS, cb, l, err) != 0)
     return -1;
@@ -135,7 +135,7 @@ lease_labels(struct rp_swarm_lease *l, json_t *base)
 }
 
 static void
-written_cb(void *arg, const struct rp_docker_reply *r,
+written_cb(void *arg, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   struct rp_swarm_lease *l = arg;
@@ -180,7 +180,8 @@ create_lease(struct rp_swarm_lease *l)
 }
 
 static void
-read_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+read_cb(void *arg, const struct rp_dockerapi_reply *r,
+        const struct rp_error *err)
 {
   struct rp_swarm_lease *l = arg;
   call_done(l);
@@ -226,7 +227,8 @@ read_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
 }
 
 static void
-info_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+info_cb(void *arg, const struct rp_dockerapi_reply *r,
+        const struct rp_error *err)
 {
   struct rp_swarm_lease *l = arg;
   call_done(l);
@@ -384,7 +386,8 @@ struct peek {
 };
 
 static void
-peek_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+peek_cb(void *arg, const struct rp_dockerapi_reply *r,
+        const struct rp_error *err)
 {
   struct peek pk = *(struct peek *)arg;
   free(arg);

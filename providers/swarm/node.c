@@ -159,7 +159,7 @@ fail(struct nrc *v, int code, const char *fmt, ...)
 
 /* --- API calls ---------------------------------------------------------- */
 
-typedef void (*step_fn)(struct nrc *v, const struct rp_docker_reply *r,
+typedef void (*step_fn)(struct nrc *v, const struct rp_dockerapi_reply *r,
                         const struct rp_error *err);
 
 struct pending {
@@ -168,7 +168,7 @@ struct pending {
 };
 
 static void
-pending_cb(void *arg, const struct rp_docker_reply *r,
+pending_cb(void *arg, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   struct pending pd = *(struct pending *)arg;
@@ -185,7 +185,7 @@ api(struct nrc *v, const char *method, const char *path, const json_t *body,
   cleanup_error struct rp_error *err = NULL;
   if (rp_swarm_call(v->s, method, path, body, 0, pending_cb, pd, &err) != 0) {
     free(pd);
-    struct rp_docker_reply none = {0};
+    struct rp_dockerapi_reply none = {0};
     fn(v, &none, err);
   }
 }
@@ -211,7 +211,7 @@ update_node(struct nrc *v, json_t *spec, step_fn fn)
 }
 
 static void
-keep_node(struct nrc *v, const struct rp_docker_reply *r)
+keep_node(struct nrc *v, const struct rp_dockerapi_reply *r)
 {
   json_decref(v->node);
   v->node = json_incref(r->body);
@@ -304,7 +304,7 @@ node_str(struct nrc *v, const char *obj, const char *key)
 /* --- check and drain ---------------------------------------------------- */
 
 static void
-drained_written(struct nrc *v, const struct rp_docker_reply *r,
+drained_written(struct nrc *v, const struct rp_dockerapi_reply *r,
                 const struct rp_error *err)
 {
   (void)r;
@@ -327,7 +327,7 @@ drained_written(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-checked(struct nrc *v, const struct rp_docker_reply *r,
+checked(struct nrc *v, const struct rp_dockerapi_reply *r,
         const struct rp_error *err)
 {
   if (err) {
@@ -392,7 +392,7 @@ checked(struct nrc *v, const struct rp_docker_reply *r,
 /* --- waiting for the tasks to leave -------------------------------------- */
 
 static void
-tasks_read(struct nrc *v, const struct rp_docker_reply *r,
+tasks_read(struct nrc *v, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   bool late = rp_mono_ms() >= v->deadline;
@@ -430,7 +430,7 @@ tasks_read(struct nrc *v, const struct rp_docker_reply *r,
 /* --- a manager leaves the Raft group first -------------------------------- */
 
 static void
-demote_written(struct nrc *v, const struct rp_docker_reply *r,
+demote_written(struct nrc *v, const struct rp_dockerapi_reply *r,
                const struct rp_error *err)
 {
   (void)r;
@@ -448,7 +448,7 @@ demote_written(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-demote_read(struct nrc *v, const struct rp_docker_reply *r,
+demote_read(struct nrc *v, const struct rp_dockerapi_reply *r,
             const struct rp_error *err)
 {
   if (err) {
@@ -462,7 +462,7 @@ demote_read(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-demoted_read(struct nrc *v, const struct rp_docker_reply *r,
+demoted_read(struct nrc *v, const struct rp_dockerapi_reply *r,
              const struct rp_error *err)
 {
   if (!err)
@@ -514,7 +514,7 @@ replaced_cb(void *arg, const struct rp_swarm_spawn_result *res,
 }
 
 static void
-replace_ready(struct nrc *v, const struct rp_docker_reply *r,
+replace_ready(struct nrc *v, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   if (err) {
@@ -549,7 +549,7 @@ replace_ready(struct nrc *v, const struct rp_docker_reply *r,
  * mark says when the action ran.  Not being able to say it is no reason to
  * stop here. */
 static void
-mark_written(struct nrc *v, const struct rp_docker_reply *r,
+mark_written(struct nrc *v, const struct rp_dockerapi_reply *r,
              const struct rp_error *err)
 {
   (void)r;
@@ -561,7 +561,7 @@ mark_written(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-mark_read(struct nrc *v, const struct rp_docker_reply *r,
+mark_read(struct nrc *v, const struct rp_dockerapi_reply *r,
           const struct rp_error *err)
 {
   if (err) {
@@ -587,7 +587,7 @@ mark_read(struct nrc *v, const struct rp_docker_reply *r,
 /* --- down, then removed ------------------------------------------------- */
 
 static void
-removed(struct nrc *v, const struct rp_docker_reply *r,
+removed(struct nrc *v, const struct rp_dockerapi_reply *r,
         const struct rp_error *err)
 {
   (void)r;
@@ -602,7 +602,7 @@ removed(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-down_read(struct nrc *v, const struct rp_docker_reply *r,
+down_read(struct nrc *v, const struct rp_dockerapi_reply *r,
           const struct rp_error *err)
 {
   if (err && err->code == RP_ENOTFOUND) {
@@ -637,7 +637,7 @@ down_read(struct nrc *v, const struct rp_docker_reply *r,
  */
 
 static void
-restored(struct nrc *v, const struct rp_docker_reply *r,
+restored(struct nrc *v, const struct rp_dockerapi_reply *r,
          const struct rp_error *err)
 {
   (void)r;
@@ -658,7 +658,7 @@ restored(struct nrc *v, const struct rp_docker_reply *r,
 }
 
 static void
-rollback_read(struct nrc *v, const struct rp_docker_reply *r,
+rollback_read(struct nrc *v, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   if (err) {

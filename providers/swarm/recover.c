@@ -77,7 +77,7 @@ finish(struct recover *rv)
 
 static int
 call(struct recover *rv, const char *method, const char *path,
-     const json_t *body, rp_docker_cb cb)
+     const json_t *body, rp_dockerapi_cb cb)
 {
   cleanup_error struct rp_error *err = NULL;
   if (rp_swarm_call(rv->s, method, path, body, 0, cb, rv, &err) == 0)
@@ -89,7 +89,7 @@ call(struct recover *rv, const char *method, const char *path,
 /* --- nodes -------------------------------------------------------------- */
 
 static void
-node_removed_cb(void *arg, const struct rp_docker_reply *r,
+node_removed_cb(void *arg, const struct rp_dockerapi_reply *r,
                 const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -105,7 +105,7 @@ node_removed_cb(void *arg, const struct rp_docker_reply *r,
 }
 
 static void
-node_restored_cb(void *arg, const struct rp_docker_reply *r,
+node_restored_cb(void *arg, const struct rp_dockerapi_reply *r,
                  const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -121,7 +121,7 @@ node_restored_cb(void *arg, const struct rp_docker_reply *r,
 }
 
 static void
-node_read_cb(void *arg, const struct rp_docker_reply *r,
+node_read_cb(void *arg, const struct rp_dockerapi_reply *r,
              const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -178,7 +178,7 @@ node_read_cb(void *arg, const struct rp_docker_reply *r,
 /* --- services ----------------------------------------------------------- */
 
 static void
-service_read_cb(void *arg, const struct rp_docker_reply *r,
+service_read_cb(void *arg, const struct rp_dockerapi_reply *r,
                 const struct rp_error *err)
 {
   struct recover *rv = arg;
@@ -283,7 +283,7 @@ sweep_release(struct sweep *sw)
 }
 
 static void
-sweep_done_cb(void *arg, const struct rp_docker_reply *r,
+sweep_done_cb(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   struct sweep_one *so = arg;
@@ -362,7 +362,7 @@ sweep_node(struct sweep *sw, json_t *node)
 }
 
 static void
-sweep_listed_cb(void *arg, const struct rp_docker_reply *r,
+sweep_listed_cb(void *arg, const struct rp_dockerapi_reply *r,
                 const struct rp_error *err)
 {
   struct sweep *sw = arg;

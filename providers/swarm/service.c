@@ -99,7 +99,7 @@ fail(struct svc *v, bool rolled_back, int code, const char *fmt, ...)
   finish(v, -1);
 }
 
-typedef void (*step_fn)(struct svc *v, const struct rp_docker_reply *r,
+typedef void (*step_fn)(struct svc *v, const struct rp_dockerapi_reply *r,
                         const struct rp_error *err);
 
 struct pending {
@@ -108,7 +108,7 @@ struct pending {
 };
 
 static void
-pending_cb(void *arg, const struct rp_docker_reply *r,
+pending_cb(void *arg, const struct rp_dockerapi_reply *r,
            const struct rp_error *err)
 {
   struct pending pd = *(struct pending *)arg;
@@ -126,7 +126,7 @@ api(struct svc *v, const char *method, const char *path, const json_t *body,
   cleanup_error struct rp_error *err = NULL;
   if (rp_swarm_call(v->s, method, path, body, 0, pending_cb, pd, &err) != 0) {
     free(pd);
-    struct rp_docker_reply none = {0};
+    struct rp_dockerapi_reply none = {0};
     fn(v, &none, err);
   }
 }
@@ -152,7 +152,7 @@ running_ids(json_t *tasks, const char *service_id)
 /* --- the end: the tasks now ---------------------------------------------- */
 
 static void
-tasks_after(struct svc *v, const struct rp_docker_reply *r,
+tasks_after(struct svc *v, const struct rp_dockerapi_reply *r,
             const struct rp_error *err)
 {
   if (!err) {
@@ -229,7 +229,7 @@ cancel_cb(struct rp_swarm_job *job)
 }
 
 static void
-polled(struct svc *v, const struct rp_docker_reply *r,
+polled(struct svc *v, const struct rp_dockerapi_reply *r,
        const struct rp_error *err)
 {
   if (err && err->code == RP_ENOTFOUND) {
@@ -293,7 +293,7 @@ read_service(struct svc *v)
 static void inspect(struct svc *v);
 
 static void
-updated(struct svc *v, const struct rp_docker_reply *r,
+updated(struct svc *v, const struct rp_dockerapi_reply *r,
         const struct rp_error *err)
 {
   if (err) {
@@ -315,7 +315,7 @@ updated(struct svc *v, const struct rp_docker_reply *r,
 }
 
 static void
-tasks_before(struct svc *v, const struct rp_docker_reply *r,
+tasks_before(struct svc *v, const struct rp_dockerapi_reply *r,
              const struct rp_error *err)
 {
   if (err) {
@@ -360,7 +360,7 @@ tasks_before(struct svc *v, const struct rp_docker_reply *r,
 }
 
 static void
-inspected(struct svc *v, const struct rp_docker_reply *r,
+inspected(struct svc *v, const struct rp_dockerapi_reply *r,
           const struct rp_error *err)
 {
   if (err) {

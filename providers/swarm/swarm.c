@@ -30,11 +30,11 @@ supports(enum rp_kind kind, enum rp_strategy s)
 
 int
 rp_swarm_call(struct rp_swarm *s, const char *method, const char *path,
-              const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
+              const json_t *body, int64_t timeout_ms, rp_dockerapi_cb cb,
               void *arg, struct rp_error **err)
 {
-  return rp_docker_call(&s->docker, method, path, body, timeout_ms, cb, arg,
-                        err);
+  return rp_dockerapi_call(&s->api, method, path, body, timeout_ms, cb, arg,
+                           err);
 }
 
 /* reaper's own container, when it runs in one (as the docker provider
@@ -83,13 +83,13 @@ init(struct rp_provider *p, struct rp_error **err)
 {
   struct rp_swarm *s = rp_xcalloc(1, sizeof(*s));
   s->p = p;
-  s->docker.p = p;
-  if (rp_docker_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &s->docker.ep,
-                               err) != 0) {
+  if (rp_dockerapi_init(&s->api, p, p->cfg ? p->cfg->endpoint : NULL,
+                        rp_provider_config_option(p->cfg, "api_version"),
+                        err) != 0) {
     free(s);
     return -1;
   }
-  s->local = s->docker.ep.unix_socket != NULL;
+  s->local = s->api.ep.unix_socket != NULL;
   s->holder = make_holder();
   s->self_container = find_self_container();
   p->ctx = s;
@@ -211,6 +211,13 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   rp_swarm_check_stopped(s);
 }
 
+static json_t *
+describe(struct rp_provider *p)
+{
+  struct rp_swarm *s = p->ctx;
+  return s ? rp_dockerapi_describe(&s->api) : NULL;
+}
+
 static void
 destroy(struct rp_provider *p)
 {
@@ -219,7 +226,7 @@ destroy(struct rp_provider *p)
     return;
   rp_swarm_track_free(s);
   rp_swarm_lease_free(s);
-  rp_http_endpoint_clear(&s->docker.ep);
+  rp_dockerapi_clear(&s->api);
   free(s->node_id);
   free(s->holder);
   free(s->self_container);
@@ -232,12 +239,15 @@ const struct rp_provider_ops rp_provider_swarm = {
     .type = "swarm",
     .default_strategy = default_strategy,
     .supports = supports,
+    .options = rp_dockerapi_options,
+    .option_valid = rp_dockerapi_option_valid,
     .init = init,
     .start = start,
     .resync = resync,
     .recycle = recycle,
     .may_act = may_act,
     .recover = recover,
+    .describe = describe,
     .stop = stop,
     .destroy = destroy,
 };

@@ -9,9 +9,8 @@
  *   lease.c    one agent per cluster acts: a lease in the swarm's own state
  *   recover.c  crash recovery
  *
- * The provider talks to one swarm manager through the docker provider's API
- * call layer (providers/docker/client.c), whose functions take a struct
- * rp_docker: one is embedded here with the fields they use (p, ep, api).
+ * The provider talks to one swarm manager through the Engine API client it
+ * shares with the docker provider (providers/dockerapi/).
  * contrib/docs/swarm.md describes the design for operators. */
 #ifndef RP_SWARM_H
 #define RP_SWARM_H
@@ -23,7 +22,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "docker/docker.h"
+#include "dockerapi/dockerapi.h"
 #include "error.h"
 #include "provider.h"
 
@@ -63,8 +62,7 @@ struct rp_swarm_job {
 };
 
 struct rp_swarm {
-  /* Embedded for client.c: p, ep and api are set, the rest stays zero. */
-  struct rp_docker docker;
+  struct rp_dockerapi api; /* owned: the manager, and the version spoken */
   struct rp_provider *p;   /* borrowed: the instance this ctx belongs to */
   bool local;              /* the endpoint is a unix socket on this host */
   char *node_id;           /* owned: the manager's node (GET /info), or NULL */
@@ -92,9 +90,9 @@ void rp_swarm_recycle_ended(struct rp_swarm *s);
 /* Whether tracking is connected and listed. */
 bool rp_swarm_track_up(const struct rp_swarm *s);
 
-/* One call, as rp_docker_call, on the embedded client. */
+/* One call, as rp_dockerapi_call, on the provider's client. */
 int rp_swarm_call(struct rp_swarm *s, const char *method, const char *path,
-                  const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
+                  const json_t *body, int64_t timeout_ms, rp_dockerapi_cb cb,
                   void *arg, struct rp_error **err);
 
 /* --- decode.c: pure functions ------------------------------------------ */

@@ -57,7 +57,7 @@ call_done(struct rp_swarm_track *t)
 }
 
 static int
-call(struct rp_swarm_track *t, const char *path, rp_docker_cb cb, void *arg,
+call(struct rp_swarm_track *t, const char *path, rp_dockerapi_cb cb, void *arg,
      struct rp_error **err)
 {
   if (rp_swarm_call(t->s, "GET", path, NULL, 0, cb, arg, err) != 0)
@@ -137,7 +137,7 @@ refresh_finish(struct refresh *r)
 }
 
 static void
-refresh_cb(void *arg, const struct rp_docker_reply *rep,
+refresh_cb(void *arg, const struct rp_dockerapi_reply *rep,
            const struct rp_error *err, bool tasks)
 {
   struct refresh *r = arg;
@@ -160,14 +160,14 @@ refresh_cb(void *arg, const struct rp_docker_reply *rep,
 }
 
 static void
-refresh_obj_cb(void *arg, const struct rp_docker_reply *rep,
+refresh_obj_cb(void *arg, const struct rp_dockerapi_reply *rep,
                const struct rp_error *err)
 {
   refresh_cb(arg, rep, err, false);
 }
 
 static void
-refresh_tasks_cb(void *arg, const struct rp_docker_reply *rep,
+refresh_tasks_cb(void *arg, const struct rp_dockerapi_reply *rep,
                  const struct rp_error *err)
 {
   refresh_cb(arg, rep, err, true);
@@ -278,7 +278,9 @@ stream_done_cb(void *arg, const struct rp_error *err)
   call_done(t);
   if (t->stopping)
     return;
-  schedule_reconnect(t, err ? err->message : "the event stream ended");
+  cleanup_free char *why = err ? rp_dockerapi_explain(&t->s->api, err)
+                               : rp_xstrdup("the event stream ended");
+  schedule_reconnect(t, why);
 }
 
 static int
@@ -289,8 +291,8 @@ start_stream(struct rp_swarm_track *t, struct rp_error **err)
       t->since[0]
           ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
           : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_docker_stream(&t->s->docker, path, on_event_line, stream_done_cb, t,
-                       &t->stream, err) != 0)
+  if (rp_dockerapi_stream(&t->s->api, path, on_event_line, stream_done_cb, t,
+                          &t->stream, err) != 0)
     return -1;
   t->calls++;
   return 0;
@@ -374,11 +376,13 @@ list_finish(struct listing *l)
 }
 
 static void
-list_part(struct listing *l, const struct rp_docker_reply *r,
+list_part(struct listing *l, const struct rp_dockerapi_reply *r,
           const struct rp_error *err, json_t **slot, const char *what)
 {
   struct rp_swarm_track *t = l->t;
-  if (!l->error && (err || !json_is_array(r->body)))
+  if (!l->error && err && err->code == RP_EVERSION)
+    l->error = rp_dockerapi_explain(&t->s->api, err);
+  else if (!l->error && (err || !json_is_array(r->body)))
     l->error = rp_xasprintf("list %s: %s", what,
                             err ? err->message : "the answer is not a list");
   else if (!err)
@@ -389,7 +393,7 @@ list_part(struct listing *l, const struct rp_docker_reply *r,
 }
 
 static void
-list_services_cb(void *arg, const struct rp_docker_reply *r,
+list_services_cb(void *arg, const struct rp_dockerapi_reply *r,
                  const struct rp_error *err)
 {
   struct listing *l = arg;
@@ -397,7 +401,7 @@ list_services_cb(void *arg, const struct rp_docker_reply *r,
 }
 
 static void
-list_tasks_cb(void *arg, const struct rp_docker_reply *r,
+list_tasks_cb(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   struct listing *l = arg;
@@ -405,7 +409,7 @@ list_tasks_cb(void *arg, const struct rp_docker_reply *r,
 }
 
 static void
-list_nodes_cb(void *arg, const struct rp_docker_reply *r,
+list_nodes_cb(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
 {
   struct listing *l = arg;
@@ -426,7 +430,7 @@ list_all(struct rp_swarm_track *t)
   cleanup_free char *tpath = rp_xasprintf("/tasks?filters=%s", tfilter);
   struct {
     const char *path;
-    rp_docker_cb cb;
+    rp_dockerapi_cb cb;
   } parts[] = {
       {"/services", list_services_cb},
       {tpath, list_tasks_cb},
@@ -485,7 +489,7 @@ listen_and_list(struct rp_swarm_track *t)
  * (e.g. the cluster agent as a one-replica service): never force-updated
  * by itself. */
 static void
-self_inspected_cb(void *arg, const struct rp_docker_reply *r,
+self_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
                   const struct rp_error *err)
 {
   struct rp_swarm_track *t = arg;
@@ -508,7 +512,8 @@ self_inspected_cb(void *arg, const struct rp_docker_reply *r,
 }
 
 static void
-info_cb(void *arg, const struct rp_docker_reply *r, const struct rp_error *err)
+info_cb(void *arg, const struct rp_dockerapi_reply *r,
+        const struct rp_error *err)
 {
   struct rp_swarm_track *t = arg;
   struct rp_swarm *s = t->s;
@@ -575,7 +580,7 @@ connect_engine(struct rp_swarm_track *t)
     return;
   t->connecting = true;
   cleanup_error struct rp_error *err = NULL;
-  if (rp_docker_ping(&t->s->docker, ping_cb, t, &err) != 0) {
+  if (rp_dockerapi_negotiate(&t->s->api, ping_cb, t, &err) != 0) {
     t->connecting = false;
     schedule_reconnect(t, err->message);
     return;

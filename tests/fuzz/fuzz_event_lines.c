@@ -1,4 +1,4 @@
-/* The /events stream's line splitting (rp_docker_line_splitter_*, what
+/* The /events stream's line splitting (rp_dockerapi_line_splitter_*, what
  * rp_docker_stream runs on every chunk libcurl hands it), fed the input in
  * chunks whose boundaries the input chooses.  The lines delivered must be
  * exactly the input split at "\n", each without one trailing "\r", empty
@@ -95,8 +95,8 @@ rp_fuzz_event_lines_run(const uint8_t *data, size_t size)
   struct expected want;
   expect_lines(p, size, max_line, &want);
   struct consumer c = {.want = &want, .stop_at = stop_at};
-  struct rp_docker_line_splitter ls;
-  rp_docker_line_splitter_init(&ls, data[0] ? max_line : 0);
+  struct rp_dockerapi_line_splitter ls;
+  rp_dockerapi_line_splitter_init(&ls, data[0] ? max_line : 0);
   RP_FUZZ_CHECK(ls.max_line == max_line);
 
   int rc = 0;
@@ -110,12 +110,12 @@ rp_fuzz_event_lines_run(const uint8_t *data, size_t size)
     /* A chunk of its own, so that reading past it is caught. */
     cleanup_free char *chunk = rp_xmalloc(n ? n : 1);
     memcpy(chunk, p + off, n);
-    rc = rp_docker_line_splitter_feed(&ls, chunk, n, line_cb, &c);
+    rc = rp_dockerapi_line_splitter_feed(&ls, chunk, n, line_cb, &c);
     off += n;
   }
   if (rc == 0)
-    rc = rp_docker_line_splitter_end(&ls, line_cb, &c);
-  rp_docker_line_splitter_clear(&ls);
+    rc = rp_dockerapi_line_splitter_end(&ls, line_cb, &c);
+  rp_dockerapi_line_splitter_clear(&ls);
 
   if (rc == 1) {
     RP_FUZZ_CHECK(c.seen == stop_at + 1);

@@ -65,7 +65,7 @@ parse_ok(const char *spec, struct rp_http_endpoint *ep)
 {
   struct rp_error *err = NULL;
   *ep = (struct rp_http_endpoint){0};
-  if (rp_docker_endpoint_parse(spec, ep, &err) < 0)
+  if (rp_dockerapi_endpoint_parse(spec, ep, &err) < 0)
     fail_msg("%s: %s", spec ? spec : "(null)", err->message);
   assert_null(err);
 }
@@ -76,7 +76,7 @@ parse_fails(const char *spec)
 {
   struct rp_error *err = NULL;
   struct rp_http_endpoint ep = {0};
-  if (rp_docker_endpoint_parse(spec, &ep, &err) == 0)
+  if (rp_dockerapi_endpoint_parse(spec, &ep, &err) == 0)
     fail_msg("%s: parsed as %s", spec, ep.base_url);
   assert_non_null(err);
   assert_int_equal(err->code, RP_ECONFIG);
@@ -331,7 +331,7 @@ test_failure_leaves_ep_alone(void **state)
   struct rp_http_endpoint ep;
   struct rp_error *err = NULL;
   parse_ok("unix:///a.sock", &ep);
-  assert_int_equal(rp_docker_endpoint_parse("ssh://x", &ep, &err), -1);
+  assert_int_equal(rp_dockerapi_endpoint_parse("ssh://x", &ep, &err), -1);
   assert_string_equal(ep.unix_socket, "/a.sock");
   rp_error_free(err);
   rp_http_endpoint_clear(&ep);

@@ -26,7 +26,7 @@
 #include <jansson.h>
 #include <uv.h>
 
-#include "docker/docker.h"
+#include "dockerapi/dockerapi.h"
 #include "error.h"
 #include "http_client.h"
 #include "util.h"
@@ -55,6 +55,9 @@ struct peer {
   int requests;
   char last_path[256];
   const char *api_version; /* /_ping's header; NULL: none */
+  /* /version's MinAPIVersion; with it, versioned paths below it get the
+   * engine's 400 (Engine 29.0's floor is 1.44); NULL: /version is 404. */
+  const char *min_api_version;
 };
 
 struct wreq {
@@ -180,6 +183,19 @@ route(struct conn *c, const char *method, const char *path, const char *headers,
   /* API prefixes ("/v1.41") do not change the route. */
   if (strncmp(p, "/v", 2) == 0 && p[2] >= '0' && p[2] <= '9') {
     const char *slash = strchr(p + 1, '/');
+    int major, minor, fmajor, fminor;
+    if (peer->min_api_version && sscanf(p, "/v%d.%d", &major, &minor) == 2 &&
+        sscanf(peer->min_api_version, "%d.%d", &fmajor, &fminor) == 2 &&
+        (major < fmajor || (major == fmajor && minor < fminor))) {
+      char b[256];
+      snprintf(b, sizeof(b),
+               "{\"message\":\"client version %d.%d is too old. Minimum "
+               "supported API version is %s, please upgrade your client to a "
+               "newer version\"}",
+               major, minor, peer->min_api_version);
+      reply(c, 400, "Bad Request", "application/json", b, strlen(b));
+      return;
+    }
     p = slash ? slash : "/";
   }
   if (strcmp(p, "/ok") == 0) {
@@ -239,6 +255,14 @@ route(struct conn *c, const char *method, const char *path, const char *headers,
                   peer->api_version);
     else
       reply(c, 200, "OK", "text/plain", "OK", 2);
+  } else if (strcmp(p, "/version") == 0 && peer->min_api_version) {
+    char b[256];
+    snprintf(b, sizeof(b),
+             "{\"Components\":[{\"Name\":\"Engine\",\"Version\":"
+             "\"29.0.0\"}],\"Version\":\"29.0.0\",\"ApiVersion\":\"%s\","
+             "\"MinAPIVersion\":\"%s\"}",
+             peer->api_version ? peer->api_version : "", peer->min_api_version);
+    reply(c, 200, "OK", "application/json", b, strlen(b));
   } else if (strcmp(p, "/slow") == 0) {
     /* Never answers: for timeouts and cancellation. */
   } else {
@@ -352,7 +376,7 @@ struct fx {
   struct rp_http_endpoint ep; /* borrowed strings: dir and sock */
   /* for docker tests */
   struct rp_provider prov;
-  struct rp_docker d;
+  struct rp_dockerapi d;
 };
 
 static void
@@ -384,7 +408,6 @@ setup(void **state)
   f->d.p = &f->prov;
   f->d.ep.base_url = rp_xstrdup("http://localhost");
   f->d.ep.unix_socket = rp_xstrdup(f->sock);
-  snprintf(f->d.api, sizeof(f->d.api), "/v1.41");
   *state = f;
   return 0;
 }
@@ -979,7 +1002,7 @@ dres_clear(struct dres *r)
 }
 
 static void
-dres_cb(void *arg, const struct rp_docker_reply *rep,
+dres_cb(void *arg, const struct rp_dockerapi_reply *rep,
         const struct rp_error *err)
 {
   struct dres *r = arg;
@@ -1025,7 +1048,7 @@ test_docker_call_json(void **state)
   struct rp_error *err = NULL;
   json_t *body = json_pack("{s:s}", "Image", "busybox");
   assert_int_equal(
-      rp_docker_call(&f->d, "POST", "/echo", body, 0, dres_cb, &r, &err), 0);
+      rp_dockerapi_call(&f->d, "POST", "/echo", body, 0, dres_cb, &r, &err), 0);
   json_decref(body);
   run_until(f, &r.calls, 1);
   assert_null(r.message);
@@ -1042,7 +1065,7 @@ test_docker_call_json(void **state)
 
   /* A body that is not JSON: body NULL, raw kept. */
   assert_int_equal(
-      rp_docker_call(&f->d, "GET", "/ok", NULL, 0, dres_cb, &r, &err), 0);
+      rp_dockerapi_call(&f->d, "GET", "/ok", NULL, 0, dres_cb, &r, &err), 0);
   run_until(f, &r.calls, 1);
   assert_null(r.body);
   assert_string_equal(r.raw, "hello");
@@ -1057,7 +1080,7 @@ test_docker_call_status_errors(void **state)
   struct rp_error *err = NULL;
 
   assert_int_equal(
-      rp_docker_call(&f->d, "POST", "/conflict", NULL, 0, dres_cb, &r, &err),
+      rp_dockerapi_call(&f->d, "POST", "/conflict", NULL, 0, dres_cb, &r, &err),
       0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_ECONFLICT);
@@ -1068,14 +1091,16 @@ test_docker_call_status_errors(void **state)
   dres_clear(&r);
 
   assert_int_equal(
-      rp_docker_call(&f->d, "GET", "/json404", NULL, 0, dres_cb, &r, &err), 0);
+      rp_dockerapi_call(&f->d, "GET", "/json404", NULL, 0, dres_cb, &r, &err),
+      0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_ENOTFOUND);
   assert_string_equal(r.message, "404 Not Found: No such container: x");
   dres_clear(&r);
 
   assert_int_equal(
-      rp_docker_call(&f->d, "GET", "/text500", NULL, 0, dres_cb, &r, &err), 0);
+      rp_dockerapi_call(&f->d, "GET", "/text500", NULL, 0, dres_cb, &r, &err),
+      0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_EENGINE);
   assert_string_equal(r.message, "500 Internal Server Error: boom");
@@ -1084,8 +1109,8 @@ test_docker_call_status_errors(void **state)
   /* Transport errors keep the method and the versioned path. */
   free(f->d.ep.unix_socket);
   f->d.ep.unix_socket = rp_xasprintf("%s/nope.sock", f->dir);
-  assert_int_equal(rp_docker_call(&f->d, "GET", "/containers/json", NULL, 0,
-                                  dres_cb, &r, &err),
+  assert_int_equal(rp_dockerapi_call(&f->d, "GET", "/containers/json", NULL, 0,
+                                     dres_cb, &r, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.status, 0);
@@ -1101,8 +1126,8 @@ test_docker_stream_lines(void **state)
   struct fx *f = *state;
   struct dres r = {0};
   struct rp_error *err = NULL;
-  assert_int_equal(rp_docker_stream(&f->d, "/chunked", dres_line_cb,
-                                    dres_done_cb, &r, &r.x, &err),
+  assert_int_equal(rp_dockerapi_stream(&f->d, "/chunked", dres_line_cb,
+                                       dres_done_cb, &r, &r.x, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_null(r.message);
@@ -1123,8 +1148,8 @@ test_docker_stream_ends(void **state)
   struct rp_error *err = NULL;
 
   /* A line over 1 MiB ends the stream with an error. */
-  assert_int_equal(rp_docker_stream(&f->d, "/longline", dres_line_cb,
-                                    dres_done_cb, &r, &r.x, &err),
+  assert_int_equal(rp_dockerapi_stream(&f->d, "/longline", dres_line_cb,
+                                       dres_done_cb, &r, &r.x, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_EPROTO);
@@ -1135,8 +1160,8 @@ test_docker_stream_ends(void **state)
 
   /* The consumer cancels from inside on_line. */
   r.stop_after = 1;
-  assert_int_equal(rp_docker_stream(&f->d, "/chunked", dres_line_cb,
-                                    dres_done_cb, &r, &r.x, &err),
+  assert_int_equal(rp_dockerapi_stream(&f->d, "/chunked", dres_line_cb,
+                                       dres_done_cb, &r, &r.x, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_ECANCELED);
@@ -1144,8 +1169,8 @@ test_docker_stream_ends(void **state)
   dres_clear(&r);
 
   /* An error status: the engine's message, not lines. */
-  assert_int_equal(rp_docker_stream(&f->d, "/json404", dres_line_cb,
-                                    dres_done_cb, &r, &r.x, &err),
+  assert_int_equal(rp_dockerapi_stream(&f->d, "/json404", dres_line_cb,
+                                       dres_done_cb, &r, &r.x, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_ENOTFOUND);
@@ -1155,44 +1180,134 @@ test_docker_stream_ends(void **state)
 }
 
 static void
-ping_version(struct fx *f, const char *version, struct dres *r)
+negotiate(struct fx *f, const char *version, const char *min, int pinned,
+          struct dres *r)
 {
   struct rp_error *err = NULL;
   f->peer.api_version = version;
-  f->d.negotiated = false;
-  snprintf(f->d.api, sizeof(f->d.api), "/v1.41");
-  assert_int_equal(rp_docker_ping(&f->d, dres_done_cb, r, &err), 0);
+  f->peer.min_api_version = min;
+  f->d.v = NULL;
+  f->d.prefix[0] = '\0';
+  f->d.pinned = pinned;
+  f->d.pinned_by = "api_version";
+  assert_int_equal(rp_dockerapi_negotiate(&f->d, dres_done_cb, r, &err), 0);
   run_until(f, &r->calls, 1);
-  assert_string_equal(f->peer.last_path, "/_ping");
 }
 
+/* min(the engine's newest, reaper's newest); the engine's oldest read from
+ * /version; a pin spoken as it is; refusals in one line naming both. */
 static void
-test_docker_ping_negotiates(void **state)
+test_dockerapi_negotiates(void **state)
 {
   struct fx *f = *state;
   struct dres r = {0};
 
-  ping_version(f, "1.45", &r);
+  /* Newer than reaper: reaper's newest. */
+  negotiate(f, "1.55", "1.40", 0, &r);
   assert_null(r.message);
-  assert_true(f->d.negotiated);
-  assert_string_equal(f->d.api, "/v1.43");
+  assert_string_equal(f->d.prefix, "/v1.52");
+  assert_int_equal(f->d.v->number, RP_DOCKERAPI_V(1, 52));
+  assert_string_equal(f->d.engine, "Docker Engine 29.0.0");
+  assert_int_equal(f->d.engine_min, RP_DOCKERAPI_V(1, 40));
   dres_clear(&r);
 
-  ping_version(f, "1.42", &r);
+  /* Older: the engine's, and what it means. */
+  negotiate(f, "1.44", NULL, 0, &r);
   assert_null(r.message);
-  assert_string_equal(f->d.api, "/v1.42");
+  assert_string_equal(f->d.prefix, "/v1.44");
+  assert_true(f->d.v->create_all_endpoints);
+  assert_false(f->d.v->gw_priority);
+  assert_int_equal(f->d.engine_min, 0); /* no /version: not fatal */
   dres_clear(&r);
 
-  ping_version(f, "1.40", &r);
-  assert_int_equal(r.code, RP_EENGINE);
+  negotiate(f, "1.41", "1.12", 0, &r);
+  assert_null(r.message);
+  assert_string_equal(f->d.prefix, "/v1.41");
+  assert_false(f->d.v->create_all_endpoints);
+  dres_clear(&r);
+
+  /* Too old for reaper. */
+  negotiate(f, "1.40", "1.12", 0, &r);
+  assert_int_equal(r.code, RP_EVERSION);
   assert_non_null(strstr(r.message, "1.40"));
-  assert_false(f->d.negotiated);
+  assert_null(f->d.v);
   dres_clear(&r);
 
-  ping_version(f, NULL, &r);
-  assert_int_equal(r.code, RP_EPROTO);
-  assert_false(f->d.negotiated);
+  /* A pin below the engine's floor: refused at once, in one line that
+   * names what the engine accepts and what reaper speaks. */
+  negotiate(f, "1.52", "1.44", RP_DOCKERAPI_V(1, 41), &r);
+  assert_int_equal(r.code, RP_EVERSION);
+  assert_string_equal(r.message,
+                      "API version refused: Docker Engine 29.0.0 accepts API "
+                      "1.44 to 1.52; reaper speaks 1.41 (pinned by "
+                      "api_version)");
+  assert_null(f->d.v);
   dres_clear(&r);
+
+  /* A pin within range is spoken even where the engine has newer. */
+  negotiate(f, "1.52", "1.44", RP_DOCKERAPI_V(1, 48), &r);
+  assert_null(r.message);
+  assert_string_equal(f->d.prefix, "/v1.48");
+  dres_clear(&r);
+
+  /* Not a Docker engine. */
+  negotiate(f, NULL, NULL, 0, &r);
+  assert_int_equal(r.code, RP_EPROTO);
+  assert_null(f->d.v);
+  dres_clear(&r);
+}
+
+/* A versioned call the engine refuses as too old is RP_EVERSION, so that
+ * the provider backs off as from an engine that is away. */
+static void
+test_dockerapi_version_refused(void **state)
+{
+  struct fx *f = *state;
+  struct dres r = {0};
+  struct rp_error *err = NULL;
+  f->peer.api_version = "1.52";
+  f->peer.min_api_version = "1.44";
+  snprintf(f->d.prefix, sizeof(f->d.prefix), "/v1.41");
+  assert_int_equal(rp_dockerapi_call(&f->d, "GET", "/containers/json", NULL, 0,
+                                     dres_cb, &r, &err),
+                   0);
+  run_until(f, &r.calls, 1);
+  assert_int_equal(r.status, 400);
+  assert_int_equal(r.code, RP_EVERSION);
+  assert_non_null(strstr(r.message, "client version 1.41 is too old"));
+  dres_clear(&r);
+}
+
+/* The version table: one row per version, the columns as the changelog
+ * says (ENGINE-API-VERSIONS.md). */
+static void
+test_dockerapi_versions(void **state)
+{
+  (void)state;
+  assert_null(rp_dockerapi_version(RP_DOCKERAPI_V(1, 40)));
+  assert_null(rp_dockerapi_version(RP_DOCKERAPI_V(1, 53)));
+  for (int m = 41; m <= 52; m++) {
+    const struct rp_dockerapi_version *v =
+        rp_dockerapi_version(RP_DOCKERAPI_V(1, m));
+    assert_non_null(v);
+    char name[8];
+    snprintf(name, sizeof(name), "1.%d", m);
+    assert_string_equal(v->name, name);
+    assert_int_equal(v->create_all_endpoints, m >= 44);
+    assert_int_equal(v->mac_in_endpoint, m >= 44);
+    assert_int_equal(v->inspect_aliases_add_short_id, m < 45);
+    assert_int_equal(v->gw_priority, m >= 48);
+    assert_int_equal(v->inspect_configured_mac, m < 52);
+  }
+  char why[128];
+  assert_true(rp_dockerapi_pin_valid("1.44", why, sizeof(why)));
+  assert_false(rp_dockerapi_pin_valid("1.40", why, sizeof(why)));
+  assert_non_null(strstr(why, "1.41 to 1.52"));
+  assert_false(rp_dockerapi_pin_valid("1.x", why, sizeof(why)));
+  assert_false(rp_dockerapi_pin_valid("1.44 ", why, sizeof(why)));
+  int v = 0;
+  assert_int_equal(rp_dockerapi_parse_version("1.52", &v), 0);
+  assert_int_equal(v, 1052);
 }
 
 /* ---- a real engine, when one is given ---- */
@@ -1208,19 +1323,19 @@ test_real_engine(void **state)
   if (host == NULL || *host == '\0')
     skip();
   rp_http_endpoint_clear(&f->d.ep);
-  if (rp_docker_endpoint_parse(host, &f->d.ep, &err) < 0)
+  if (rp_dockerapi_endpoint_parse(host, &f->d.ep, &err) < 0)
     fail_msg("%s", err->message);
-  f->d.api[0] = '\0';
-  assert_int_equal(rp_docker_ping(&f->d, dres_done_cb, &r, &err), 0);
+  f->d.prefix[0] = '\0';
+  assert_int_equal(rp_dockerapi_negotiate(&f->d, dres_done_cb, &r, &err), 0);
   run_until(f, &r.calls, 1);
   if (r.message)
     fail_msg("%s", r.message);
-  assert_true(f->d.negotiated);
-  print_message("engine API %s\n", f->d.api);
+  assert_non_null(f->d.v);
+  print_message("engine %s, API %s\n", f->d.engine, f->d.prefix);
   dres_clear(&r);
 
-  assert_int_equal(rp_docker_call(&f->d, "GET", "/containers/json?all=1", NULL,
-                                  0, dres_cb, &r, &err),
+  assert_int_equal(rp_dockerapi_call(&f->d, "GET", "/containers/json?all=1",
+                                     NULL, 0, dres_cb, &r, &err),
                    0);
   run_until(f, &r.calls, 1);
   if (r.message)
@@ -1230,8 +1345,9 @@ test_real_engine(void **state)
   print_message("%zu containers\n", json_array_size(r.body));
   dres_clear(&r);
 
-  assert_int_equal(rp_docker_call(&f->d, "GET", "/containers/nope-reaper/json",
-                                  NULL, 0, dres_cb, &r, &err),
+  assert_int_equal(rp_dockerapi_call(&f->d, "GET",
+                                     "/containers/nope-reaper/json", NULL, 0,
+                                     dres_cb, &r, &err),
                    0);
   run_until(f, &r.calls, 1);
   assert_int_equal(r.code, RP_ENOTFOUND);
@@ -1243,9 +1359,9 @@ test_real_engine(void **state)
   char path[96];
   snprintf(path, sizeof(path), "/events?since=0&until=%lld",
            (long long)(rp_wall_ms() / 1000));
-  assert_int_equal(
-      rp_docker_stream(&f->d, path, dres_line_cb, dres_done_cb, &r, &r.x, &err),
-      0);
+  assert_int_equal(rp_dockerapi_stream(&f->d, path, dres_line_cb, dres_done_cb,
+                                       &r, &r.x, &err),
+                   0);
   run_until(f, &r.calls, 1);
   if (r.message)
     fail_msg("%s", r.message);
@@ -1283,7 +1399,9 @@ main(void)
       T(test_docker_call_status_errors),
       T(test_docker_stream_lines),
       T(test_docker_stream_ends),
-      T(test_docker_ping_negotiates),
+      T(test_dockerapi_negotiates),
+      T(test_dockerapi_version_refused),
+      T(test_dockerapi_versions),
       T(test_real_engine),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

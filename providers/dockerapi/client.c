@@ -1,8 +1,8 @@
-/* The docker provider's API call layer: one Engine API call on the loop
- * (rp_docker_call), the line-split /events stream (rp_docker_stream) and
- * version negotiation (rp_docker_ping).  This is the one place where HTTP
- * statuses and the engine's {"message": ...} bodies become rp_errors. */
-#include "docker.h"
+/* The Engine API call layer: one call on the loop (rp_dockerapi_call) and
+ * the line-split /events stream (rp_dockerapi_stream).  This is the one
+ * place where HTTP statuses and the engine's {"message": ...} bodies become
+ * rp_errors. */
+#include "dockerapi.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,14 +12,9 @@
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
-#define PING_TIMEOUT_MS 10000
-/* The oldest API reaper speaks, used until /_ping has negotiated; every
- * newer engine accepts it. */
+/* The version spoken before a negotiation has succeeded: the oldest, which
+ * an engine in range takes, or refuses in words that say why. */
 #define API_FALLBACK "/v1.41"
-#define API_MIN_MAJOR 1
-#define API_MIN_MINOR 41
-#define API_MAX_MAJOR 1
-#define API_MAX_MINOR 43
 /* An event is a few KiB; a line this long is not an event. */
 #define MAX_LINE ((size_t)1 << 20)
 /* How much of an error body a stream keeps for the message. */
@@ -58,16 +53,29 @@ reason_phrase(long status)
   }
 }
 
+/* The engine's words when a path's version is outside what it accepts
+ * (daemon/server/middleware/version.go, the same from Engine 25 to 29):
+ * "client version 1.41 is too old. Minimum supported API version is
+ * 1.44, ..." and "client version 1.53 is too new. Maximum supported API
+ * version is 1.52". */
+static bool
+is_version_refusal(const char *msg)
+{
+  return msg && strncmp(msg, "client version ", 15) == 0 &&
+         (strstr(msg, " is too old") || strstr(msg, " is too new"));
+}
+
 /* "409 Conflict: <the engine's message>" with the code callers branch on.
  * body (borrowed, may be NULL) is the parsed reply; raw its text. */
 static void
 status_error(long status, json_t *body, const char *raw, size_t raw_len,
              struct rp_error **err)
 {
-  int code = status == 404   ? RP_ENOTFOUND
-             : status == 409 ? RP_ECONFLICT
-                             : RP_EENGINE;
   const char *msg = json_string_value(json_object_get(body, "message"));
+  int code = status == 404                              ? RP_ENOTFOUND
+             : status == 409                            ? RP_ECONFLICT
+             : status == 400 && is_version_refusal(msg) ? RP_EVERSION
+                                                        : RP_EENGINE;
   int msg_len = msg ? (int)strlen(msg) : 0;
 
   if (msg == NULL && raw && body == NULL) {
@@ -94,17 +102,27 @@ parse_body(const char *raw, size_t len)
   return json_loadb(raw, len, JSON_DECODE_ANY, NULL);
 }
 
+/* Marks a call without a version prefix. */
+static const struct rp_dockerapi_version unversioned;
+
 static char *
-versioned(const struct rp_docker *d, const char *path)
+versioned(const struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
+          const char *path)
 {
-  return rp_xasprintf("%s%s", d->api[0] ? d->api : API_FALLBACK, path);
+  if (at == &unversioned)
+    return rp_xstrdup(path);
+  if (at)
+    return rp_xasprintf("/v%s%s", at->name, path);
+  return rp_xasprintf("%s%s", api->prefix[0] ? api->prefix : API_FALLBACK,
+                      path);
 }
 
 static int
-check_client(const struct rp_docker *d, const char *method, const char *path,
-             struct rp_error **err)
+check_client(const struct rp_dockerapi *api, const char *method,
+             const char *path, struct rp_error **err)
 {
-  if (d == NULL || d->p == NULL || d->p->http == NULL || d->ep.base_url == NULL)
+  if (api == NULL || api->p == NULL || api->p->http == NULL ||
+      api->ep.base_url == NULL)
     return rp_error_set(err, EINVAL, "%s %s: the provider is not set up",
                         method, path);
   return 0;
@@ -113,7 +131,7 @@ check_client(const struct rp_docker *d, const char *method, const char *path,
 /* ---- one call ---- */
 
 struct call {
-  rp_docker_cb cb;
+  rp_dockerapi_cb cb;
   void *arg;
   char *body; /* owned: the serialized request, sent until the callback */
 };
@@ -123,16 +141,16 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
              const struct rp_error *err)
 {
   struct call *c = arg;
-  struct rp_docker_reply r = {0};
+  struct rp_dockerapi_reply r = {0};
   cleanup_json json_t *body = NULL;
   cleanup_error struct rp_error *e = NULL;
 
   if (err == NULL) {
     body = parse_body(resp->body, resp->body_len);
-    r = (struct rp_docker_reply){.status = resp->status,
-                                 .body = body,
-                                 .raw = resp->body,
-                                 .raw_len = resp->body_len};
+    r = (struct rp_dockerapi_reply){.status = resp->status,
+                                    .body = body,
+                                    .raw = resp->body,
+                                    .raw_len = resp->body_len};
     if (resp->status >= 400)
       status_error(resp->status, body, resp->body, resp->body_len, &e);
   }
@@ -143,13 +161,14 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
 }
 
 int
-rp_docker_call(struct rp_docker *d, const char *method, const char *path,
-               const json_t *body, int64_t timeout_ms, rp_docker_cb cb,
-               void *arg, struct rp_error **err)
+rp_dockerapi_call_at(struct rp_dockerapi *api,
+                     const struct rp_dockerapi_version *at, const char *method,
+                     const char *path, const json_t *body, int64_t timeout_ms,
+                     rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
-  if (check_client(d, method, path, err) < 0)
+  if (check_client(api, method, path, err) < 0)
     return -1;
-  cleanup_free char *full = versioned(d, path);
+  cleanup_free char *full = versioned(api, at, path);
   static const char *const json_headers[] = {"Content-Type: application/json",
                                              NULL};
   struct call *c = rp_xcalloc(1, sizeof(*c));
@@ -171,13 +190,31 @@ rp_docker_call(struct rp_docker *d, const char *method, const char *path,
       .body_len = c->body ? strlen(c->body) : 0,
       .timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS,
   };
-  if (rp_http_send(d->p->http, &d->ep, &req, call_done_cb, c, NULL) < 0) {
+  if (rp_http_send(api->p->http, &api->ep, &req, call_done_cb, c, NULL) < 0) {
     free(c->body);
     free(c);
     return rp_error_set(err, EIO, "%s %s: cannot start the request", method,
                         full);
   }
   return 0;
+}
+
+int
+rp_dockerapi_call_plain(struct rp_dockerapi *api, const char *method,
+                        const char *path, int64_t timeout_ms,
+                        rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return rp_dockerapi_call_at(api, &unversioned, method, path, NULL, timeout_ms,
+                              cb, arg, err);
+}
+
+int
+rp_dockerapi_call(struct rp_dockerapi *api, const char *method,
+                  const char *path, const json_t *body, int64_t timeout_ms,
+                  rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return rp_dockerapi_call_at(api, NULL, method, path, body, timeout_ms, cb,
+                              arg, err);
 }
 
 /* ---- lines ---- */
@@ -204,15 +241,15 @@ buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n,
 }
 
 void
-rp_docker_line_splitter_init(struct rp_docker_line_splitter *ls,
-                             size_t max_line)
+rp_dockerapi_line_splitter_init(struct rp_dockerapi_line_splitter *ls,
+                                size_t max_line)
 {
   memset(ls, 0, sizeof(*ls));
   ls->max_line = max_line ? max_line : MAX_LINE;
 }
 
 void
-rp_docker_line_splitter_clear(struct rp_docker_line_splitter *ls)
+rp_dockerapi_line_splitter_clear(struct rp_dockerapi_line_splitter *ls)
 {
   free(ls->buf);
   ls->buf = NULL;
@@ -221,7 +258,7 @@ rp_docker_line_splitter_clear(struct rp_docker_line_splitter *ls)
 
 /* Hands one line to the consumer: 1 when it asks to stop. */
 static int
-deliver(const char *line, size_t len, rp_docker_line_cb line_cb, void *arg)
+deliver(const char *line, size_t len, rp_dockerapi_line_cb line_cb, void *arg)
 {
   if (len > 0 && line[len - 1] == '\r')
     len--;
@@ -231,9 +268,9 @@ deliver(const char *line, size_t len, rp_docker_line_cb line_cb, void *arg)
 }
 
 int
-rp_docker_line_splitter_feed(struct rp_docker_line_splitter *ls,
-                             const char *data, size_t n,
-                             rp_docker_line_cb line_cb, void *arg)
+rp_dockerapi_line_splitter_feed(struct rp_dockerapi_line_splitter *ls,
+                                const char *data, size_t n,
+                                rp_dockerapi_line_cb line_cb, void *arg)
 {
   while (n > 0) {
     const char *nl = memchr(data, '\n', n);
@@ -264,8 +301,8 @@ rp_docker_line_splitter_feed(struct rp_docker_line_splitter *ls,
 }
 
 int
-rp_docker_line_splitter_end(struct rp_docker_line_splitter *ls,
-                            rp_docker_line_cb line_cb, void *arg)
+rp_dockerapi_line_splitter_end(struct rp_dockerapi_line_splitter *ls,
+                               rp_dockerapi_line_cb line_cb, void *arg)
 {
   size_t len = ls->len;
   ls->len = 0;
@@ -279,7 +316,7 @@ struct stream {
   void (*done_cb)(void *arg, const struct rp_error *err);
   void *arg;
   char *what; /* owned: "GET /v1.43/events" */
-  struct rp_docker_line_splitter lines;
+  struct rp_dockerapi_line_splitter lines;
   char *error_body; /* owned: (the start of) the body of an error reply */
   size_t error_len, error_cap;
   long status;          /* from the last status line seen */
@@ -292,7 +329,7 @@ static void
 stream_free(struct stream *s)
 {
   free(s->what);
-  rp_docker_line_splitter_clear(&s->lines);
+  rp_dockerapi_line_splitter_clear(&s->lines);
   free(s->error_body);
   rp_error_free(s->err);
   free(s);
@@ -335,7 +372,7 @@ stream_data_cb(void *arg, const char *data, size_t n)
     return 0;
   }
   s->in_data = true;
-  rc = rp_docker_line_splitter_feed(&s->lines, data, n, stream_line_cb, s);
+  rc = rp_dockerapi_line_splitter_feed(&s->lines, data, n, stream_line_cb, s);
   s->in_data = false;
   if (rc < 0)
     rp_error_set(&s->err, RP_EPROTO, "%s: a line over %zu bytes", s->what,
@@ -367,7 +404,7 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
   } else {
     /* A last line without its newline still counts.  finished is set, so
      * the consumer's return value no longer matters. */
-    rp_docker_line_splitter_end(&s->lines, stream_line_cb, s);
+    rp_dockerapi_line_splitter_end(&s->lines, stream_line_cb, s);
     s->done_cb(s->arg, NULL);
   }
   if (!s->in_data)
@@ -375,20 +412,21 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
 }
 
 int
-rp_docker_stream(struct rp_docker *d, const char *path,
-                 int (*on_line)(void *arg, const char *line, size_t len),
-                 void (*done_cb)(void *arg, const struct rp_error *err),
-                 void *arg, struct rp_http_xfer **xfer, struct rp_error **err)
+rp_dockerapi_stream(struct rp_dockerapi *api, const char *path,
+                    int (*on_line)(void *arg, const char *line, size_t len),
+                    void (*done_cb)(void *arg, const struct rp_error *err),
+                    void *arg, struct rp_http_xfer **xfer,
+                    struct rp_error **err)
 {
-  if (check_client(d, "GET", path, err) < 0)
+  if (check_client(api, "GET", path, err) < 0)
     return -1;
-  cleanup_free char *full = versioned(d, path);
+  cleanup_free char *full = versioned(api, NULL, path);
   struct stream *s = rp_xcalloc(1, sizeof(*s));
   s->on_line = on_line;
   s->done_cb = done_cb;
   s->arg = arg;
   s->what = rp_xasprintf("GET %s", full);
-  rp_docker_line_splitter_init(&s->lines, MAX_LINE);
+  rp_dockerapi_line_splitter_init(&s->lines, MAX_LINE);
   struct rp_http_request req = {
       .method = "GET",
       .path = full,
@@ -396,116 +434,9 @@ rp_docker_stream(struct rp_docker *d, const char *path,
       .on_data = stream_data_cb,
       .on_header = stream_status_cb,
   };
-  if (rp_http_send(d->p->http, &d->ep, &req, stream_done_cb, s, xfer) < 0) {
+  if (rp_http_send(api->p->http, &api->ep, &req, stream_done_cb, s, xfer) < 0) {
     stream_free(s);
     return rp_error_set(err, EIO, "GET %s: cannot start the request", full);
-  }
-  return 0;
-}
-
-/* ---- version negotiation ---- */
-
-struct ping {
-  struct rp_docker *d; /* borrowed */
-  void (*cb)(void *arg, const struct rp_error *err);
-  void *arg;
-  char version[32]; /* the API-Version header's value */
-};
-
-static void
-ping_header_cb(void *arg, const char *line, size_t len)
-{
-  struct ping *p = arg;
-  static const char name[] = "API-Version:";
-  size_t n = sizeof(name) - 1;
-
-  /* Header names are case-insensitive: podman sends "Api-Version". */
-  if (len <= n || strncasecmp(line, name, n) != 0)
-    return;
-  line += n;
-  len -= n;
-  while (len > 0 && (*line == ' ' || *line == '\t')) {
-    line++;
-    len--;
-  }
-  while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-    len--;
-  if (len >= sizeof(p->version))
-    len = sizeof(p->version) - 1;
-  memcpy(p->version, line, len);
-  p->version[len] = '\0';
-}
-
-static int
-negotiate(struct rp_docker *d, const char *version, struct rp_error **err)
-{
-  int major, minor, end = 0;
-
-  if (version[0] == '\0')
-    return rp_error_set(err, RP_EPROTO,
-                        "GET /_ping: no API-Version header (not a Docker "
-                        "engine?)");
-  if (sscanf(version, "%d.%d%n", &major, &minor, &end) != 2 ||
-      version[end] != '\0' || major < 0 || minor < 0)
-    return rp_error_set(err, RP_EPROTO, "GET /_ping: API-Version \"%s\": %s",
-                        version, "not MAJOR.MINOR");
-  if (major < API_MIN_MAJOR ||
-      (major == API_MIN_MAJOR && minor < API_MIN_MINOR))
-    return rp_error_set(err, RP_EENGINE,
-                        "the engine speaks API %d.%d, older than %d.%d, the "
-                        "oldest reaper supports",
-                        major, minor, API_MIN_MAJOR, API_MIN_MINOR);
-  if (major > API_MAX_MAJOR ||
-      (major == API_MAX_MAJOR && minor > API_MAX_MINOR)) {
-    major = API_MAX_MAJOR;
-    minor = API_MAX_MINOR;
-  }
-  snprintf(d->api, sizeof(d->api), "/v%d.%d", major, minor);
-  d->negotiated = true;
-  return 0;
-}
-
-static void
-ping_done_cb(void *arg, const struct rp_http_response *resp,
-             const struct rp_error *err)
-{
-  struct ping *p = arg;
-  cleanup_error struct rp_error *e = NULL;
-
-  if (err == NULL) {
-    if (resp->status != 200) {
-      cleanup_json json_t *body = parse_body(resp->body, resp->body_len);
-      status_error(resp->status, body, resp->body, resp->body_len, &e);
-      rp_error_prefix(&e, "GET /_ping");
-    } else {
-      negotiate(p->d, p->version, &e);
-    }
-  }
-  p->cb(p->arg, err ? err : e);
-  free(p);
-}
-
-int
-rp_docker_ping(struct rp_docker *d,
-               void (*cb)(void *arg, const struct rp_error *err), void *arg,
-               struct rp_error **err)
-{
-  if (check_client(d, "GET", "/_ping", err) < 0)
-    return -1;
-  struct ping *p = rp_xcalloc(1, sizeof(*p));
-  p->d = d;
-  p->cb = cb;
-  p->arg = arg;
-  struct rp_http_request req = {
-      .method = "GET",
-      .path = "/_ping",
-      .timeout_ms = PING_TIMEOUT_MS,
-      .max_body = 4096,
-      .on_header = ping_header_cb,
-  };
-  if (rp_http_send(d->p->http, &d->ep, &req, ping_done_cb, p, NULL) < 0) {
-    free(p);
-    return rp_error_set(err, EIO, "GET /_ping: cannot start the request");
   }
   return 0;
 }

@@ -8,7 +8,7 @@
  *   http://, https://      as written
  * The CLI's rules kept here: a missing ca.pem is an error, a missing
  * cert.pem and key.pem together mean "no client certificate". */
-#include "docker.h"
+#include "dockerapi.h"
 
 #include <errno.h>
 #include <pwd.h>
@@ -163,8 +163,8 @@ parse_network(const char *where, const char *scheme, const char *rest,
 }
 
 int
-rp_docker_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
-                         struct rp_error **err)
+rp_dockerapi_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
+                            struct rp_error **err)
 {
   const char *spec = endpoint;
   const char *source = "endpoint";
