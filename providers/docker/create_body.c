@@ -16,10 +16,11 @@
  *    replacement gets its own.  With network mode container:X or host the
  *    hostname is not the container's own (and the engine refuses one with
  *    container:X): left out.
- *  - MacAddress: Config.MacAddress is set only when the user set one; the
- *    per-network MacAddress is the runtime one and is copied only when it
- *    equals the configured one: copying a generated one makes old and new
- *    clash.
+ *  - MacAddress: only the one the user configured for the main network
+ *    (inspect's per-network MacAddress is the one in use, generated or not:
+ *    copying a generated one makes old and new clash); below API 1.44 as
+ *    Config.MacAddress, from 1.44 in the main network's EndpointSettings
+ *    (1.52 no longer reads Config.MacAddress at all).
  *  - HostConfig is copied whole (binds, mounts, tmpfs, port bindings with
  *    host IPs, restart policy, resources, ...), with references to other
  *    containers (network/PID/IPC mode container:<id>, Links, VolumesFrom)
@@ -28,11 +29,14 @@
  *    `--mount type=volume,target=/dir`) are re-attached by name, so the
  *    replacement keeps their data; a destination the user mounted something
  *    on (Binds, Mounts, Tmpfs) is never mounted twice.
- *  - Networks: every one keeps its static IPs (IPAMConfig), aliases, links
- *    and driver options; the old short-ID alias is dropped, and all aliases
- *    on bridge/host/none, where the engine refuses them.  The primary one
- *    (HostConfig.NetworkMode, else the first by name) goes in the body, the
- *    others are returned to connect after create.
+ *  - Networks: every one keeps its static IPs (IPAMConfig), aliases, links,
+ *    driver options and (from API 1.48) gateway priority; the aliases the
+ *    engine adds itself to what inspect shows (the old short ID; the
+ *    hostname on Engine 25+ below 1.45) are dropped, and all aliases on
+ *    bridge/host/none, where the engine refuses them.  From API 1.44 every
+ *    network goes in the body; below, the primary one (HostConfig.NetworkMode,
+ *    else the first by name) does and the others are connected after
+ *    create.
  *  - Labels are kept exactly (compose's included) plus opts->extra_labels.
  *  - Image defaults: see strip_image_defaults(). */
 #include <stdlib.h>
@@ -394,10 +398,12 @@ is_builtin_network(const char *name)
 
 /* The EndpointSettings to create or connect with, from the old container's
  * endpoint `es` on network `net`.  mac: the MAC address the user configured
- * for this endpoint, or NULL. */
+ * for this endpoint (to set here), or NULL; hostname: an alias the engine
+ * added itself, or NULL. */
 static json_t *
 endpoint_config(const char *net, json_t *es, const char *short_id,
-                const char *mac, const json_t *id_names)
+                const char *hostname, const char *mac,
+                const struct rp_dockerapi_version *api, const json_t *id_names)
 {
   json_t *out = json_object();
 
@@ -424,7 +430,8 @@ endpoint_config(const char *net, json_t *es, const char *short_id,
       /* The engine adds the short ID of whichever container it creates:
        * the old one's would resolve to the replacement under a stale
        * name. */
-      if (alias && *alias && strcmp(alias, short_id) != 0)
+      if (alias && *alias && strcmp(alias, short_id) != 0 &&
+          (!hostname || strcmp(alias, hostname) != 0))
         json_array_append(aliases, v);
     }
     if (json_array_size(aliases))
@@ -444,7 +451,11 @@ endpoint_config(const char *net, json_t *es, const char *short_id,
   if (json_object_size(driver_opts))
     json_object_set_new(out, "DriverOpts", json_deep_copy(driver_opts));
 
-  if (mac && strcmp(str_member(es, "MacAddress"), mac) == 0)
+  json_t *prio = json_object_get(es, "GwPriority");
+  if (api->gw_priority && json_integer_value(prio) != 0)
+    json_object_set(out, "GwPriority", prio);
+
+  if (mac && *mac)
     json_object_set_new(out, "MacAddress", json_string(mac));
   return out;
 }
@@ -455,11 +466,16 @@ compare_names_cb(const void *a, const void *b)
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Fills body.NetworkingConfig with the primary network and *extra with the
- * others, sorted by name so that the order is the same on every run. */
+/* Fills body.NetworkingConfig with the primary network, and with the others
+ * where the version takes them all at create (else *extra gets them),
+ * sorted by name so that the order is the same on every run.  mac: the
+ * configured MAC of the primary network, set on its endpoint where the
+ * version wants it there. */
 static void
 build_networks(const json_t *inspect, json_t *body, const char *short_id,
-               const char *mac, const json_t *id_names, json_t *extra)
+               const char *hostname, const char *mac,
+               const struct rp_dockerapi_version *api, const json_t *id_names,
+               json_t *extra)
 {
   json_t *nets =
       json_object_get(json_object_get(inspect, "NetworkSettings"), "Networks");
@@ -489,10 +505,11 @@ build_networks(const json_t *inspect, json_t *body, const char *short_id,
   json_t *endpoints = json_object();
   for (size_t i = 0; i < count; i++) {
     bool is_primary = strcmp(names[i], primary) == 0;
-    /* The engine applies Config.MacAddress to the primary network only. */
-    json_t *cfg = endpoint_config(names[i], json_object_get(nets, names[i]),
-                                  short_id, is_primary ? mac : NULL, id_names);
-    if (is_primary)
+    const char *endpoint_mac = is_primary && api->mac_in_endpoint ? mac : NULL;
+    json_t *cfg =
+        endpoint_config(names[i], json_object_get(nets, names[i]), short_id,
+                        hostname, endpoint_mac, api, id_names);
+    if (is_primary || api->create_all_endpoints)
       json_object_set_new(endpoints, names[i], cfg);
     else
       json_array_append_new(
@@ -584,6 +601,8 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
   static const struct rp_docker_create_opts no_opts;
   if (!opts)
     opts = &no_opts;
+  const struct rp_dockerapi_version *api =
+      opts->version ? opts->version : rp_dockerapi_version(RP_DOCKERAPI_OLDEST);
 
   const char *id = json_string_value(json_object_get(inspect, "Id"));
   json_t *config = json_object_get(inspect, "Config");
@@ -624,11 +643,13 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
     json_object_del(body, "Domainname");
     json_object_del(body, "ExposedPorts");
   }
-  const char *mac = str_member(config, "MacAddress");
-  if (*mac && !shares_net && !host_net)
-    json_object_set_new(body, "MacAddress", json_string(mac));
-  else
+  const char *mac = opts->configured_mac ? opts->configured_mac
+                                         : str_member(config, "MacAddress");
+  if (!*mac || shares_net || host_net)
     mac = NULL;
+  else if (!api->mac_in_endpoint)
+    /* Below 1.44 the engine takes it here, for the primary network. */
+    json_object_set_new(body, "MacAddress", json_string(mac));
 
   json_t *image_config = json_object_get(image, "Config");
   json_t *entrypoint = json_object_get(config, "Entrypoint");
@@ -675,7 +696,9 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
                          json_object_get(hc, "PortBindings"));
 
   cleanup_json json_t *extra = json_array();
-  build_networks(inspect, body, short_id, mac, opts->id_names, extra);
+  build_networks(inspect, body, short_id,
+                 opts->hostname_alias_added ? hostname : NULL, mac, api,
+                 opts->id_names, extra);
 
   *body_out = RP_STEAL(body);
   *extra_networks = RP_STEAL(extra);

@@ -75,6 +75,17 @@ struct rp_docker_create_opts {
   /* borrowed, may be NULL: labels to add (e.g. reaper.replaces=<old id>);
    * they win over the old container's labels of the same key. */
   json_t *extra_labels;
+  /* The API version the body is for (borrowed; NULL means 1.41): where a
+   * MAC address goes, whether every network is created at once, which
+   * endpoint members create takes. */
+  const struct rp_dockerapi_version *version;
+  /* The MAC address the user configured for the main network: NULL means
+   * inspect's Config.MacAddress (which versions from 1.52 no longer show:
+   * the caller then reads it at an older version, see recycle.c), "" none. */
+  const char *configured_mac;
+  /* The engine lists the container's hostname among a network's Aliases
+   * though nobody set it (Engine 25 and newer, below API 1.45). */
+  bool hostname_alias_added;
 };
 
 /* The body of POST /containers/create (API 1.41) that recreates the
@@ -87,11 +98,12 @@ struct rp_docker_create_opts {
  *
  * Carries over the whole user configuration (Config, HostConfig, every
  * network with its static IPs, aliases and links) and leaves the runtime
- * state behind; the rules are described in create_body.c.  dockerd 20.10
- * takes one network at create: *body_out holds the primary one and
+ * state behind; the rules are described in create_body.c.  Below API 1.44
+ * create takes one network: *body_out holds the primary one and
  * *extra_networks (owned; an array, possibly empty, of {"name": NET,
  * "config": EndpointSettings}) the ones to connect afterwards with
- * POST /networks/NET/connect {"Container": ID, "EndpointConfig": config}.
+ * POST /networks/NET/connect {"Container": ID, "EndpointConfig": config};
+ * from 1.44 every network is in the body and *extra_networks is empty.
  * The replacement re-attaches the old container's anonymous volumes: remove
  * the old container without ?v=1.
  *

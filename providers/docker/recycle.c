@@ -1,12 +1,12 @@
 /* Recycling one container, step by step, each step one API call on the
  * loop.  The plan of steps depends on the strategy:
  *
- *   recreate, stop-first:  inspect, list, image, build, rename old, create,
- *                          connect, drain, stop old, start, wait ready,
- *                          remove old
- *   recreate, start-first: inspect, list, image, build, rename old, create,
- *                          connect, start, wait ready, drain, stop old,
- *                          remove old
+ *   recreate, stop-first:  inspect, list, MAC, image, build, rename old,
+ *                          create, connect, drain, stop old, start, wait
+ *                          ready, remove old
+ *   recreate, start-first: inspect, list, MAC, image, build, rename old,
+ *                          create, connect, start, wait ready, drain, stop
+ *                          old, remove old
  *   restart:               inspect, drain, restart, wait ready
  *   stop:                  inspect, drain, stop
  *   remove:                inspect, drain, stop, remove
@@ -34,6 +34,7 @@
 enum step {
   S_INSPECT,
   S_LIST_ALL,
+  S_MAC,
   S_IMAGE,
   S_BUILD,
   S_DRAIN,
@@ -69,6 +70,9 @@ struct rc {
   json_t *image;      /* owned: the image to create from */
   char *image_ref;    /* owned: what create is given, NULL = old image ID */
   json_t *id_names;   /* owned: container id -> name */
+  /* owned: the MAC address the user configured ("" none), NULL until the
+   * MAC step */
+  char *configured_mac;
   json_t *body;       /* owned: the create request */
   json_t *extra_nets; /* owned: networks to connect after create */
   size_t next_net;
@@ -108,6 +112,7 @@ rc_free(struct rc *rc)
   json_decref(rc->inspect);
   json_decref(rc->image);
   free(rc->image_ref);
+  free(rc->configured_mac);
   json_decref(rc->id_names);
   json_decref(rc->body);
   json_decref(rc->extra_nets);
@@ -341,6 +346,77 @@ step_list_all(struct rc *rc)
       listed_all);
 }
 
+/* The MAC address the user configured for the main network.  Inspect shows
+ * it as Config.MacAddress below API 1.52, and from 1.52 shows only the
+ * address in use, generated or not: it is then read at 1.51, which every
+ * engine that speaks 1.52 accepts (Engine 29: 1.44 and newer).  Should an
+ * engine one day refuse 1.51 too, the address in use is kept: a generated
+ * one copied costs only start-first (it falls back), a configured one lost
+ * would lose the user's configuration. */
+static const char *
+main_network_mac(const json_t *inspect)
+{
+  json_t *nets = json_object_get(
+      json_object_get((json_t *)(uintptr_t)inspect, "NetworkSettings"),
+      "Networks");
+  const char *mode = json_string_value(json_object_get(
+      json_object_get((json_t *)(uintptr_t)inspect, "HostConfig"),
+      "NetworkMode"));
+  json_t *es = json_object_get(nets, mode ? mode : "");
+  if (!es && mode && strcmp(mode, "default") == 0)
+    es = json_object_get(nets, "bridge");
+  const char *mac = json_string_value(json_object_get(es, "MacAddress"));
+  return mac ? mac : "";
+}
+
+static void
+mac_read(struct rc *rc, const struct rp_dockerapi_reply *r,
+         const struct rp_error *err)
+{
+  const char *mac = NULL;
+  if (!err && r && json_is_object(r->body))
+    mac = json_string_value(
+        json_object_get(json_object_get(r->body, "Config"), "MacAddress"));
+  if (!mac) {
+    mac = main_network_mac(rc->inspect);
+    json_object_set_new(rc->details, "mac_address",
+                        json_string("not known at this API version: the "
+                                    "address in use is kept"));
+  }
+  rc->configured_mac = rp_xstrdup(mac);
+  advance(rc);
+}
+
+static void
+step_mac(struct rc *rc)
+{
+  const struct rp_dockerapi *api = &rc->d->api;
+  const struct rp_dockerapi_version *v =
+      api->v ? api->v : rp_dockerapi_version(RP_DOCKERAPI_OLDEST);
+  if (v->inspect_configured_mac) {
+    const char *mac = json_string_value(
+        json_object_get(json_object_get(rc->inspect, "Config"), "MacAddress"));
+    rc->configured_mac = rp_xstrdup(mac ? mac : "");
+    advance(rc);
+    return;
+  }
+  const struct rp_dockerapi_version *older =
+      rp_dockerapi_version(RP_DOCKERAPI_V(1, 51));
+  if (api->engine_min && api->engine_min > older->number) {
+    mac_read(rc, NULL, NULL);
+    return;
+  }
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", rc->id);
+  struct pending *pd = rp_xcalloc(1, sizeof(*pd));
+  *pd = (struct pending){.rc = rc, .tolerant = true, .then_reply = mac_read};
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_dockerapi_call_at(&rc->d->api, older, "GET", path, NULL, 0, pending_cb,
+                           pd, &err) != 0) {
+    free(pd);
+    mac_read(rc, NULL, err);
+  }
+}
+
 /* rc->image is always the image the OLD container ran: the body builder
  * compares the old configuration with that image's defaults. */
 static void
@@ -380,7 +456,11 @@ static void
 pulled(struct rc *rc, const struct rp_dockerapi_reply *r)
 {
   /* The pull answers 200 and reports failure in its progress stream. */
+  /* "error" and (from API 1.48 the only one not deprecated) "errorDetail";
+   * Engine 29 still sends both. */
   const char *p = r->raw ? strstr(r->raw, "\"error\"") : NULL;
+  if (!p && r->raw)
+    p = strstr(r->raw, "\"errorDetail\"");
   if (p) {
     cleanup_free char *msg = rp_xstrndup(p, strcspn(p, "\n"));
     struct rp_error *e = NULL;
@@ -476,10 +556,18 @@ step_build(struct rc *rc)
 {
   cleanup_json json_t *labels =
       json_pack("{s:s}", RP_DOCKER_LABEL_REPLACES, rc->id);
+  const struct rp_dockerapi *api = &rc->d->api;
+  const struct rp_dockerapi_version *v =
+      api->v ? api->v : rp_dockerapi_version(RP_DOCKERAPI_OLDEST);
   struct rp_docker_create_opts opts = {
       .image = rc->image_ref,
       .id_names = rc->id_names,
       .extra_labels = labels,
+      .version = v,
+      .configured_mac = rc->configured_mac,
+      /* Engine 25 (API 1.44) and newer, when spoken to below 1.45. */
+      .hostname_alias_added = v->inspect_aliases_add_short_id &&
+                              api->engine_max >= RP_DOCKERAPI_V(1, 44),
   };
   cleanup_error struct rp_error *err = NULL;
   if (rp_docker_create_body(rc->inspect, rc->image, &opts, &rc->body,
@@ -490,8 +578,7 @@ step_build(struct rc *rc)
   /* Start-first needs the old container's fixed resources free while both
    * run: host ports, static addresses and a user-set MAC address clash. */
   const char *why = NULL;
-  const char *mac = json_string_value(
-      json_object_get(json_object_get(rc->inspect, "Config"), "MacAddress"));
+  const char *mac = rc->configured_mac;
   if (rp_docker_publishes_host_ports(rc->inspect))
     why = "it publishes host ports";
   else if (has_static_address(rc->inspect))
@@ -922,6 +1009,9 @@ advance(struct rc *rc)
   case S_INSPECT:
     step_inspect(rc);
     break;
+  case S_MAC:
+    step_mac(rc);
+    break;
   case S_LIST_ALL:
     step_list_all(rc);
     break;
@@ -1100,7 +1190,8 @@ rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
   if (d->stopping)
     return rp_error_set(err, RP_ECANCELED, "provider %s is stopping",
                         d->p->name);
-  static const enum step recreate[] = {S_INSPECT, S_LIST_ALL, S_IMAGE, S_BUILD};
+  static const enum step recreate[] = {S_INSPECT, S_LIST_ALL, S_MAC, S_IMAGE,
+                                       S_BUILD};
   static const enum step restart[] = {S_INSPECT, S_DRAIN, S_RESTART,
                                       S_WAIT_READY, S_DONE};
   static const enum step stop[] = {S_INSPECT, S_DRAIN, S_STOP_OLD, S_DONE};

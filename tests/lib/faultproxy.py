@@ -6,7 +6,12 @@ socket, streaming (the /events stream lives for hours), and breaks answers
 on request.  It is not a fake engine: every answer starts as the engine's.
 
   faultproxy.py serve --listen SOCK --upstream SOCK --control FILE --log FILE
+                      [--standin ENGINE]
   faultproxy.py set FILE JSON        writes the control file atomically
+
+With --standin ENGINE (25.0 ... 29.0), the proxy also stands in for that
+newer engine in front of the real dockerd: its API range, its refusals, its
+shapes (tests/lib/standin.py); faults apply on top.
 
 The control file holds the faults, re-read whenever it changes:
 
@@ -55,6 +60,9 @@ import socket
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from standin import Refusal, Standin  # noqa: E402
 
 CHUNK = 65536
 
@@ -217,10 +225,37 @@ def reshape(body, shape, index=None):
     return json.dumps(doc).encode()
 
 
+def upstream_call(path_sock, method, target, body):
+    """One request of the stand-in's own to the engine, on a connection of
+    its own: (status, body)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path_sock)
+    try:
+        data = json.dumps(body).encode() if body is not None else b""
+        head = [("Host", "docker"), ("Connection", "close"),
+                ("Content-Length", str(len(data)))]
+        if body is not None:
+            head.append(("Content-Type", "application/json"))
+        s.sendall(render(f"{method} {target} HTTP/1.1", head) + data)
+        rd = Reader(s)
+        start, headers = rd.head()
+        status = int(start.split(" ")[1])
+        if (header(headers, "Transfer-Encoding") or "").lower() == "chunked":
+            out = Proxy.read_chunked(rd)
+        elif header(headers, "Content-Length") is not None:
+            out = rd.exact(int(header(headers, "Content-Length")))
+        else:
+            out = b""
+        return status, out
+    finally:
+        s.close()
+
+
 class Proxy:
-    def __init__(self, listen, upstream, control, log):
+    def __init__(self, listen, upstream, control, log, standin=None):
         self.listen_path = listen
         self.upstream = upstream
+        self.standin = standin
         self.log = log
         self.control = control
         self.conns = set()  # every open socket, closed when refusing
@@ -321,13 +356,32 @@ class Proxy:
                     return
                 if fault == "stall":
                     time.sleep(float(rule.get("ms", 1000)) / 1000)
+                route = None
+                if self.standin:
+                    try:
+                        version, path, query = self.standin.route(target)
+                        body, follow = self.standin.request(
+                            method, version, path, body)
+                    except Refusal as r:
+                        self.log.write(f"standin refused: {r.message}")
+                        self.refuse_request(client, r)
+                        continue
+                    route = (version, path, follow)
+                    target = self.standin.upstream_target(version, path,
+                                                          query)
+                    start = f"{method} {target} " + start.split(" ", 2)[2]
+                    headers = [(k, v) for k, v in headers
+                               if k.lower() != "content-length"]
+                    if body or method in ("POST", "PUT"):
+                        headers.append(("Content-Length", str(len(body))))
                 if up is None:
                     up = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                     up.connect(self.upstream)
                     self.track(up)
                     urd = Reader(up)
                 up.sendall(render(start, headers) + body)
-                keep = self.answer(client, urd, f"{method} {target}", rule)
+                keep = self.answer(client, urd, f"{method} {target}", rule,
+                                   route)
                 if not keep:
                     return
         except (Closed, OSError):
@@ -337,12 +391,41 @@ class Proxy:
             if up is not None:
                 self.untrack(up)
 
-    def answer(self, client, urd, request_line, rule):
+    def refuse_request(self, client, r):
+        body = json.dumps({"message": r.message}).encode() + b"\n"
+        headers = self.standin.headers([
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body)))])
+        client.sendall(render(f"HTTP/1.1 {r.status} Bad Request", headers) +
+                       body)
+
+    def follow_up(self, route, status, body):
+        """After a create the stand-in split: the other networks, connected
+        as the newer engine would have at create; on a failure the
+        container is removed and the failure is the answer, as an engine
+        that refuses a create leaves nothing behind."""
+        version, path, follow = route
+        if not follow or status != 201:
+            return status, body
+        cid = json.loads(body).get("Id")
+        for method, target, payload in follow:
+            payload = dict(payload, Container=cid)
+            st, out = upstream_call(self.upstream, method, target, payload)
+            self.log.write(f"standin: {method} {target} -> {st}")
+            if st >= 300:
+                upstream_call(self.upstream, "DELETE",
+                              f"/v1.41/containers/{cid}?force=1", None)
+                return st, out
+        return status, body
+
+    def answer(self, client, urd, request_line, rule, route=None):
         """Relays one response with its fault; False: close the connection."""
         method = request_line.split(" ")[0]
         fault = rule.get("fault", "pass")
         start, headers = urd.head()
         status = int(start.split(" ")[1])
+        if self.standin:
+            headers = self.standin.headers(headers)
         if fault == "delay":
             time.sleep(float(rule.get("ms", 1000)) / 1000)
         if fault == "drop_reply":
@@ -358,9 +441,10 @@ class Proxy:
         if method == "HEAD" or status in (204, 304) or status < 200:
             client.sendall(render(start, headers))
             return True
-        if chunked and fault in ("pass", "delay", "stall"):
+        streaming = route is None or route[1] == "/events"
+        if chunked and fault in ("pass", "delay", "stall") and streaming:
             return self.relay_chunked(client, urd, start, headers,
-                                      request_line)
+                                      request_line, route)
         if length is None and not chunked:
             # Delimited by the close (a raw stream): relay until it ends.
             client.sendall(render(start, headers))
@@ -372,6 +456,13 @@ class Proxy:
         body = self.read_chunked(urd) if chunked else urd.exact(int(length))
         headers = [(k, v) for k, v in headers
                    if k.lower() not in ("content-length", "transfer-encoding")]
+        if route is not None:
+            new_status, body = self.follow_up(route, status, body)
+            if new_status != status:
+                start = f"HTTP/1.1 {new_status} Error"
+                status = new_status
+            body = self.standin.answer(method, route[0], route[1], status,
+                                       body)
         if fault == "truncate":
             headers.append(("Content-Length", str(len(body))))
             client.sendall(render(start, headers) + body[:len(body) // 2])
@@ -399,9 +490,10 @@ class Proxy:
             body += urd.exact(size)
             urd.exact(2)
 
-    def relay_chunked(self, client, urd, start, headers, request_line):
+    def relay_chunked(self, client, urd, start, headers, request_line,
+                      route=None):
         """Chunk by chunk as they come (the /events stream), cutting a line
-        when a stream rule says so."""
+        when a stream rule says so; the stand-in reshapes each line."""
         client.sendall(render(start, headers))
         while True:
             size = int(urd.line().split(b";")[0], 16)
@@ -412,6 +504,9 @@ class Proxy:
                 return True
             data = urd.exact(size)
             urd.exact(2)
+            if route is not None:
+                data = b"".join(self.standin.event_line(route[0], line)
+                                for line in data.splitlines(keepends=True))
             # A chunk usually holds one event line; look at each line.
             sent = b""
             for line in data.splitlines(keepends=True):
@@ -464,6 +559,8 @@ def main():
     s.add_argument("--upstream", required=True)
     s.add_argument("--control", required=True)
     s.add_argument("--log", required=True)
+    s.add_argument("--standin", help="stand in for this Engine release "
+                   "(25.0 ... 29.0) in front of dockerd 20.10")
     w = sub.add_parser("set")
     w.add_argument("control")
     w.add_argument("json")
@@ -472,7 +569,9 @@ def main():
         write_control(a.control, a.json)
         return
     log = Log(a.log)
-    proxy = Proxy(a.listen, a.upstream, Control(a.control, log), log)
+    standin = Standin(a.standin) if a.standin else None
+    proxy = Proxy(a.listen, a.upstream, Control(a.control, log), log,
+                  standin)
     proxy.open_listener()
     try:
         proxy.watch()

@@ -279,12 +279,12 @@ test_mac_address(void **state)
   json_decref(body);
   json_decref(extra);
 
-  /* A configured one: kept, on the primary network only. */
+  /* A configured one: kept, for the primary network only, where API 1.41
+   * takes it (Config.MacAddress: the endpoint's is discarded below 1.44). */
   cleanup_json json_t *mac = load("mac");
   build(mac, "image-sleeper", NULL, &body, &extra);
   assert_json(json_object_get(body, "MacAddress"), "\"02:00:00:aa:bb:cc\"");
-  assert_json(endpoints(body), "{\"rpc-n1\": {\"Aliases\": [\"macalias\"], "
-                               "\"MacAddress\": \"02:00:00:aa:bb:cc\"}}");
+  assert_json(endpoints(body), "{\"rpc-n1\": {\"Aliases\": [\"macalias\"]}}");
   assert_json(extra, "[{\"name\": \"rpc-n2\", \"config\": {}}]");
   json_decref(body);
   json_decref(extra);
@@ -295,6 +295,132 @@ test_mac_address(void **state)
                       json_string("02:00:00:aa:bb:cc"));
   build(hostnet, "image-sleeper", NULL, &body, &extra);
   assert_null(json_object_get(body, "MacAddress"));
+}
+
+static const struct rp_dockerapi_version *
+api(int minor)
+{
+  const struct rp_dockerapi_version *v =
+      rp_dockerapi_version(RP_DOCKERAPI_V(1, minor));
+  assert_non_null(v);
+  return v;
+}
+
+/* API 1.44, from Engine 25 (v1.44-mac.json: inspect in 1.44's shape, with
+ * DNSNames, and the short ID and hostname among the aliases): every network
+ * at create, the configured MAC in the main network's endpoint and not in
+ * Config, the aliases the engine added dropped, DNSNames never sent. */
+static void
+test_version_1_44(void **state)
+{
+  cleanup_json json_t *inspect = load("v1.44-mac");
+  struct rp_docker_create_opts opts = {.version = api(44),
+                                       .hostname_alias_added = true};
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  build(inspect, "image-sleeper", &opts, &body, &extra);
+  assert_null(json_object_get(body, "MacAddress"));
+  assert_json(endpoints(body),
+              "{\"rpc-n1\": {\"Aliases\": [\"macalias\"], "
+              "\"MacAddress\": \"02:00:00:aa:bb:cc\"}, \"rpc-n2\": {}}");
+  assert_json(extra, "[]");
+  assert_json(json_object_get(body, "Hostname"), "\"mac-host\"");
+}
+
+/* API 1.48, from Engine 28: a network's gateway priority is kept (below
+ * 1.48 create would reset it to 0, so it is not sent). */
+static void
+test_version_1_48(void **state)
+{
+  cleanup_json json_t *inspect = load("v1.48-mac");
+  struct rp_docker_create_opts opts = {.version = api(48)};
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  build(inspect, "image-sleeper", &opts, &body, &extra);
+  assert_json(endpoints(body), "{\"rpc-n1\": {\"Aliases\": [\"macalias\"], "
+                               "\"MacAddress\": \"02:00:00:aa:bb:cc\"}, "
+                               "\"rpc-n2\": {\"GwPriority\": 10}}");
+  json_decref(body);
+  json_decref(extra);
+  opts.version = api(47);
+  build(inspect, "image-sleeper", &opts, &body, &extra);
+  assert_json(json_object_get(endpoints(body), "rpc-n2"), "{}");
+}
+
+/* API 1.52, from Engine 29: inspect no longer shows Config.MacAddress nor
+ * the top-level NetworkSettings addresses; the configured MAC comes from
+ * the caller (read at 1.51) and goes in the endpoint; Config.MacAddress,
+ * which 1.52 no longer reads, is never sent. */
+static void
+test_version_1_52(void **state)
+{
+  cleanup_json json_t *inspect = load("v1.52-mac");
+  assert_null(
+      json_object_get(json_object_get(inspect, "Config"), "MacAddress"));
+  struct rp_docker_create_opts opts = {.version = api(52),
+                                       .configured_mac = "02:00:00:aa:bb:cc"};
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  build(inspect, "image-sleeper", &opts, &body, &extra);
+  assert_null(json_object_get(body, "MacAddress"));
+  assert_json(endpoints(body), "{\"rpc-n1\": {\"Aliases\": [\"macalias\"], "
+                               "\"MacAddress\": \"02:00:00:aa:bb:cc\"}, "
+                               "\"rpc-n2\": {\"GwPriority\": 10}}");
+  assert_json(extra, "[]");
+  json_decref(body);
+  json_decref(extra);
+
+  /* None configured (""): the address in use is not copied. */
+  opts.configured_mac = "";
+  build(inspect, "image-sleeper", &opts, &body, &extra);
+  assert_json(json_object_get(endpoints(body), "rpc-n1"),
+              "{\"Aliases\": [\"macalias\"]}");
+  json_decref(body);
+  json_decref(extra);
+
+  /* The same container at 1.41 (the captured original): one network at
+   * create, the other to connect, the MAC as Config.MacAddress. */
+  cleanup_json json_t *old = load("mac");
+  opts = (struct rp_docker_create_opts){.version = api(41)};
+  build(old, "image-sleeper", &opts, &body, &extra);
+  assert_json(json_object_get(body, "MacAddress"), "\"02:00:00:aa:bb:cc\"");
+  assert_int_equal(json_object_size(endpoints(body)), 1);
+  assert_int_equal(json_array_size(extra), 1);
+}
+
+/* Podman's inspect: kernel names for ulimits (create wants the docker
+ * CLI's), and the old container's hostname in its environment. */
+static void
+test_podman_quirks(void **state)
+{
+  cleanup_json json_t *inspect = load("anon");
+  json_t *host_config = json_object_get(inspect, "HostConfig");
+  json_object_set_new(host_config, "Ulimits",
+                      parse("[{\"Name\": \"RLIMIT_NOFILE\", \"Hard\": 4096, "
+                            "\"Soft\": 4096}, {\"Name\": \"nproc\", "
+                            "\"Hard\": 10, \"Soft\": 5}]"));
+  const char *id = json_string_value(json_object_get(inspect, "Id"));
+  char hostname_env[32];
+  snprintf(hostname_env, sizeof(hostname_env), "HOSTNAME=%.12s", id);
+  json_t *env = json_object_get(json_object_get(inspect, "Config"), "Env");
+  json_array_append_new(env, json_string(hostname_env));
+  json_array_append_new(env, json_string("KEEP=1"));
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  build(inspect, "image-sleeper", NULL, &body, &extra);
+  assert_json(json_object_get(hc(body), "Ulimits"),
+              "[{\"Name\": \"nofile\", \"Hard\": 4096, \"Soft\": 4096}, "
+              "{\"Name\": \"nproc\", \"Hard\": 10, \"Soft\": 5}]");
+  json_t *benv = json_object_get(body, "Env");
+  size_t i;
+  json_t *v;
+  bool keep = false;
+  json_array_foreach(benv, i, v)
+  {
+    assert_string_not_equal(json_string_value(v), hostname_env);
+    keep |= strcmp(json_string_value(v), "KEEP=1") == 0;
+  }
+  assert_true(keep);
 }
 
 /* Regression 4: port bindings lose their host IP. */
@@ -752,6 +878,10 @@ main(void)
       cmocka_unit_test(test_static_ips_and_extra_networks),
       cmocka_unit_test(test_aliases),
       cmocka_unit_test(test_mac_address),
+      cmocka_unit_test(test_version_1_44),
+      cmocka_unit_test(test_version_1_48),
+      cmocka_unit_test(test_version_1_52),
+      cmocka_unit_test(test_podman_quirks),
       cmocka_unit_test(test_port_bindings),
       cmocka_unit_test(test_anonymous_volumes),
       cmocka_unit_test(test_no_duplicate_mount),
