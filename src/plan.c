@@ -90,6 +90,8 @@ rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
     json_object_set_new(o, "reason", json_string(e->d.reason));
   if (e->d.warning[0])
     json_object_set_new(o, "warning", json_string(e->d.warning));
+  if (e->w->note)
+    json_object_set_new(o, "note", json_string(e->w->note));
   json_object_set_new(o, "action", json_string(action));
   return o;
 }
@@ -141,10 +143,10 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
       deadline[19] = '\0';
     }
     rp_plan_action(e, now_ms, action, sizeof(action));
-    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s\n",
+    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s%s%s\n",
             e->w->provider, rp_kind_name(e->w->kind), e->w->name,
             actionable(e) ? e->d.policy->name : "-", started, age, deadline,
-            action);
+            action, e->w->note ? "; note: " : "", e->w->note ? e->w->note : "");
   }
   if (n == 0)
     fprintf(out, "(no workloads)\n");

@@ -52,6 +52,8 @@ rp_workload_dup(const struct rp_workload *w)
   }
   if (w->protected_reason)
     c->protected_reason = rp_xstrdup(w->protected_reason);
+  if (w->note)
+    c->note = rp_xstrdup(w->note);
   if (w->extra)
     c->extra = json_deep_copy(w->extra);
   return c;
@@ -66,6 +68,7 @@ rp_workload_free(struct rp_workload *w)
   free(w->id);
   free(w->name);
   free(w->protected_reason);
+  free(w->note);
   if (w->labels)
     json_decref(w->labels);
   if (w->extra)

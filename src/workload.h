@@ -33,6 +33,10 @@ struct rp_workload {
   /* The provider's reason never to touch this workload ("reaper's own
    * container", "swarm task"), or NULL.  Owned. */
   char *protected_reason;
+  /* A fact about this workload the provider wants operators to see in
+   * plan and /status (e.g. another supervisor restarts it), or NULL.  It
+   * decides nothing.  Owned. */
+  char *note;
   /* Opaque provider detail the core passes back untouched (e.g. the image
    * id), owned reference, may be NULL. */
   json_t *extra;

@@ -403,11 +403,13 @@ is_builtin_network(const char *name)
 static json_t *
 endpoint_config(const char *net, json_t *es, const char *short_id,
                 const char *hostname, const char *mac,
-                const struct rp_dockerapi_version *api, const json_t *id_names)
+                const struct rp_dockerapi_version *api, bool keep_in_use,
+                const json_t *id_names)
 {
   json_t *out = json_object();
 
-  /* Static addresses: only what the user pinned, never the runtime ones. */
+  /* Static addresses: only what the user pinned, never the runtime ones
+   * (unless the engine cannot tell them apart: then all are kept). */
   json_t *ipam = json_object_get(es, "IPAMConfig");
   json_t *ipam_out = json_object();
   const char *key;
@@ -416,6 +418,14 @@ endpoint_config(const char *net, json_t *es, const char *short_id,
   {
     if (!is_empty_value(v))
       json_object_set_new(ipam_out, key, json_deep_copy(v));
+  }
+  if (keep_in_use) {
+    const char *ip4 = str_member(es, "IPAddress");
+    const char *ip6 = str_member(es, "GlobalIPv6Address");
+    if (*ip4 && !json_object_get(ipam_out, "IPv4Address"))
+      json_object_set_new(ipam_out, "IPv4Address", json_string(ip4));
+    if (*ip6 && !json_object_get(ipam_out, "IPv6Address"))
+      json_object_set_new(ipam_out, "IPv6Address", json_string(ip6));
   }
   if (json_object_size(ipam_out))
     json_object_set(out, "IPAMConfig", ipam_out);
@@ -460,10 +470,42 @@ endpoint_config(const char *net, json_t *es, const char *short_id,
   return out;
 }
 
+static json_t *
+endpoints_of(const json_t *body)
+{
+  return json_object_get(
+      json_object_get((json_t *)(uintptr_t)body, "NetworkingConfig"),
+      "EndpointsConfig");
+}
+
 static int
 compare_names_cb(const void *a, const void *b)
 {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+const char *
+rp_docker_primary_network(const json_t *inspect)
+{
+  json_t *in = (json_t *)(uintptr_t)inspect;
+  json_t *nets =
+      json_object_get(json_object_get(in, "NetworkSettings"), "Networks");
+  const char *mode =
+      str_member(json_object_get(in, "HostConfig"), "NetworkMode");
+  if (strcmp(mode, "default") == 0 && json_object_get(nets, "bridge"))
+    return "bridge";
+  if (json_object_get(nets, mode))
+    return json_object_iter_key(json_object_iter_at(nets, mode));
+  /* The first by name (podman says "bridge" for a user network). */
+  const char *first = NULL;
+  const char *key;
+  json_t *v;
+  json_object_foreach(nets, key, v)
+  {
+    if (!first || strcmp(key, first) < 0)
+      first = key;
+  }
+  return first;
 }
 
 /* Fills body.NetworkingConfig with the primary network, and with the others
@@ -473,9 +515,9 @@ compare_names_cb(const void *a, const void *b)
  * version wants it there. */
 static void
 build_networks(const json_t *inspect, json_t *body, const char *short_id,
-               const char *hostname, const char *mac,
-               const struct rp_dockerapi_version *api, const json_t *id_names,
-               json_t *extra)
+               const char *hostname, const char *mac, bool mac_in_endpoint,
+               const struct rp_dockerapi_version *api, bool keep_in_use,
+               const json_t *id_names, json_t *extra)
 {
   json_t *nets =
       json_object_get(json_object_get(inspect, "NetworkSettings"), "Networks");
@@ -496,19 +538,15 @@ build_networks(const json_t *inspect, json_t *body, const char *short_id,
   }
   qsort(names, count, sizeof(*names), compare_names_cb);
 
-  const char *primary = names[0];
-  if (strcmp(mode, "default") == 0 && json_object_get(nets, "bridge"))
-    primary = "bridge";
-  else if (json_object_get(nets, mode))
-    primary = mode;
+  const char *primary = rp_docker_primary_network(inspect);
 
   json_t *endpoints = json_object();
   for (size_t i = 0; i < count; i++) {
     bool is_primary = strcmp(names[i], primary) == 0;
-    const char *endpoint_mac = is_primary && api->mac_in_endpoint ? mac : NULL;
+    const char *endpoint_mac = is_primary && mac_in_endpoint ? mac : NULL;
     json_t *cfg =
         endpoint_config(names[i], json_object_get(nets, names[i]), short_id,
-                        hostname, endpoint_mac, api, id_names);
+                        hostname, endpoint_mac, api, keep_in_use, id_names);
     if (is_primary || api->create_all_endpoints)
       json_object_set_new(endpoints, names[i], cfg);
     else
@@ -645,9 +683,10 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
   }
   const char *mac = opts->configured_mac ? opts->configured_mac
                                          : str_member(config, "MacAddress");
+  bool mac_in_endpoint = api->mac_in_endpoint || opts->endpoint_mac_always;
   if (!*mac || shares_net || host_net)
     mac = NULL;
-  else if (!api->mac_in_endpoint)
+  else if (!mac_in_endpoint)
     /* Below 1.44 the engine takes it here, for the primary network. */
     json_object_set_new(body, "MacAddress", json_string(mac));
 
@@ -697,7 +736,8 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
 
   cleanup_json json_t *extra = json_array();
   build_networks(inspect, body, short_id,
-                 opts->hostname_alias_added ? hostname : NULL, mac, api,
+                 opts->hostname_alias_added ? hostname : NULL, mac,
+                 mac_in_endpoint, api, opts->keep_addresses_in_use,
                  opts->id_names, extra);
 
   *body_out = RP_STEAL(body);
@@ -705,11 +745,27 @@ rp_docker_create_body(const json_t *inspect, const json_t *image,
   return 0;
 }
 
-bool
-rp_docker_publishes_host_ports(const json_t *inspect)
+static bool
+endpoint_clashes(json_t *es, const char **why)
+{
+  json_t *ipam = json_object_get(es, "IPAMConfig");
+  if (json_string_length(json_object_get(ipam, "IPv4Address")) ||
+      json_string_length(json_object_get(ipam, "IPv6Address"))) {
+    *why = "it has a static IP address";
+    return true;
+  }
+  if (json_string_length(json_object_get(es, "MacAddress"))) {
+    *why = "it has a fixed MAC address";
+    return true;
+  }
+  return false;
+}
+
+const char *
+rp_docker_body_clashes(const json_t *body, const json_t *extra)
 {
   json_t *bindings =
-      json_object_get(json_object_get(inspect, "HostConfig"), "PortBindings");
+      json_object_get(json_object_get(body, "HostConfig"), "PortBindings");
   const char *port;
   json_t *list;
   json_object_foreach(bindings, port, list)
@@ -719,8 +775,25 @@ rp_docker_publishes_host_ports(const json_t *inspect)
     json_array_foreach(list, i, b)
     {
       if (*str_member(b, "HostPort"))
-        return true;
+        return "it publishes host ports";
     }
   }
-  return false;
+  const char *why = NULL;
+  const char *net;
+  json_t *es;
+  json_object_foreach(endpoints_of(body), net, es)
+  {
+    if (endpoint_clashes(es, &why))
+      return why;
+  }
+  size_t i;
+  json_t *x;
+  json_array_foreach(extra, i, x)
+  {
+    if (endpoint_clashes(json_object_get(x, "config"), &why))
+      return why;
+  }
+  if (json_string_length(json_object_get(body, "MacAddress")))
+    return "it has a fixed MAC address";
+  return NULL;
 }

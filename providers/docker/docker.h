@@ -86,6 +86,12 @@ struct rp_docker_create_opts {
   /* The engine lists the container's hostname among a network's Aliases
    * though nobody set it (Engine 25 and newer, below API 1.45). */
   bool hostname_alias_added;
+  /* The engine does not say which addresses were fixed (Podman): every
+   * endpoint keeps the addresses it has (IPAMConfig from IPAddress and
+   * GlobalIPv6Address), so that none that was fixed is lost. */
+  bool keep_addresses_in_use;
+  /* The MAC address goes in the endpoint whatever the version (Podman). */
+  bool endpoint_mac_always;
 };
 
 /* The body of POST /containers/create (API 1.41) that recreates the
@@ -113,9 +119,15 @@ int rp_docker_create_body(const json_t *inspect, const json_t *image,
                           json_t **body_out, json_t **extra_networks,
                           struct rp_error **err);
 
-/* True when the container publishes a fixed host port
- * (HostConfig.PortBindings with a HostPort): its replacement cannot start
- * while it runs, so start-first must fall back to stop-first. */
-bool rp_docker_publishes_host_ports(const json_t *inspect);
+/* The container's main network in inspect output: the one its NetworkMode
+ * names ("default" is "bridge"), else the first by name; NULL without
+ * networks.  Borrowed from inspect. */
+const char *rp_docker_primary_network(const json_t *inspect);
+
+/* Why a replacement made from this create body (and its extra networks)
+ * cannot run beside the old container, or NULL when it can: a fixed host
+ * port, a static IP address or a fixed MAC address would clash, so
+ * start-first falls back to stop-first. */
+const char *rp_docker_body_clashes(const json_t *body, const json_t *extra);
 
 #endif

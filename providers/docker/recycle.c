@@ -359,13 +359,9 @@ main_network_mac(const json_t *inspect)
   json_t *nets = json_object_get(
       json_object_get((json_t *)(uintptr_t)inspect, "NetworkSettings"),
       "Networks");
-  const char *mode = json_string_value(json_object_get(
-      json_object_get((json_t *)(uintptr_t)inspect, "HostConfig"),
-      "NetworkMode"));
-  json_t *es = json_object_get(nets, mode ? mode : "");
-  if (!es && mode && strcmp(mode, "default") == 0)
-    es = json_object_get(nets, "bridge");
-  const char *mac = json_string_value(json_object_get(es, "MacAddress"));
+  const char *primary = rp_docker_primary_network(inspect);
+  const char *mac = json_string_value(json_object_get(
+      json_object_get(nets, primary ? primary : ""), "MacAddress"));
   return mac ? mac : "";
 }
 
@@ -393,6 +389,12 @@ step_mac(struct rc *rc)
   const struct rp_dockerapi *api = &rc->d->api;
   const struct rp_dockerapi_version *v =
       api->v ? api->v : rp_dockerapi_version(RP_DOCKERAPI_OLDEST);
+  if (!api->kind->shows_fixed_addresses) {
+    /* Whether it was fixed cannot be known: it is kept. */
+    rc->configured_mac = rp_xstrdup(main_network_mac(rc->inspect));
+    advance(rc);
+    return;
+  }
   if (v->inspect_configured_mac) {
     const char *mac = json_string_value(
         json_object_get(json_object_get(rc->inspect, "Config"), "MacAddress"));
@@ -526,24 +528,6 @@ step_image(struct rc *rc)
   inspect_image(rc, id ? id : ref ? ref : "");
 }
 
-static bool
-has_static_address(const json_t *inspect)
-{
-  json_t *nets = json_object_get(
-      json_object_get((json_t *)(uintptr_t)inspect, "NetworkSettings"),
-      "Networks");
-  const char *k;
-  json_t *v;
-  json_object_foreach(nets, k, v)
-  {
-    json_t *ipam = json_object_get(v, "IPAMConfig");
-    if (json_string_length(json_object_get(ipam, "IPv4Address")) ||
-        json_string_length(json_object_get(ipam, "IPv6Address")))
-      return true;
-  }
-  return false;
-}
-
 static void
 add_steps(struct rc *rc, const enum step *steps, size_t n)
 {
@@ -568,6 +552,8 @@ step_build(struct rc *rc)
       /* Engine 25 (API 1.44) and newer, when spoken to below 1.45. */
       .hostname_alias_added = v->inspect_aliases_add_short_id &&
                               api->engine_max >= RP_DOCKERAPI_V(1, 44),
+      .keep_addresses_in_use = !api->kind->shows_fixed_addresses,
+      .endpoint_mac_always = api->kind->endpoint_mac_always,
   };
   cleanup_error struct rp_error *err = NULL;
   if (rp_docker_create_body(rc->inspect, rc->image, &opts, &rc->body,
@@ -577,14 +563,7 @@ step_build(struct rc *rc)
   }
   /* Start-first needs the old container's fixed resources free while both
    * run: host ports, static addresses and a user-set MAC address clash. */
-  const char *why = NULL;
-  const char *mac = rc->configured_mac;
-  if (rp_docker_publishes_host_ports(rc->inspect))
-    why = "it publishes host ports";
-  else if (has_static_address(rc->inspect))
-    why = "it has a static IP address";
-  else if (mac && mac[0])
-    why = "it has a fixed MAC address";
+  const char *why = rp_docker_body_clashes(rc->body, rc->extra_nets);
   rc->start_first = rc->want_start_first && !why;
   if (rc->want_start_first && why) {
     rp_info("provider %s: %s: start-first falls back to stop-first: %s",

@@ -17,10 +17,12 @@
 #define INSPECT_PARALLEL 8
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
-/* Events the tracker acts on: everything else is noise here. */
+/* Events the tracker acts on: everything else is noise here.  Podman says
+ * "remove" where Docker says "destroy" (ENGINE-API-VERSIONS.md, section 5);
+ * an engine ignores an event name it does not know. */
 #define EVENT_FILTER                                                           \
   "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
-  "\"rename\"]}"
+  "\"remove\",\"rename\"]}"
 
 struct rp_docker_track {
   struct rp_docker *d;  /* borrowed: owns this */
@@ -139,6 +141,14 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
     why = protected_by_name(w->name);
   if (why)
     w->protected_reason = rp_xstrdup(why);
+  /* A systemd unit that podman generated runs this container: said, never
+   * obeyed (a label is the workload's word); operators who want it left to
+   * systemd exclude it in their configuration (README, "Podman"). */
+  const char *unit = rp_workload_label(w, "PODMAN_SYSTEMD_UNIT");
+  if (unit)
+    w->note = rp_xasprintf("systemd unit %.200s runs it (podman generated "
+                           "it); exclude it to leave it to systemd",
+                           unit);
   return w;
 }
 
@@ -349,7 +359,8 @@ on_event_line(void *arg, const char *line, size_t len)
     json_object_set_new(t->dirty, id, json_true());
   if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0) {
     inspect_event(t, id);
-  } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0) {
+  } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0 ||
+             strcmp(action, "remove") == 0) {
     json_object_set_new(t->gone_at, id, json_integer((json_int_t)t->event_seq));
     if (json_object_get(t->started, id)) {
       json_object_del(t->started, id);

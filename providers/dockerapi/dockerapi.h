@@ -55,6 +55,20 @@ struct rp_dockerapi_version {
   bool inspect_aliases_add_short_id;
 };
 
+/* What one engine (rather than one API version) does differently, for the
+ * engines that speak the Docker Engine API: one row per engine, in
+ * negotiate.c, chosen by the name GET /version gives. */
+struct rp_dockerapi_engine {
+  const char *name; /* "Docker Engine", "Podman Engine" */
+  /* Inspect tells which addresses the user fixed (IPAMConfig,
+   * Config.MacAddress).  Podman 4 shows only the addresses in use: whether
+   * one was fixed cannot be known, so a recreate keeps them all. */
+  bool shows_fixed_addresses;
+  /* Create takes a MAC address in EndpointSettings at every API version
+   * (Podman), not only from 1.44. */
+  bool endpoint_mac_always;
+};
+
 /* The row for an API version, or NULL outside [OLDEST, NEWEST]. */
 const struct rp_dockerapi_version *rp_dockerapi_version(int number);
 /* "1.44" -> 1044.  Returns 0 on success, -1 when s is not MAJOR.MINOR. */
@@ -78,6 +92,8 @@ struct rp_dockerapi {
    * it did not): the versions it accepts and its name and version. */
   int engine_min, engine_max;
   char engine[96]; /* "Docker Engine 29.0.0", "Podman Engine 4.3.1" */
+  /* Which engine that is (static; Docker's until /version says else). */
+  const struct rp_dockerapi_engine *kind;
 };
 
 /* Sets up api for provider p: endpoint (NULL or "" means $DOCKER_HOST, see

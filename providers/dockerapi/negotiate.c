@@ -19,6 +19,18 @@
 
 #define PING_TIMEOUT_MS 10000
 
+static const struct rp_dockerapi_engine engines[] = {
+    {.name = "Docker Engine",
+     .shows_fixed_addresses = true,
+     .endpoint_mac_always = false},
+    /* ENGINE-API-VERSIONS.md section 5, and what Podman 4.3 was seen to do
+     * here: IPAMConfig and Config.MacAddress are null in inspect whatever
+     * was configured; create applies EndpointSettings.MacAddress at 1.41. */
+    {.name = "Podman Engine",
+     .shows_fixed_addresses = false,
+     .endpoint_mac_always = true},
+};
+
 struct negotiation {
   struct rp_dockerapi *api; /* borrowed */
   void (*cb)(void *arg, const struct rp_error *err);
@@ -32,6 +44,7 @@ rp_dockerapi_init(struct rp_dockerapi *api, struct rp_provider *p,
 {
   memset(api, 0, sizeof(*api));
   api->p = p;
+  api->kind = &engines[0];
   const char *by = "api_version";
   if (!pin || !*pin) {
     pin = getenv("DOCKER_API_VERSION");
@@ -147,6 +160,10 @@ read_identity(struct rp_dockerapi *api, json_t *v)
   /* Docker calls its component just "Engine". */
   if (!name || strcmp(name, "Engine") == 0)
     name = "Docker Engine";
+  api->kind = &engines[0];
+  for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+    if (strcmp(engines[i].name, name) == 0)
+      api->kind = &engines[i];
   if (ver)
     snprintf(api->engine, sizeof(api->engine), "%s %s", name, ver);
   int min;
@@ -245,6 +262,7 @@ rp_dockerapi_negotiate(struct rp_dockerapi *api,
    * been replaced. */
   api->engine_min = api->engine_max = 0;
   api->engine[0] = '\0';
+  api->kind = &engines[0];
   struct rp_http_request req = {
       .method = "GET",
       .path = "/_ping",

@@ -528,9 +528,12 @@ info_cb(void *arg, const struct rp_dockerapi_reply *r,
   const char *state = json_string_value(json_object_get(sw, "LocalNodeState"));
   const char *node = json_string_value(json_object_get(sw, "NodeID"));
   if (!state || strcmp(state, "active") != 0 || !node) {
-    cleanup_free char *why =
-        rp_xasprintf("the engine is not part of a swarm (LocalNodeState %s)",
-                     state ? state : "unknown");
+    const char *engine = t->s->api.engine[0] ? t->s->api.engine : "";
+    cleanup_free char *why = rp_xasprintf(
+        "the engine%s%s%s is not part of a swarm (LocalNodeState %s)%s",
+        *engine ? " (" : "", engine, *engine ? ")" : "",
+        state ? state : "unknown",
+        strncmp(engine, "Podman", 6) == 0 ? ": podman has no swarm" : "");
     schedule_reconnect(t, why);
     return;
   }

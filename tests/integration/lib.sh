@@ -5,6 +5,17 @@
 set -euo pipefail
 T=$(mktemp -d /tmp/rpt.XXXXXX)
 TEST_LABEL="reaper-test=$$"
+# Where reaper reaches the engine: the engine itself, or a stand-in of a
+# newer one in front of it (tests/integration/run.sh --suite standin-*).
+# The tests' own docker commands always go to $DOCKER_HOST.
+REAPER_ENDPOINT=${REAPER_ENDPOINT:-$DOCKER_HOST}
+# The API prefix reaper speaks there, for tests that make its calls by hand.
+API_PREFIX=${API_PREFIX:-/v1.41}
+# The engine behind $DOCKER_HOST: docker, or podman (its Docker-compatible
+# API), for the few tests that must say where the engines differ.
+ENGINE_KIND=${ENGINE_KIND:-docker}
+# Host ports the tests publish: suites that run side by side get their own.
+PORT_BASE=${PORT_BASE:-18000}
 REAPER_PID=
 
 log() { printf '[%s] %s\n' "$(date +%T.%N | cut -c1-12)" "$*"; }
@@ -72,6 +83,14 @@ run() { # NAME [docker run options...] IMAGE [CMD...]
 }
 
 cid() { docker inspect -f '{{.Id}}' "$1"; }
+# names_matching ERE [ps options]: the names of containers (all, or as the
+# options say) that match ^ERE, one a line.  Not `--filter name=`, whose
+# regular expression sees "/name" on Docker and "name" on Podman.
+names_matching() {
+  local re=$1
+  shift
+  docker ps -a --format '{{.Names}}' "$@" | grep -E "^($re)" || true
+}
 running() { [ "$(docker inspect -f '{{.State.Running}}' "$1" 2>/dev/null)" = true ]; }
 started_at() { docker inspect -f '{{.State.StartedAt}}' "$1"; }
 
@@ -128,7 +147,7 @@ agent:
 providers:
   - name: local
     type: docker
-    endpoint: $DOCKER_HOST
+    endpoint: $REAPER_ENDPOINT
 policies:
   - name: test
     match:

@@ -1,26 +1,130 @@
 #!/usr/bin/env bash
-# Runs the integration tests against a private dockerd that this script
-# starts and stops (tests/lib/engine.sh): never the user's own engine.
-#   tests/integration/run.sh [NAME...]    (NAME: test_recreate, ...)
+# Runs the integration tests against engines that this script starts and
+# stops itself (never the user's own engine), as suites:
+#
+#   dockerd        every test, against a private dockerd 20.10 (API 1.41)
+#   standin-29.0   the docker provider's tests (and swarm services) with
+#                  reaper behind a stand-in of Engine 29.0 (API 1.44-1.52:
+#                  reaper speaks 1.52) in front of a private dockerd
+#                  (tests/lib/standin.py)
+#   standin-28.0   recreate, rollback and start-first at API 1.48
+#   standin-25.0   recreate, rollback and start-first at API 1.44
+#   podman         the docker provider's tests that podman can run, against
+#                  a private Podman 4.3 service (its Docker-compatible API)
+#
+#   tests/integration/run.sh [--suite NAME] [TEST...]   one suite (default
+#                  dockerd), all of its tests or those named
+#   tests/integration/run.sh --all                      every suite, in two
+#                  lanes side by side: dockerd | the others one after another
+#                  (they use engines of their own, so they do not meet)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 export REAPER=${REAPER:-$top/build-asan/reaper}
 [ -x "$REAPER" ] || { echo "integration: $REAPER is not built" >&2; exit 1; }
+export ARTIFACTS=${ARTIFACTS:-$top/tests/artifacts}
+
+suite=dockerd
+if [ "${1:-}" = --all ]; then
+  # Lane B's suites each start their own engine; lane A is the longest.
+  mkdir -p "$ARTIFACTS"
+  unset ENGINE_DIR # each suite makes its own
+  start=$(date +%s)
+  PORT_BASE=18000 "$0" --suite dockerd 2>&1 | sed -u 's/^/[dockerd] /' &
+  a=$!
+  (
+    rc=0
+    for s in standin-29.0 standin-28.0 standin-25.0 podman; do
+      PORT_BASE=19000 "$0" --suite "$s" 2>&1 | sed -u "s/^/[$s] /"
+      [ "${PIPESTATUS[0]}" = 0 ] || rc=1
+    done
+    exit $rc
+  ) &
+  b=$!
+  rc=0
+  wait $a || rc=1
+  # `wait $a` gives sed's status: look at the suite's own summary instead.
+  grep -q '^integration dockerd: .* 0 failed' "$ARTIFACTS/dockerd/summary" 2>/dev/null || rc=1
+  wait $b || rc=1
+  for s in dockerd standin-29.0 standin-28.0 standin-25.0 podman; do
+    cat "$ARTIFACTS/$s/summary" 2>/dev/null || echo "integration $s: no summary (it did not run to the end)"
+  done
+  echo "integration: all suites in $(($(date +%s) - start))s"
+  exit $rc
+fi
+if [ "${1:-}" = --suite ]; then
+  suite=${2:?--suite NAME}
+  shift 2
+fi
+
+# The docker provider's tests: everything but other providers' and the TLS
+# test (its tcp:// endpoint is the engine's own, not a stand-in's).
+docker_tests() {
+  for t in "$here"/test_*.sh; do
+    t=$(basename "$t" .sh)
+    case $t in
+    test_swarm_* | test_containerd_* | test_host* | test_tls) ;;
+    *) echo "$t" ;;
+    esac
+  done
+}
+
 export ENGINE_DIR=${ENGINE_DIR:-/tmp/rpi.$$}
+case $suite in
+dockerd)
+  default_tests=$(for t in "$here"/test_*.sh; do basename "$t" .sh; done)
+  ;;
+standin-*)
+  export STANDIN=${suite#standin-}
+  case $STANDIN in
+  29.0) export API_PREFIX=/v1.52
+    default_tests="$(docker_tests) test_swarm_services" ;;
+  28.0) export API_PREFIX=/v1.48
+    default_tests="test_recreate test_rollback test_start_first test_version_refused" ;;
+  25.0) export API_PREFIX=/v1.44
+    default_tests="test_recreate test_rollback test_start_first" ;;
+  *) echo "integration: no stand-in for Engine $STANDIN" >&2; exit 2 ;;
+  esac
+  ;;
+podman)
+  export ENGINE_KIND=podman
+  # test_start_first waits for a health check: podman runs them from
+  # systemd timers, and there is no systemd here (test_podman checks
+  # start-first on podman without one).
+  default_tests="test_podman test_recreate test_rollback test_strategies
+    test_drain test_crash test_events test_exclusions test_dry_run
+    test_budget"
+  ;;
+*) echo "integration: unknown suite $suite" >&2; exit 2 ;;
+esac
+
+ARTIFACTS=$ARTIFACTS/$suite
+mkdir -p "$ARTIFACTS"
 # shellcheck source=../lib/engine.sh
 source "$top/tests/lib/engine.sh"
-trap 'engine_stop' EXIT
-engine_start || exit 1
-engine_build_images || { echo "integration: could not build the test images" >&2; exit 1; }
-export ARTIFACTS=${ARTIFACTS:-$top/tests/artifacts}
-mkdir -p "$ARTIFACTS"
+# shellcheck source=../lib/standin.sh
+source "$top/tests/lib/standin.sh"
+if [ "$suite" = podman ]; then
+  # shellcheck source=../lib/podman.sh
+  source "$top/tests/lib/podman.sh"
+  trap 'podman_stop' EXIT
+  podman_start || exit 1
+  engine_build_images || { echo "integration: could not build the test images on podman" >&2; exit 1; }
+else
+  trap 'standin_stop; engine_stop' EXIT
+  engine_start || exit 1
+  engine_build_images || { echo "integration: could not build the test images" >&2; exit 1; }
+  if [ -n "${STANDIN:-}" ]; then
+    standin_start "$STANDIN" || exit 1
+  fi
+fi
 
 tests=("$@")
 if [ ${#tests[@]} -eq 0 ]; then
-  for t in "$here"/test_*.sh; do tests+=("$(basename "$t" .sh)"); done
+  read -r -a tests <<<"$(echo $default_tests)"
 fi
 pass=0 failed=()
+suite_start=$(date +%s)
 for t in "${tests[@]}"; do
   start=$(date +%s)
   printf -- '--- %s\n' "$t"
@@ -33,6 +137,7 @@ for t in "${tests[@]}"; do
     tail -n 60 "$ARTIFACTS/$t.log" | sed 's/^/    /'
   fi
 done
-printf '\nintegration: %d passed, %d failed%s\n' "$pass" "${#failed[@]}" \
-  "${failed[*]:+ (${failed[*]})}"
+summary=$(printf 'integration %s: %d passed, %d failed%s in %ss\n' "$suite" "$pass" \
+  "${#failed[@]}" "${failed[*]:+ (${failed[*]})}" $(($(date +%s) - suite_start)))
+echo "$summary" | tee "$ARTIFACTS/summary"
 [ ${#failed[@]} -eq 0 ]

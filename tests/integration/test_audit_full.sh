@@ -11,7 +11,7 @@ run full$$ reaper-test/sleeper:1 sh -c 'trap "exit 0" TERM; while :; do sleep 0.
 old_id=$(cid full$$)
 config <<YAML
 agent: { listen: "", audit_log: $T/auditfs/audit.jsonl, resync: 1s }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 6s, grace: 2s }
 YAML

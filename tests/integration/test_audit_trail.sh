@@ -65,7 +65,7 @@ agent:
   audit_rotate_size: 2KiB
   audit_syslog: $SYSLOG
   resync: 1s
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 4s, jitter: 0, grace: 1s, health_timeout: 20s }
 YAML

@@ -37,7 +37,7 @@ assert_eq 0 "$(code "$REAPER" check-config --allow-insecure-config -c "$T/open.y
 # empty engine instead).
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies: [ { name: p, match: { labels: { none-has-this: "x" } }, max_age: 1h } ]
 YAML
 for _ in 1 2 3; do reaper_once --dry-run || fail "run --once"; done

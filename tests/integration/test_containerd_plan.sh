@@ -17,7 +17,7 @@ export REAPER_STATE_DIR=$T/state
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
 providers:
-  - { name: local, type: docker, endpoint: "$DOCKER_HOST" }
+  - { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" }
   - { name: ctr, type: containerd, endpoint: "unix://$CTRD_SOCK", namespaces: [$CTRD_NS] }
   - { name: self, type: host }
 policies:

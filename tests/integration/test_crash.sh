@@ -18,7 +18,7 @@ for order in stop-first start-first; do
     rm -f "$T/audit.jsonl"
     config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: test, match: { name: "$name" }, max_age: 1s, grace: 2s, order: $order, health_timeout: 10s }
 YAML
@@ -32,7 +32,7 @@ YAML
     audit_any recycle.recovered '.id == $id and .ok == true' --arg id "$old_id" ||
       fail "$order/$point: no successful recycle.recovered for $old_id"
     wait_for 10 "$name running" running $name
-    assert_eq 1 "$(docker ps -aq --filter name="^/$name" | wc -l)" "$order/$point: containers named $name*"
+    assert_eq 1 "$(names_matching "$name" | wc -l)" "$order/$point: containers named $name*"
     assert_eq KEEP=me "$(docker inspect -f '{{range .Config.Env}}{{if eq . "KEEP=me"}}{{.}}{{end}}{{end}}' $name)" "$order/$point: env kept"
     assert_eq label "$(docker inspect -f '{{index .Config.Labels "keep"}}' $name)" "$order/$point: label kept"
     verify_audit

@@ -10,7 +10,7 @@ run side$$ --network container:host$$ reaper-test/sleeper:1 sh -c "$loop"
 host_id=$(cid host$$) side_id=$(cid side$$)
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: test, match: { labels: { role: netns, reaper-test: "$$" } }, max_age: 1s, grace: 2s }
 YAML

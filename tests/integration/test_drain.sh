@@ -12,7 +12,7 @@ run df$$ -l 'reaper.drain=["/bin/sh", "-c", "echo failing >&2; exit 7"]' \
 dl_id=$(cid dl$$) dp_id=$(cid dp$$) df_id=$(cid df$$)
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - name: policy-hook
     match: { labels: { use: policy, reaper-test: "$$" } }

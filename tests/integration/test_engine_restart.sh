@@ -12,7 +12,7 @@ run keep$$ --restart always -l role=keep reaper-test/sleeper:1 sh -c "$loop"
 run slow$$ --restart always -l role=slow reaper-test/sleeper:1 sh -c "$slow"
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl, resync: 2s }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: slow, match: { labels: { role: slow, reaper-test: "$$" } }, max_age: 3s, grace: 10s, health_timeout: 10s }
   - { name: keep, match: { labels: { role: keep, reaper-test: "$$" } }, max_age: 1h }

@@ -16,7 +16,7 @@ ids_before=$(docker ps -aq --no-trunc | sort)
 
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: never, match: { name: "nothing-is-called-this" }, max_age: 1d }
   - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1s, grace: 2s, strategy: recreate }

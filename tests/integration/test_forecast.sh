@@ -37,7 +37,7 @@ agent:
 providers:
   - name: local
     type: docker
-    endpoint: $DOCKER_HOST
+    endpoint: $REAPER_ENDPOINT
 policies:
   - name: test
     match:

@@ -31,7 +31,7 @@ v2=$(docker image inspect -f '{{.Id}}' "$img")
 docker tag "$v1" "$img"   # the local tag points back at v1: only a pull brings v2
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: pull, match: { labels: { pull: "yes", reaper-test: "$$" } }, max_age: 1s, grace: 2s, pull: true }
   - { name: pin, match: { labels: { pull: "no", reaper-test: "$$" } }, max_age: 1s, grace: 2s }

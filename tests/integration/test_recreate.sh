@@ -19,7 +19,7 @@ run web$$ \
   -v rpt-vol$$:/named \
   --mount "type=bind,source=$T/bind,target=/bind,readonly" \
   --tmpfs /scratch:size=1m \
-  -p 127.0.0.1:18481:8080 \
+  -p 127.0.0.1:$((PORT_BASE + 481)):8080 \
   --restart unless-stopped \
   --cap-add NET_ADMIN --cap-drop MKNOD \
   --memory 64m \
@@ -40,18 +40,18 @@ wait_for 5 "a running container named web$$" running web$$
 new_id=$(cid web$$)
 [ "$new_id" != "$old_id" ] || fail "web$$ was not replaced (same id)"
 docker inspect "$old_id" >/dev/null 2>&1 && fail "the old container $old_id is still there"
-[ "$(docker ps -aq --filter name="^/web$$" | wc -l)" = 1 ] || fail "more than one container named web$$"
+[ "$(names_matching "web$$" | wc -l)" = 1 ] || fail "more than one container named web$$"
 after=$(docker inspect web$$)
 
 same() { # JQ-PATH: the field is equal before and after
   local a b
-  a=$(jq -cS ".[0]$1" <<<"$before")
-  b=$(jq -cS ".[0]$1" <<<"$after")
+  a=$(jq -cS ".[0] | $1" <<<"$before")
+  b=$(jq -cS ".[0] | $1" <<<"$after")
   [ "$a" = "$b" ] || fail "$1 changed: before $a, after $b"
 }
-for f in .Config.Env .Config.Cmd .Config.Entrypoint .Config.User .Config.WorkingDir \
+for f in ".Config.Env | sort" .Config.Cmd .Config.Entrypoint .Config.User .Config.WorkingDir \
   .Config.Hostname .Config.StopSignal .Config.Image .Image \
-  .HostConfig.Binds '.HostConfig.Mounts | map(select(.Target != "/data"))' .HostConfig.Tmpfs .HostConfig.PortBindings \
+  .HostConfig.Binds '.HostConfig | (.Mounts // []) | map(select(.Target != "/data"))' .HostConfig.Tmpfs .HostConfig.PortBindings \
   .HostConfig.RestartPolicy .HostConfig.CapAdd .HostConfig.CapDrop .HostConfig.Memory \
   .HostConfig.LogConfig .HostConfig.NetworkMode \
   '.NetworkSettings.Networks | keys' \

@@ -18,7 +18,7 @@ agent:
 providers:
   - name: local
     type: docker
-    endpoint: $DOCKER_HOST
+    endpoint: $REAPER_ENDPOINT
 policies:
   - name: web
     match:

@@ -5,7 +5,8 @@
 # rolled_back: true.
 source "$(dirname "$0")/lib.sh"
 
-# 1. cannot be created: the bind mount's source disappears after the start.
+# 1. cannot be created: the bind mount's source disappears after the start
+# (a dangling symlink takes its place: podman would create a missing one).
 mkdir -p "$T/gone"
 run cc$$ -l case=create --mount "type=bind,source=$T/gone,target=/gone" \
   reaper-test/sleeper:1 sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done'
@@ -15,17 +16,21 @@ run cc$$ -l case=create --mount "type=bind,source=$T/gone,target=/gone" \
 mkdir -p "$T/cfg" && touch "$T/cfg/ok"
 run ex$$ -l case=exit -v "$T/cfg:/cfg" \
   reaper-test/sleeper:1 sh -c 'test -f /cfg/ok || test -f /ok || exit 3; touch /ok; trap "exit 0" TERM; while :; do sleep 0.2; done'
-# 3. the same with start-first: the old one never stops.
-run sf$$ -l case=exit -l order=start-first -v "$T/cfg:/cfg" \
+# 3. the same with start-first: the old one never stops.  On podman, without
+# a network: there reaper keeps a networked container's addresses (podman
+# does not say which were fixed), and start-first falls back (README).
+sf_net=()
+[ "$ENGINE_KIND" = podman ] && sf_net=(--network none)
+run sf$$ -l case=exit -l order=start-first -v "$T/cfg:/cfg" "${sf_net[@]}" \
   reaper-test/sleeper:1 sh -c 'test -f /cfg/ok || test -f /ok || exit 3; touch /ok; trap "exit 0" TERM; while :; do sleep 0.2; done'
 sf_started=$(started_at sf$$)
 cc_id=$(cid cc$$) ex_id=$(cid ex$$) sf_id=$(cid sf$$)
-rmdir "$T/gone"
+rmdir "$T/gone" && ln -s "$T/nowhere" "$T/gone"
 rm "$T/cfg/ok"
 
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: sf, match: { labels: { order: start-first, reaper-test: "$$" } }, max_age: 1s, grace: 2s, order: start-first, health_timeout: 10s }
   - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1s, grace: 2s, max_unavailable: 2, health_timeout: 10s }
@@ -36,7 +41,7 @@ assert_eq 1 "$rc" "run --once exit status when recycles failed"
 
 for c in cc$$ ex$$ sf$$; do
   running $c || fail "$c is not running after the rollback"
-  [ "$(docker ps -aq --filter name="^/$c\$" | wc -l)" = 1 ] || fail "more than one $c"
+  [ "$(names_matching "$c\$" | wc -l)" = 1 ] || fail "more than one $c"
 done
 assert_eq "$cc_id" "$(cid cc$$)" "cc keeps its container"
 assert_eq "$ex_id" "$(cid ex$$)" "ex keeps its container"

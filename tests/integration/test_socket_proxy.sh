@@ -20,7 +20,7 @@ stop_haproxy() { # a soft stop (SIGUSR1) logs the sessions still open
   HAPROXY_PID=
 }
 on_exit stop_haproxy
-REAPER_PROXY_SOCKET=$PROXY DOCKER_SOCKET=${DOCKER_HOST#unix://} \
+REAPER_PROXY_SOCKET=$PROXY DOCKER_SOCKET=${REAPER_ENDPOINT#unix://} \
   haproxy -db -f "$top/contrib/socket-proxy.cfg" >"$T/haproxy.log" 2>&1 &
 HAPROXY_PID=$!
 px() { # METHOD PATH: the proxy's HTTP status for that request
@@ -38,26 +38,26 @@ docker network connect --alias early-b rpt-pxb$$ early$$
 early_id=$(cid early$$)
 
 # --- refused: what reaper never asks for ---------------------------------------
-assert_eq 403 "$(px GET /v1.41/volumes)" "GET /volumes through the proxy"
+assert_eq 403 "$(px GET $API_PREFIX/volumes)" "GET /volumes through the proxy"
 jq -e '.message | test("socket proxy")' "$T/px.body" >/dev/null || fail "the 403 is not the engine's JSON error format: $(cat "$T/px.body")"
-assert_eq 403 "$(px POST /v1.41/containers/prune)" "POST /containers/prune"
-assert_eq 403 "$(px POST "/v1.41/containers/$early_id/kill")" "POST /containers/ID/kill"
-assert_eq 403 "$(px POST "/v1.41/containers/$early_id/pause")" "POST /containers/ID/pause"
-assert_eq 403 "$(px GET "/v1.41/containers/$early_id/logs?stdout=1")" "GET /containers/ID/logs"
-assert_eq 403 "$(px GET "/v1.41/containers/$early_id/archive?path=/etc")" "GET /containers/ID/archive"
-assert_eq 403 "$(px DELETE "/v1.41/containers/$early_id?force=1&v=1")" "DELETE /containers/ID?v=1 (the volumes too)"
-assert_eq 403 "$(px POST "/v1.41/images/create?fromSrc=-")" "POST /images/create?fromSrc (an import)"
-assert_eq 403 "$(px POST /v1.41/swarm/init)" "POST /swarm/init"
-assert_eq 403 "$(px GET /v1.41/secrets)" "GET /secrets"
-assert_eq 403 "$(px POST /v1.41/build)" "POST /build"
-assert_eq 403 "$(px DELETE /v1.41/networks/rpt-pxa$$)" "DELETE /networks/NAME"
+assert_eq 403 "$(px POST $API_PREFIX/containers/prune)" "POST /containers/prune"
+assert_eq 403 "$(px POST "$API_PREFIX/containers/$early_id/kill")" "POST /containers/ID/kill"
+assert_eq 403 "$(px POST "$API_PREFIX/containers/$early_id/pause")" "POST /containers/ID/pause"
+assert_eq 403 "$(px GET "$API_PREFIX/containers/$early_id/logs?stdout=1")" "GET /containers/ID/logs"
+assert_eq 403 "$(px GET "$API_PREFIX/containers/$early_id/archive?path=/etc")" "GET /containers/ID/archive"
+assert_eq 403 "$(px DELETE "$API_PREFIX/containers/$early_id?force=1&v=1")" "DELETE /containers/ID?v=1 (the volumes too)"
+assert_eq 403 "$(px POST "$API_PREFIX/images/create?fromSrc=-")" "POST /images/create?fromSrc (an import)"
+assert_eq 403 "$(px POST $API_PREFIX/swarm/init)" "POST /swarm/init"
+assert_eq 403 "$(px GET $API_PREFIX/secrets)" "GET /secrets"
+assert_eq 403 "$(px POST $API_PREFIX/build)" "POST /build"
+assert_eq 403 "$(px DELETE $API_PREFIX/networks/rpt-pxa$$)" "DELETE /networks/NAME"
 # By name instead of ID: reaper acts on containers by their full ID only.
-assert_eq 403 "$(px POST /v1.41/containers/early$$/stop)" "POST /containers/NAME/stop"
+assert_eq 403 "$(px POST $API_PREFIX/containers/early$$/stop)" "POST /containers/NAME/stop"
 running early$$ || fail "a refused request reached the engine: early$$ is not running"
 # ... and allowed: the calls reaper makes.
-assert_eq 200 "$(px GET /v1.41/containers/json)" "GET /containers/json"
-assert_eq 200 "$(px GET "/v1.41/containers/$early_id/json")" "GET /containers/ID/json"
-assert_eq 200 "$(px GET /v1.41/images/reaper-test%2Fsleeper%3A1/json)" "GET /images/NAME/json"
+assert_eq 200 "$(px GET $API_PREFIX/containers/json)" "GET /containers/json"
+assert_eq 200 "$(px GET "$API_PREFIX/containers/$early_id/json")" "GET /containers/ID/json"
+assert_eq 200 "$(px GET $API_PREFIX/images/reaper-test%2Fsleeper%3A1/json)" "GET /images/NAME/json"
 
 # --- tracked and recycled through the proxy --------------------------------------
 config <<YAML

@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
 run hc$$ -l case=health reaper-test/health:1 sh -c "$loop"
-run port$$ -l case=port -p 127.0.0.1:18482:8080 reaper-test/sleeper:1 sh -c "$loop"
+run port$$ -l case=port -p 127.0.0.1:$((PORT_BASE + 482)):8080 reaper-test/sleeper:1 sh -c "$loop"
 hc_id=$(cid hc$$) port_id=$(cid port$$)
 wait_for 20 "hc$$ healthy" sh -c "[ \"\$(docker inspect -f '{{.State.Health.Status}}' hc$$)\" = healthy ]"
 

@@ -12,7 +12,7 @@ rs_started=$(started_at rs$$)
 
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: r, match: { labels: { s: restart, reaper-test: "$$" } }, max_age: 1s, grace: 2s, strategy: restart, health_timeout: 10s }
   - { name: s, match: { labels: { s: stop, reaper-test: "$$" } }, max_age: 1s, grace: 2s, strategy: stop }

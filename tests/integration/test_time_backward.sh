@@ -32,7 +32,7 @@ run b$$ reaper-test/sleeper:1 sh -c "$loop"
 b_start=$(ms "$(started_at b$$)")
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl, resync: 5s }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: replaced, match: { labels: { reaper-test: "$$", reaper.replaces: "*" } }, max_age: 1d }
   - { name: b, match: { name: "b$$" }, max_age: 20s, jitter: 0%, grace: 1s, health_timeout: 20s }

@@ -32,7 +32,7 @@ done
 run y$$ reaper-test/sleeper:1 sh -c "$loop"
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl, resync: 5s }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   # Replacements start on the engine's clock, 2 h behind reaper's: left alone.
   - { name: replaced, match: { labels: { reaper-test: "$$", reaper.replaces: "*" } }, max_age: 1d }

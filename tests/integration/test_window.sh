@@ -10,7 +10,7 @@ soft_id=$(cid soft$$)
 open_h=$(date -u -d '+2 hours' +%H) close_h=$(date -u -d '+3 hours' +%H)
 config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl }
-providers: [ { name: local, type: docker, endpoint: "$DOCKER_HOST" } ]
+providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - name: soft
     match: { labels: { kind: soft, reaper-test: "$$" } }

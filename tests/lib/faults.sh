@@ -8,7 +8,7 @@ PY=/usr/bin/python3 # Debian's: an interpreter manager's shim may take seconds
 # shellcheck disable=SC2034 # used by the tests that source this
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
 
-"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${DOCKER_HOST#unix://}" \
+"$PY" "$FP" serve --listen "$T/p.sock" --upstream "${REAPER_ENDPOINT#unix://}" \
   --control "$T/faults.json" --log "$T/proxy.log" 2>>"$T/proxy.err" &
 PROXY_PID=$!
 on_exit 'kill $PROXY_PID 2>/dev/null'

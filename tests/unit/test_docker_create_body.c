@@ -438,14 +438,60 @@ test_port_bindings(void **state)
   assert_json(json_object_get(body, "ExposedPorts"),
               "{\"8080/tcp\": {}, \"8081/udp\": {}, \"9000/tcp\": {}}");
 
-  assert_true(rp_docker_publishes_host_ports(full));
-  cleanup_json json_t *anon = load("anon");
-  assert_false(rp_docker_publishes_host_ports(anon));
-  /* -p 8080: the engine picks a free host port, so nothing clashes. */
+  assert_string_equal(rp_docker_body_clashes(body, extra),
+                      "it publishes host ports");
+  json_decref(body);
+  json_decref(extra);
+  /* -p 8080: the engine picks a free host port, so nothing clashes; the
+   * static addresses still do. */
   json_object_set_new(json_object_get(full, "HostConfig"), "PortBindings",
                       parse("{\"8080/tcp\": [{\"HostIp\": \"\", "
                             "\"HostPort\": \"\"}]}"));
-  assert_false(rp_docker_publishes_host_ports(full));
+  build(full, "image-sleeper", NULL, &body, &extra);
+  assert_string_equal(rp_docker_body_clashes(body, extra),
+                      "it has a static IP address");
+  json_decref(body);
+  json_decref(extra);
+  cleanup_json json_t *anon = load("anon");
+  build(anon, "image-sleeper", NULL, &body, &extra);
+  assert_null(rp_docker_body_clashes(body, extra));
+  json_decref(body);
+  json_decref(extra);
+  cleanup_json json_t *mac = load("mac");
+  build(mac, "image-sleeper", NULL, &body, &extra);
+  assert_string_equal(rp_docker_body_clashes(body, extra),
+                      "it has a fixed MAC address");
+}
+
+/* An engine that does not tell fixed addresses from assigned ones
+ * (Podman): every endpoint keeps the addresses it has, and the MAC goes in
+ * the endpoint; start-first then falls back. */
+static void
+test_keep_addresses_in_use(void **state)
+{
+  cleanup_json json_t *anon = load("anon");
+  struct rp_docker_create_opts opts = {.keep_addresses_in_use = true,
+                                       .endpoint_mac_always = true,
+                                       .configured_mac = "02:42:0a:e7:01:02"};
+  cleanup_json json_t *body = NULL;
+  cleanup_json json_t *extra = NULL;
+  build(anon, "image-sleeper", &opts, &body, &extra);
+  json_t *es = json_object_get(endpoints(body), "rpc-n1");
+  assert_non_null(json_string_value(
+      json_object_get(json_object_get(es, "IPAMConfig"), "IPv4Address")));
+  assert_string_equal(
+      json_string_value(
+          json_object_get(json_object_get(es, "IPAMConfig"), "IPv4Address")),
+      json_string_value(json_object_get(
+          json_object_get(
+              json_object_get(json_object_get(anon, "NetworkSettings"),
+                              "Networks"),
+              "rpc-n1"),
+          "IPAddress")));
+  assert_json(json_object_get(es, "MacAddress"), "\"02:42:0a:e7:01:02\"");
+  assert_null(json_object_get(body, "MacAddress"));
+  assert_string_equal(rp_docker_body_clashes(body, extra),
+                      "it has a static IP address");
 }
 
 /* Regression 5: anonymous volumes replaced by new empty ones. */
@@ -882,6 +928,7 @@ main(void)
       cmocka_unit_test(test_version_1_48),
       cmocka_unit_test(test_version_1_52),
       cmocka_unit_test(test_podman_quirks),
+      cmocka_unit_test(test_keep_addresses_in_use),
       cmocka_unit_test(test_port_bindings),
       cmocka_unit_test(test_anonymous_volumes),
       cmocka_unit_test(test_no_duplicate_mount),
