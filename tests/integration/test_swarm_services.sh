@@ -6,6 +6,12 @@
 # and one labelled reaper.exclude=true are left alone.  Checked in the
 # cluster (new task ids, UpdateStatus completed, ForceUpdate + 1) and in the
 # audit log (kind service, the update's state, the tasks before and after).
+# A service whose networks were given the way API 1.41 clients did
+# (ServiceSpec.Networks, deprecated at 1.44) keeps them and its update
+# configuration when reaper writes its spec back, at 1.41 or (with STANDIN,
+# tests/integration/run.sh --suite standin-29.0) at 1.52 through a stand-in
+# of Engine 29, which folds them into TaskTemplate.Networks and refuses a
+# spec that would lose them.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../lib/swarm.sh
 source "$(dirname "$0")/../lib/swarm.sh"
@@ -17,6 +23,12 @@ fi
 on_exit swarm_stop
 swarm_start 3 || fail "could not start the swarm"
 M=$(swarm_sock 0)
+if [ -n "${STANDIN:-}" ]; then
+  source "$(dirname "$0")/../lib/standin.sh"
+  on_exit standin_stop
+  standin_start "$STANDIN" "$SWARM_DIR/n0/docker.sock" "$T/si.sock" || fail "the stand-in did not start"
+  M=unix://$T/si.sock
+fi
 
 api() { curl -fsS --unix-socket "$SWARM_DIR/n0/docker.sock" "http://localhost/v1.41$1"; }
 # Task ids of a service that run now.
@@ -45,10 +57,25 @@ svc web --replicas 3 --update-order start-first --update-parallelism 1 \
 svc everywhere --mode global -l reaper.max-age=4s
 svc young --replicas 1
 svc pinned --replicas 1 -l reaper.max-age=1s -l reaper.exclude=true
+sdocker 0 network create -d overlay --label "$TEST_LABEL" rpt-ov$$ >/dev/null || fail "overlay network"
+ov_id=$(sdocker 0 network inspect -f '{{.ID}}' rpt-ov$$)
+# As an API 1.41 client writes it: Networks at the top of the spec.
+jq -n --arg ov "$ov_id" --arg loop "${CMD[2]}" '{Name: "netted", Labels: {"reaper.max-age": "4s"},
+  TaskTemplate: {ContainerSpec: {Image: "reaper-test/sleeper:1", Command: ["sh", "-c", $loop],
+    StopGracePeriod: 1000000000}},
+  Mode: {Replicated: {Replicas: 1}}, Networks: [{Target: $ov, Aliases: ["nt"]}],
+  UpdateConfig: {Parallelism: 1, Order: "stop-first", Monitor: 1000000000, FailureAction: "rollback"}}' >"$T/netted.json"
+curl -fsS --unix-socket "$SWARM_DIR/n0/docker.sock" -H 'Content-Type: application/json' \
+  -d @"$T/netted.json" http://localhost/v1.41/services/create >/dev/null || fail "create netted"
+nets_of() { api /services/netted | jq -c '[(.Spec.Networks // []), (.Spec.TaskTemplate.Networks // [])] | add | map({Target, Aliases})'; }
+nets_before=$(nets_of)
+upd_before=$(api /services/netted | jq -c .Spec.UpdateConfig)
+assert_eq "[{\"Target\":\"$ov_id\",\"Aliases\":[\"nt\"]}]" "$nets_before" "netted's networks before"
 
 all_running() {
   [ "$(running_count web)" = 3 ] && [ "$(running_count everywhere)" = 3 ] &&
-    [ "$(running_count young)" = 1 ] && [ "$(running_count pinned)" = 1 ]
+    [ "$(running_count young)" = 1 ] && [ "$(running_count pinned)" = 1 ] &&
+    [ "$(running_count netted)" = 1 ]
 }
 wait_for 60 "every service's tasks running" all_running
 web_before=$(running_tasks web)
@@ -76,8 +103,8 @@ YAML
 # The plan shows services (and nodes) with their kind.
 sleep 4
 "$REAPER" plan -c "$T/config.yaml" --json >"$T/plan.json" 2>>"$T/reaper.log" || fail "plan failed"
-jq -e '[.[] | select(.kind == "service")] | length == 4' "$T/plan.json" >/dev/null ||
-  fail "plan does not list the four services: $(cat "$T/plan.json")"
+jq -e '[.[] | select(.kind == "service")] | length == 5' "$T/plan.json" >/dev/null ||
+  fail "plan does not list the five services: $(cat "$T/plan.json")"
 jq -e '[.[] | select(.kind == "node")] | length == 3' "$T/plan.json" >/dev/null ||
   fail "plan does not list the three nodes"
 
@@ -123,7 +150,19 @@ audit_any recycle.done '.name == "web" and (.tasks_after | sort) == $after' --ar
   fail "the audit line's tasks_after are not web's tasks"
 audit_any recycle.done '.name == "everywhere" and .update_state == "completed"' ||
   fail "no recycle.done for the global service"
-assert_eq 2 "$(audit_count recycle.begin)" "recycle.begin lines (web and everywhere only)"
+# netted: renewed, its networks and update configuration as they were.
+audit_any recycle.done '.name == "netted" and .update_state == "completed"' ||
+  fail "no recycle.done for netted"
+assert_eq "$nets_before" "$(nets_of)" "netted's networks after reaper wrote its spec back"
+assert_eq "$upd_before" "$(api /services/netted | jq -c .Spec.UpdateConfig)" "netted's update configuration"
+jq -e '.Order == "stop-first" and .FailureAction == "rollback"' <<<"$upd_before" >/dev/null ||
+  fail "netted's update configuration was not as created: $upd_before"
+assert_eq 3 "$(audit_count recycle.begin)" "recycle.begin lines (web, everywhere and netted only)"
+if [ -n "${STANDIN:-}" ]; then
+  n=$(grep -cE "POST $API_PREFIX/services/[^ ]+/update" "$T/si.sock.log" || true)
+  [ "$n" -ge 3 ] || fail "$n service updates at $API_PREFIX through the stand-in, not 3"
+  log "service updates written at $API_PREFIX through Engine $STANDIN's stand-in: $n"
+fi
 audit_any recycle.begin '.name == "young" or .name == "pinned"' && fail "a young or excluded service was recycled"
 verify_audit
 log "ok: services renewed by swarm under their own update configuration"
