@@ -29,7 +29,8 @@ cat "$T/plan.txt"
 "$REAPER" plan -c "$T/config.yaml" --json >"$T/plan.json" 2>>"$T/plan.err" || fail "plan --json exited non-zero"
 
 # The table: one header, and a row per engine.
-head -1 "$T/plan.txt" | grep -q "PROVIDER.*KIND.*NAME.*POLICY.*STARTED.*ACTION" || fail "no table header"
+grep -q "^PROVIDER.*KIND.*NAME.*POLICY.*STARTED.*ACTION" "$T/plan.txt" || fail "no workload table header"
+grep -qE "^local +docker +Docker Engine [0-9]" "$T/plan.txt" || fail "the providers table does not name the docker engine"
 grep -E "^local +container +dk$$ +web .*recreate at" "$T/plan.txt" >/dev/null || fail "the docker container is not in the table"
 grep -E "^ctr +container +ct$$ +web .*recreate at" "$T/plan.txt" >/dev/null || fail "the containerd task is not in the table"
 grep -E "^self +host +$(hostname) +hosts .*drain-replace at" "$T/plan.txt" >/dev/null || fail "the host is not in the table"
