@@ -413,8 +413,9 @@ header_cb(void *arg, const char *line, size_t len)
   }
 }
 
-/* Starts the request of `step`; on failure to start, ends op (never from
- * rp_registry_resolve: it checks the first send itself). */
+/* Starts the request of `step` for op; -1 with err when it cannot start
+ * (the caller ends op: next() from a callback, rp_registry_resolve
+ * itself for the first request). */
 static int
 send_step(struct rp_registry_op *op, enum step step, struct rp_error **err)
 {
@@ -435,10 +436,13 @@ send_step(struct rp_registry_op *op, enum step step, struct rp_error **err)
     cleanup_free char *scope = rp_xasprintf("repository:%s:pull", op->ref.path);
     cleanup_free char *escaped_scope = rp_url_escape(scope);
     cleanup_free char *service =
-        rp_url_escape(op->challenge.service ? op->challenge.service : "");
-    path = rp_xasprintf("%s%sservice=%s&scope=%s", op->token_path,
-                        strchr(op->token_path, '?') ? "&" : "?", service,
-                        escaped_scope);
+        op->challenge.service && op->challenge.service[0]
+            ? rp_url_escape(op->challenge.service)
+            : NULL;
+    path = rp_xasprintf("%s%s%s%s%sscope=%s", op->token_path,
+                        strchr(op->token_path, '?') ? "&" : "?",
+                        service ? "service=" : "", service ? service : "",
+                        service ? "&" : "", escaped_scope);
     if (cred) {
       cleanup_free char *account = rp_url_escape(cred->username);
       char *with = rp_xasprintf("%s&account=%s", path, account);

@@ -561,6 +561,42 @@ test_remembered_token_refused(void **state)
 }
 
 static void
+test_token_with_credentials(void **state)
+{
+  (void)state;
+  /* A challenge without service: none asked; credentials as Basic at the
+   * realm, with account, and the realm's own query kept. */
+  char challenge[256];
+  struct route routes[] = {
+      {"GET", "/auth", 200, NULL, "{\"token\":\"tk\"}"},
+      {"HEAD", "/v2/org/app/manifests/1", 200,
+       "Docker-Content-Digest: " DA "\r\nContent-Type: " DOCKER_V2 "\r\n", NULL,
+       0, "Bearer tk", challenge},
+  };
+  struct fixture f;
+  setup(&f, routes, RP_ARRAY_LEN(routes));
+  snprintf(
+      challenge, sizeof(challenge),
+      "WWW-Authenticate: Bearer realm=\"http://localhost:%d/auth?x=1\"\r\n",
+      f.peer.port);
+  cleanup_free char *json =
+      rp_xasprintf("{\"auths\":{\"127.0.0.1:%d\":{\"auth\":\"YWxpY2U6cHc=\"}}}",
+                   f.peer.port);
+  struct rp_registry_auth *auth = NULL;
+  assert_int_equal(rp_registry_auth_parse(json, strlen(json), "t", &auth, NULL),
+                   0);
+  rp_registry_set_auth(f.reg, auth);
+  struct outcome o;
+  resolve(&f, "org/app:1", &o);
+  assert_int_equal(o.code, 0);
+  assert_string_equal(routes[0].query,
+                      "x=1&scope=repository%3Aorg%2Fapp%3Apull&account=alice");
+  assert_string_equal(routes[0].auth, "Basic YWxpY2U6cHc=");
+  assert_string_equal(routes[1].auth, "Bearer tk");
+  teardown(&f);
+}
+
+static void
 test_credentials_stay_off_plain_http(void **state)
 {
   (void)state;
@@ -706,6 +742,7 @@ main(void)
       cmocka_unit_test(test_bytes_not_their_digest),
       cmocka_unit_test(test_statuses),
       cmocka_unit_test(test_remembered_token_refused),
+      cmocka_unit_test(test_token_with_credentials),
       cmocka_unit_test(test_credentials_stay_off_plain_http),
       cmocka_unit_test(test_basic_challenge_remembered),
       cmocka_unit_test(test_cancel_and_free_in_flight),
