@@ -407,11 +407,12 @@ struct resolve_run {
 
 static void resolve_next(struct resolve_run *run);
 
+/* One line per reference on stdout, whatever happened; failures also on
+ * stderr, for people. */
 static void
-resolve_done_cb(void *arg, const struct rp_registry_result *res,
-                const struct rp_error *err)
+resolve_print(struct resolve_run *run, const struct rp_image_ref *ref,
+              const struct rp_registry_result *res, const struct rp_error *err)
 {
-  struct resolve_run *run = arg;
   cleanup_json json_t *line = NULL;
   if (res) {
     line = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "reference",
@@ -419,8 +420,8 @@ resolve_done_cb(void *arg, const struct rp_registry_result *res,
                      res->media_type, "index", res->is_index, "platform",
                      res->platform, "platform_digest", res->platform_digest);
   } else {
-    cleanup_free char *ref = rp_image_ref_format(&run->refs[run->next - 1]);
-    line = json_pack("{s:s, s:s, s:s}", "reference", ref, "outcome",
+    cleanup_free char *name = rp_image_ref_format(ref);
+    line = json_pack("{s:s, s:s, s:s}", "reference", name, "outcome",
                      rp_registry_outcome_name(rp_registry_outcome_of(err)),
                      "error", err->message);
     fprintf(stderr, "reaper resolve-image: %s\n", err->message);
@@ -429,6 +430,14 @@ resolve_done_cb(void *arg, const struct rp_registry_result *res,
   cleanup_free char *text = json_dumps(line, JSON_COMPACT);
   printf("%s\n", text);
   fflush(stdout);
+}
+
+static void
+resolve_done_cb(void *arg, const struct rp_registry_result *res,
+                const struct rp_error *err)
+{
+  struct resolve_run *run = arg;
+  resolve_print(run, &run->refs[run->next - 1], res, err);
   resolve_next(run);
 }
 
@@ -441,8 +450,7 @@ resolve_next(struct resolve_run *run)
     if (rp_registry_resolve(run->reg, ref, &run->platform, resolve_done_cb, run,
                             NULL, &err) == 0)
       return;
-    fprintf(stderr, "reaper resolve-image: %s\n", err->message);
-    run->failed++;
+    resolve_print(run, ref, NULL, err);
   }
   uv_stop(run->loop);
 }
