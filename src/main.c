@@ -9,7 +9,11 @@
 #include "agent.h"
 #include "audit.h"
 #include "config.h"
+#include "http_client.h"
+#include "image_index.h"
+#include "image_ref.h"
 #include "log.h"
+#include "registry.h"
 #include "report.h"
 #include "util.h"
 
@@ -388,6 +392,176 @@ cmd_report(int argc, char **argv)
   return rc == 0 ? EXIT_OK : fail("report", err);
 }
 
+/* --- resolve-image ------------------------------------------------------ */
+
+/* The references of one resolve-image, resolved one after the other on one
+ * resolver (so that the second of a repository reuses the first's token). */
+struct resolve_run {
+  uv_loop_t *loop;
+  struct rp_registry *reg;
+  struct rp_image_ref *refs;
+  size_t n, next;
+  struct rp_platform platform;
+  int failed;
+};
+
+static void resolve_next(struct resolve_run *run);
+
+/* One line per reference on stdout, whatever happened; failures also on
+ * stderr, for people. */
+static void
+resolve_print(struct resolve_run *run, const struct rp_image_ref *ref,
+              const struct rp_registry_result *res, const struct rp_error *err)
+{
+  cleanup_json json_t *line = NULL;
+  if (res) {
+    line = json_pack("{s:s, s:s, s:s, s:b, s:s, s:s}", "reference",
+                     res->reference, "digest", res->digest, "media_type",
+                     res->media_type, "index", res->is_index, "platform",
+                     res->platform, "platform_digest", res->platform_digest);
+  } else {
+    cleanup_free char *name = rp_image_ref_format(ref);
+    line = json_pack("{s:s, s:s, s:s}", "reference", name, "outcome",
+                     rp_registry_outcome_name(rp_registry_outcome_of(err)),
+                     "error", err->message);
+    fprintf(stderr, "reaper resolve-image: %s\n", err->message);
+    run->failed++;
+  }
+  cleanup_free char *text = json_dumps(line, JSON_COMPACT);
+  printf("%s\n", text);
+  fflush(stdout);
+}
+
+static void
+resolve_done_cb(void *arg, const struct rp_registry_result *res,
+                const struct rp_error *err)
+{
+  struct resolve_run *run = arg;
+  resolve_print(run, &run->refs[run->next - 1], res, err);
+  resolve_next(run);
+}
+
+static void
+resolve_next(struct resolve_run *run)
+{
+  while (run->next < run->n) {
+    cleanup_error struct rp_error *err = NULL;
+    struct rp_image_ref *ref = &run->refs[run->next++];
+    if (rp_registry_resolve(run->reg, ref, &run->platform, resolve_done_cb, run,
+                            NULL, &err) == 0)
+      return;
+    resolve_print(run, ref, NULL, err);
+  }
+  uv_stop(run->loop);
+}
+
+static int
+cmd_resolve_image(int argc, char **argv)
+{
+  static const struct option longopts[] = {
+      {"platform", required_argument, NULL, 'p'},
+      {"timeout", required_argument, NULL, 't'},
+      {"stats", no_argument, NULL, 's'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"help", no_argument, NULL, 'h'},
+      {0, 0, 0, 0},
+  };
+  struct rp_registry_options opt = {0};
+  struct resolve_run run = {0};
+  bool stats = false, verbose = false, platform_given = false;
+  const char *why = NULL;
+  cleanup_error struct rp_error *err = NULL;
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+    switch (c) {
+    case 'p':
+      if (rp_platform_parse(optarg, &run.platform, &err) != 0)
+        return usage_error("resolve-image", "--platform '%s': %s", optarg,
+                           err->message);
+      platform_given = true;
+      break;
+    case 't':
+      if (rp_duration_parse(optarg, &opt.timeout_ms, &why) != 0 ||
+          opt.timeout_ms <= 0)
+        return usage_error("resolve-image", "--timeout '%s': %s", optarg,
+                           why ? why : "must be more than 0");
+      break;
+    case 's':
+      stats = true;
+      break;
+    case 'v':
+      verbose = true;
+      break;
+    case 'h':
+      return print_help("resolve-image");
+    default:
+      return usage_error("resolve-image", "%s", "invalid option");
+    }
+  }
+  if (optind >= argc)
+    return usage_error("resolve-image", "%s",
+                       "which image? (reaper resolve-image REF...)");
+  rp_log_setup(false, verbose ? RP_LOG_DEBUG : RP_LOG_WARN);
+  if (!platform_given)
+    rp_platform_host(&run.platform);
+  run.n = (size_t)(argc - optind);
+  cleanup_free struct rp_image_ref *refs =
+      rp_xcalloc(run.n, sizeof(struct rp_image_ref));
+  run.refs = refs;
+  for (size_t i = 0; i < run.n; i++) {
+    if (rp_image_ref_parse(argv[optind + (int)i], &refs[i], &err) != 0) {
+      for (size_t k = 0; k < i; k++)
+        rp_image_ref_clear(&refs[k]);
+      return usage_error("resolve-image", "%s", err->message);
+    }
+  }
+  struct rp_registry_auth *auth = NULL;
+  int rc = rp_registry_auth_load(NULL, &auth, &err);
+  uv_loop_t loop;
+  struct rp_http *http = NULL;
+  if (rc == 0) {
+    uv_loop_init(&loop);
+    run.loop = &loop;
+    rc = rp_http_new(&loop, &http, &err);
+  }
+  if (rc == 0) {
+    run.reg = rp_registry_new(http, &opt);
+    rp_registry_set_auth(run.reg, RP_STEAL(auth));
+    resolve_next(&run);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (stats) {
+      const struct rp_registry_stats *st = rp_registry_stats(run.reg);
+      cleanup_json json_t *outcomes = json_object();
+      for (int o = 0; o < RP_REGISTRY_OUTCOMES; o++)
+        if (st->outcomes[o])
+          json_object_set_new(outcomes, rp_registry_outcome_name(o),
+                              json_integer((json_int_t)st->outcomes[o]));
+      cleanup_json json_t *line =
+          json_pack("{s:{s:I, s:O, s:I, s:I, s:I, s:I}}", "stats", "resolves",
+                    (json_int_t)st->resolves, "outcomes", outcomes, "requests",
+                    (json_int_t)st->requests, "token_requests",
+                    (json_int_t)st->token_requests, "token_reused",
+                    (json_int_t)st->token_reused, "index_cached",
+                    (json_int_t)st->index_cached);
+      cleanup_free char *text = json_dumps(line, JSON_COMPACT);
+      printf("%s\n", text);
+    }
+    rp_registry_free(run.reg);
+    rp_http_close(http);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+  } else if (run.loop) {
+    uv_loop_close(&loop);
+  }
+  rp_registry_auth_free(auth);
+  for (size_t i = 0; i < run.n; i++)
+    rp_image_ref_clear(&refs[i]);
+  if (rc != 0)
+    return fail("resolve-image", err);
+  return run.failed ? EXIT_RUNTIME : EXIT_OK;
+}
+
 /* --- version ------------------------------------------------------------ */
 
 static int
@@ -495,6 +669,36 @@ static const struct command commands[] = {
      "and the report is made anyway.  Exit codes: 0 done, 1 a log cannot be "
      "read,\n"
      "2 usage error.\n"},
+    {"resolve-image", cmd_resolve_image,
+     "Usage: reaper resolve-image [--platform OS/ARCH[/VARIANT]] [--timeout "
+     "D] [--stats]\n"
+     "                            [-v] REF...\n"
+     "Asks each image's registry what its tag names now, as reaper's update "
+     "checks do,\n"
+     "and prints one JSON object per line: the reference (normalized as "
+     "docker does),\n"
+     "the tag's digest (what `docker inspect` lists in RepoDigests after a "
+     "pull), its\n"
+     "media type, whether it is a multi-platform index, and the digest of "
+     "the manifest\n"
+     "for the platform (what decides whether the engine would run new "
+     "content).\n"
+     "Credentials come from $DOCKER_CONFIG/config.json (default "
+     "~/.docker/config.json),\n"
+     "\"auths\" entries only (credential helpers are not run).  Loopback "
+     "registries\n"
+     "are spoken to in plain HTTP, every other one in HTTPS.\n\n"
+     "      --platform P    the engine's platform (default: this machine's, "
+     "linux/ARCH)\n"
+     "      --timeout D     per request (default 30s)\n"
+     "      --stats         a last line with the resolver's counters\n"
+     "  -v, --verbose       each request on stderr\n\n"
+     "A failure prints {\"reference\", \"outcome\", \"error\"} (outcome: "
+     "unreachable,\n"
+     "timeout, unauthorized, denied, not_found, rate_limited, server_error, "
+     "bad_answer,\n"
+     "no_platform).  Exit codes: 0 all resolved, 1 one failed, 2 usage "
+     "error.\n"},
     {"version", cmd_version, "Usage: reaper version\nPrints the version.\n"},
 };
 

@@ -27,6 +27,11 @@ int rp_fuzz_docker_inspect_run(const uint8_t *data, size_t size);
 int rp_fuzz_event_lines_run(const uint8_t *data, size_t size);
 /* rp_parse_time_ms and rp_duration_parse. */
 int rp_fuzz_time_run(const uint8_t *data, size_t size);
+/* rp_image_ref_parse and the canonical form's round trip. */
+int rp_fuzz_image_ref_run(const uint8_t *data, size_t size);
+/* A registry's answers and config.json: challenges, tokens, realm URLs,
+ * indexes, manifests, credentials. */
+int rp_fuzz_registry_answers_run(const uint8_t *data, size_t size);
 
 #define RP_FUZZ_CHECK(cond)                                                    \
   do {                                                                         \

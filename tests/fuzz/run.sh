@@ -19,13 +19,14 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${1:-60}
-targets=${FUZZ_TARGETS:-config audit_verify docker_inspect event_lines time}
+targets=${FUZZ_TARGETS:-config audit_verify docker_inspect event_lines time image_ref registry_answers}
 build=$top/build-fuzz
 crashes=$here/crashes
 
 # The longest input worth trying, per target: configuration files are a few
 # KiB, inspect output up to ~10 KiB, an event stream of a few dozen events,
-# a timestamp a few dozen bytes.
+# a timestamp a few dozen bytes, an image reference at most ~400 (255 of name,
+# 128 of tag, a digest), a registry's answer or config.json a few KiB.
 max_len() {
   case $1 in
   config) echo 8192 ;;
@@ -33,6 +34,8 @@ max_len() {
   docker_inspect) echo 16384 ;;
   event_lines) echo 32768 ;;
   time) echo 64 ;;
+  image_ref) echo 512 ;;
+  registry_answers) echo 8192 ;;
   *) echo 4096 ;;
   esac
 }

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
 code() { local rc=0; "$@" >"$T/out" 2>"$T/err" || rc=$?; echo $rc; }
 
-for c in run plan check-config report verify version; do
+for c in run plan check-config report verify resolve-image version; do
   assert_eq 0 "$(code "$REAPER" $c --help)" "reaper $c --help"
   grep -q "Usage: reaper $c" "$T/out" || fail "reaper $c --help does not say its usage"
 done
@@ -15,6 +15,8 @@ assert_eq 0 "$(code "$REAPER" --help)" "reaper --help"
 assert_eq 2 "$(code "$REAPER")" "reaper without a command"
 assert_eq 2 "$(code "$REAPER" frobnicate)" "an unknown command"
 assert_eq 2 "$(code "$REAPER" run --bogus)" "an unknown option"
+assert_eq 2 "$(code "$REAPER" resolve-image)" "resolve-image without a reference"
+assert_eq 2 "$(code "$REAPER" resolve-image --platform amd64 busybox)" "resolve-image with a platform without OS"
 assert_eq 0 "$(code "$REAPER" version)" "version"
 grep -qE '^reaper [0-9]+\.[0-9]+\.[0-9]+' "$T/out" || fail "version prints no version"
 

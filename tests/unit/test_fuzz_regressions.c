@@ -19,6 +19,8 @@
 #include "../fuzz/fuzz_config.c"
 #include "../fuzz/fuzz_docker_inspect.c"
 #include "../fuzz/fuzz_event_lines.c"
+#include "../fuzz/fuzz_image_ref.c"
+#include "../fuzz/fuzz_registry_answers.c"
 #include "../fuzz/fuzz_time.c"
 
 #define FUZZ_DIR TEST_DATA_DIR "/../../fuzz"
@@ -118,6 +120,20 @@ test_time(void **state)
   run_target("time", rp_fuzz_time_run);
 }
 
+static void
+test_image_ref(void **state)
+{
+  (void)state;
+  run_target("image_ref", rp_fuzz_image_ref_run);
+}
+
+static void
+test_registry_answers(void **state)
+{
+  (void)state;
+  run_target("registry_answers", rp_fuzz_registry_answers_run);
+}
+
 int
 main(void)
 {
@@ -127,6 +143,8 @@ main(void)
       cmocka_unit_test(test_docker_inspect),
       cmocka_unit_test(test_event_lines),
       cmocka_unit_test(test_time),
+      cmocka_unit_test(test_image_ref),
+      cmocka_unit_test(test_registry_answers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
