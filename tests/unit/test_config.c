@@ -517,15 +517,15 @@ test_full_example(void **state)
   assert_string_equal(c->providers[0].name, "local");
   assert_string_equal(c->providers[0].type, "docker");
   assert_string_equal(c->providers[0].endpoint, "unix:///var/run/docker.sock");
-  assert_int_equal(c->providers[0].mark.line, 53);
+  assert_int_equal(c->providers[0].mark.line, 57);
   assert_string_equal(c->providers[1].name, "cluster");
   assert_string_equal(c->providers[1].type, "swarm");
-  assert_int_equal(c->providers[1].mark.line, 59);
+  assert_int_equal(c->providers[1].mark.line, 64);
 
   assert_int_equal(c->n_policies, 2);
   const struct rp_policy *web = &c->policies[0];
   assert_string_equal(web->name, "web");
-  assert_int_equal(web->mark.line, 79);
+  assert_int_equal(web->mark.line, 84);
   assert_string_equal(web->match_provider, "local");
   assert_int_equal(web->match_kind, RP_KIND_CONTAINER);
   assert_int_equal(web->n_match_labels, 1);
@@ -555,7 +555,7 @@ test_full_example(void **state)
 
   const struct rp_policy *nodes = &c->policies[1];
   assert_string_equal(nodes->name, "nodes");
-  assert_int_equal(nodes->mark.line, 126);
+  assert_int_equal(nodes->mark.line, 131);
   assert_string_equal(nodes->match_provider, "cluster");
   assert_int_equal(nodes->match_kind, RP_KIND_NODE);
   assert_int_equal(nodes->max_age_ms, 86400000);
