@@ -27,6 +27,12 @@
 
 struct agent {
   uv_loop_t loop;
+  /* owned: the warnings already logged, "provider/name\nwarning" -> how
+   * many lists in a row missed that name: a bad label is said once per
+   * workload, not again for its replacement, nor for the old container
+   * renamed during a recycle; forgotten once three lists missed the name
+   * (one may fall between a recycle's rename and create). */
+  json_t *warned;
   struct rp_agent_options opt;
   struct rp_config *config;          /* owned: the live configuration */
   struct rp_config *provider_config; /* owned when != config: what the
@@ -98,8 +104,14 @@ redecide(struct agent *a, struct rp_entry *e)
   char old_warning[sizeof(e->d.warning)];
   memcpy(old_warning, e->d.warning, sizeof(old_warning));
   rp_policy_decide(a->config, e->w, &e->d);
-  if (e->d.warning[0] && strcmp(e->d.warning, old_warning) != 0)
-    rp_warn("%s", e->d.warning);
+  if (e->d.warning[0] && strcmp(e->d.warning, old_warning) != 0 &&
+      e->state != RP_ENTRY_RECYCLING) {
+    cleanup_free char *key =
+        rp_xasprintf("%s/%s\n%s", e->w->provider, e->w->name, e->d.warning);
+    if (!json_object_get(a->warned, key))
+      rp_warn("%s", e->d.warning);
+    json_object_set_new(a->warned, key, json_integer(0));
+  }
   if (e->state == RP_ENTRY_RECYCLING || e->state == RP_ENTRY_DUE)
     return; /* the recycler has it; it looks again when it is done */
   if (!e->d.policy || e->d.excluded ||
@@ -310,6 +322,36 @@ sweep_cb(void *arg, struct rp_entry *e)
     forget(s->a, e);
 }
 
+/* After a full list of provider `name`: its warnings about workloads it
+ * has not listed for a while are forgotten. */
+static void
+forget_warnings(struct agent *a, const char *name,
+                struct rp_workload *const *items, size_t n)
+{
+  cleanup_json json_t *listed = json_object();
+  for (size_t i = 0; i < n; i++) {
+    cleanup_free char *k = rp_xasprintf("%s/%s\n", name, items[i]->name);
+    json_object_set_new(listed, k, json_true());
+  }
+  size_t plen = strlen(name);
+  const char *key;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(a->warned, tmp, key, v)
+  {
+    const char *nl = strchr(key, '\n');
+    if (!nl || strncmp(key, name, plen) != 0 || key[plen] != '/')
+      continue;
+    cleanup_free char *prefix = rp_xstrndup(key, (size_t)(nl - key) + 1);
+    json_int_t misses =
+        json_object_get(listed, prefix) ? 0 : json_integer_value(v) + 1;
+    if (misses >= 3)
+      json_object_del(a->warned, key);
+    else
+      json_integer_set(v, misses);
+  }
+}
+
 static void
 hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
             size_t n)
@@ -322,6 +364,7 @@ hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
   }
   struct sweep s = {a, p->name, seen};
   rp_tracker_foreach(a->tracker, sweep_cb, &s);
+  forget_warnings(a, p->name, items, n);
   size_t i = provider_index(a, p);
   if (!a->listed[i]) {
     a->listed[i] = true;
@@ -966,6 +1009,7 @@ agent_free(struct agent *a)
     json_decref(a->unfinished);
   rp_recycler_free(a->recycler);
   rp_tracker_free(a->tracker);
+  json_decref(a->warned);
   rp_audit_close(a->audit);
   if (a->provider_config != a->config)
     rp_config_free(a->provider_config);
@@ -1018,6 +1062,7 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
 
   uv_loop_init(&a->loop);
   a->tracker = rp_tracker_new();
+  a->warned = json_object();
   a->schedule = rp_schedule_new(&a->loop, due_cb, a);
   a->recycler =
       rp_recycler_new(&a->loop, a->audit, a->tracker, a->schedule, dry_run);

@@ -545,10 +545,11 @@ static int
 parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
   static const char *const keys[] = {
-      "name",          "match", "max_age",         "jitter",         "grace",
-      "strategy",      "order", "max_unavailable", "health_timeout", "pull",
-      "hard_max_age",  "drain", "drain_timeout",   "window",         "replace",
-      "notify_before", NULL};
+      "name",           "match",    "max_age",      "jitter",
+      "grace",          "strategy", "order",        "max_unavailable",
+      "health_timeout", "pull",     "hard_max_age", "drain",
+      "drain_timeout",  "window",   "replace",      "notify_before",
+      "selectable",     NULL};
   static const struct rp_config_moved_key moved[] = {
       {"provider", "match"}, {"kind", "match"},   {"labels", "match"},
       {"days", "window"},    {"start", "window"}, {"end", "window"},
@@ -617,6 +618,10 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
   if ((v = rp_config_node_get(n, "pull")) &&
       rp_config_get_bool(ps, v, rp_config_join(p, at, "pull"), &pol->pull) < 0)
     return -1;
+  if ((v = rp_config_node_get(n, "selectable")) &&
+      rp_config_get_bool(ps, v, rp_config_join(p, at, "selectable"),
+                         &pol->selectable) < 0)
+    return -1;
   if ((v = rp_config_node_get(n, "hard_max_age"))) {
     if (rp_config_get_duration(ps, v, rp_config_join(p, at, "hard_max_age"), 1,
                                &pol->hard_max_age_ms) < 0)
@@ -681,7 +686,7 @@ parse_policies(struct walk *w, const struct rp_config_node *root)
 static int
 parse_exclude(struct walk *w, const struct rp_config_node *n)
 {
-  static const char *const keys[] = {"labels", NULL};
+  static const char *const keys[] = {"labels", "workload_opt_out", NULL};
   struct rp_config_parse *ps = &w->ps;
   const struct rp_config_node *v;
   if (rp_config_node_is_null(n))
@@ -693,6 +698,11 @@ parse_exclude(struct walk *w, const struct rp_config_node *n)
       rp_config_get_labels(ps, v, "exclude.labels", &w->c->exclude_labels,
                            &w->c->n_exclude_labels) < 0)
     return -1;
+  bool opt_out = true;
+  if ((v = rp_config_node_get(n, "workload_opt_out")) &&
+      rp_config_get_bool(ps, v, "exclude.workload_opt_out", &opt_out) < 0)
+    return -1;
+  w->c->deny_workload_opt_out = !opt_out;
   return 0;
 }
 

@@ -75,6 +75,9 @@ struct rp_policy {
   struct rp_window window;
   char **replace;           /* owned argv, NULL-terminated, or NULL */
   int64_t notify_before_ms; /* 0 = no advance notice */
+  /* A workload's reaper.policy label may pick this policy even when its
+   * match block does not accept the workload (default false). */
+  bool selectable;
 };
 
 struct rp_provider_config {
@@ -124,6 +127,9 @@ struct rp_config {
   size_t n_policies;
   struct rp_label_match *exclude_labels; /* owned array */
   size_t n_exclude_labels;
+  /* A workload's own reaper.exclude=true no longer leaves it alone
+   * (exclude.workload_opt_out: false; by default workloads may opt out). */
+  bool deny_workload_opt_out;
   struct rp_notify *notify; /* owned array */
   size_t n_notify;
 };

@@ -143,10 +143,11 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
       deadline[19] = '\0';
     }
     rp_plan_action(e, now_ms, action, sizeof(action));
-    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s%s%s\n",
+    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s%s%s%s%s\n",
             e->w->provider, rp_kind_name(e->w->kind), e->w->name,
             actionable(e) ? e->d.policy->name : "-", started, age, deadline,
-            action, e->w->note ? "; note: " : "", e->w->note ? e->w->note : "");
+            action, e->w->note ? "; note: " : "", e->w->note ? e->w->note : "",
+            e->d.warning[0] ? "; warning: " : "", e->d.warning);
   }
   if (n == 0)
     fprintf(out, "(no workloads)\n");

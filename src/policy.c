@@ -61,7 +61,7 @@ static void __attribute__((format(printf, 4, 5)))
 warn_label(char *buf, size_t len, const struct rp_workload *w, const char *fmt,
            ...)
 {
-  char what[120];
+  char what[240];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(what, sizeof(what), fmt, ap);
@@ -189,6 +189,13 @@ excluded(const struct rp_config *c, const struct rp_workload *w,
     return true;
   const char *v = rp_workload_label(w, LABEL_EXCLUDE);
   if (v && strcmp(v, "true") == 0) {
+    if (c && c->deny_workload_opt_out) {
+      warn_label(out->warning, sizeof(out->warning), w,
+                 "label %s=true refused: workloads may not opt out "
+                 "(exclude.workload_opt_out: false)",
+                 LABEL_EXCLUDE);
+      return false;
+    }
     snprintf(out->reason, sizeof(out->reason), "label %s=true", LABEL_EXCLUDE);
     return true;
   }
@@ -207,12 +214,18 @@ select_policy(const struct rp_config *c, const struct rp_workload *w,
     return NULL;
   const char *name = rp_workload_label(w, LABEL_POLICY);
   if (name) {
+    /* A workload may pick among the policies that would take it anyway,
+     * and those the operator made selectable: never one written for
+     * others (a longer life, another provider's strategy). */
     const struct rp_policy *p = rp_config_policy(c, name);
-    if (p)
+    if (p && (p->selectable || rp_policy_matches(p, w)))
       return p;
     char q[QUOTE_MAX + 4];
     warn_label(out->warning, sizeof(out->warning), w,
-               "label %s=\"%s\" names no policy; matching instead",
+               p ? "label %s=\"%s\" refused: that policy's match does not "
+                   "accept this workload and it is not selectable; matching "
+                   "instead"
+                 : "label %s=\"%s\" names no policy; matching instead",
                LABEL_POLICY, quote_value(name, q, sizeof(q)));
   }
   for (size_t i = 0; i < c->n_policies; i++)
@@ -230,12 +243,31 @@ effective_max_age(const struct rp_policy *p, const struct rp_workload *w,
     return p->max_age_ms;
   int64_t ms = 0;
   const char *why = NULL;
+  char q[QUOTE_MAX + 4];
   int rc = rp_duration_parse(v, &ms, &why);
-  if (rc == 0 && ms > 0)
+  if (rc == 0 && ms > 0 && ms <= p->max_age_ms)
+    return ms; /* shortening: always the workload's right */
+  if (rc == 0 && ms > 0) {
+    /* Lengthening: only up to the operator's ceiling. */
+    char limit[32];
+    if (p->hard_max_age_ms <= 0) {
+      warn_label(out->warning, sizeof(out->warning), w,
+                 "label %s=\"%s\" refused: a label may lengthen max_age only "
+                 "up to hard_max_age, which policy %s does not set",
+                 LABEL_MAX_AGE, quote_value(v, q, sizeof(q)), p->name);
+      return p->max_age_ms;
+    }
+    if (ms > p->hard_max_age_ms) {
+      rp_format_duration(p->hard_max_age_ms, limit, sizeof(limit));
+      warn_label(out->warning, sizeof(out->warning), w,
+                 "label %s=\"%s\" cut to hard_max_age %s", LABEL_MAX_AGE,
+                 quote_value(v, q, sizeof(q)), limit);
+      return p->hard_max_age_ms;
+    }
     return ms;
+  }
   if (rc == 0)
     why = "not a positive duration";
-  char q[QUOTE_MAX + 4];
   warn_label(out->warning, sizeof(out->warning), w,
              "label %s=\"%s\": %s; ignored", LABEL_MAX_AGE,
              quote_value(v, q, sizeof(q)), why ? why : "not a duration");
@@ -264,11 +296,13 @@ rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
       add_sat(add_sat(w->started_ms, out->max_age_ms), -out->jitter_ms);
   out->due_ms = rp_window_next_open(&p->window, out->deadline_ms);
   if (p->hard_max_age_ms > 0) {
+    /* The latest a workload may live, whatever else says (labels, windows,
+     * the policy's own max_age): no deadline lies past it. */
     out->hard_ms = add_sat(w->started_ms, p->hard_max_age_ms);
-    /* Past the ceiling the window no longer holds the recycle back. */
+    if (out->deadline_ms > out->hard_ms)
+      out->deadline_ms = out->hard_ms;
     if (out->due_ms > out->hard_ms)
-      out->due_ms =
-          out->deadline_ms > out->hard_ms ? out->deadline_ms : out->hard_ms;
+      out->due_ms = out->hard_ms;
   }
 }
 

@@ -16,7 +16,7 @@ struct rp_decision {
                                      excluded or nothing matches */
   bool excluded;
   char reason[160];    /* why excluded / unmatched, for plan and logs */
-  char warning[200];   /* a bad label that was ignored, "" when none */
+  char warning[320];   /* bad or refused labels, "" when none */
   int64_t max_age_ms;  /* after the reaper.max-age label */
   int64_t jitter_ms;   /* subtracted from start + max_age */
   int64_t deadline_ms; /* start + max_age - jitter */
@@ -26,16 +26,20 @@ struct rp_decision {
 
 /* Matches and computes deadlines.  A workload is excluded when the provider
  * protects it, when any one of the configuration's exclude labels matches,
- * or when `reaper.exclude=true` ("false" is not excluded; any other value is
- * a warning and ignored).  `reaper.policy=NAME` picks a policy by name (an
- * unknown name is a warning and falls back to matching); otherwise the first
- * policy whose match block accepts the workload.  `reaper.max-age=DURATION`
- * overrides the policy's max_age (a bad or non-positive value is a warning
- * and ignored).  Then:
+ * or when `reaper.exclude=true` and the operator lets workloads opt out
+ * (exclude.workload_opt_out, default true; "false" is not excluded; any
+ * other value is a warning and ignored).  `reaper.policy=NAME` picks a
+ * policy by name among those whose match block accepts the workload or that
+ * are `selectable` (else a warning, and matching instead); otherwise the
+ * first policy whose match block accepts the workload.
+ * `reaper.max-age=DURATION` shortens the policy's max_age freely and
+ * lengthens it only up to hard_max_age (never without one; a bad or
+ * refused value is a warning).  A workload's labels are what the provider
+ * reports: its own, never its image's.  Then:
  *   deadline = started + max_age - rp_policy_jitter_ms(...)
  *   due      = rp_window_next_open(window, deadline)
  *   hard     = started + hard_max_age (0 without a ceiling)
- *   if hard and due > hard: due = max(deadline, hard)
+ *   if hard: deadline = min(deadline, hard), due = min(due, hard)
  * Warnings name the workload, the label and its value.  Never fails. */
 void rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
                       struct rp_decision *out);

@@ -4,8 +4,9 @@
  * NAME-reaper-old while its replacement, created as NAME, carries the label
  * reaper.replaces=<old id>.
  *
- * For each unfinished recycle (from the audit log) and each NAME-reaper-old
- * container (found in the engine, log or no log):
+ * For each unfinished recycle the audit log names (and nothing else: a
+ * container named NAME-reaper-old that the log does not name is a name,
+ * not a fact, and is left alone):
  *   old and a running replacement  -> finished: old stopped and removed
  *   old and a replacement not running -> rolled back: replacement removed,
  *                                       old renamed back and started
@@ -329,7 +330,6 @@ listed_cb(void *arg, const struct rp_dockerapi_reply *r,
       return;
     }
   }
-  cleanup_json json_t *seen = json_object();
   json_array_foreach(rv->items, i, it)
   {
     const char *id = json_string_value(json_object_get(it, "id"));
@@ -339,20 +339,6 @@ listed_cb(void *arg, const struct rp_dockerapi_reply *r,
                   (enum rp_strategy)json_integer_value(
                       json_object_get(it, "strategy")),
                   json_integer_value(json_object_get(it, "grace_ms"))));
-    json_object_set_new(seen, id, json_true());
-  }
-  /* Work of reaper's that the log does not name (the log was rotated away,
-   * or another agent's): a renamed old container. */
-  json_t *c;
-  json_array_foreach(all, i, c)
-  {
-    const char *id = json_string_value(json_object_get(c, "Id"));
-    const char *name = container_name(c);
-    if (!id || !name || json_object_get(seen, id) ||
-        !has_suffix(name, RP_DOCKER_OLD_SUFFIX))
-      continue;
-    json_array_append_new(
-        rv->work, plan_item(all, id, NULL, RP_STRATEGY_RECREATE, 30000));
   }
   if (json_array_size(rv->work))
     rp_info("provider %s: recovery: %zu unfinished recycles to put right",

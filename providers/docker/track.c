@@ -5,7 +5,16 @@
  * an event says it (re)started; a re-list inspects only the containers it
  * did not know, or whose uptime in the list's Status contradicts what was
  * known (a restart whose event was lost).  At steady state that is no
- * request per container beyond the stream and the re-list. */
+ * request per container beyond the stream and the re-list.
+ *
+ * A workload's labels are its creator's word, never its image's: a label
+ * whose key and value the image declares too (LABEL in its Dockerfile) is
+ * left out of what the core sees, so that an image cannot exempt itself or
+ * live longer (SPEC, "Labels").  The image's labels are read once per image
+ * id (an image never changes).  Whether a container is a swarm task is the
+ * engine's fact, not its label's: the list's is-task filter, which answers
+ * from a flag only swarm's executor sets.  Both are asked before a workload
+ * is reported. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,7 +61,11 @@ struct rp_docker_track {
   bool dropping_stream; /* schedule_reconnect is cancelling the stream */
   bool stopping;
   bool timer_closed;
-  bool self_seen; /* reaper's own container was in a list: said once */
+  bool self_seen;       /* reaper's own container was in a list: said once */
+  json_t *image_labels; /* owned: image id -> its labels (an object) */
+  /* owned: id -> true (a swarm task, by the engine's word) or false, for
+   * the containers that carry swarm's task label */
+  json_t *tasks;
 };
 
 /* One list in progress. */
@@ -62,7 +75,10 @@ struct listing {
   json_t *items;     /* owned: id -> workload data from the list */
   json_t *queue;     /* owned: ids to inspect */
   size_t next;       /* next index in queue */
-  int inspecting;    /* inspects in flight */
+  json_t *images;    /* owned: image ids whose labels are not known yet */
+  size_t next_image;
+  bool want_tasks; /* some item carries swarm's task label */
+  int inspecting;  /* inspects (containers, images, tasks) in flight */
   bool failed;
   char *error; /* owned */
 };
@@ -101,51 +117,140 @@ query_done(struct rp_docker_track *t)
 
 /* --- workloads ---------------------------------------------------------- */
 
-static const char *
-protected_reason(struct rp_docker *d, const char *id, json_t *labels)
+#define LABEL_SWARM_TASK "com.docker.swarm.task.id"
+
+static bool
+json_array_contains_string(json_t *a, const char *s)
 {
-  if (d->self_id && strcmp(d->self_id, id) == 0)
-    return "reaper's own container";
-  if (json_object_get(labels, "com.docker.swarm.task.id"))
-    return "swarm task container: recycled through its service";
-  return NULL;
+  size_t i;
+  json_t *v;
+  json_array_foreach(a, i, v)
+  {
+    if (strcmp(json_string_value(v), s) == 0)
+      return true;
+  }
+  return false;
 }
 
-static const char *
-protected_by_name(const char *name)
+static char *
+image_path(const char *image)
 {
-  size_t n = name ? strlen(name) : 0, m = strlen(RP_DOCKER_OLD_SUFFIX);
-  if (n > m && strcmp(name + n - m, RP_DOCKER_OLD_SUFFIX) == 0)
-    return "the old half of a recycle in progress";
-  return NULL;
+  cleanup_free char *esc = rp_url_escape(image);
+  return rp_xasprintf("/images/%s/json", esc);
+}
+
+/* The containers the engine says are swarm tasks (all of them, or `id`
+ * alone): the is-task filter answers from the flag swarm's executor sets,
+ * which no API caller can forge. */
+static char *
+tasks_path(const char *id)
+{
+  cleanup_json json_t *f =
+      id ? json_pack("{s:[s], s:[s]}", "is-task", "true", "id", id)
+         : json_pack("{s:[s]}", "is-task", "true");
+  cleanup_free char *text = json_dumps(f, JSON_COMPACT);
+  cleanup_free char *esc = rp_url_escape(text);
+  return rp_xasprintf("/containers/json?all=1&filters=%s", esc);
+}
+
+/* An image's labels, from its inspect answer (NULL: gone; none then). */
+static void
+remember_image(struct rp_docker_track *t, const char *image, json_t *body)
+{
+  json_t *labels = json_object_get(json_object_get(body, "Config"), "Labels");
+  json_object_set_new(t->image_labels, image,
+                      json_is_object(labels) ? json_deep_copy(labels)
+                                             : json_object());
+}
+
+/* After a list: what no listed container needs is forgotten, so that
+ * neither map grows with churn. */
+static void
+forget_unused_facts(struct rp_docker_track *t, json_t *items)
+{
+  cleanup_json json_t *used = json_object();
+  const char *id;
+  json_t *item;
+  json_object_foreach(items, id, item)
+  {
+    const char *image = json_string_value(json_object_get(item, "image"));
+    if (image)
+      json_object_set_new(used, image, json_true());
+  }
+  void *tmp;
+  json_t *v;
+  json_object_foreach_safe(t->image_labels, tmp, id, v)
+  {
+    if (!json_object_get(used, id))
+      json_object_del(t->image_labels, id);
+  }
+  json_object_foreach_safe(t->tasks, tmp, id, v)
+  {
+    if (!json_object_get(items, id))
+      json_object_del(t->tasks, id);
+  }
+}
+
+/* Which of the listed containers with swarm's task label the engine calls
+ * tasks (`answer`: the is-task=true list). */
+static void
+remember_tasks(struct rp_docker_track *t, json_t *items, json_t *answer)
+{
+  json_object_clear(t->tasks);
+  const char *id;
+  json_t *item;
+  json_object_foreach(items, id, item)
+  {
+    if (json_object_get(json_object_get(item, "labels"), LABEL_SWARM_TASK))
+      json_object_set_new(t->tasks, id, json_false());
+  }
+  size_t i;
+  json_t *c;
+  json_array_foreach(answer, i, c)
+  {
+    const char *cid = json_string_value(json_object_get(c, "Id"));
+    if (cid)
+      json_object_set_new(t->tasks, cid, json_true());
+  }
 }
 
 static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
-              json_t *labels, int64_t started_ms)
+              json_t *labels, const char *image_id, int64_t started_ms)
 {
+  struct rp_docker_track *t = d->track;
   struct rp_workload *w =
       rp_workload_new(d->p->name, RP_KIND_CONTAINER, id, name, started_ms);
-  if (json_is_object(labels)) {
-    json_object_clear(w->labels);
-    const char *k;
-    json_t *v;
-    json_object_foreach(labels, k, v)
-    {
-      if (json_is_string(v))
-        json_object_set(w->labels, k, v);
+  json_t *from_image =
+      t && image_id ? json_object_get(t->image_labels, image_id) : NULL;
+  json_object_clear(w->labels);
+  const char *k;
+  json_t *v;
+  size_t image_only = 0;
+  json_object_foreach(json_is_object(labels) ? labels : NULL, k, v)
+  {
+    if (!json_is_string(v))
+      continue;
+    if (json_equal(json_object_get(from_image, k), v)) {
+      image_only++; /* the image's word, not the creator's */
+      continue;
     }
+    json_object_set(w->labels, k, v);
   }
-  const char *why = protected_reason(d, id, w->labels);
-  if (!why)
-    why = protected_by_name(w->name);
-  if (why)
-    w->protected_reason = rp_xstrdup(why);
+  if (d->self_id && strcmp(d->self_id, id) == 0)
+    w->protected_reason = rp_xstrdup("reaper's own container");
+  else if (json_object_get(labels, LABEL_SWARM_TASK) && t &&
+           json_is_true(json_object_get(t->tasks, id)))
+    w->protected_reason =
+        rp_xstrdup("swarm task container: recycled through its service");
+  else if (json_object_get(labels, LABEL_SWARM_TASK))
+    w->note = rp_xstrdup("carries swarm's task label, but the engine says "
+                         "it is not a swarm task: a plain container");
   /* A systemd unit that podman generated runs this container: said, never
    * obeyed (a label is the workload's word); operators who want it left to
    * systemd exclude it in their configuration (README, "Podman"). */
   const char *unit = rp_workload_label(w, "PODMAN_SYSTEMD_UNIT");
-  if (unit)
+  if (unit && !w->note)
     w->note = rp_xasprintf("systemd unit %.200s runs it (podman generated "
                            "it); exclude it to leave it to systemd",
                            unit);
@@ -172,7 +277,9 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     return NULL;
   if (name && name[0] == '/')
     name++;
-  return make_workload(d, id, name, json_object_get(config, "Labels"), started);
+  return make_workload(d, id, name, json_object_get(config, "Labels"),
+                       json_string_value(json_object_get(in, "Image")),
+                       started);
 }
 
 /* The longest uptime a list item's Status can mean ("Up 5 minutes
@@ -259,10 +366,119 @@ gone_since(const struct rp_docker_track *t, const char *id, uint64_t asked_at)
   return g && (uint64_t)json_integer_value(g) > asked_at;
 }
 
+static void report_inspect(struct rp_docker_track *t, const char *id,
+                           const json_t *body, uint64_t asked_at);
+
+/* An inspected container waits for the engine's facts about it (its
+ * image's labels, whether it is a swarm task) before it is reported. */
+struct fact_wait {
+  struct rp_docker_track *t;
+  char id[72];
+  uint64_t asked_at;
+  json_t *body; /* owned: the inspect answer */
+  int pending;
+  bool failed;
+};
+
 static void
-report_inspect(struct rp_docker_track *t, const char *id, const json_t *body)
+fact_wait_done(struct fact_wait *fw)
+{
+  struct rp_docker_track *t = fw->t;
+  if (!t->stopping) {
+    if (fw->failed) {
+      rp_warn("provider %s: %.12s: the engine's facts about it are not "
+              "known: looked at again at the next resync",
+              t->d->p->name, fw->id);
+      json_object_set_new(t->recheck, fw->id, json_true());
+    } else if (!gone_since(t, fw->id, fw->asked_at)) {
+      report_inspect(t, fw->id, fw->body, fw->asked_at);
+    }
+  }
+  json_decref(fw->body);
+  free(fw);
+}
+
+static void
+fact_image_cb(void *arg, const struct rp_dockerapi_reply *r,
+              const struct rp_error *err)
+{
+  struct fact_wait *fw = arg;
+  const char *image = json_string_value(json_object_get(fw->body, "Image"));
+  if (err && err->code != RP_ENOTFOUND)
+    fw->failed = true;
+  else if (image)
+    remember_image(fw->t, image, err ? NULL : r->body);
+  query_done(fw->t);
+  if (--fw->pending == 0)
+    fact_wait_done(fw);
+}
+
+static void
+fact_task_cb(void *arg, const struct rp_dockerapi_reply *r,
+             const struct rp_error *err)
+{
+  struct fact_wait *fw = arg;
+  if (err || !json_is_array(r->body))
+    fw->failed = true;
+  else
+    json_object_set_new(fw->t->tasks, fw->id,
+                        json_boolean(json_array_size(r->body) > 0));
+  query_done(fw->t);
+  if (--fw->pending == 0)
+    fact_wait_done(fw);
+}
+
+/* Asks for what is missing; false when nothing is (report now). */
+static bool
+wait_for_facts(struct rp_docker_track *t, const char *id, const json_t *body,
+               uint64_t asked_at)
+{
+  json_t *in = (json_t *)(uintptr_t)body;
+  const char *image = json_string_value(json_object_get(in, "Image"));
+  json_t *labels = json_object_get(json_object_get(in, "Config"), "Labels");
+  bool need_image = image && *image && !json_object_get(t->image_labels, image);
+  bool need_task = json_object_get(labels, LABEL_SWARM_TASK) &&
+                   t->d->api.kind->swarm && !json_object_get(t->tasks, id);
+  if (!need_image && !need_task)
+    return false;
+  struct fact_wait *fw = rp_xcalloc(1, sizeof(*fw));
+  fw->t = t;
+  snprintf(fw->id, sizeof(fw->id), "%s", id);
+  fw->asked_at = asked_at;
+  fw->body = json_incref(in);
+  fw->pending = 1; /* until both are asked */
+  cleanup_error struct rp_error *err = NULL;
+  if (need_image) {
+    cleanup_free char *path = image_path(image);
+    if (call(t, "GET", path, fact_image_cb, fw, &err) == 0)
+      fw->pending++;
+    else
+      fw->failed = true;
+  }
+  if (need_task) {
+    cleanup_free char *path = tasks_path(id);
+    rp_error_free(err);
+    err = NULL;
+    if (call(t, "GET", path, fact_task_cb, fw, &err) == 0)
+      fw->pending++;
+    else
+      fw->failed = true;
+  }
+  if (--fw->pending == 0)
+    fact_wait_done(fw);
+  return true;
+}
+
+static void
+report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
+               uint64_t asked_at)
 {
   struct rp_docker *d = t->d;
+  if (body &&
+      json_is_true(json_object_get(
+          json_object_get((json_t *)(uintptr_t)body, "State"), "Running")) &&
+      wait_for_facts(t, id, body, asked_at))
+    return;
   struct rp_workload *w =
       body ? rp_docker_workload_from_inspect(d, body) : NULL;
   if (w) {
@@ -285,7 +501,7 @@ inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
   if (t->stopping) {
     /* nothing to report to */
   } else if (err && err->code == RP_ENOTFOUND) {
-    report_inspect(t, io->id, NULL);
+    report_inspect(t, io->id, NULL, io->asked_at);
   } else if (err || bad) {
     /* What the event meant is unknown: what was known stays, and the next
      * list looks at this container again. */
@@ -299,7 +515,7 @@ inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
     /* Asked before it died: the answer is stale; a later start event
      * brings it back. */
   } else {
-    report_inspect(t, io->id, r->body);
+    report_inspect(t, io->id, r->body, io->asked_at);
   }
   free(io);
   query_done(t);
@@ -407,6 +623,7 @@ listing_free(struct listing *l)
 {
   json_decref(l->items);
   json_decref(l->queue);
+  json_decref(l->images);
   free(l->error);
   free(l);
 }
@@ -456,10 +673,13 @@ list_finish(struct listing *l)
       continue; /* died after the list was made: the list is stale there */
     v[i++] =
         make_workload(d, id, json_string_value(json_object_get(item, "name")),
-                      json_object_get(item, "labels"), json_integer_value(st));
+                      json_object_get(item, "labels"),
+                      json_string_value(json_object_get(item, "image")),
+                      json_integer_value(st));
     json_object_set(fresh, id, st);
   }
   json_object_update(t->started, fresh);
+  forget_unused_facts(t, l->items);
   /* Forget what the list no longer has. */
   void *tmp;
   json_t *val;
@@ -538,10 +758,80 @@ list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
   list_pump(l);
 }
 
+/* One engine fact a list waits for: an image's labels, or which
+ * containers are swarm tasks. */
+struct list_fact {
+  struct listing *l;
+  char image[80]; /* "" for the task list */
+};
+
+static void
+list_fact_cb(void *arg, const struct rp_dockerapi_reply *r,
+             const struct rp_error *err)
+{
+  struct list_fact *lf = arg;
+  struct listing *l = lf->l;
+  struct rp_docker_track *t = l->t;
+  l->inspecting--;
+  if (lf->image[0]) {
+    if (err && err->code != RP_ENOTFOUND) {
+      l->failed = true;
+      if (!l->error)
+        l->error =
+            rp_xasprintf("inspect image %.19s: %s", lf->image, err->message);
+    } else {
+      remember_image(t, lf->image, err ? NULL : r->body);
+    }
+  } else if (err || !json_is_array(r->body)) {
+    /* Without the engine's word, a container with the task label would
+     * be either wrongly spared or recreated out of its service: all or
+     * nothing, the list fails. */
+    l->failed = true;
+    if (!l->error)
+      l->error = rp_xasprintf("list swarm task containers: %s",
+                              err ? err->message : "the answer is not a list");
+  } else {
+    remember_tasks(t, l->items, r->body);
+  }
+  free(lf);
+  query_done(t);
+  list_pump(l);
+}
+
+static bool
+list_fact_start(struct listing *l, const char *image)
+{
+  struct rp_docker_track *t = l->t;
+  struct list_fact *lf = rp_xcalloc(1, sizeof(*lf));
+  lf->l = l;
+  snprintf(lf->image, sizeof(lf->image), "%s", image ? image : "");
+  cleanup_free char *path = image ? image_path(image) : tasks_path(NULL);
+  cleanup_error struct rp_error *err = NULL;
+  if (call(t, "GET", path, list_fact_cb, lf, &err) != 0) {
+    free(lf);
+    l->failed = true;
+    l->error = rp_xstrdup(err->message);
+    return false;
+  }
+  l->inspecting++;
+  return true;
+}
+
 static void
 list_pump(struct listing *l)
 {
   struct rp_docker_track *t = l->t;
+  if (!l->failed && !t->stopping && l->want_tasks) {
+    l->want_tasks = false;
+    list_fact_start(l, NULL);
+  }
+  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
+         l->next_image < json_array_size(l->images)) {
+    const char *image =
+        json_string_value(json_array_get(l->images, l->next_image++));
+    if (!list_fact_start(l, image))
+      break;
+  }
   while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
          l->next < json_array_size(l->queue)) {
     const char *id = json_string_value(json_array_get(l->queue, l->next++));
@@ -559,7 +849,9 @@ list_pump(struct listing *l)
     l->inspecting++;
   }
   if (l->inspecting == 0 &&
-      (l->failed || t->stopping || l->next >= json_array_size(l->queue)))
+      (l->failed || t->stopping ||
+       (l->next >= json_array_size(l->queue) &&
+        l->next_image >= json_array_size(l->images) && !l->want_tasks)))
     list_finish(l);
 }
 
@@ -621,6 +913,15 @@ list_cb(void *arg, const struct rp_dockerapi_reply *r,
                                    "labels", labels)
                        : json_pack("{s:s, s:o}", "name", name ? name : id,
                                    "labels", json_object());
+    const char *image = json_string_value(json_object_get(c, "ImageID"));
+    if (image && *image) {
+      json_object_set_new(item, "image", json_string(image));
+      if (!json_object_get(t->image_labels, image) &&
+          !json_array_contains_string(l->images, image))
+        json_array_append_new(l->images, json_string(image));
+    }
+    if (json_object_get(labels, LABEL_SWARM_TASK) && t->d->api.kind->swarm)
+      l->want_tasks = true;
     json_t *known = json_object_get(t->started, id);
     int64_t max_up =
         status_max_uptime_ms(json_string_value(json_object_get(c, "Status")));
@@ -646,6 +947,7 @@ list_containers(struct rp_docker_track *t)
   l->t = t;
   l->items = json_object();
   l->queue = json_array();
+  l->images = json_array();
   l->asked_at = t->event_seq;
   t->listing = true;
   cleanup_error struct rp_error *err = NULL;
@@ -731,6 +1033,8 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->dirty = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
+  t->image_labels = json_object();
+  t->tasks = json_object();
   uv_timer_init(d->p->loop, &t->reconnect);
   t->reconnect.data = t;
   d->track = t;
@@ -784,6 +1088,8 @@ rp_docker_track_free(struct rp_docker *d)
   json_decref(t->dirty);
   json_decref(t->gone_at);
   json_decref(t->recheck);
+  json_decref(t->image_labels);
+  json_decref(t->tasks);
   free(t);
   d->track = NULL;
 }

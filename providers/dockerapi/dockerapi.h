@@ -67,6 +67,9 @@ struct rp_dockerapi_engine {
   /* Create takes a MAC address in EndpointSettings at every API version
    * (Podman), not only from 1.44. */
   bool endpoint_mac_always;
+  /* It can be a swarm node, whose task containers the list's is-task
+   * filter names (Podman has no swarm, and refuses that filter). */
+  bool swarm;
 };
 
 /* The row for an API version, or NULL outside [OLDEST, NEWEST]. */

@@ -22,13 +22,15 @@
 static const struct rp_dockerapi_engine engines[] = {
     {.name = "Docker Engine",
      .shows_fixed_addresses = true,
-     .endpoint_mac_always = false},
+     .endpoint_mac_always = false,
+     .swarm = true},
     /* ENGINE-API-VERSIONS.md section 5, and what Podman 4.3 was seen to do
      * here: IPAMConfig and Config.MacAddress are null in inspect whatever
      * was configured; create applies EndpointSettings.MacAddress at 1.41. */
     {.name = "Podman Engine",
      .shows_fixed_addresses = false,
-     .endpoint_mac_always = true},
+     .endpoint_mac_always = true,
+     .swarm = false},
 };
 
 struct negotiation {

@@ -39,12 +39,17 @@ check_workload(struct rp_docker *d, json_t *inspect)
   {
     RP_FUZZ_CHECK(json_is_string(v));
   }
-  /* Never touched (SPEC.md): reaper's own container, and swarm tasks,
-   * which are recycled through their service.  (track.c protects more,
-   * e.g. containers it renamed itself.) */
-  if (strcmp(w->id, d->self_id) == 0 ||
-      json_object_get(w->labels, "com.docker.swarm.task.id"))
-    RP_FUZZ_CHECK(w->protected_reason != NULL);
+  /* Only the container's own labels, never more. */
+  json_t *given = json_object_get(json_object_get(inspect, "Config"), "Labels");
+  json_object_foreach(w->labels, k, v)
+  {
+    RP_FUZZ_CHECK(json_equal(json_object_get(given, k), v));
+  }
+  /* Never touched (SPEC.md): reaper's own container.  Swarm tasks are too,
+   * but only on the engine's word (track.c asks it): a label alone, as
+   * here without a tracker, never protects. */
+  RP_FUZZ_CHECK((w->protected_reason != NULL) ==
+                (strcmp(w->id, d->self_id) == 0));
   rp_workload_free(w);
 }
 

@@ -79,6 +79,11 @@ def vname(v):
     return f"{v[0]}.{v[1]}"
 
 
+def compact(doc):
+    """JSON as Go's encoder writes it: no spaces."""
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def empty(v):
     return v is None or v == "" or v == [] or v == {}
 
@@ -218,7 +223,7 @@ class Standin:
                                    "connect", {"EndpointConfig": nets[name]}))
             doc["NetworkingConfig"]["EndpointsConfig"] = {
                 primary: nets[primary]}
-        return json.dumps(doc).encode(), follow
+        return compact(doc), follow
 
     def connect(self, v, raw):
         doc = json.loads(raw or b"{}")
@@ -231,7 +236,7 @@ class Standin:
                 self.strict("GwPriority on connect is not known below 1.48",
                             46)
             es.pop("GwPriority")
-        return json.dumps(doc).encode()
+        return compact(doc)
 
     def service_write(self, v, raw):
         doc = json.loads(raw or b"{}")
@@ -277,7 +282,7 @@ class Standin:
                 self.service(s)
         else:
             return body
-        return json.dumps(doc).encode()
+        return compact(doc)
 
     def inspect(self, v, doc):
         cfg = doc.get("Config") or {}
@@ -380,4 +385,4 @@ class Standin:
             ev.pop(k, None)  # [V:70]
         end = b"\r\n" if line.endswith(b"\r\n") else \
             b"\n" if line.endswith(b"\n") else b""
-        return json.dumps(ev).encode() + end
+        return compact(ev) + end

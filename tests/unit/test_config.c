@@ -129,6 +129,25 @@ static struct err_case err_cases[] = {
      NULL, 4, 5,
      "providers[0]: 'namespaces' applies to containerd providers only, not "
      "docker"},
+    {"provider_api_version_unknown", P "    api_version: \"1.53\"\n" POLS, NULL,
+     4, 18,
+     "providers[0].api_version: API 1.53 is not one reaper speaks (1.41 to "
+     "1.52)"},
+    {"provider_api_version_not_a_version", P "    api_version: latest\n" POLS,
+     NULL, 4, 18, "providers[0].api_version: 'latest' is not an API version"},
+    {"provider_api_version_not_containerd",
+     "providers:\n  - name: c\n    type: containerd\n    api_version: "
+     "\"1.44\"\n" POLS,
+     NULL, 4, 5, "providers[0]: unknown key 'api_version'"},
+    {"policy_selectable_word",
+     "providers: [ { name: d, type: docker } ]\n"
+     "policies: [ { name: a, max_age: 1h, selectable: sure } ]\n",
+     NULL, 2, 49, "policies[0].selectable: expected true or false"},
+    {"exclude_opt_out_word",
+     "providers: [ { name: d, type: docker } ]\n"
+     "policies: [ { name: a, max_age: 1h } ]\nexclude: { workload_opt_out: 0 "
+     "}\n",
+     NULL, 3, 30, "exclude.workload_opt_out: expected true or false"},
     {"provider_namespaces_empty",
      "providers:\n  - name: c\n    type: containerd\n    namespaces: []\n" POLS,
      NULL, 4, 17, "providers[0].namespaces: must not be an empty list"},
@@ -331,7 +350,7 @@ static struct err_case err_cases[] = {
     {"exclude_list", P POLS "exclude: [a]\n", NULL, 7, 10,
      "exclude: expected a mapping, got a list"},
     {"exclude_unknown_key", P POLS "exclude:\n  names: [a]\n", NULL, 8, 3,
-     "exclude: unknown key 'names' (known: labels)"},
+     "exclude: unknown key 'names' (known: labels, workload_opt_out)"},
     {"exclude_label_without_value",
      P POLS "exclude:\n  labels:\n    reaper.exclude:\n", NULL, 9, 20,
      "exclude.labels: label 'reaper.exclude' has no value"},
@@ -501,6 +520,34 @@ test_defaults(void **state)
   assert_int_equal(p->notify_before_ms, 0);
   assert_int_equal(c->n_exclude_labels, 0);
   assert_int_equal(c->n_notify, 0);
+  rp_config_free(c);
+}
+
+/* The trust settings: a policy a label may pick though its match refuses
+ * the workload, and the workloads' own opt-out taken away; the defaults
+ * (not selectable, opt-out allowed); a provider type's own setting,
+ * checked by the provider (api_version). */
+static void
+test_trust_settings(void **state)
+{
+  struct rp_config *c = parse_ok(
+      "providers: [ { name: d, type: docker, api_version: \"1.44\" } ]\n"
+      "policies:\n"
+      "  - { name: a, max_age: 1h }\n"
+      "  - { name: b, max_age: 1h, selectable: true }\n"
+      "exclude: { workload_opt_out: false }\n");
+  assert_false(c->policies[0].selectable);
+  assert_true(c->policies[1].selectable);
+  assert_true(c->deny_workload_opt_out);
+  assert_string_equal(
+      rp_provider_config_option(&c->providers[0], "api_version"), "1.44");
+  assert_null(rp_provider_config_option(&c->providers[0], "nope"));
+  rp_config_free(c);
+  c = parse_ok("providers: [ { name: d, type: docker } ]\n"
+               "policies: [ { name: a, max_age: 1h } ]\n"
+               "exclude: { labels: { x: y } }\n");
+  assert_false(c->deny_workload_opt_out);
+  assert_null(rp_provider_config_option(&c->providers[0], "api_version"));
   rp_config_free(c);
 }
 
@@ -949,6 +996,7 @@ main(void)
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_timestamps),
       cmocka_unit_test(test_full_example),
+      cmocka_unit_test(test_trust_settings),
       cmocka_unit_test(test_minimal_example),
       cmocka_unit_test(test_web_and_workers_example),
       cmocka_unit_test(test_embedded_default),

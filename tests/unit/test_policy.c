@@ -223,6 +223,20 @@ test_exclusions(void **state)
   assert_ptr_equal(d.policy, &ps[0]);
   assert_string_equal(d.warning, "");
 
+  /* The operator may take the opt-out away: then it is a warning. */
+  c.deny_workload_opt_out = true;
+  rp_policy_decide(&c, opt_out, &d);
+  assert_false(d.excluded);
+  assert_ptr_equal(d.policy, &ps[0]);
+  assert_string_equal(d.warning,
+                      "container local/web-2: label reaper.exclude=true "
+                      "refused: workloads may not opt out "
+                      "(exclude.workload_opt_out: false)");
+  /* ...while the operator's own exclude labels still hold. */
+  rp_policy_decide(&c, db, &d);
+  assert_true(d.excluded);
+  c.deny_workload_opt_out = false;
+
   /* Anything else is a bad label: a warning, and not excluded. */
   cleanup_workload struct rp_workload *bad =
       workload("o3", "web-4", 0, "reaper.exclude", "yes", NULL);
@@ -244,11 +258,34 @@ test_policy_label(void **state)
   struct rp_config c = {.policies = ps, .n_policies = 2};
   struct rp_decision d;
 
+  /* A policy written for others (its match refuses the workload) is not
+   * the workload's to pick: a longer life would be one label away. */
   cleanup_workload struct rp_workload *w =
       workload("a1", "web-1", 0, "reaper.policy", "batch", NULL);
   rp_policy_decide(&c, w, &d);
+  assert_ptr_equal(d.policy, &ps[0]);
+  assert_int_equal(d.max_age_ms, 2 * HOUR_MS);
+  assert_string_equal(d.warning,
+                      "container local/web-1: label reaper.policy=\"batch\" "
+                      "refused: that policy's match does not accept this "
+                      "workload and it is not selectable; matching instead");
+
+  /* Unless the operator made it selectable. */
+  ps[1].selectable = true;
+  rp_policy_decide(&c, w, &d);
   assert_ptr_equal(d.policy, &ps[1]);
   assert_int_equal(d.max_age_ms, DAY_MS);
+  assert_string_equal(d.warning, "");
+  ps[1].selectable = false;
+
+  /* A policy that accepts the workload, though not the first to: fine. */
+  struct rp_policy ps2[2] = {policy(S("web"), 2 * HOUR_MS),
+                             policy(S("short"), HOUR_MS)};
+  struct rp_config c2 = {.policies = ps2, .n_policies = 2};
+  cleanup_workload struct rp_workload *s2 =
+      workload("a3", "web-3", 0, "reaper.policy", "short", NULL);
+  rp_policy_decide(&c2, s2, &d);
+  assert_ptr_equal(d.policy, &ps2[1]);
   assert_string_equal(d.warning, "");
 
   cleanup_workload struct rp_workload *unknown =
@@ -287,6 +324,32 @@ test_max_age_label(void **state)
     assert_memory_equal(d.warning, want, strlen(want));
     assert_non_null(strstr(d.warning, "; ignored"));
   }
+
+  /* Longer than the policy's: refused without a ceiling (a label may not
+   * move a deadline years out)... */
+  cleanup_workload struct rp_workload *long_ =
+      workload("c1", "web-3", start, "reaper.max-age", "1000d", NULL);
+  rp_policy_decide(&c, long_, &d);
+  assert_int_equal(d.max_age_ms, 2 * HOUR_MS);
+  assert_int_equal(d.deadline_ms, start + 2 * HOUR_MS);
+  assert_string_equal(d.warning,
+                      "container local/web-3: label reaper.max-age=\"1000d\" "
+                      "refused: a label may lengthen max_age only up to "
+                      "hard_max_age, which policy web does not set");
+  /* ...and cut to the ceiling with one. */
+  ps[0].hard_max_age_ms = 6 * HOUR_MS;
+  rp_policy_decide(&c, long_, &d);
+  assert_int_equal(d.max_age_ms, 6 * HOUR_MS);
+  assert_int_equal(d.deadline_ms, start + 6 * HOUR_MS);
+  assert_string_equal(d.warning, "container local/web-3: label "
+                                 "reaper.max-age=\"1000d\" cut to "
+                                 "hard_max_age 6h");
+  /* Within the ceiling: as asked, no warning. */
+  cleanup_workload struct rp_workload *within =
+      workload("c2", "web-4", start, "reaper.max-age", "4h", NULL);
+  rp_policy_decide(&c, within, &d);
+  assert_int_equal(d.max_age_ms, 4 * HOUR_MS);
+  assert_string_equal(d.warning, "");
 }
 
 static void
@@ -382,7 +445,9 @@ test_deadline_exact(void **state)
   assert_int_equal(d.due_ms, d.deadline_ms);
   assert_int_equal(d.hard_ms, 0);
 
-  /* The label's max_age is what the jitter is a fraction of. */
+  /* The label's max_age is what the jitter is a fraction of (a longer one,
+   * up to the ceiling). */
+  ps[0].hard_max_age_ms = 2 * DAY_MS;
   json_object_set_new(w->labels, "reaper.max-age", json_string("1d"));
   rp_policy_decide(&c, w, &d);
   int64_t j = rp_policy_jitter_ms("local", "abc123", DAY_MS, 0.1);
@@ -416,11 +481,13 @@ test_window_and_hard_max_age(void **state)
   assert_int_equal(d.hard_ms, utc(2026, 3, 27, 20, 0));
   assert_int_equal(d.due_ms, utc(2026, 3, 27, 20, 0));
 
-  /* A ceiling below max_age does not bring the deadline forward. */
+  /* A ceiling below max_age (the configuration refuses one, a label may not
+   * make one): it is still the latest moment, for the deadline too. */
   ps[0].hard_max_age_ms = HOUR_MS;
   rp_policy_decide(&c, w, &d);
   assert_int_equal(d.hard_ms, utc(2026, 3, 27, 15, 0));
-  assert_int_equal(d.due_ms, utc(2026, 3, 27, 16, 0));
+  assert_int_equal(d.deadline_ms, utc(2026, 3, 27, 15, 0));
+  assert_int_equal(d.due_ms, utc(2026, 3, 27, 15, 0));
 
   /* A ceiling after the window opens changes nothing. */
   ps[0].hard_max_age_ms = 4 * DAY_MS;
