@@ -122,11 +122,15 @@ refused=$(grep '{reaper/' "$T/haproxy.log" | awk '$1 == 403' || true)
 [ -z "$refused" ] || fail "the proxy refused requests of reaper's: $refused"
 ! grep -q 'socket proxy' "$T/reaper.log" || fail "reaper's log shows a refusal by the proxy"
 # Each of the calls a recycle with a drain hook and a network makes went
-# through (the list in contrib/docs/socket-proxy.md).
-for call in 'GET /_ping' 'GET /v1\.[0-9]+/containers/json' 'GET /v1\.[0-9]+/events' \
+# through (the list in contrib/docs/socket-proxy.md).  The second network
+# is connected after create below API 1.44; from 1.44 create takes both.
+connect='POST /v1\.[0-9]+/networks/rpt-pxb[0-9]+/connect'
+minor=${API_PREFIX#/v1.}
+[ "$minor" -ge 44 ] && connect='POST /v1\.[0-9]+/containers/create\?name='
+for call in 'GET /_ping' 'GET /version' 'GET /v1\.[0-9]+/containers/json' 'GET /v1\.[0-9]+/events' \
   'GET /v1\.[0-9]+/containers/[0-9a-f]{64}/json' 'GET /v1\.[0-9]+/containers/json\?all=1' \
   'GET /v1\.[0-9]+/images/[^ ]+/json' 'POST /v1\.[0-9]+/containers/create\?name=' \
-  'POST /v1\.[0-9]+/networks/rpt-pxb[0-9]+/connect' 'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/rename\?name=' \
+  "$connect" 'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/rename\?name=' \
   'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/start' 'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/exec' \
   'POST /v1\.[0-9]+/exec/[0-9a-f]{64}/start' 'GET /v1\.[0-9]+/exec/[0-9a-f]{64}/json' \
   'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/stop\?t=' 'DELETE /v1\.[0-9]+/containers/[0-9a-f]{64}'; do

@@ -916,6 +916,7 @@ fc_config(void)
                              "providers: [{ name: local, type: docker }]\n"
                              "policies:\n"
                              "  - { name: web, max_age: 2h, jitter: 0,\n"
+                             "      hard_max_age: 4d,\n"
                              "      match: { labels: { tier: web } } }\n"
                              "  - { name: idle, max_age: 1h,\n"
                              "      match: { labels: { tier: none } } }\n";
