@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
@@ -535,6 +536,20 @@ add_header(struct rp_http_xfer *x, const char *line)
   return 0;
 }
 
+/* Every socket to an engine is close-on-exec from its first instant: a
+ * program reaper runs (src/child.c closes them all anyway) or that a library
+ * might exec must never inherit a connection to the Docker socket, which is
+ * root on the machine.  curl makes them without SOCK_CLOEXEC otherwise. */
+static curl_socket_t
+open_socket_cb(void *clientp, curlsocktype purpose,
+               struct curl_sockaddr *address)
+{
+  (void)clientp;
+  (void)purpose;
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
 #define SETOPT(easy, opt, val)                                                 \
   do {                                                                         \
     if (curl_easy_setopt((easy), (opt), (val)) != CURLE_OK)                    \
@@ -557,6 +572,7 @@ xfer_setup(struct rp_http_xfer *x, const struct rp_http_endpoint *ep,
   SETOPT(e, CURLOPT_ERRORBUFFER, x->errbuf);
   /* Signals would interrupt the loop's own handling; timeouts are ours. */
   SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+  SETOPT(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
   SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
   if (req->timeout_ms > 0)
     SETOPT(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
