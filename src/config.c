@@ -25,6 +25,7 @@
 #include "config_values.h"
 #include "config_yaml.h"
 #include "provider.h"
+#include "strmap.h"
 #include "util.h"
 #include "workload.h"
 
@@ -50,6 +51,11 @@ struct walk {
   struct rp_mark *provider_name_marks;  /* owned, one per provider */
   struct rp_mark *policy_name_marks;    /* owned, one per policy */
   struct rp_mark *match_provider_marks; /* owned, one per policy */
+  /* Names seen so far, to their index: duplicates and references found
+   * in constant time (a scan of all earlier ones made a configuration of
+   * many policies load in quadratic time).  They borrow the names in c. */
+  struct rp_strmap provider_names; /* owned */
+  struct rp_strmap policy_names;   /* owned */
 };
 
 /* HOST:PORT, the port 0..65535 (0: any free port, for tests); "" is off. */
@@ -221,11 +227,12 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
   if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pc->name) < 0)
     return -1;
   w->provider_name_marks[idx] = v->mark;
-  for (size_t i = 0; i < idx; i++)
-    if (strcmp(w->c->providers[i].name, pc->name) == 0)
-      return rp_config_fail(ps, v->mark, p,
-                            "duplicate provider name '%s' (first at line %d)",
-                            pc->name, w->provider_name_marks[i].line);
+  size_t first;
+  if (!rp_strmap_add(&w->provider_names, pc->name, strlen(pc->name), idx,
+                     &first))
+    return rp_config_fail(ps, v->mark, p,
+                          "duplicate provider name '%s' (first at line %d)",
+                          pc->name, w->provider_name_marks[first].line);
 
   if (!(v = rp_config_node_get(n, "type"))) {
     cleanup_free char *list = rp_config_join_list(rp_provider_types);
@@ -510,11 +517,12 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
   if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pol->name) < 0)
     return -1;
   w->policy_name_marks[idx] = v->mark;
-  for (size_t i = 0; i < idx; i++)
-    if (strcmp(w->c->policies[i].name, pol->name) == 0)
-      return rp_config_fail(ps, v->mark, p,
-                            "duplicate policy name '%s' (first at line %d)",
-                            pol->name, w->policy_name_marks[i].line);
+  size_t first;
+  if (!rp_strmap_add(&w->policy_names, pol->name, strlen(pol->name), idx,
+                     &first))
+    return rp_config_fail(ps, v->mark, p,
+                          "duplicate policy name '%s' (first at line %d)",
+                          pol->name, w->policy_name_marks[first].line);
 
   if ((v = rp_config_node_get(n, "match")) && parse_match(w, v, at, idx) < 0)
     return -1;
@@ -727,28 +735,24 @@ static int
 cross_check(struct walk *w)
 {
   struct rp_config *c = w->c;
-  const char **names = rp_xcalloc(c->n_providers + 1, sizeof(*names));
-  int rc = 0;
-  for (size_t i = 0; i < c->n_providers; i++)
-    names[i] = c->providers[i].name;
-  for (size_t i = 0; i < c->n_policies && rc == 0; i++) {
+  for (size_t i = 0; i < c->n_policies; i++) {
     const char *want = c->policies[i].match_provider;
-    bool found = want == NULL;
-    for (size_t j = 0; j < c->n_providers && !found; j++)
-      found = strcmp(c->providers[j].name, want) == 0;
-    if (found)
+    if (!want || rp_strmap_get(&w->provider_names, want, strlen(want), NULL))
       continue;
+    cleanup_free const char **names =
+        rp_xcalloc(c->n_providers + 1, sizeof(*names));
+    for (size_t j = 0; j < c->n_providers; j++)
+      names[j] = c->providers[j].name;
     char at[RP_CONFIG_PATH_LEN];
     snprintf(at, sizeof(at), "policies[%zu].match.provider", i);
     char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(want, names);
     cleanup_free char *list = rp_config_join_list(names);
-    rc = rp_config_fail(&w->ps, w->match_provider_marks[i], at,
-                        "no provider is named '%s'%s (configured: %s)", want,
-                        rp_config_did_you_mean(hint, near), list);
+    return rp_config_fail(&w->ps, w->match_provider_marks[i], at,
+                          "no provider is named '%s'%s (configured: %s)", want,
+                          rp_config_did_you_mean(hint, near), list);
   }
-  free(names);
-  return rc;
+  return 0;
 }
 
 static int
@@ -801,6 +805,8 @@ rp_config_parse(const char *name, const char *text, size_t len,
   free(w.provider_name_marks);
   free(w.policy_name_marks);
   free(w.match_provider_marks);
+  rp_strmap_clear(&w.provider_names);
+  rp_strmap_clear(&w.policy_names);
   if (rc < 0) {
     rp_config_free(c);
     return -1;
