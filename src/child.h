@@ -43,7 +43,9 @@ struct rp_child_options {
    * environment.  PATH=RP_CHILD_DEFAULT_PATH is added when none is given.
    * Copied. */
   char *const *env;
-  /* Bytes for its stdin (copied), then end of file; NULL: /dev/null. */
+  /* Bytes for its stdin (copied), then end of file; NULL: /dev/null.  A
+   * program may exit without reading them: the process must ignore SIGPIPE
+   * (the agent does). */
   const char *input;
   size_t input_len;
   /* > 0: after this long its process group gets SIGTERM, and SIGKILL
