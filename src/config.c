@@ -24,6 +24,7 @@
 
 #include "config_values.h"
 #include "config_yaml.h"
+#include "file_trust.h"
 #include "provider.h"
 #include "strmap.h"
 #include "util.h"
@@ -908,16 +909,10 @@ rp_config_policy(const struct rp_config *c, const char *name)
 int
 rp_config_check_permissions(const char *path, struct rp_error **err)
 {
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
-                        strerror(errno));
-  /* Whoever can write the configuration decides what reaper stops. */
-  if (st.st_mode & S_IWOTH)
-    return rp_error_set(err, RP_ECONFIG,
-                        "%s: writable by others (mode %04o): anyone could "
-                        "tell reaper what to stop; run chmod o-w %s, or pass "
-                        "--allow-insecure-config",
-                        path, (unsigned)(st.st_mode & 07777), path);
-  return 0;
+  /* Whoever can change the configuration decides what reaper stops. */
+  cleanup_error struct rp_error *e = NULL;
+  if (rp_file_trust_check(path, "configuration", 0, &e) == 0)
+    return 0;
+  return rp_error_set(err, e->code, "%s (or pass --allow-insecure-config)",
+                      e->message);
 }

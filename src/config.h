@@ -133,7 +133,8 @@ int rp_config_parse(const char *name, const char *text, size_t len,
  * it (RP_ECONFIG). */
 int rp_config_load_file(const char *path, struct rp_config **out,
                         struct rp_error **err);
-/* Refuses (RP_ECONFIG) a configuration file that others may write. */
+/* Refuses (RP_ECONFIG) a configuration file that a user other than root
+ * and reaper's own could change or replace (file_trust.h's rules). */
 int rp_config_check_permissions(const char *path, struct rp_error **err);
 
 /* The embedded default (config/default.yaml compiled in). */

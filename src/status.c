@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "file_trust.h"
 #include "log.h"
 #include "metrics.h"
 #include "plan.h"
@@ -134,6 +135,11 @@ parse_listen(const char *listen, struct sockaddr_storage *ss,
 int
 rp_status_read_token(const char *path, char **out, struct rp_error **err)
 {
+  /* Whoever can read the token can read the agent's state; whoever can
+   * replace it can lock its operators out. */
+  if (access(path, F_OK) == 0 &&
+      rp_file_trust_check(path, "listen token file", RP_TRUST_SECRET, err) != 0)
+    return -1;
   cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return rp_error_set(err, errno == ENOENT ? RP_ECONFIG : errno,
@@ -145,11 +151,6 @@ rp_status_read_token(const char *path, char **out, struct rp_error **err)
   if (!S_ISREG(st.st_mode))
     return rp_error_set(err, RP_ECONFIG,
                         "listen token file %s: not a regular file", path);
-  if (st.st_mode & (S_IROTH | S_IWOTH))
-    return rp_error_set(err, RP_ECONFIG,
-                        "listen token file %s: other users can read or write "
-                        "it (mode %04o): chmod 600 it",
-                        path, (unsigned)(st.st_mode & 07777));
   char buf[TOKEN_MAX + 2];
   size_t n = 0;
   for (;;) {
