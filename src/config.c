@@ -909,9 +909,10 @@ rp_config_policy(const struct rp_config *c, const char *name)
 int
 rp_config_check_permissions(const char *path, struct rp_error **err)
 {
-  /* Whoever can change the configuration decides what reaper stops. */
+  /* Whoever can change the configuration decides what reaper stops.  A
+   * missing file is for the load to report ("cannot read"). */
   cleanup_error struct rp_error *e = NULL;
-  if (rp_file_trust_check(path, "configuration", 0, &e) == 0)
+  if (rp_file_trust_check(path, "configuration", RP_TRUST_ABSENT_OK, &e) == 0)
     return 0;
   return rp_error_set(err, e->code, "%s (or pass --allow-insecure-config)",
                       e->message);
