@@ -950,8 +950,8 @@ start_status(struct agent *a, struct rp_error **err)
       .config = status_config_cb,
       .notifications = status_notifications_cb,
   };
-  if (rp_status_start(&a->loop, c->listen, c->listen_token_file, &src,
-                      &a->status, err) != 0)
+  if (rp_status_start(&a->loop, c->listen, c->listen_names,
+                      c->listen_token_file, &src, &a->status, err) != 0)
     return rp_error_prefix(err, "%s: agent.listen", c->path);
   rp_info("status, metrics and health on http://%s/ (port %d)", c->listen,
           rp_status_port(a->status));

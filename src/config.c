@@ -17,6 +17,7 @@
  * - aliases and tags other than !!str are rejected. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -138,11 +139,32 @@ get_rotate(struct rp_config_parse *ps, const struct rp_config_node *n,
   return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+static bool
+valid_host_name(const char *s)
+{
+  size_t len = strlen(s);
+  if (len == 0 || len > 253)
+    return false;
+  for (const char *label = s;;) {
+    size_t n = strcspn(label, ".");
+    if (n == 0 || n > 63 || label[0] == '-' || label[n - 1] == '-')
+      return false;
+    for (size_t i = 0; i < n; i++)
+      if (!isalnum((unsigned char)label[i]) && label[i] != '-')
+        return false;
+    if (label[n] == '\0')
+      return true;
+    label += n + 1;
+  }
+}
+
 static int
 parse_agent(struct walk *w, const struct rp_config_node *n)
 {
   static const char *const keys[] = {"listen",
                                      "listen_token_file",
+                                     "listen_names",
                                      "audit_log",
                                      "audit_signing_key",
                                      "audit_checkpoint_every",
@@ -171,6 +193,15 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
                            rp_config_join(p, "agent", "listen_token_file"),
                            false, &c->listen_token_file) < 0)
     return -1;
+  if ((v = rp_config_node_get(n, "listen_names")) &&
+      rp_config_get_strv(ps, v, rp_config_join(p, "agent", "listen_names"),
+                         false, &c->listen_names) < 0)
+    return -1;
+  for (size_t i = 0; c->listen_names && c->listen_names[i]; i++)
+    if (!valid_host_name(c->listen_names[i]))
+      return rp_config_fail(ps, v->kids[i]->mark,
+                            rp_config_join_index(p, "agent.listen_names", i),
+                            "'%s' is not a host name", c->listen_names[i]);
   if ((v = rp_config_node_get(n, "audit_log")) &&
       rp_config_get_string(ps, v, rp_config_join(p, "agent", "audit_log"),
                            false, &c->audit_log) < 0)
@@ -875,6 +906,7 @@ rp_config_free(struct rp_config *c)
   free(c->path);
   free(c->listen);
   free(c->listen_token_file);
+  rp_config_free_strv(c->listen_names);
   free(c->audit_log);
   free(c->audit_signing_key);
   for (size_t i = 0; i < c->n_providers; i++) {

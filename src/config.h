@@ -100,8 +100,12 @@ struct rp_notify {
 struct rp_config {
   char *path; /* owned: the file read, or "<embedded default>" */
 
-  char *listen;               /* owned; "" = off */
-  char *listen_token_file;    /* owned or NULL */
+  char *listen;            /* owned; "" = off */
+  char *listen_token_file; /* owned or NULL */
+  /* Host names the listener answers to besides its addresses, localhost
+   * and the machine's name (a Host naming anything else is refused: DNS
+   * rebinding).  Owned, NULL-terminated, or NULL. */
+  char **listen_names;
   char *audit_log;            /* owned */
   char *audit_signing_key;    /* owned or NULL */
   int audit_checkpoint_every; /* lines between signed checkpoints */

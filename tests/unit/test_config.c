@@ -75,7 +75,7 @@ static struct err_case err_cases[] = {
      "agent: expected a mapping, got a list"},
     {"agent_unknown_key", "agent:\n  colour: blue\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'colour' (known: listen, listen_token_file, "
-     "audit_log, audit_signing_key, audit_checkpoint_every, "
+     "listen_names, audit_log, audit_signing_key, audit_checkpoint_every, "
      "audit_rotate_size, audit_rotate, audit_syslog, resync, dry_run)"},
     {"agent_key_suggest", "agent:\n  dryrun: true\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'dryrun'; did you mean 'dry_run'?"},
@@ -87,6 +87,11 @@ static struct err_case err_cases[] = {
     {"agent_dry_run_yes", "agent:\n  dry_run: yes\n" P POLS, NULL, 2, 12,
      "agent.dry_run: expected true or false, got 'yes' (YAML 1.1's "
      "yes/no/on/off are not booleans here"},
+    {"agent_listen_names_not_names",
+     "agent:\n  listen_names: [reaper.internal, \"evil.example/x\"]\n" P POLS,
+     NULL, 2, 35, "agent.listen_names[1]: 'evil.example/x' is not a host name"},
+    {"agent_listen_names_not_a_list", "agent:\n  listen_names: reaper\n" P POLS,
+     NULL, 2, 17, "agent.listen_names: expected a list of strings"},
     {"agent_listen_no_port", "agent:\n  listen: localhost\n" P POLS, NULL, 2,
      11, "agent.listen: expected HOST:PORT like 127.0.0.1:9470"},
     {"agent_listen_bad_port", "agent:\n  listen: 127.0.0.1:99999\n" P POLS,
@@ -460,6 +465,7 @@ test_defaults(void **state)
   assert_string_equal(c->path, "t.yaml");
   assert_string_equal(c->listen, "127.0.0.1:9470");
   assert_null(c->listen_token_file);
+  assert_null(c->listen_names);
   assert_string_equal(c->audit_log, "/var/lib/reaper/audit.jsonl");
   assert_null(c->audit_signing_key);
   assert_int_equal(c->audit_checkpoint_every, 1000);
@@ -708,6 +714,7 @@ test_values_accepted(void **state)
   struct rp_config *c = parse_ok(
       "agent:\n  listen: \"\"\n  dry_run: True\n  resync: 1m30s\n"
       "  audit_checkpoint_every: 50\n  listen_token_file: /etc/t\n"
+      "  listen_names: [reaper.example.internal, node-1]\n"
       "  audit_signing_key: /etc/k\n"
       "providers:\n  - name: c\n    type: containerd\n"
       "    namespaces: [default, moby]\n    allow_kubernetes: FALSE\n"
@@ -728,6 +735,8 @@ test_values_accepted(void **state)
   assert_int_equal(c->resync_ms, 90000);
   assert_int_equal(c->audit_checkpoint_every, 50);
   assert_string_equal(c->listen_token_file, "/etc/t");
+  assert_strv(c->listen_names,
+              (const char *const[]){"reaper.example.internal", "node-1", NULL});
   assert_string_equal(c->audit_signing_key, "/etc/k");
   assert_strv(c->providers[0].namespaces,
               (const char *const[]){"default", "moby", NULL});

@@ -20,9 +20,9 @@
 #include <unistd.h>
 
 #include "audit.h"
+#include "bearer.h"
 #include "config.h"
 #include "file_trust.h"
-#include "status.h"
 #include "util.h"
 
 /* A uid that owns nothing here: "another user". */
@@ -290,16 +290,15 @@ test_callers(void **state)
 
   /* The token: a secret. */
   cleanup_free char *token = file("token", 0640, "secret-token\n");
-  char *tok = NULL;
-  assert_int_equal(rp_status_read_token(token, &tok, &err), -1);
+  struct rp_bearer tok;
+  assert_int_equal(rp_bearer_load(token, &tok, &err), -1);
   assert_non_null(strstr(err->message, "listen token file"));
   assert_non_null(strstr(err->message, "a secret readable by its group"));
   rp_error_free(err);
   err = NULL;
   chmod(token, 0600);
-  assert_int_equal(rp_status_read_token(token, &tok, &err), 0);
-  assert_string_equal(tok, "secret-token");
-  free(tok);
+  assert_int_equal(rp_bearer_load(token, &tok, &err), 0);
+  assert_true(rp_bearer_matches(&tok, "Bearer secret-token"));
 
   /* The signing key: a secret, checked before it is even read. */
   cleanup_free char *key = file("audit.key", 0644, "not read\n");
