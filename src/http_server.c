@@ -616,10 +616,12 @@ connection_cb(uv_stream_t *server, int status)
     }
     /* The slowest gives way: it has had its chance. */
     answer_error(victim, 408,
-                 "request not received in time (the listener "
-                 "is full)");
+                 "request not received in time (the listener is full)");
     list_remove(victim);
-    list_append(&s->closing, victim);
+    if (s->closing.n >= s->limits.max_connections)
+      conn_close(victim);
+    else
+      list_append(&s->closing, victim);
   }
   list_append(&s->active, c);
   if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {

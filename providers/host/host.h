@@ -10,8 +10,9 @@
  *   2. drain: the policy's `drain` argv, if any, run as src/child.h runs
  *      every program (no shell, a minimal environment, no descriptor of
  *      reaper's) within drain_timeout (then SIGTERM, SIGKILL 5 s later);
- *      it is for stopping the machine's work gracefully (for instance `[/usr/local/lib/reaper/drain-host]` or a `docker stop` of
- *      every container).  A drain that cannot start fails the recycle and
+ *      it is for stopping the machine's work gracefully (for instance
+ *      `[/usr/local/lib/reaper/drain-host]` or a `docker stop` of every
+ *      container).  A drain that cannot start fails the recycle and
  *      nothing else happens; one that fails or times out is recorded and
  *      the replacement goes ahead (the host is past its age), as a swarm
  *      node's drain does
