@@ -1274,7 +1274,10 @@ carry_from_parts(struct rp_audit *a, struct pos *d, char **last_event,
     t.fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (t.fd < 0 || fstat(t.fd, &st) != 0) {
-      rc = rp_error_set(err, errno, "open %s: %s", part, strerror(errno));
+      rc = rp_error_set(err, errno, "open %s: %s", part,
+                        errno == ELOOP ? "a symbolic link: reaper never reads "
+                                         "its log's parts through a link"
+                                       : strerror(errno));
     } else {
       t.size = t.base = (uint64_t)st.st_size;
       rc = last_line(&t, d, err);

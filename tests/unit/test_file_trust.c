@@ -340,6 +340,17 @@ test_callers(void **state)
   rp_error_free(err);
   err = NULL;
   assert_int_equal(access(log2, F_OK), -1); /* not created */
+  /* A rotated part that is a link is not read either. */
+  cleanup_free char *parts = at("parts");
+  assert_int_equal(mkdir(parts, 0700), 0);
+  cleanup_free char *part = at("parts/audit.jsonl.20260101T000000Z");
+  assert_int_equal(symlink(real, part), 0);
+  cleanup_free char *log3 = at("parts/audit.jsonl");
+  assert_int_equal(rp_audit_open(log3, &a, NULL, &err), -1);
+  assert_non_null(strstr(err->message, part));
+  assert_non_null(strstr(err->message, "a symbolic link"));
+  rp_error_free(err);
+  err = NULL;
   /* A sound place: opened and created 0600. */
   chmod(open_dir, 0700);
   assert_int_equal(rp_audit_open(log2, &a, NULL, &err), 0);
