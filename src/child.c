@@ -242,14 +242,22 @@ child_env(char *const *env)
   return v;
 }
 
-/* argv[0] as a path: as it is when it has a slash, else the first
- * executable regular file of that name in the child's PATH (as execvp
- * would find it, but in the child's PATH rather than reaper's).  Returns
- * 0 or a negative errno. */
+/* argv[0] as a path: as it is when it has a slash (if it is an executable
+ * file), else the first executable regular file of that name in the
+ * child's PATH (as execvp would find it, but in the child's PATH rather
+ * than reaper's).  Returns 0 or a negative errno. */
 static int
 find_program(const char *name, char **env, char **out)
 {
+  struct stat st;
   if (strchr(name, '/')) {
+    /* Said here rather than by a failed exec: the same answer whatever
+     * runs reaper (valgrind turns posix_spawn's vfork into a fork, and a
+     * failed exec then goes unreported). */
+    if (stat(name, &st) != 0)
+      return -errno;
+    if (!S_ISREG(st.st_mode) || access(name, X_OK) != 0)
+      return -EACCES;
     *out = rp_xstrdup(name);
     return 0;
   }
@@ -265,7 +273,6 @@ find_program(const char *name, char **env, char **out)
     /* An empty entry is the current directory, which is "/" for a child. */
     cleanup_free char *cand = len ? rp_xasprintf("%.*s/%s", (int)len, p, name)
                                   : rp_xasprintf("/%s", name);
-    struct stat st;
     if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
       if (access(cand, X_OK) == 0) {
         *out = RP_STEAL(cand);
