@@ -62,6 +62,8 @@ struct agent {
   bool ready;             /* every provider listed once */
   int64_t pass_ms;        /* --once: what is due by then is this pass's work */
   bool stopping;          /* no new work */
+  bool reloading;         /* a reload's file is being read (thread pool) */
+  bool reload_again;      /* SIGHUP meanwhile: reload once more after it */
   size_t providers_stopping;
   bool providers_stopping_started;
   int exit_code;
@@ -634,28 +636,23 @@ redecide_provider(struct agent *a, struct rp_provider *p)
 }
 
 static void
-reload(struct agent *a)
+reload_rejected(struct agent *a, const struct rp_error *err)
 {
-  cleanup_error struct rp_error *err = NULL;
-  struct rp_config *c = NULL;
-  int rc = 0;
-  if (a->opt.config_path && !a->opt.allow_insecure_config)
-    rc = rp_config_check_permissions(a->opt.config_path, &err);
-  if (rc == 0)
-    rc = a->opt.config_path ? rp_config_load_file(a->opt.config_path, &c, &err)
-                            : rp_config_load_default(&c, &err);
-  if (rc != 0) {
-    rp_err("reload rejected, keeping the running configuration: %s",
-           err->message);
-    cleanup_json json_t *f =
-        json_pack("{s:s, s:s, s:s}", "path", a->config->path, "result",
-                  "rejected", "error", err->message);
-    if (a->audit)
-      rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
-                      NULL);
-    rp_notify_event(a->notify, "config.reload", f);
-    return;
-  }
+  rp_err("reload rejected, keeping the running configuration: %s",
+         err->message);
+  cleanup_json json_t *f =
+      json_pack("{s:s, s:s, s:s}", "path", a->config->path, "result",
+                "rejected", "error", err->message);
+  if (a->audit)
+    rp_audit_append(a->audit, &a->loop, "config.reload", f, audit_logged_cb,
+                    NULL);
+  rp_notify_event(a->notify, "config.reload", f);
+}
+
+/* c (owned) becomes the live configuration. */
+static void
+reload_apply(struct agent *a, struct rp_config *c)
+{
   if (!same_providers(a->provider_config ? a->provider_config : a->config, c))
     rp_warn("reload: provider changes take effect at the next start; "
             "policies are applied now");
@@ -680,6 +677,77 @@ reload(struct agent *a)
                     NULL);
   rp_notify_event(a->notify, "config.reload", f);
   rp_recycler_pump(a->recycler);
+}
+
+/* A reload reads and parses the file on libuv's thread pool: a large
+ * configuration (100,000 keys: a few hundred ms) must not hold the loop,
+ * its deadlines and its listener meanwhile.  Only the result is applied on
+ * the loop.  Loading touches nothing shared but the time zone cache, which
+ * has its own lock. */
+struct reload_job {
+  uv_work_t req;
+  struct agent *a;      /* borrowed */
+  char *path;           /* owned; NULL: the embedded default */
+  bool check_trust;     /* the file's permissions are checked too */
+  struct rp_config *c;  /* owned: what was loaded */
+  struct rp_error *err; /* owned: why not */
+};
+
+static void
+reload_work_cb(uv_work_t *req)
+{
+  struct reload_job *j = req->data;
+  int rc = 0;
+  if (j->path && j->check_trust)
+    rc = rp_config_check_permissions(j->path, &j->err);
+  if (rc == 0)
+    rc = j->path ? rp_config_load_file(j->path, &j->c, &j->err)
+                 : rp_config_load_default(&j->c, &j->err);
+}
+
+static void reload(struct agent *a);
+
+static void
+reload_done_cb(uv_work_t *req, int status)
+{
+  struct reload_job *j = req->data;
+  struct agent *a = j->a;
+  a->reloading = false;
+  if (a->stopping || status != 0) {
+    rp_config_free(j->c);
+  } else if (j->err) {
+    reload_rejected(a, j->err);
+  } else {
+    reload_apply(a, j->c);
+  }
+  rp_error_free(j->err);
+  free(j->path);
+  free(j);
+  /* A SIGHUP that came meanwhile: the file may have changed since. */
+  if (a->reload_again && !a->stopping) {
+    a->reload_again = false;
+    reload(a);
+  }
+}
+
+static void
+reload(struct agent *a)
+{
+  if (a->reloading) {
+    a->reload_again = true;
+    return;
+  }
+  struct reload_job *j = rp_xcalloc(1, sizeof(*j));
+  j->req.data = j;
+  j->a = a;
+  j->path = a->opt.config_path ? rp_xstrdup(a->opt.config_path) : NULL;
+  j->check_trust = !a->opt.allow_insecure_config;
+  a->reloading = true;
+  if (uv_queue_work(&a->loop, &j->req, reload_work_cb, reload_done_cb) != 0) {
+    /* Never with a work callback given; on the loop all the same. */
+    reload_work_cb(&j->req);
+    reload_done_cb(&j->req, 0);
+  }
 }
 
 /* --- start and stop ----------------------------------------------------- */
@@ -937,8 +1005,8 @@ start_status(struct agent *a, struct rp_error **err)
       .config = status_config_cb,
       .notifications = status_notifications_cb,
   };
-  if (rp_status_start(&a->loop, c->listen, c->listen_token_file, &src,
-                      &a->status, err) != 0)
+  if (rp_status_start(&a->loop, c->listen, c->listen_names,
+                      c->listen_token_file, &src, &a->status, err) != 0)
     return rp_error_prefix(err, "%s: agent.listen", c->path);
   rp_info("status, metrics and health on http://%s/ (port %d)", c->listen,
           rp_status_port(a->status));

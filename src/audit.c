@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file_trust.h"
 #include "util.h"
 
 #define ZERO_HASH                                                              \
@@ -403,6 +404,12 @@ static int
 write_fail(const struct rp_audit *a, const char *what, int e,
            struct rp_error **err)
 {
+  /* O_NOFOLLOW's answer, in words. */
+  if (e == ELOOP)
+    return rp_error_set(err, RP_EAUDIT,
+                        "%s %s: a symbolic link: reaper never writes its log "
+                        "through a link",
+                        what, a->path);
   return rp_error_set(err, RP_EAUDIT, "%s %s: %s", what, a->path, strerror(e));
 }
 
@@ -494,14 +501,15 @@ static int
 begin_file(struct rp_audit *a, bool excl, int *fd_out, int *lock_out,
            struct rp_error **err)
 {
-  cleanup_close int fd = open(
-      a->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | (excl ? O_EXCL : 0),
-      0600);
+  cleanup_close int fd = open(a->path,
+                              O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+                                  O_NOFOLLOW | (excl ? O_EXCL : 0),
+                              0600);
   if (fd < 0)
     return write_fail(a, "create", errno, err);
   if (fchmod(fd, 0600) != 0)
     return write_fail(a, "chmod", errno, err);
-  cleanup_close int lock = open(a->path, O_RDONLY | O_CLOEXEC);
+  cleanup_close int lock = open(a->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (lock < 0)
     return write_fail(a, "open", errno, err);
   if (flock(lock, LOCK_EX | LOCK_NB) != 0)
@@ -561,7 +569,7 @@ retry_write(struct rp_audit *a, const struct pos *d, bool new_file,
     if (begin_file(a, false, &fd, &lock, err) != 0)
       return -1;
   } else {
-    fd = open(a->path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    fd = open(a->path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
       return write_fail(a, "reopen", errno, err);
     struct stat st, locked;
@@ -1263,10 +1271,13 @@ carry_from_parts(struct rp_audit *a, struct pos *d, char **last_event,
   int rc = 0;
   if (part) {
     struct tail t = {.path = part};
-    t.fd = open(part, O_RDONLY | O_CLOEXEC);
+    t.fd = open(part, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (t.fd < 0 || fstat(t.fd, &st) != 0) {
-      rc = rp_error_set(err, errno, "open %s: %s", part, strerror(errno));
+      rc = rp_error_set(err, errno, "open %s: %s", part,
+                        errno == ELOOP ? "a symbolic link: reaper never reads "
+                                         "its log's parts through a link"
+                                       : strerror(errno));
     } else {
       t.size = t.base = (uint64_t)st.st_size;
       rc = last_line(&t, d, err);
@@ -1445,7 +1456,12 @@ rp_audit_open_opts(const char *path, const struct rp_audit_options *opt,
                           path);
     }
   }
-  if (make_parents(path, err) != 0) {
+  /* The log is the proof of what reaper did: nobody but root and reaper's
+   * user may be able to change or replace it, and it is never written
+   * through a symbolic link (which could point anywhere). */
+  if (make_parents(path, err) != 0 ||
+      rp_file_trust_check(path, "audit log",
+                          RP_TRUST_ABSENT_OK | RP_TRUST_NO_SYMLINK, err) != 0) {
     rp_audit_key_free(key);
     return -1;
   }
@@ -1461,10 +1477,12 @@ rp_audit_open_opts(const char *path, const struct rp_audit_options *opt,
   a->syslog.fd = -1;
   a->syslog.path = o.syslog_path ? rp_xstrdup(o.syslog_path) : NULL;
   bool created = true;
-  a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  a->fd = open(path,
+               O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+               0600);
   if (a->fd < 0 && errno == EEXIST) {
     created = false;
-    a->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+    a->fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
   }
   int rc = -1;
   struct stat st;
@@ -1484,7 +1502,7 @@ rp_audit_open_opts(const char *path, const struct rp_audit_options *opt,
     rp_error_set(err, EINVAL, "%s: not a regular file", path);
     goto out;
   }
-  a->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+  a->lock_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (a->lock_fd < 0) {
     rp_error_set(err, errno, "open %s: %s", path, strerror(errno));
     goto out;

@@ -5,6 +5,7 @@
  * EVP_DigestSign does for it with a NULL digest; `openssl pkeyutl -rawin`
  * checks the same signature, so an auditor needs no reaper to verify. */
 #include "audit.h"
+#include "file_trust.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -69,6 +70,10 @@ rp_audit_key_load(const char *path, bool signing, struct rp_audit_key **out,
                   struct rp_error **err)
 {
   *out = NULL;
+  /* Whoever can read the private key can sign a rewritten log; whoever
+   * can replace it can make reaper sign with a key of theirs. */
+  if (signing && rp_file_trust_check(path, NULL, RP_TRUST_SECRET, err) != 0)
+    return -1;
   cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0)
     return rp_error_set(err, RP_ECONFIG, "%s: %s", path, strerror(errno));
@@ -77,12 +82,6 @@ rp_audit_key_load(const char *path, bool signing, struct rp_audit_key **out,
     return rp_error_set(err, RP_ECONFIG, "%s: %s", path, strerror(errno));
   if (!S_ISREG(st.st_mode))
     return rp_error_set(err, RP_ECONFIG, "%s: not a regular file", path);
-  /* Whoever can read the private key can sign a rewritten log. */
-  if (signing && (st.st_mode & 077))
-    return rp_error_set(err, RP_ECONFIG,
-                        "%s: a signing key that group or others may use "
-                        "(mode %04o) is refused: chmod 600 %s",
-                        path, (unsigned)(st.st_mode & 07777), path);
   cleanup_fclose FILE *f = fdopen(fd, "r");
   if (!f)
     return rp_error_set(err, RP_ECONFIG, "%s: %s", path, strerror(errno));

@@ -17,6 +17,7 @@
  * - aliases and tags other than !!str are rejected. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -24,7 +25,9 @@
 
 #include "config_values.h"
 #include "config_yaml.h"
+#include "file_trust.h"
 #include "provider.h"
+#include "strmap.h"
 #include "util.h"
 #include "workload.h"
 
@@ -50,6 +53,11 @@ struct walk {
   struct rp_mark *provider_name_marks;  /* owned, one per provider */
   struct rp_mark *policy_name_marks;    /* owned, one per policy */
   struct rp_mark *match_provider_marks; /* owned, one per policy */
+  /* Names seen so far, to their index: duplicates and references found
+   * in constant time (a scan of all earlier ones made a configuration of
+   * many policies load in quadratic time).  They borrow the names in c. */
+  struct rp_strmap provider_names; /* owned */
+  struct rp_strmap policy_names;   /* owned */
 };
 
 /* HOST:PORT, the port 0..65535 (0: any free port, for tests); "" is off. */
@@ -131,11 +139,32 @@ get_rotate(struct rp_config_parse *ps, const struct rp_config_node *n,
   return 0;
 }
 
+/* A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+static bool
+valid_host_name(const char *s)
+{
+  size_t len = strlen(s);
+  if (len == 0 || len > 253)
+    return false;
+  for (const char *label = s;;) {
+    size_t n = strcspn(label, ".");
+    if (n == 0 || n > 63 || label[0] == '-' || label[n - 1] == '-')
+      return false;
+    for (size_t i = 0; i < n; i++)
+      if (!isalnum((unsigned char)label[i]) && label[i] != '-')
+        return false;
+    if (label[n] == '\0')
+      return true;
+    label += n + 1;
+  }
+}
+
 static int
 parse_agent(struct walk *w, const struct rp_config_node *n)
 {
   static const char *const keys[] = {"listen",
                                      "listen_token_file",
+                                     "listen_names",
                                      "audit_log",
                                      "audit_signing_key",
                                      "audit_checkpoint_every",
@@ -164,6 +193,15 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
                            rp_config_join(p, "agent", "listen_token_file"),
                            false, &c->listen_token_file) < 0)
     return -1;
+  if ((v = rp_config_node_get(n, "listen_names")) &&
+      rp_config_get_strv(ps, v, rp_config_join(p, "agent", "listen_names"),
+                         false, &c->listen_names) < 0)
+    return -1;
+  for (size_t i = 0; c->listen_names && c->listen_names[i]; i++)
+    if (!valid_host_name(c->listen_names[i]))
+      return rp_config_fail(ps, v->kids[i]->mark,
+                            rp_config_join_index(p, "agent.listen_names", i),
+                            "'%s' is not a host name", c->listen_names[i]);
   if ((v = rp_config_node_get(n, "audit_log")) &&
       rp_config_get_string(ps, v, rp_config_join(p, "agent", "audit_log"),
                            false, &c->audit_log) < 0)
@@ -277,11 +315,12 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
   if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pc->name) < 0)
     return -1;
   w->provider_name_marks[idx] = v->mark;
-  for (size_t i = 0; i < idx; i++)
-    if (strcmp(w->c->providers[i].name, pc->name) == 0)
-      return rp_config_fail(ps, v->mark, p,
-                            "duplicate provider name '%s' (first at line %d)",
-                            pc->name, w->provider_name_marks[i].line);
+  size_t first;
+  if (!rp_strmap_add(&w->provider_names, pc->name, strlen(pc->name), idx,
+                     &first))
+    return rp_config_fail(ps, v->mark, p,
+                          "duplicate provider name '%s' (first at line %d)",
+                          pc->name, w->provider_name_marks[first].line);
 
   if (!(v = rp_config_node_get(n, "type"))) {
     cleanup_free char *list = rp_config_join_list(rp_provider_types);
@@ -571,11 +610,12 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
   if (rp_config_get_name(ps, v, rp_config_join(p, at, "name"), &pol->name) < 0)
     return -1;
   w->policy_name_marks[idx] = v->mark;
-  for (size_t i = 0; i < idx; i++)
-    if (strcmp(w->c->policies[i].name, pol->name) == 0)
-      return rp_config_fail(ps, v->mark, p,
-                            "duplicate policy name '%s' (first at line %d)",
-                            pol->name, w->policy_name_marks[i].line);
+  size_t first;
+  if (!rp_strmap_add(&w->policy_names, pol->name, strlen(pol->name), idx,
+                     &first))
+    return rp_config_fail(ps, v->mark, p,
+                          "duplicate policy name '%s' (first at line %d)",
+                          pol->name, w->policy_name_marks[first].line);
 
   if ((v = rp_config_node_get(n, "match")) && parse_match(w, v, at, idx) < 0)
     return -1;
@@ -797,28 +837,24 @@ static int
 cross_check(struct walk *w)
 {
   struct rp_config *c = w->c;
-  const char **names = rp_xcalloc(c->n_providers + 1, sizeof(*names));
-  int rc = 0;
-  for (size_t i = 0; i < c->n_providers; i++)
-    names[i] = c->providers[i].name;
-  for (size_t i = 0; i < c->n_policies && rc == 0; i++) {
+  for (size_t i = 0; i < c->n_policies; i++) {
     const char *want = c->policies[i].match_provider;
-    bool found = want == NULL;
-    for (size_t j = 0; j < c->n_providers && !found; j++)
-      found = strcmp(c->providers[j].name, want) == 0;
-    if (found)
+    if (!want || rp_strmap_get(&w->provider_names, want, strlen(want), NULL))
       continue;
+    cleanup_free const char **names =
+        rp_xcalloc(c->n_providers + 1, sizeof(*names));
+    for (size_t j = 0; j < c->n_providers; j++)
+      names[j] = c->providers[j].name;
     char at[RP_CONFIG_PATH_LEN];
     snprintf(at, sizeof(at), "policies[%zu].match.provider", i);
     char hint[RP_CONFIG_PATH_LEN];
     const char *near = rp_config_suggest(want, names);
     cleanup_free char *list = rp_config_join_list(names);
-    rc = rp_config_fail(&w->ps, w->match_provider_marks[i], at,
-                        "no provider is named '%s'%s (configured: %s)", want,
-                        rp_config_did_you_mean(hint, near), list);
+    return rp_config_fail(&w->ps, w->match_provider_marks[i], at,
+                          "no provider is named '%s'%s (configured: %s)", want,
+                          rp_config_did_you_mean(hint, near), list);
   }
-  free(names);
-  return rc;
+  return 0;
 }
 
 static int
@@ -871,6 +907,8 @@ rp_config_parse(const char *name, const char *text, size_t len,
   free(w.provider_name_marks);
   free(w.policy_name_marks);
   free(w.match_provider_marks);
+  rp_strmap_clear(&w.provider_names);
+  rp_strmap_clear(&w.policy_names);
   if (rc < 0) {
     rp_config_free(c);
     return -1;
@@ -938,6 +976,7 @@ rp_config_free(struct rp_config *c)
   free(c->path);
   free(c->listen);
   free(c->listen_token_file);
+  rp_config_free_strv(c->listen_names);
   free(c->audit_log);
   free(c->audit_signing_key);
   for (size_t i = 0; i < c->n_providers; i++) {
@@ -973,16 +1012,11 @@ rp_config_policy(const struct rp_config *c, const char *name)
 int
 rp_config_check_permissions(const char *path, struct rp_error **err)
 {
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
-                        strerror(errno));
-  /* Whoever can write the configuration decides what reaper stops. */
-  if (st.st_mode & S_IWOTH)
-    return rp_error_set(err, RP_ECONFIG,
-                        "%s: writable by others (mode %04o): anyone could "
-                        "tell reaper what to stop; run chmod o-w %s, or pass "
-                        "--allow-insecure-config",
-                        path, (unsigned)(st.st_mode & 07777), path);
-  return 0;
+  /* Whoever can change the configuration decides what reaper stops.  A
+   * missing file is for the load to report ("cannot read"). */
+  cleanup_error struct rp_error *e = NULL;
+  if (rp_file_trust_check(path, "configuration", RP_TRUST_ABSENT_OK, &e) == 0)
+    return 0;
+  return rp_error_set(err, e->code, "%s (or pass --allow-insecure-config)",
+                      e->message);
 }

@@ -110,8 +110,12 @@ struct rp_notify {
 struct rp_config {
   char *path; /* owned: the file read, or "<embedded default>" */
 
-  char *listen;               /* owned; "" = off */
-  char *listen_token_file;    /* owned or NULL */
+  char *listen;            /* owned; "" = off */
+  char *listen_token_file; /* owned or NULL */
+  /* Host names the listener answers to besides its addresses, localhost
+   * and the machine's name (a Host naming anything else is refused: DNS
+   * rebinding).  Owned, NULL-terminated, or NULL. */
+  char **listen_names;
   char *audit_log;            /* owned */
   char *audit_signing_key;    /* owned or NULL */
   int audit_checkpoint_every; /* lines between signed checkpoints */
@@ -146,7 +150,8 @@ int rp_config_parse(const char *name, const char *text, size_t len,
  * it (RP_ECONFIG). */
 int rp_config_load_file(const char *path, struct rp_config **out,
                         struct rp_error **err);
-/* Refuses (RP_ECONFIG) a configuration file that others may write. */
+/* Refuses (RP_ECONFIG) a configuration file that a user other than root
+ * and reaper's own could change or replace (file_trust.h's rules). */
 int rp_config_check_permissions(const char *path, struct rp_error **err);
 
 /* The embedded default (config/default.yaml compiled in). */

@@ -14,6 +14,7 @@
 
 #include <yaml.h>
 
+#include "strmap.h"
 #include "util.h"
 
 /* Configuration files nest four or five levels; anything this deep is a
@@ -127,32 +128,41 @@ check_tag(struct rp_config_parse *ps, const yaml_char_t *tag, yaml_mark_t m,
                         "YAML tag '%s' is not supported (only !!str is)", t);
 }
 
-/* Appends n to parent (or makes it the root).  A mapping's kids alternate
- * key, value; keys must be scalars and unique. */
+/* An open collection while its events come: its node, and for a mapping
+ * the index of its keys so far (each key's position among its kids), which
+ * finds a duplicate in constant time however many keys came before. */
+struct frame {
+  struct rp_config_node *node; /* borrowed: owned by the tree */
+  struct rp_strmap keys;       /* owned; borrows the keys' text */
+};
+
+/* Appends n to the open collection f (or makes it the root).  A mapping's
+ * kids alternate key, value; keys must be scalars and unique. */
 static int
-attach(struct rp_config_parse *ps, struct rp_config_node *parent,
+attach(struct rp_config_parse *ps, struct frame *f,
        struct rp_config_node **root, struct rp_config_node *n)
 {
-  if (parent == NULL) {
+  if (f == NULL) {
     *root = n;
     return 0;
   }
+  struct rp_config_node *parent = f->node;
   bool is_key = parent->type == RP_CONFIG_MAP && parent->n_kids % 2 == 0;
   if (is_key && n->type != RP_CONFIG_SCALAR)
     return rp_config_fail(ps, n->mark, NULL,
                           "a mapping key must be a plain string, not %s",
                           rp_config_node_describe(n));
-  if (is_key) {
-    for (size_t i = 0; i < parent->n_kids; i += 2) {
-      const struct rp_config_node *k = parent->kids[i];
-      if (k->len == n->len && memcmp(k->text, n->text, n->len) == 0)
-        return rp_config_fail(ps, n->mark, NULL,
-                              "duplicate key '%s' (first at line %d)", n->text,
-                              k->mark.line);
-    }
+  size_t first;
+  if (is_key &&
+      !rp_strmap_add(&f->keys, n->text, n->len, parent->n_kids, &first))
+    return rp_config_fail(ps, n->mark, NULL,
+                          "duplicate key '%s' (first at line %d)", n->text,
+                          parent->kids[first]->mark.line);
+  if (parent->n_kids == parent->kids_cap) {
+    parent->kids_cap = parent->kids_cap ? 2 * parent->kids_cap : 4;
+    parent->kids =
+        rp_xrealloc(parent->kids, parent->kids_cap * sizeof(*parent->kids));
   }
-  parent->kids =
-      rp_xrealloc(parent->kids, (parent->n_kids + 1) * sizeof(*parent->kids));
   parent->kids[parent->n_kids++] = n;
   return 0;
 }
@@ -162,10 +172,10 @@ attach(struct rp_config_parse *ps, struct rp_config_node *parent,
  * attached; a node that fails to attach is freed here. */
 static int
 on_event(struct rp_config_parse *ps, const yaml_event_t *ev,
-         struct rp_config_node **stack, int *depth,
-         struct rp_config_node **root, int *docs)
+         struct frame *stack, int *depth, struct rp_config_node **root,
+         int *docs)
 {
-  struct rp_config_node *parent = *depth > 0 ? stack[*depth - 1] : NULL;
+  struct frame *parent = *depth > 0 ? &stack[*depth - 1] : NULL;
   bool is_str = false;
   switch (ev->type) {
   case YAML_STREAM_END_EVENT:
@@ -218,13 +228,13 @@ on_event(struct rp_config_parse *ps, const yaml_event_t *ev,
       rp_config_node_free(n);
       return -1;
     }
-    stack[(*depth)++] = n;
+    stack[(*depth)++] = (struct frame){.node = n};
     return 0;
   }
   case YAML_SEQUENCE_END_EVENT:
   case YAML_MAPPING_END_EVENT:
     if (*depth > 0)
-      (*depth)--;
+      rp_strmap_clear(&stack[--*depth].keys);
     return 0;
   default:
     return 0;
@@ -241,7 +251,7 @@ rp_config_yaml_load(struct rp_config_parse *ps, const char *text, size_t len,
                           "cannot initialise the YAML parser");
   yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 
-  struct rp_config_node *stack[MAX_DEPTH];
+  struct frame stack[MAX_DEPTH];
   int depth = 0, docs = 0, rc = -1;
   struct rp_config_node *root = NULL;
   for (;;) {
@@ -260,6 +270,8 @@ rp_config_yaml_load(struct rp_config_parse *ps, const char *text, size_t len,
     }
   }
   yaml_parser_delete(&parser);
+  while (depth > 0)
+    rp_strmap_clear(&stack[--depth].keys);
   if (rc < 0) {
     rp_config_node_free(root);
     return -1;

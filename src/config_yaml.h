@@ -24,6 +24,7 @@ struct rp_config_node {
   bool plain;
   struct rp_config_node **kids; /* owned; a mapping's alternate key, value */
   size_t n_kids;
+  size_t kids_cap; /* room in kids */
 };
 
 struct rp_config_parse {

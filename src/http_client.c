@@ -27,9 +27,11 @@
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <curl/curl.h>
 
+#include "file_trust.h"
 #include "util.h"
 
 #ifndef REAPER_VERSION
@@ -68,6 +70,7 @@ struct rp_http_xfer {
   bool done;     /* callback has run (or is running) */
   bool over_cap; /* the body passed max_body: aborted */
   bool stopped;  /* on_data asked to stop: aborted */
+  char *refused; /* owned: why its TLS files are not to be used, or NULL */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -86,6 +89,8 @@ struct rp_http {
   bool closing;   /* rp_http_close was called: refuse new transfers */
   bool finalized; /* multi cleaned up, handles closing */
   bool timer_closed;
+  char **trusted; /* owned: TLS files found trustworthy (file_trust.h) */
+  size_t n_trusted;
 };
 
 static char empty_body[1];
@@ -137,6 +142,7 @@ xfer_free(struct rp_http_xfer *x)
   free(x->what);
   free(x->unix_socket);
   free(x->buf);
+  free(x->refused);
   free(x);
 }
 
@@ -145,8 +151,12 @@ xfer_free(struct rp_http_xfer *x)
 static void
 maybe_free(struct rp_http *h)
 {
-  if (h->finalized && h->timer_closed && h->socks == NULL)
-    free(h);
+  if (!h->finalized || !h->timer_closed || h->socks != NULL)
+    return;
+  for (size_t i = 0; i < h->n_trusted; i++)
+    free(h->trusted[i]);
+  free(h->trusted);
+  free(h);
 }
 
 static void
@@ -394,7 +404,9 @@ complete(struct rp_http_xfer *x, CURLcode rc)
     finish(x, &resp, NULL);
     return;
   }
-  if (x->over_cap) {
+  if (x->refused) {
+    fail(x, RP_ECONFIG, "%s: %s", x->what, x->refused);
+  } else if (x->over_cap) {
     fail(x, EMSGSIZE, "%s: response body over %zu bytes", x->what, x->max_body);
   } else if (x->stopped) {
     fail(x, RP_ECANCELED, "%s: stopped by the receiver", x->what);
@@ -535,6 +547,60 @@ add_header(struct rp_http_xfer *x, const char *line)
   return 0;
 }
 
+/* Every socket to an engine is close-on-exec from its first instant: a
+ * program reaper runs (src/child.c closes them all anyway) or that a library
+ * might exec must never inherit a connection to the Docker socket, which is
+ * root on the machine.  curl makes them without SOCK_CLOEXEC otherwise. */
+static curl_socket_t
+open_socket_cb(void *clientp, curlsocktype purpose,
+               struct curl_sockaddr *address)
+{
+  struct rp_http_xfer *x = clientp;
+  (void)purpose;
+  /* Refused TLS files: no connection at all, and complete() says why. */
+  if (x->refused)
+    return CURL_SOCKET_BAD;
+  return socket(address->family, address->socktype | SOCK_CLOEXEC,
+                address->protocol);
+}
+
+/* The TLS files of an endpoint speak for reaper to an engine that is root
+ * on its machine: a key that another user can read, or a CA or certificate
+ * that another user can replace, is refused (file_trust.h).  Each file is
+ * checked until it passes once; a refused one again at each transfer, so
+ * that fixing it needs no restart. */
+static void
+check_tls_files(struct rp_http_xfer *x, const struct rp_http_endpoint *ep)
+{
+  struct rp_http *h = x->h;
+  const struct {
+    const char *path, *what;
+    unsigned flags;
+  } files[] = {
+      {ep->ca_file, "TLS CA certificate", 0},
+      {ep->cert_file, "TLS client certificate", 0},
+      {ep->key_file, "TLS client key", RP_TRUST_SECRET},
+  };
+  for (size_t i = 0; i < RP_ARRAY_LEN(files) && !x->refused; i++) {
+    if (!files[i].path)
+      continue;
+    bool known = false;
+    for (size_t j = 0; j < h->n_trusted && !known; j++)
+      known = strcmp(h->trusted[j], files[i].path) == 0;
+    if (known)
+      continue;
+    cleanup_error struct rp_error *err = NULL;
+    if (rp_file_trust_check(files[i].path, files[i].what, files[i].flags,
+                            &err) != 0) {
+      x->refused = RP_STEAL(err->message);
+      continue;
+    }
+    h->trusted =
+        rp_xrealloc(h->trusted, (h->n_trusted + 1) * sizeof(*h->trusted));
+    h->trusted[h->n_trusted++] = rp_xstrdup(files[i].path);
+  }
+}
+
 #define SETOPT(easy, opt, val)                                                 \
   do {                                                                         \
     if (curl_easy_setopt((easy), (opt), (val)) != CURLE_OK)                    \
@@ -557,6 +623,8 @@ xfer_setup(struct rp_http_xfer *x, const struct rp_http_endpoint *ep,
   SETOPT(e, CURLOPT_ERRORBUFFER, x->errbuf);
   /* Signals would interrupt the loop's own handling; timeouts are ours. */
   SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+  SETOPT(e, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+  SETOPT(e, CURLOPT_OPENSOCKETDATA, (void *)x);
   SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
   if (req->timeout_ms > 0)
     SETOPT(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
@@ -635,6 +703,7 @@ rp_http_send(struct rp_http *h, const struct rp_http_endpoint *ep,
   x->what = rp_xasprintf("%s %s", req->method, req->path);
   x->unix_socket = ep->unix_socket ? rp_xstrdup(ep->unix_socket) : NULL;
   x->easy = curl_easy_init();
+  check_tls_files(x, ep);
   if (x->easy == NULL || xfer_setup(x, ep, req) < 0) {
     xfer_free(x);
     return -1;

@@ -12,12 +12,9 @@
  * rp_http closes and frees itself. */
 #include "notify.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "child.h"
 #include "http_client.h"
 #include "log.h"
 #include "util.h"
@@ -31,11 +28,6 @@
 #define MAX_SLEEP_MS 30000
 /* Dropped events are warned of at most once in this long per sink. */
 #define DROP_WARN_EVERY_MS 60000
-/* After a command exits, how long its output may still take to end. */
-#define OUTPUT_WAIT_MS 1000
-
-static const char *const default_env_path =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /* --- filter and body ---------------------------------------------------- */
 
@@ -93,8 +85,6 @@ struct item {
   char *what; /* owned: "recycle.done of web-1", for logs */
 };
 
-struct cmd;
-
 struct sink {
   struct rp_notifier *n; /* borrowed */
   struct sink *next;     /* in n->sinks or n->retired */
@@ -110,7 +100,7 @@ struct sink {
   bool retired;              /* a reload removed it: closes once idle */
   bool closing;              /* its timer is closing */
   struct rp_http_xfer *xfer; /* the webhook's transfer in flight */
-  struct cmd *cmd;           /* the command in flight (freed on its own) */
+  struct rp_child *child;    /* the command in flight (frees itself) */
   uint64_t drops_unwarned;
   int64_t drop_warned_ms;
 };
@@ -487,235 +477,61 @@ webhook_send(struct sink *s)
 
 /* --- command ------------------------------------------------------------ */
 
-struct cmd {
-  uv_process_t proc;
-  uv_pipe_t in;  /* its stdin: the JSON */
-  uv_pipe_t out; /* its stdout and stderr */
-  uv_timer_t timer;
-  uv_write_t write_req;
-  struct sink *s; /* borrowed: a sink outlives its attempts */
-  int open_handles;
-  bool exited, out_done, timed_out;
-  bool stopped; /* killed because reaper stops */
-  int spawn_error;
-  int64_t exit_status;
-  int term_signal;
-  char output[RP_NOTIFY_OUTPUT_MAX + 1];
-  size_t len;
-  bool truncated;
-  char *env[3]; /* owned strings but default_env_path */
-};
-
+/* The command's result: the attempt ends here.  Its output, capped, goes
+ * with a failure (and to debug logs otherwise), on one line. */
 static void
-cmd_closed_cb(uv_handle_t *h)
+command_done_cb(void *arg, const struct rp_child_result *r)
 {
-  struct cmd *c = h->data;
-  if (--c->open_handles > 0)
-    return;
-  struct sink *s = c->s;
-  char why[RP_NOTIFY_OUTPUT_MAX + 128], d[32];
-  bool ok = false;
-  if (c->spawn_error)
-    snprintf(why, sizeof(why), "could not start: %s",
-             uv_strerror(c->spawn_error));
-  else if (c->stopped)
+  struct sink *s = arg;
+  s->child = NULL;
+  char why[RP_NOTIFY_OUTPUT_MAX + 128];
+  bool ok = !r->spawn_error && !r->killed && !r->timed_out && !r->term_signal &&
+            r->exit_code == 0;
+  if (r->killed)
     snprintf(why, sizeof(why), "killed: reaper is stopping");
-  else if (c->timed_out)
-    snprintf(why, sizeof(why), "timed out after %s (killed)",
-             rp_format_duration(s->cfg.timeout_ms, d, sizeof(d)));
-  else if (c->term_signal)
-    snprintf(why, sizeof(why), "killed by signal %d", c->term_signal);
-  else if (c->exit_status != 0)
-    snprintf(why, sizeof(why), "exit %lld", (long long)c->exit_status);
+  else if (!ok)
+    rp_child_describe(r, s->cfg.timeout_ms, why, sizeof(why));
   else
-    ok = true;
-  /* The output, capped, with the failure (and in debug logs otherwise). */
-  if (c->len) {
+    why[0] = '\0';
+  if (r->output_len) {
     size_t off = strlen(why);
-    snprintf(why + off, sizeof(why) - off, "%soutput: %s%s", ok ? "" : "; ",
-             c->output, c->truncated ? "…" : "");
+    snprintf(why + off, sizeof(why) - off, "%soutput: ", ok ? "" : "; ");
+    off = strlen(why);
+    size_t i = 0;
+    for (; i < r->output_len && off + 1 < sizeof(why); i++)
+      why[off++] = r->output[i] == '\n'   ? ' '
+                   : r->output[i] == '\t' ? '?'
+                                          : r->output[i];
+    why[off] = '\0';
+    if (r->truncated && off + strlen("…") < sizeof(why))
+      strcat(why, "…");
   }
-  if (ok && c->len)
+  if (ok && r->output_len)
     rp_debug("%s: %s", s->display, why);
   /* A program that cannot start (ENOENT) will not start on a retry;
    * anything else may pass. */
-  bool retry = !c->spawn_error;
-  free(c->env[1]);
-  free(c);
-  s->cmd = NULL;
-  attempt_done(s, ok, retry, ok ? NULL : why);
+  attempt_done(s, ok, !r->spawn_error, ok ? NULL : why);
 }
 
-static void
-cmd_close_one(uv_handle_t *h)
-{
-  if (!uv_is_closing(h))
-    uv_close(h, cmd_closed_cb);
-}
-
-static void
-cmd_maybe_finish(struct cmd *c)
-{
-  if (!c->exited || !c->out_done)
-    return;
-  uv_timer_stop(&c->timer);
-  cmd_close_one((uv_handle_t *)&c->timer);
-  cmd_close_one((uv_handle_t *)&c->out);
-  cmd_close_one((uv_handle_t *)&c->in);
-  cmd_close_one((uv_handle_t *)&c->proc);
-}
-
-static void
-cmd_output_wait_cb(uv_timer_t *t)
-{
-  struct cmd *c = t->data;
-  c->out_done = true;
-  cmd_maybe_finish(c);
-}
-
-static void
-cmd_kill_cb(uv_timer_t *t)
-{
-  struct cmd *c = t->data;
-  if (c->exited)
-    return;
-  c->timed_out = true;
-  /* Its own session: the group id is its pid, and its children go too. */
-  if (c->proc.pid > 0)
-    kill(-c->proc.pid, SIGKILL);
-}
-
-static void
-cmd_exit_cb(uv_process_t *p, int64_t status, int term_signal)
-{
-  struct cmd *c = p->data;
-  c->exited = true;
-  c->exit_status = status;
-  c->term_signal = term_signal;
-  /* Something it left running may hold the pipe open: wait a moment for
-   * the rest of its output, not for that. */
-  if (!c->out_done)
-    uv_timer_start(&c->timer, cmd_output_wait_cb, OUTPUT_WAIT_MS, 0);
-  cmd_maybe_finish(c);
-}
-
-static void
-cmd_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-  static char scratch[4096];
-  (void)h, (void)suggested;
-  /* Past the cap, output is still read (the program never blocks on a
-   * full pipe) and dropped. */
-  buf->base = scratch;
-  buf->len = sizeof(scratch);
-}
-
-static void
-cmd_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-  struct cmd *c = st->data;
-  if (nread < 0) {
-    c->out_done = true;
-    uv_read_stop(st);
-    cmd_maybe_finish(c);
-    return;
-  }
-  for (ssize_t i = 0; i < nread; i++) {
-    if (c->len >= RP_NOTIFY_OUTPUT_MAX) {
-      c->truncated = true;
-      break;
-    }
-    unsigned char ch = (unsigned char)buf->base[i];
-    /* One log line: control bytes and non-ASCII become '?'. */
-    c->output[c->len++] = ch >= 0x20 && ch < 0x7f ? (char)ch
-                          : ch == '\n'            ? ' '
-                                                  : '?';
-  }
-  c->output[c->len] = '\0';
-}
-
-static void
-cmd_write_cb(uv_write_t *req, int status)
-{
-  struct cmd *c = req->data;
-  (void)status; /* EPIPE: it did not read its stdin, which is its right */
-  /* End of input. */
-  cmd_close_one((uv_handle_t *)&c->in);
-}
-
+/* The event's JSON on its stdin, REAPER_EVENT (and a default PATH) its
+ * whole environment, run as src/child.h runs every program. */
 static void
 command_run(struct sink *s)
 {
-  struct rp_notifier *n = s->n;
   struct item *it = s->current;
-  int in_fds[2] = {-1, -1}, out_fds[2] = {-1, -1};
-  if (pipe2(in_fds, O_CLOEXEC) != 0 || pipe2(out_fds, O_CLOEXEC) != 0) {
-    char why[96];
-    snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
-    for (int i = 0; i < 2; i++) {
-      if (in_fds[i] >= 0)
-        close(in_fds[i]);
-      if (out_fds[i] >= 0)
-        close(out_fds[i]);
-    }
-    attempt_done(s, false, true, why);
-    return;
-  }
-  struct cmd *c = rp_xcalloc(1, sizeof(*c));
-  c->s = s;
-  s->cmd = c;
-  c->env[0] = (char *)(uintptr_t)default_env_path;
-  c->env[1] = rp_xasprintf("REAPER_EVENT=%s", it->event);
-  c->proc.data = c;
-  uv_pipe_init(n->loop, &c->in, 0);
-  uv_pipe_init(n->loop, &c->out, 0);
-  uv_timer_init(n->loop, &c->timer);
-  c->in.data = c->out.data = c->timer.data = c->write_req.data = c;
-  c->open_handles = 4;
-
-  uv_stdio_container_t stdio[3] = {
-      {.flags = UV_INHERIT_FD, .data.fd = in_fds[0]},
-      {.flags = UV_INHERIT_FD, .data.fd = out_fds[1]},
-      {.flags = UV_INHERIT_FD, .data.fd = out_fds[1]},
+  cleanup_free char *event = rp_xasprintf("REAPER_EVENT=%s", it->event);
+  char *env[] = {event, NULL};
+  struct rp_child_options o = {
+      .argv = s->cfg.command,
+      .env = env,
+      .input = it->body,
+      .input_len = it->len,
+      .timeout_ms = s->cfg.timeout_ms,
+      .max_output = RP_NOTIFY_OUTPUT_MAX,
   };
-  uv_process_options_t opt = {
-      .exit_cb = cmd_exit_cb,
-      .file = s->cfg.command[0],
-      .args = s->cfg.command,
-      .env = c->env,
-      .cwd = "/",
-      .flags = UV_PROCESS_DETACHED, /* setsid: a process group to kill */
-      .stdio_count = 3,
-      .stdio = stdio,
-  };
-  int rc = uv_spawn(n->loop, &c->proc, &opt);
-  close(in_fds[0]);
-  close(out_fds[1]);
-  if (uv_pipe_open(&c->out, out_fds[0]) != 0) {
-    close(out_fds[0]);
-    c->out_done = true;
-  } else if (uv_read_start((uv_stream_t *)&c->out, cmd_alloc_cb, cmd_read_cb) !=
-             0) {
-    c->out_done = true;
-  }
-  if (uv_pipe_open(&c->in, in_fds[1]) != 0) {
-    close(in_fds[1]);
-  } else if (rc == 0) {
-    uv_buf_t b = uv_buf_init(it->body, (unsigned)it->len);
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->in, &b, 1, cmd_write_cb) !=
-        0)
-      cmd_close_one((uv_handle_t *)&c->in);
-  }
-  if (rc != 0) {
-    /* The process handle was initialized all the same: it is closed. */
-    c->spawn_error = rc;
-    c->exited = true;
-    c->out_done = true;
-    cmd_maybe_finish(c);
-    return;
-  }
-  uv_timer_start(&c->timer, cmd_kill_cb, (uint64_t)s->cfg.timeout_ms, 0);
-  cmd_maybe_finish(c);
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_child_run(s->n->loop, &o, command_done_cb, s, &s->child, &err) != 0)
+    attempt_done(s, false, true, err->message);
 }
 
 /* --- delivery ----------------------------------------------------------- */
@@ -1252,9 +1068,8 @@ flush_expired_cb(uv_timer_t *t)
       sink_drop_queue(s, "reaper is stopping");
       if (s->busy && s->xfer) {
         rp_http_cancel(s->xfer); /* its callback runs now */
-      } else if (s->busy && s->cmd && s->cmd->proc.pid > 0 && !s->cmd->exited) {
-        s->cmd->stopped = true;
-        kill(-s->cmd->proc.pid, SIGKILL);
+      } else if (s->busy && s->child) {
+        rp_child_kill(s->child); /* its callback runs once it is gone */
       }
       s = next;
     }

@@ -2,7 +2,9 @@
  * list, so that people hear of recycles without reading the audit log.
  *
  * A sink is a webhook (a JSON POST) or a command (an argv run without a
- * shell, the JSON on its stdin, REAPER_EVENT in its environment).  The JSON
+ * shell by src/child.c, the JSON on its stdin, REAPER_EVENT and a default
+ * PATH its whole environment, no descriptor of reaper's; at its timeout
+ * SIGTERM, SIGKILL 5 s later).  The JSON
  * is the event's fields with `event` and `ts` first (rp_notify_body).  Each
  * sink takes the events its `events:` filter accepts (rp_notify_matches)
  * into a bounded queue of its own and delivers them one at a time, in

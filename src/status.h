@@ -16,12 +16,10 @@
  * (401 otherwise).  Workloads are shown as plan --json shows them
  * (rp_plan_entry_json): never their environment or inspect output.
  *
- * The listener is bounded so that no client can hold the agent's
- * resources: one request per connection (Connection: close), request
- * headers up to 8 KiB (431), no request bodies (411, 413), 10 s per
- * connection from accept to the last byte written (slow clients are cut
- * off), at most 64 connections at once (past it, new ones get a 503 and are
- * closed at once).  Writes never block the loop. */
+ * The listener itself, and how it stays available to the operator's probes
+ * whatever other clients do (deadlines, a slow client giving way to a new
+ * one, 503 when full, Host checked against DNS rebinding), is
+ * http_server.h's; the token is bearer.h's. */
 #ifndef RP_STATUS_H
 #define RP_STATUS_H
 
@@ -35,6 +33,7 @@
 #include "audit.h"
 #include "config.h"
 #include "error.h"
+#include "http_server.h"
 #include "tracker.h"
 
 /* What the status surface shows, filled by the agent.  Pointers borrowed:
@@ -63,29 +62,23 @@ struct rp_status_source {
   json_t *(*notifications)(void *ctx);
 };
 
-/* Bounds of the listener; 0 keeps the default. */
-struct rp_status_limits {
-  uint64_t timeout_ms;     /* per connection, from accept: 10 s */
-  size_t max_connections;  /* open at once: 64 */
-  size_t max_header_bytes; /* request line and headers: 8 KiB */
-};
-
 struct rp_status;
 
 /* Starts listening on `listen` ("127.0.0.1:9470", "[::1]:9470",
  * "0.0.0.0:9470", "localhost:9470"; port 0 picks a free port: see
- * rp_status_port).  token_file (may be NULL) holds the bearer token; it is
- * read now, must be a regular file that other users cannot read or write,
- * and holds one token of printable ASCII (surrounding whitespace is
- * trimmed).  src is copied.  Returns 0, or -1 with *err naming the address
- * or file and the cause. */
-int rp_status_start(uv_loop_t *loop, const char *listen, const char *token_file,
-                    const struct rp_status_source *src, struct rp_status **out,
-                    struct rp_error **err);
+ * rp_status_port).  names (may be NULL): host names clients may use in
+ * Host besides addresses, localhost and the machine's name
+ * (agent.listen_names).  token_file (may be NULL) holds the bearer token
+ * (bearer.h).  A listener beyond loopback without a token is warned about.
+ * src is copied.  Returns 0, or -1 with *err naming the address or file
+ * and the cause. */
+int rp_status_start(uv_loop_t *loop, const char *listen, char *const *names,
+                    const char *token_file, const struct rp_status_source *src,
+                    struct rp_status **out, struct rp_error **err);
 
 /* Changes the bounds for connections accepted from now on. */
 void rp_status_set_limits(struct rp_status *s,
-                          const struct rp_status_limits *l);
+                          const struct rp_http_server_limits *l);
 
 /* The port listened on (the kernel's choice for port 0). */
 int rp_status_port(const struct rp_status *s);
@@ -102,13 +95,10 @@ void rp_status_record(struct rp_status *s, const char *event, json_t *fields);
 /* The /status document, new reference. */
 json_t *rp_status_json(struct rp_status *s);
 
-/* Stops listening and closes every connection; s is freed once the loop
- * has run their close callbacks.  s must not be used after this call.
- * Accepts NULL. */
+/* Stops listening and frees s; the listener closes its connections and
+ * frees itself once the loop has run their close callbacks.  s must not be
+ * used after this call.  Accepts NULL. */
 void rp_status_close(struct rp_status *s);
-
-/* Reads and checks a token file as rp_status_start does; *out owned. */
-int rp_status_read_token(const char *path, char **out, struct rp_error **err);
 
 /* The page at /, from a /status document (page.c).  Every string from it is
  * escaped; the page loads nothing else and runs no script. */

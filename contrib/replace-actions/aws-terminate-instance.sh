@@ -46,11 +46,22 @@ command -v aws >/dev/null || {
 
 addr=${REAPER_NODE_ADDR:-}
 hostname=${REAPER_NODE_HOSTNAME:-}
+# Both come from the node (its engine's word): checked before they reach a
+# filter, where a comma would add values and a * would match other
+# instances.
 if [ -n "$addr" ]; then
+  [[ $addr =~ ^[0-9a-fA-F.:]+$ ]] || {
+    echo "$me: REAPER_NODE_ADDR '$addr' is not an IP address" >&2
+    exit 2
+  }
   filter=("Name=private-ip-address,Values=$addr")
   what="private IP $addr"
 elif [ -n "$hostname" ]; then
   # ip-10-0-1-2, or ip-10-0-1-2.eu-central-1.compute.internal
+  [[ $hostname =~ ^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$ ]] || {
+    echo "$me: REAPER_NODE_HOSTNAME '$hostname' is not a host name" >&2
+    exit 2
+  }
   filter=("Name=private-dns-name,Values=$hostname,$hostname.*")
   what="private DNS name $hostname"
 else

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "child.h"
 #include "host/host.h"
 #include "log.h"
 #include "util.h"
@@ -274,11 +275,11 @@ hrc_fail(struct hrc *r, bool rolled_back, int code, const char *fmt, ...)
 }
 
 static json_t *
-run_json(char *const *argv, const struct rp_host_run_result *res,
+run_json(char *const *argv, const struct rp_child_result *res,
          int64_t timeout_ms)
 {
   char what[160];
-  rp_host_run_describe(res, timeout_ms, what, sizeof(what));
+  rp_child_describe(res, timeout_ms, what, sizeof(what));
   json_t *o = json_pack("{s:o, s:s, s:f}", "argv", argv_json(argv), "result",
                         what, "duration_s", (double)res->duration_ms / 1000);
   if (!res->spawn_error && !res->timed_out && !res->term_signal)
@@ -289,19 +290,35 @@ run_json(char *const *argv, const struct rp_host_run_result *res,
   return o;
 }
 
+/* Drain and replace run as child.h says: argv, h->env alone, no
+ * descriptor of reaper's, SIGTERM to the group at the timeout and SIGKILL
+ * 5 s later. */
+static int
+run(struct rp_host *h, char **argv, int64_t timeout_ms, rp_child_cb cb,
+    void *arg, struct rp_error **err)
+{
+  struct rp_child_options o = {
+      .argv = argv,
+      .env = h->env,
+      .timeout_ms = timeout_ms,
+      .max_output = OUTPUT_MAX,
+  };
+  return rp_child_run(h->p->loop, &o, cb, arg, NULL, err);
+}
+
 static bool
-run_ok(const struct rp_host_run_result *res)
+run_ok(const struct rp_child_result *res)
 {
   return !res->spawn_error && !res->timed_out && !res->term_signal &&
          res->exit_code == 0;
 }
 
 static void
-replaced_cb(void *arg, const struct rp_host_run_result *res)
+replaced_cb(void *arg, const struct rp_child_result *res)
 {
   struct hrc *r = arg;
   char what[160];
-  rp_host_run_describe(res, REPLACE_TIMEOUT_MS, what, sizeof(what));
+  rp_child_describe(res, REPLACE_TIMEOUT_MS, what, sizeof(what));
   json_object_set_new(r->details, "replace",
                       run_json(r->replace, res, REPLACE_TIMEOUT_MS));
   if (!run_ok(res)) {
@@ -339,17 +356,16 @@ replace(struct hrc *r)
   rp_warn("provider %s: host %s: running the replace action %s", h->p->name,
           h->name, r->replace[0]);
   json_object_set_new(r->details, "marker", json_string(h->marker));
-  if (rp_host_run(h->p->loop, r->replace, h->env, REPLACE_TIMEOUT_MS,
-                  OUTPUT_MAX, replaced_cb, r, &err) != 0)
+  if (run(h, r->replace, REPLACE_TIMEOUT_MS, replaced_cb, r, &err) != 0)
     hrc_fail(r, !r->drained, err->code, "replace action: %s", err->message);
 }
 
 static void
-drained_cb(void *arg, const struct rp_host_run_result *res)
+drained_cb(void *arg, const struct rp_child_result *res)
 {
   struct hrc *r = arg;
   char what[160];
-  rp_host_run_describe(res, r->drain_timeout_ms, what, sizeof(what));
+  rp_child_describe(res, r->drain_timeout_ms, what, sizeof(what));
   json_object_set_new(r->details, "drain",
                       run_json(r->drain, res, r->drain_timeout_ms));
   if (res->spawn_error) {
@@ -411,8 +427,7 @@ recycle(struct rp_provider *p, const struct rp_workload *w,
     rp_info("provider %s: host %s: draining with %s", p->name, h->name,
             r->drain[0]);
     cleanup_error struct rp_error *rerr = NULL;
-    if (rp_host_run(p->loop, r->drain, h->env, r->drain_timeout_ms, OUTPUT_MAX,
-                    drained_cb, r, &rerr) != 0) {
+    if (run(h, r->drain, r->drain_timeout_ms, drained_cb, r, &rerr) != 0) {
       h->in_flight--;
       hrc_free(r);
       return rp_error_set(err, rerr->code, "provider %s: drain: %s", p->name,

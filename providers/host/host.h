@@ -3,15 +3,16 @@
  *            runs on, started at boot), drain-replace, crash recovery
  *   facts.c  what the machine says about itself (boot time, boot id,
  *            machine id, hostname) and the once-per-boot marker
- *   run.c    a program run without a shell on the loop, its output kept
  *
  * drain-replace on a host:
  *   1. refuse when the replace action already ran in this boot (a marker
  *      file named after the boot id, in the state directory)
- *   2. drain: the policy's `drain` argv, if any, run without a shell within
- *      drain_timeout; it is for stopping the machine's work gracefully (for
- *      instance `[/usr/local/lib/reaper/drain-host]` or a `docker stop` of
- *      every container).  A drain that cannot start fails the recycle and
+ *   2. drain: the policy's `drain` argv, if any, run as src/child.h runs
+ *      every program (no shell, a minimal environment, no descriptor of
+ *      reaper's) within drain_timeout (then SIGTERM, SIGKILL 5 s later);
+ *      it is for stopping the machine's work gracefully (for instance
+ *      `[/usr/local/lib/reaper/drain-host]` or a `docker stop` of every
+ *      container).  A drain that cannot start fails the recycle and
  *      nothing else happens; one that fails or times out is recorded and
  *      the replacement goes ahead (the host is past its age), as a swarm
  *      node's drain does
@@ -60,34 +61,5 @@ char *rp_host_marker_path(const char *dir, const char *boot_id);
 int rp_host_marker_create(const char *path, const char *content,
                           struct rp_error **err);
 bool rp_host_marker_exists(const char *path);
-
-/* One program run without a shell. */
-struct rp_host_run_result {
-  int spawn_error;   /* a libuv error (negative) when it could not start */
-  int64_t exit_code; /* when it exited */
-  int term_signal;   /* when a signal ended it (0: none) */
-  bool timed_out;    /* killed (its whole process group) at the timeout */
-  /* stdout and stderr together, borrowed in the cb; bytes other than
-   * printable ASCII, newline and tab are '?' */
-  const char *output;
-  bool truncated; /* more than max_output came */
-  int64_t duration_ms;
-};
-typedef void (*rp_host_run_cb)(void *arg, const struct rp_host_run_result *r);
-
-/* Runs argv (argv[0] a path or a name looked up in env's PATH) with env
- * (NULL-terminated "K=V"), stdin /dev/null, stdout and stderr into one
- * buffer of at most max_output bytes, in its own session, cwd "/".  After
- * timeout_ms its process group gets SIGKILL.  cb runs exactly once, after
- * every handle is closed.  Returns -1 (cb never runs) only when argv is
- * empty or a pipe cannot be made. */
-int rp_host_run(uv_loop_t *loop, char *const *argv, char *const *env,
-                int64_t timeout_ms, size_t max_output, rp_host_run_cb cb,
-                void *arg, struct rp_error **err);
-
-/* "exit 0", "exit 3", "killed by SIGTERM", "timed out after 30s (killed)",
- * "could not start: no such file or directory"; into buf, returns buf. */
-const char *rp_host_run_describe(const struct rp_host_run_result *r,
-                                 int64_t timeout_ms, char *buf, size_t len);
 
 #endif

@@ -12,7 +12,7 @@
  *             (past it the replacement goes ahead, and says so)
  *   demote    a manager leaves the Raft group before its machine goes
  *   replace   the replace action, an argv without a shell, with the node in
- *             its environment (spawn.c); only while this agent still holds
+ *             its environment (src/child.c); only while this agent still holds
  *             the cluster's lease
  *   mark      the mark notes that the action ran (replaced_at): nobody
  *             undoes this drain any more
@@ -24,12 +24,14 @@
  * removed; the recycle fails with rolled_back true.  Once the action has
  * succeeded nothing is undone: a node that does not go down stays drained
  * and the recycle fails saying so. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "child.h"
 #include "log.h"
 #include "swarm/swarm.h"
 #include "util.h"
@@ -483,16 +485,41 @@ demoted_read(struct nrc *v, const struct rp_dockerapi_reply *r,
 /* --- the replace action ----------------------------------------------------
  */
 
+/* Why the action failed, in the words the audit line has always used;
+ * NULL when it exited 0. */
+static struct rp_error *
+replace_error(const struct nrc *v, const struct rp_child_result *res)
+{
+  struct rp_error *e = NULL;
+  const char *what = v->replace[0];
+  if (res->spawn_error)
+    rp_error_set(&e, res->spawn_error == -ENOENT ? ENOENT : EIO,
+                 "%s: cannot be run: %s", what, uv_strerror(res->spawn_error));
+  else if (res->timed_out)
+    rp_error_set(&e, RP_ETIMEOUT, "%s: still running after %llds: killed", what,
+                 (long long)(REPLACE_TIMEOUT_MS / 1000));
+  else if (res->term_signal)
+    rp_error_set(&e, EIO, "%s: killed by signal %d (%s)", what,
+                 res->term_signal, strsignal(res->term_signal));
+  else if (res->exit_code != 0)
+    rp_error_set(&e, EIO, "%s: exit status %lld", what,
+                 (long long)res->exit_code);
+  return e;
+}
+
 static void
-replaced_cb(void *arg, const struct rp_swarm_spawn_result *res,
-            const struct rp_error *err)
+replaced_cb(void *arg, const struct rp_child_result *res)
 {
   struct nrc *v = arg;
+  cleanup_error struct rp_error *err = replace_error(v, res);
+  /* -1 when it did not exit by itself. */
+  int64_t exit_status =
+      res->spawn_error || res->term_signal ? -1 : res->exit_code;
   json_t *argv = json_array();
   for (char **a = v->replace; a && *a; a++)
     json_array_append_new(argv, json_string(*a));
   json_t *rep = json_pack("{s:o, s:I, s:s, s:b, s:f}", "argv", argv,
-                          "exit_status", (json_int_t)res->exit_status, "output",
+                          "exit_status", (json_int_t)exit_status, "output",
                           res->output, "timed_out", res->timed_out,
                           "duration_s", (double)res->duration_ms / 1000.0);
   if (res->term_signal)
@@ -535,8 +562,16 @@ replace_ready(struct nrc *v, const struct rp_dockerapi_reply *r,
   rp_info("provider %s: node %s (%s): running the replace action %s", pname(v),
           v->name, v->id, v->replace[0]);
   cleanup_error struct rp_error *serr = NULL;
-  int rc = rp_swarm_spawn(v->s->p->loop, v->replace, env, REPLACE_TIMEOUT_MS,
-                          RP_SWARM_OUTPUT_MAX, replaced_cb, v, &serr);
+  /* As src/child.h runs every program: the node's environment alone, no
+   * descriptor of reaper's, SIGTERM to its group at the timeout and
+   * SIGKILL 5 s later. */
+  struct rp_child_options o = {
+      .argv = v->replace,
+      .env = env,
+      .timeout_ms = REPLACE_TIMEOUT_MS,
+      .max_output = RP_SWARM_OUTPUT_MAX,
+  };
+  int rc = rp_child_run(v->s->p->loop, &o, replaced_cb, v, NULL, &serr);
   rp_swarm_strv_free(env);
   if (rc != 0)
     fail(v, serr->code, "replace action: %s", serr->message);

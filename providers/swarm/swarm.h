@@ -5,7 +5,6 @@
  *              checks for nodes, the lease, update progress and timeouts
  *   service.c  strategy force-update (services)
  *   node.c     strategy drain-replace (nodes)
- *   spawn.c    the replace action, run without a shell
  *   lease.c    one agent per cluster acts: a lease in the swarm's own state
  *   recover.c  crash recovery
  *
@@ -200,32 +199,6 @@ int64_t rp_swarm_update_timeout_ms(json_t *service, size_t n_tasks,
 char **rp_swarm_replace_env(json_t *node, const char *path);
 void rp_swarm_strv_free(char **v);
 char **rp_swarm_strv_dup(const char *const *v);
-
-/* --- spawn.c ----------------------------------------------------------- */
-
-struct rp_swarm_spawn_result {
-  int64_t exit_status; /* -1 when killed by a signal or not started */
-  int term_signal;     /* 0 unless killed by a signal */
-  bool timed_out;
-  const char *output; /* borrowed: stdout and stderr, at most max_output */
-  bool truncated;     /* more output was dropped */
-  int64_t duration_ms;
-};
-/* err NULL when it exited 0; otherwise why (RP_ETIMEOUT, the exit status,
- * the signal, or that it could not be started). */
-typedef void (*rp_swarm_spawn_cb)(void *arg,
-                                  const struct rp_swarm_spawn_result *r,
-                                  const struct rp_error *err);
-/* Runs argv (argv[0] a path, or a name looked up in env's PATH) without a
- * shell, in its own process group, in /, with env as its whole environment,
- * stdin /dev/null and stdout and stderr captured together (the first
- * max_output bytes kept).  After timeout_ms the group gets SIGTERM, and
- * SIGKILL 5 s later.  cb runs once, after the process has exited and every
- * handle is closed.  Returns -1 (cb never runs) when nothing could start;
- * a program that cannot be executed is reported through cb. */
-int rp_swarm_spawn(uv_loop_t *loop, char *const *argv, char *const *env,
-                   int64_t timeout_ms, size_t max_output, rp_swarm_spawn_cb cb,
-                   void *arg, struct rp_error **err);
 
 /* --- track.c ----------------------------------------------------------- */
 

@@ -5,7 +5,9 @@
 # (max_age 6 s), then its recycle.begin and recycle.done; a receiver whose
 # filter is [recycle.failed] gets the failures of a container that cannot
 # be recreated and nothing else; a command gets the JSON on its stdin and
-# the event in REAPER_EVENT; a receiver that is down (nothing listens) and
+# the event in REAPER_EVENT, and nothing else of reaper's (no descriptor
+# but 0-2 though the agent holds its engine's sockets, no environment but
+# PATH and REAPER_EVENT); a receiver that is down (nothing listens) and
 # one that never answers delay no recycle (lateness from the audit log);
 # the outcomes are counted in /metrics; recycle.upcoming is never written
 # to the audit log.
@@ -96,6 +98,8 @@ notify:
     events: [recycle.failed]
   - command: [/bin/sh, -c, 'printf "%s " "\$REAPER_EVENT" >> $T/cmd.out; cat >> $T/cmd.out; echo >> $T/cmd.out']
     events: [recycle.done, recycle.failed]
+  - command: [/bin/sh, -c, 'ls /proc/self/fd > $T/cmd.fds.tmp; env | sort > $T/cmd.env; mv $T/cmd.fds.tmp $T/cmd.fds']
+    events: [recycle.done]
   - webhook: http://127.0.0.1:$DOWN_PORT/down
     timeout: 2s
     retries: 2
@@ -181,6 +185,15 @@ while read -r ev json; do
   case $ev in recycle.done | recycle.failed) ;; *) fail "the command got $ev (filter: done, failed)" ;; esac
 done <"$T/cmd.out"
 
+# What a command gets of reaper's: descriptors 0-2 and nothing else (ls's
+# own directory handle takes the lowest free number, 3: a descriptor left
+# open would take it and show as well), and an environment of PATH and
+# REAPER_EVENT (sh adds PWD).
+wait_for 10 "the second command to run" test -s "$T/cmd.fds"
+assert_eq "0 1 2 3" "$(tr '\n' ' ' <"$T/cmd.fds" | sed 's/ $//')" "descriptors open in a notify command"
+assert_eq "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin REAPER_EVENT=recycle.done" \
+  "$(grep -v '^PWD=' "$T/cmd.env" | tr '\n' ' ' | sed 's/ $//')" "a notify command's environment"
+
 # Receivers down or hanging delay nothing: every recycle began on time
 # (first attempts: a retry of bad is late by its back-off, on purpose).
 late=$(audit_events recycle.begin | jq -s 'map(select(.attempt == null) | .lateness_s) | max')
@@ -193,17 +206,17 @@ python3 -c "import sys; sys.exit(0 if $late < 1.5 else 1)" ||
 metric() { curl -fsS --max-time 5 "http://127.0.0.1:$PORT/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 metric_at_least() { local v; v=$(metric "$1"); [ -n "$v" ] && [ "${v%.*}" -ge "$2" ]; }
 wait_for 20 "a notification given up at the receiver that is down" \
-  metric_at_least 'reaper_notifications_total{sink="webhook[3]",outcome="failed"}' 1
-metric_at_least 'reaper_notifications_total{sink="webhook[3]",outcome="retried"}' 2 ||
-  fail "the down receiver's retries are not counted: $(metric 'reaper_notifications_total{sink="webhook[3]",outcome="retried"}')"
+  metric_at_least 'reaper_notifications_total{sink="webhook[4]",outcome="failed"}' 1
+metric_at_least 'reaper_notifications_total{sink="webhook[4]",outcome="retried"}' 2 ||
+  fail "the down receiver's retries are not counted: $(metric 'reaper_notifications_total{sink="webhook[4]",outcome="retried"}')"
 metric_at_least 'reaper_notifications_total{sink="webhook[0]",outcome="sent"}' 3 ||
   fail "sent notifications not counted: $(metric 'reaper_notifications_total{sink="webhook[0]",outcome="sent"}')"
 wait_for 20 "a notification given up at the receiver that never answers" \
-  metric_at_least 'reaper_notifications_total{sink="webhook[4]",outcome="failed"}' 1
+  metric_at_least 'reaper_notifications_total{sink="webhook[5]",outcome="failed"}' 1
 assert_eq 0 "$(metric 'reaper_notifications_total{sink="webhook[0]",outcome="failed"}')" "failures at the good receiver"
 # No secret of a URL in a log: the path of a webhook is never shown.
 ! grep -q "/down\|/hang" "$T/reaper.log" || fail "a webhook's path (its secret, often) is in the log"
-grep -q "notify webhook\[3\] (http://127.0.0.1:$DOWN_PORT/…)" "$T/reaper.log" ||
+grep -q "notify webhook\[4\] (http://127.0.0.1:$DOWN_PORT/…)" "$T/reaper.log" ||
   fail "the log does not name the failing sink"
 
 # A stop with notifications still queued at dead receivers is bounded.

@@ -2,7 +2,9 @@
 # DOCKER_HOST=tcp://... with DOCKER_TLS_VERIFY and DOCKER_CERT_PATH, as the
 # docker CLI reads them: a second private dockerd that listens only on TCP
 # with mutual TLS (certificates made here with openssl), tracked and
-# recycled through it; a client without the CA is refused.
+# recycled through it; a client without the CA is refused; a client key that
+# other users can read (or a CA they can replace) is refused by reaper
+# itself, naming the file and the rule.
 source "$(dirname "$0")/lib.sh"
 E=$(mktemp -d /tmp/rptls.XXXXXX)
 docker save reaper-test/sleeper:1 -o "$E/img.tar" || fail "docker save"
@@ -58,5 +60,19 @@ rc=0
 DOCKER_TLS_VERIFY= "$REAPER" plan -c "$T/config.yaml" >"$T/plain.txt" 2>&1 || rc=$?
 cat "$T/plain.txt"
 assert_eq 1 "$rc" "plan over plain HTTP to a TLS engine"
+# A client key others can read, a CA others can write: refused before any
+# connection, in words.
+for bad in "key.pem 644 a secret readable by its group or others" \
+  "ca.pem 666 writable by its group or others"; do
+  read -r f mode rule <<<"$bad"
+  mkdir -p "$E/loose" && cp -p "$c/ca.pem" "$c/cert.pem" "$c/key.pem" "$E/loose/"
+  chmod "$mode" "$E/loose/$f"
+  rc=0
+  DOCKER_CERT_PATH=$E/loose "$REAPER" plan -c "$T/config.yaml" >"$T/loose.txt" 2>&1 || rc=$?
+  cat "$T/loose.txt"
+  assert_eq 1 "$rc" "plan with $f mode $mode"
+  grep -q "$E/loose/$f: $rule" "$T/loose.txt" || fail "the refusal does not name $f and the rule: $(cat "$T/loose.txt")"
+  rm -rf "$E/loose"
+done
 verify_audit
 log "tracked and recycled over tcp:// with mutual TLS"

@@ -591,8 +591,8 @@ test_signing_key_refused(void **state)
   assert_int_equal(rp_audit_open_opts(path, &o, &a, NULL, &err), -1);
   assert_int_equal(err->code, RP_ECONFIG);
   cleanup_free char *want = rp_xasprintf(
-      "audit signing key: %s: a signing key that group or others may use "
-      "(mode 0640) is refused: chmod 600 %s",
+      "audit signing key: %s: a secret readable by its group or others "
+      "(mode 0640): chmod 600 %s",
       k.priv, k.priv);
   assert_string_equal(err->message, want);
   assert_int_equal(access(path, F_OK), -1); /* nothing touched */

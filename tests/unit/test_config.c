@@ -75,7 +75,7 @@ static struct err_case err_cases[] = {
      "agent: expected a mapping, got a list"},
     {"agent_unknown_key", "agent:\n  colour: blue\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'colour' (known: listen, listen_token_file, "
-     "audit_log, audit_signing_key, audit_checkpoint_every, "
+     "listen_names, audit_log, audit_signing_key, audit_checkpoint_every, "
      "audit_rotate_size, audit_rotate, audit_syslog, resync, dry_run)"},
     {"agent_key_suggest", "agent:\n  dryrun: true\n" P POLS, NULL, 2, 3,
      "agent: unknown key 'dryrun'; did you mean 'dry_run'?"},
@@ -87,6 +87,11 @@ static struct err_case err_cases[] = {
     {"agent_dry_run_yes", "agent:\n  dry_run: yes\n" P POLS, NULL, 2, 12,
      "agent.dry_run: expected true or false, got 'yes' (YAML 1.1's "
      "yes/no/on/off are not booleans here"},
+    {"agent_listen_names_not_names",
+     "agent:\n  listen_names: [reaper.internal, \"evil.example/x\"]\n" P POLS,
+     NULL, 2, 35, "agent.listen_names[1]: 'evil.example/x' is not a host name"},
+    {"agent_listen_names_not_a_list", "agent:\n  listen_names: reaper\n" P POLS,
+     NULL, 2, 17, "agent.listen_names: expected a list of strings"},
     {"agent_listen_no_port", "agent:\n  listen: localhost\n" P POLS, NULL, 2,
      11, "agent.listen: expected HOST:PORT like 127.0.0.1:9470"},
     {"agent_listen_bad_port", "agent:\n  listen: 127.0.0.1:99999\n" P POLS,
@@ -479,6 +484,7 @@ test_defaults(void **state)
   assert_string_equal(c->path, "t.yaml");
   assert_string_equal(c->listen, "127.0.0.1:9470");
   assert_null(c->listen_token_file);
+  assert_null(c->listen_names);
   assert_string_equal(c->audit_log, "/var/lib/reaper/audit.jsonl");
   assert_null(c->audit_signing_key);
   assert_int_equal(c->audit_checkpoint_every, 1000);
@@ -755,6 +761,7 @@ test_values_accepted(void **state)
   struct rp_config *c = parse_ok(
       "agent:\n  listen: \"\"\n  dry_run: True\n  resync: 1m30s\n"
       "  audit_checkpoint_every: 50\n  listen_token_file: /etc/t\n"
+      "  listen_names: [reaper.example.internal, node-1]\n"
       "  audit_signing_key: /etc/k\n"
       "providers:\n  - name: c\n    type: containerd\n"
       "    namespaces: [default, moby]\n    allow_kubernetes: FALSE\n"
@@ -775,6 +782,8 @@ test_values_accepted(void **state)
   assert_int_equal(c->resync_ms, 90000);
   assert_int_equal(c->audit_checkpoint_every, 50);
   assert_string_equal(c->listen_token_file, "/etc/t");
+  assert_strv(c->listen_names,
+              (const char *const[]){"reaper.example.internal", "node-1", NULL});
   assert_string_equal(c->audit_signing_key, "/etc/k");
   assert_strv(c->providers[0].namespaces,
               (const char *const[]){"default", "moby", NULL});
@@ -989,6 +998,88 @@ test_timestamps(void **state)
   assert_int_not_equal(rp_parse_time_ms("2026-11-30T06:00:00+1:00", &ms), 0);
 }
 
+/* A configuration of many keys: text with N labels under exclude.labels
+ * (lines 7 on), then `extra` appended.  Owned. */
+static char *
+many_labels(size_t n, const char *extra)
+{
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  assert_non_null(f);
+  fputs(P POLS "exclude:\n  labels:\n", f);
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "    key-%zu: v\n", i);
+  fputs(extra, f);
+  fclose(f);
+  return buf;
+}
+
+static void
+expect_error(const char *yaml, const char *want)
+{
+  struct rp_config *c = NULL;
+  struct rp_error *err = NULL;
+  assert_int_equal(rp_config_parse("t.yaml", yaml, strlen(yaml), &c, &err), -1);
+  assert_null(c);
+  if (!strstr(err->message, want)) {
+    char got[1024];
+    snprintf(got, sizeof(got), "%s", err->message);
+    rp_error_free(err);
+    fail_msg("got: %s\nwant: ...%s", got, want);
+  }
+  rp_error_free(err);
+}
+
+/* Duplicates are found wherever they are among many keys (the index that
+ * makes a large file load in linear time must not lose one), and the same
+ * key in different mappings is no duplicate. */
+static void
+test_duplicates_among_many(void **state)
+{
+  (void)state;
+  /* 5,000 labels, then the first one again: line 7 + 5,000. */
+  char *yaml = many_labels(5000, "    key-0: again\n");
+  expect_error(yaml, "t.yaml:5009:5: duplicate key 'key-0' (first at line 9)");
+  free(yaml);
+  yaml = many_labels(5000, "    key-4999: again\n");
+  expect_error(yaml, "duplicate key 'key-4999' (first at line 5008)");
+  free(yaml);
+  /* A key that differs only past a common prefix, or in length, is not
+   * the same key. */
+  yaml = many_labels(5000, "    key-49999: v\n    key-: v\n    key: v\n");
+  struct rp_config *c = parse_ok(yaml);
+  assert_int_equal(c->n_exclude_labels, 5003);
+  rp_config_free(c);
+  free(yaml);
+
+  /* The same keys in sibling and nested mappings are fine... */
+  c = parse_ok(P "policies:\n"
+                 "  - name: a\n    max_age: 1h\n"
+                 "    match: { labels: { name: x, max_age: y } }\n"
+                 "  - name: b\n    max_age: 1h\n"
+                 "    match: { labels: { name: x, max_age: y } }\n");
+  assert_int_equal(c->n_policies, 2);
+  rp_config_free(c);
+  /* ...and one after a nested mapping closes is still its parent's. */
+  expect_error(P "policies:\n"
+                 "  - name: a\n    match: { labels: { max_age: y } }\n"
+                 "    max_age: 1h\n    max_age: 2h\n",
+               "t.yaml:8:5: duplicate key 'max_age' (first at line 7)");
+
+  /* Policy names among thousands. */
+  char *buf = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&buf, &len);
+  fputs(P "policies:\n", f);
+  for (int i = 0; i < 3000; i++)
+    fprintf(f, "  - name: p%d\n    max_age: 1h\n", i);
+  fputs("  - name: p1234\n    max_age: 1h\n", f);
+  fclose(f);
+  expect_error(buf, "duplicate policy name 'p1234' (first at line 2473)");
+  free(buf);
+}
+
 int
 main(void)
 {
@@ -1008,6 +1099,7 @@ main(void)
       cmocka_unit_test(test_zone_must_be_tzif),
       cmocka_unit_test(test_durations),
       cmocka_unit_test(test_strategy_names),
+      cmocka_unit_test(test_duplicates_among_many),
   };
   size_t n = RP_ARRAY_LEN(err_cases);
   struct CMUnitTest *errs = rp_xcalloc(n, sizeof(*errs));

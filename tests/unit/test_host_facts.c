@@ -158,129 +158,6 @@ test_marker(void **state)
   free(path);
 }
 
-/* --- programs ------------------------------------------------------------ */
-
-struct ran {
-  int calls;
-  struct rp_host_run_result r;
-  char output[8192];
-};
-
-static void
-ran_cb(void *arg, const struct rp_host_run_result *r)
-{
-  struct ran *x = arg;
-  x->calls++;
-  x->r = *r;
-  snprintf(x->output, sizeof(x->output), "%s", r->output ? r->output : "");
-  x->r.output = x->output;
-}
-
-static void
-run_one(char *const *argv, char *const *env, int64_t timeout_ms,
-        size_t max_output, struct ran *x)
-{
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  struct rp_error *err = NULL;
-  assert_int_equal(
-      rp_host_run(&loop, argv, env, timeout_ms, max_output, ran_cb, x, &err),
-      0);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  assert_int_equal(x->calls, 1);
-  /* Nothing left open. */
-  assert_int_equal(uv_loop_close(&loop), 0);
-}
-
-static void
-test_run_output_exit_env(void **state)
-{
-  (void)state;
-  char a0[] = "/bin/sh", a1[] = "-c",
-       a2[] = "echo out; echo err >&2; echo \"id=$REAPER_HOST_ID\"; "
-              "env | grep -c . ; exit 3";
-  char *argv[] = {a0, a1, a2, NULL};
-  char e0[] = "PATH=/usr/bin:/bin", e1[] = "REAPER_HOST_ID=abc";
-  char *env[] = {e0, e1, NULL};
-  struct ran x = {0};
-  run_one(argv, env, 5000, 4096, &x);
-  assert_int_equal(x.r.spawn_error, 0);
-  assert_false(x.r.timed_out);
-  assert_int_equal(x.r.exit_code, 3);
-  assert_non_null(strstr(x.output, "out\n"));
-  assert_non_null(strstr(x.output, "err\n"));
-  assert_non_null(strstr(x.output, "id=abc\n"));
-  /* Only what it was given (sh adds PWD, SHLVL and _ of its own). */
-  assert_null(strstr(x.output, "HOME="));
-  char buf[64];
-  assert_string_equal(rp_host_run_describe(&x.r, 5000, buf, sizeof(buf)),
-                      "exit 3");
-}
-
-static void
-test_run_timeout_kills_group(void **state)
-{
-  (void)state;
-  char a0[] = "/bin/sh", a1[] = "-c", a2[] = "sleep 30 & sleep 30; echo never";
-  char *argv[] = {a0, a1, a2, NULL};
-  char e0[] = "PATH=/usr/bin:/bin";
-  char *env[] = {e0, NULL};
-  struct ran x = {0};
-  int64_t t0 = rp_mono_ms();
-  run_one(argv, env, 300, 4096, &x);
-  assert_true(rp_mono_ms() - t0 < 5000);
-  assert_true(x.r.timed_out);
-  assert_null(strstr(x.output, "never"));
-  char buf[64];
-  assert_non_null(
-      strstr(rp_host_run_describe(&x.r, 300, buf, sizeof(buf)), "timed out"));
-}
-
-static void
-test_run_missing_and_truncated(void **state)
-{
-  (void)state;
-  char a0[] = "/nonexistent/replace-action";
-  char *argv[] = {a0, NULL};
-  char e0[] = "PATH=/usr/bin:/bin";
-  char *env[] = {e0, NULL};
-  struct ran x = {0};
-  run_one(argv, env, 5000, 4096, &x);
-  assert_int_equal(x.r.spawn_error, UV_ENOENT);
-  char buf[128];
-  assert_non_null(strstr(rp_host_run_describe(&x.r, 5000, buf, sizeof(buf)),
-                         "could not start"));
-
-  /* More output than the cap: kept up to it, said so, and the program is
-   * never blocked on a full pipe. */
-  char b0[] = "/bin/sh", b1[] = "-c",
-       b2[] = "i=0; while [ $i -lt 5000 ]; do echo 0123456789; "
-              "i=$((i+1)); done";
-  char *argv2[] = {b0, b1, b2, NULL};
-  struct ran y = {0};
-  run_one(argv2, env, 10000, 100, &y);
-  assert_int_equal(y.r.exit_code, 0);
-  assert_true(y.r.truncated);
-  assert_int_equal(strlen(y.output), 100);
-
-  /* Whatever it writes, the output is plain text: no NUL cuts it short,
-   * no invalid UTF-8 reaches the audit line. */
-  char d0[] = "/bin/sh", d1[] = "-c", d2[] = "printf 'a\\000b\\377c\\033d\\n'";
-  char *argv4[] = {d0, d1, d2, NULL};
-  struct ran w = {0};
-  run_one(argv4, env, 5000, 100, &w);
-  assert_string_equal(w.output, "a?b?c?d\n");
-
-  /* A signal that ends it is said. */
-  char c0[] = "/bin/sh", c1[] = "-c", c2[] = "kill -TERM $$";
-  char *argv3[] = {c0, c1, c2, NULL};
-  struct ran z = {0};
-  run_one(argv3, env, 5000, 100, &z);
-  assert_int_equal(z.r.term_signal, 15);
-  assert_string_equal(rp_host_run_describe(&z.r, 5000, buf, sizeof(buf)),
-                      "killed by SIGTERM");
-}
-
 int
 main(void)
 {
@@ -289,9 +166,6 @@ main(void)
       cmocka_unit_test_setup_teardown(test_boot_id, setup, teardown),
       cmocka_unit_test_setup_teardown(test_identity, setup, teardown),
       cmocka_unit_test_setup_teardown(test_marker, setup, teardown),
-      cmocka_unit_test(test_run_output_exit_env),
-      cmocka_unit_test(test_run_timeout_kills_group),
-      cmocka_unit_test(test_run_missing_and_truncated),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

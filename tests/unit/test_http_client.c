@@ -14,7 +14,9 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -769,6 +771,71 @@ test_cancel_in_flight(void **state)
   result_clear(&r);
 }
 
+/* The sockets a transfer opens are close-on-exec while it is in flight
+ * (libcurl makes them without SOCK_CLOEXEC unless told): a program that
+ * reaper or a library execs never inherits a connection to an engine.
+ * (curl's multi handle keeps a socket pair of its own, made without
+ * SOCK_CLOEXEC and out of reach of any option: src/child.c closes every
+ * descriptor in a child, which is what makes that one harmless too.) */
+static void
+list_sockets(bool seen[1024], bool cloexec[1024])
+{
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    int fd = atoi(e->d_name);
+    char path[64], target[128];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+    ssize_t n = e->d_name[0] == '.' || fd == dirfd(d) || fd >= 1024
+                    ? -1
+                    : readlink(path, target, sizeof(target) - 1);
+    if (n < 0)
+      continue;
+    target[n] = '\0';
+    if (strncmp(target, "socket:", 7) != 0)
+      continue;
+    seen[fd] = true;
+    cloexec[fd] = fcntl(fd, F_GETFD) & FD_CLOEXEC;
+  }
+  closedir(d);
+}
+
+static bool before_seen[1024], before_cloexec[1024];
+static int new_sockets = -1, new_without_cloexec = -1;
+
+static void
+count_sockets_now(struct fx *f)
+{
+  (void)f;
+  bool seen[1024] = {0}, cloexec[1024] = {0};
+  list_sockets(seen, cloexec);
+  new_sockets = new_without_cloexec = 0;
+  for (int fd = 0; fd < 1024; fd++)
+    if (seen[fd] && !before_seen[fd]) {
+      new_sockets++;
+      new_without_cloexec += !cloexec[fd];
+    }
+  rp_http_cancel(cancel_target);
+}
+
+static void
+test_sockets_are_close_on_exec(void **state)
+{
+  struct fx *f = *state;
+  memset(before_seen, 0, sizeof(before_seen));
+  list_sockets(before_seen, before_cloexec);
+  struct result r = {0};
+  cancel_target = get(f, "/slow", &r);
+  after(f, 100, count_sockets_now);
+  run_until(f, &r.calls, 1);
+  /* The client's socket and the one the peer accepted. */
+  assert_int_equal(f->peer.requests, 1);
+  assert_true(new_sockets >= 2);
+  assert_int_equal(new_without_cloexec, 0);
+  result_clear(&r);
+}
+
 #define MANY 200
 
 static int many_ok;
@@ -1389,6 +1456,7 @@ main(void)
       T(test_timeout),
       T(test_connect_errors_name_the_socket),
       T(test_cancel_in_flight),
+      T(test_sockets_are_close_on_exec),
       T(test_200_concurrent),
       T(test_close_cancels_everything),
       T(test_callbacks_start_and_cancel),

@@ -158,7 +158,7 @@ world_start(struct world *w, const char *token_file)
 {
   struct rp_status_source src = world_source(w);
   struct rp_error *err = NULL;
-  int rc = rp_status_start(&w->loop, "127.0.0.1:0", token_file, &src,
+  int rc = rp_status_start(&w->loop, "127.0.0.1:0", NULL, token_file, &src,
                            &w->status, &err);
   if (rc != 0)
     fail_msg("rp_status_start: %s", err->message);
@@ -304,8 +304,8 @@ static void
 get(int port, const char *path, const char *extra_headers, struct response *r)
 {
   char req[8192];
-  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n", path,
-           extra_headers ? extra_headers : "");
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n",
+           path, extra_headers ? extra_headers : "");
   ask(port, req, r);
 }
 
@@ -645,8 +645,9 @@ test_methods_and_paths(void **state)
       .raw =
           {
               NULL,
-              "POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
-              "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+              "POST /status HTTP/1.1\r\nHost: localhost\r\nContent-Length: "
+              "0\r\n\r\n",
+              "HEAD /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n",
               "DELETE /healthz HTTP/1.0\r\n\r\n",
               NULL,
               "GET /healthz HTTP/1.0\r\n\r\n",
@@ -728,21 +729,21 @@ test_token(void **state)
   struct rp_error *err = NULL;
   struct rp_status *s = NULL;
   assert_int_equal(
-      rp_status_start(&w.loop, "127.0.0.1:0", path, &src, &s, &err), -1);
+      rp_status_start(&w.loop, "127.0.0.1:0", NULL, path, &src, &s, &err), -1);
   assert_non_null(strstr(err->message, path));
   assert_non_null(strstr(err->message, "0644"));
   rp_error_free(err);
   err = NULL;
   snprintf(path + strlen(path), 8, "-none");
   assert_int_equal(
-      rp_status_start(&w.loop, "127.0.0.1:0", path, &src, &s, &err), -1);
+      rp_status_start(&w.loop, "127.0.0.1:0", NULL, path, &src, &s, &err), -1);
   assert_non_null(strstr(err->message, "No such file"));
   rp_error_free(err);
   err = NULL;
   snprintf(path, sizeof(path), "%s/token", w.dir);
   write_file(path, " \n", 0600);
   assert_int_equal(
-      rp_status_start(&w.loop, "127.0.0.1:0", path, &src, &s, &err), -1);
+      rp_status_start(&w.loop, "127.0.0.1:0", NULL, path, &src, &s, &err), -1);
   assert_non_null(strstr(err->message, "empty"));
   rp_error_free(err);
   err = NULL;
@@ -795,8 +796,8 @@ test_listen_addresses(void **state)
   for (size_t i = 0; i < RP_ARRAY_LEN(bad); i++) {
     struct rp_error *err = NULL;
     struct rp_status *s = NULL;
-    assert_int_equal(rp_status_start(&w.loop, bad[i], NULL, &src, &s, &err),
-                     -1);
+    assert_int_equal(
+        rp_status_start(&w.loop, bad[i], NULL, NULL, &src, &s, &err), -1);
     assert_non_null(strstr(err->message, bad[i]));
     rp_error_free(err);
   }
@@ -806,7 +807,8 @@ test_listen_addresses(void **state)
   snprintf(addr, sizeof(addr), "127.0.0.1:%d", rp_status_port(w.status));
   struct rp_error *err = NULL;
   struct rp_status *s2 = NULL;
-  assert_int_equal(rp_status_start(&w.loop, addr, NULL, &src, &s2, &err), -1);
+  assert_int_equal(rp_status_start(&w.loop, addr, NULL, NULL, &src, &s2, &err),
+                   -1);
   assert_non_null(strstr(err->message, addr));
   assert_non_null(strstr(err->message, "address already in use"));
   rp_error_free(err);
@@ -816,7 +818,7 @@ test_listen_addresses(void **state)
   for (size_t i = 0; i < 2; i++) {
     err = NULL;
     struct rp_status *s = NULL;
-    if (rp_status_start(&w.loop, more[i], NULL, &src, &s, &err) == 0) {
+    if (rp_status_start(&w.loop, more[i], NULL, NULL, &src, &s, &err) == 0) {
       assert_true(rp_status_port(s) > 0);
       rp_status_close(s);
     } else {
@@ -837,7 +839,8 @@ mono_ms(void)
 }
 
 struct slow {
-  int64_t slow_cut_after_ms; /* when the slow client saw its end */
+  int64_t slow_answer_after_ms; /* when the slow client got its answer */
+  int slow_status;              /* and what it was */
   int slow_bytes_sent;
   int64_t fast_ms; /* how long the other client waited */
   int fast_status;
@@ -852,7 +855,7 @@ static void *
 slow_client(void *arg)
 {
   struct slow_arg *sa = arg;
-  const char *req = "GET /status HTTP/1.1\r\nHost: x\r\n\r\n";
+  const char *req = "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n";
   int fd = connect_to(rp_status_port(sa->w->status));
   int64_t t0 = mono_ms();
   /* One byte a second: the request would take over 30 s. */
@@ -862,12 +865,14 @@ slow_client(void *arg)
     sa->r->slow_bytes_sent++;
     struct pollfd p = {.fd = fd, .events = POLLIN};
     if (poll(&p, 1, 1000) > 0) {
-      char c;
-      if (recv(fd, &c, 1, 0) <= 0)
-        break; /* closed by the server */
+      sa->r->slow_answer_after_ms = mono_ms() - t0;
+      struct response resp;
+      read_response(fd, &resp);
+      sa->r->slow_status = resp.status;
+      response_clear(&resp);
+      break;
     }
   }
-  sa->r->slow_cut_after_ms = mono_ms() - t0;
   if (fd >= 0)
     close(fd);
   return NULL;
@@ -897,18 +902,21 @@ test_slow_client_blocks_nobody(void **state)
   struct world w;
   world_init(&w);
   world_start(&w, NULL);
-  rp_status_set_limits(w.status,
-                       &(struct rp_status_limits){.timeout_ms = 6000});
+  rp_status_set_limits(
+      w.status, &(struct rp_http_server_limits){.header_timeout_ms = 3000,
+                                                .timeout_ms = 6000});
   struct slow r = {0};
   serve_while(&w, slowloris_fn, &r);
   /* Served at once: were it held behind the slow client, it would wait
-   * for that one's deadline, 4.8 s later. */
+   * for that one's deadline, 1.8 s later. */
   assert_int_equal(r.fast_status, 200);
-  assert_true(r.fast_ms < 3000);
-  /* Cut off at its deadline, long before its request was complete. */
-  assert_true(r.slow_cut_after_ms >= 5500);
-  assert_true(r.slow_cut_after_ms < 15000);
-  assert_true(r.slow_bytes_sent < 16);
+  assert_true(r.fast_ms < 1500);
+  /* Told 408 at its header deadline, long before its request was
+   * complete (and before the connection's own deadline). */
+  assert_int_equal(r.slow_status, 408);
+  assert_true(r.slow_answer_after_ms >= 2500);
+  assert_true(r.slow_answer_after_ms < 5500);
+  assert_true(r.slow_bytes_sent < 8);
   world_free(&w);
 }
 
@@ -952,7 +960,7 @@ many_fn(struct world *w, void *arg)
   }
   /* The others, open all at once, are all served. */
   bool asked[N_CLIENTS] = {0};
-  const char *req = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  const char *req = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
   for (int i = 0; i < N_CLIENTS; i++)
     if (fds[i] >= 0)
       asked[i] = send(fds[i], req, strlen(req), MSG_NOSIGNAL) > 0;
@@ -1001,6 +1009,11 @@ test_many_clients(void **state)
   struct world w;
   world_init(&w);
   world_start(&w, NULL);
+  /* 64 places, and no connection here is slow enough to give its place
+   * up (test_slow_clients_give_way): those over are refused. */
+  rp_status_set_limits(
+      w.status, &(struct rp_http_server_limits){.max_connections = 64,
+                                                .evict_after_ms = 600000});
   struct many m = {0};
   serve_while(&w, many_fn, &m);
   assert_int_equal(m.other, 0);
@@ -1009,6 +1022,194 @@ test_many_clients(void **state)
   assert_int_equal(m.after_ok, 1);
   assert_int_equal(m.rejected_metric, N_CLIENTS - 64);
   world_free(&w);
+}
+
+/* A full listener: a new client takes the place of the one that has
+ * waited longest for its request, once that one has waited evict_after;
+ * the one that gives way is told 408. */
+struct give_way {
+  int idle_status[8]; /* what each quiet client was told, in order */
+  int64_t fast_ms;
+  int fast_status;
+};
+
+static void
+give_way_fn(struct world *w, void *arg)
+{
+  struct give_way *g = arg;
+  int port = rp_status_port(w->status);
+  int fds[8];
+  for (int i = 0; i < 8; i++) {
+    fds[i] = connect_to(port);
+    /* A request begun and never finished. */
+    send(fds[i], "GET /he", 7, MSG_NOSIGNAL);
+    usleep(20 * 1000); /* in order: the first is the oldest */
+  }
+  usleep(700 * 1000);
+  int64_t t0 = mono_ms();
+  struct response r;
+  get(port, "/healthz", NULL, &r);
+  g->fast_ms = mono_ms() - t0;
+  g->fast_status = r.status;
+  response_clear(&r);
+  for (int i = 0; i < 8; i++) {
+    struct pollfd p = {.fd = fds[i], .events = POLLIN};
+    if (poll(&p, 1, 0) > 0) {
+      read_response(fds[i], &r);
+      g->idle_status[i] = r.status;
+      response_clear(&r);
+    }
+    close(fds[i]);
+  }
+}
+
+static void
+test_slow_clients_give_way(void **state)
+{
+  (void)state;
+  struct world w;
+  world_init(&w);
+  world_start(&w, NULL);
+  rp_status_set_limits(w.status,
+                       &(struct rp_http_server_limits){.max_connections = 8,
+                                                       .evict_after_ms = 500});
+  struct give_way g = {0};
+  serve_while(&w, give_way_fn, &g);
+  assert_int_equal(g.fast_status, 200);
+  assert_true(g.fast_ms < 1000);
+  assert_int_equal(g.idle_status[0], 408); /* the oldest gave way */
+  for (int i = 1; i < 8; i++)
+    assert_int_equal(g.idle_status[i], 0); /* the others still wait */
+  world_free(&w);
+}
+
+/* Refused for want of room: a 503 the client reads whole, then the end of
+ * the connection (not a reset, which would lose the answer), although it
+ * had sent its request already. */
+struct refused {
+  int status;
+  int last_recv;  /* 0: a clean end */
+  int last_errno; /* when last_recv < 0 */
+  int metric;     /* reaper_http_rejected_connections_total */
+};
+
+static void
+refused_fn(struct world *w, void *arg)
+{
+  struct refused *x = arg;
+  int port = rp_status_port(w->status);
+  int quiet[2] = {connect_to(port), connect_to(port)};
+  usleep(100 * 1000);
+  int fd = connect_to(port);
+  const char *req = "GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n";
+  send(fd, req, strlen(req), MSG_NOSIGNAL);
+  char buf[4096];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+    if (n <= 0) {
+      x->last_recv = (int)n;
+      x->last_errno = n < 0 ? errno : 0;
+      break;
+    }
+    len += (size_t)n;
+  }
+  buf[len] = '\0';
+  if (sscanf(buf, "HTTP/1.1 %d", &x->status) != 1)
+    x->status = 0;
+  close(fd);
+  close(quiet[0]);
+  close(quiet[1]);
+  /* Counted. */
+  usleep(100 * 1000);
+  struct response r;
+  get(port, "/metrics", NULL, &r);
+  const char *key = "\nreaper_http_rejected_connections_total ";
+  const char *l = r.body ? strstr(r.body, key) : NULL;
+  x->metric = l ? atoi(l + strlen(key)) : -1;
+  response_clear(&r);
+}
+
+static void
+test_refused_is_a_503_not_a_reset(void **state)
+{
+  (void)state;
+  struct world w;
+  world_init(&w);
+  world_start(&w, NULL);
+  rp_status_set_limits(
+      w.status, &(struct rp_http_server_limits){.max_connections = 2,
+                                                .evict_after_ms = 600000});
+  struct refused x = {0};
+  serve_while(&w, refused_fn, &x);
+  assert_int_equal(x.status, 503);
+  if (x.last_recv != 0)
+    fail_msg("the refused connection ended with %s, not a clean close",
+             strerror(x.last_errno));
+  assert_int_equal(x.metric, 1);
+  world_free(&w);
+}
+
+/* DNS rebinding: a page on another site whose name was pointed at the
+ * listener sends that name in Host, and is told nothing. */
+static void
+test_host_header(void **state)
+{
+  (void)state;
+  struct world w;
+  world_init(&w);
+  struct rp_status_source src = world_source(&w);
+  struct rp_error *err = NULL;
+  char *names[] = {(char *)(uintptr_t) "reaper.example.internal", NULL};
+  assert_int_equal(rp_status_start(&w.loop, "127.0.0.1:0", names, NULL, &src,
+                                   &w.status, &err),
+                   0);
+  char host[256] = "", mine[300];
+  gethostname(host, sizeof(host) - 1);
+  snprintf(mine, sizeof(mine), "GET /status HTTP/1.1\r\nHost: %s\r\n\r\n",
+           host);
+  struct asks a = {
+      .n = 10,
+      .raw =
+          {
+              "GET /status HTTP/1.1\r\nHost: attacker.example:9470\r\n\r\n",
+              "GET /healthz HTTP/1.1\r\nHost: rebind.attacker.example\r\n\r\n",
+              "GET /status HTTP/1.1\r\nHost: 127.0.0.1:9470\r\n\r\n",
+              "GET /status HTTP/1.1\r\nHost: [::1]:9470\r\n\r\n",
+              "GET /status HTTP/1.1\r\nHost: LocalHost.\r\n\r\n",
+              "GET /status HTTP/1.1\r\nHost: "
+              "reaper.example.internal:80\r\n\r\n",
+              mine,
+              "GET /status HTTP/1.1\r\nHost: localhost\r\nHost: "
+              "attacker.example\r\n\r\n",
+              "GET /status HTTP/1.0\r\n\r\n", /* no Host: no browser */
+              "GET /status HTTP/1.1\r\nHost: "
+              "localhost.attacker.example\r\n\r\n",
+          },
+  };
+  serve_while(&w, ask_all_fn, &a);
+  int want[] = {421, 421, 200, 200, 200, 200, 200, 421, 200, 421};
+  for (int i = 0; i < a.n; i++)
+    if (a.resp[i].status != want[i])
+      fail_msg("request %d: %d, expected %d: %s", i, a.resp[i].status, want[i],
+               a.raw[i]);
+  assert_non_null(strstr(a.resp[0].body, "agent.listen_names"));
+  assert_null(strstr(a.resp[0].body, "workloads"));
+  asks_clear(&a);
+  world_free(&w);
+
+  /* The rule alone. */
+  assert_true(rp_http_server_host_ok("10.1.2.3", NULL));
+  assert_true(rp_http_server_host_ok("10.1.2.3:9470", NULL));
+  assert_true(rp_http_server_host_ok("[fd00::1]", NULL));
+  assert_false(rp_http_server_host_ok("[fd00::1", NULL));
+  assert_false(rp_http_server_host_ok("[fd00::1]x", NULL));
+  assert_false(rp_http_server_host_ok("10.1.2.3.nip.io", NULL));
+  assert_false(rp_http_server_host_ok("localhost:", NULL));
+  assert_false(rp_http_server_host_ok("localhost:80x", NULL));
+  assert_false(rp_http_server_host_ok("", NULL));
+  assert_false(rp_http_server_host_ok("reaper.example.internal", NULL));
+  assert_true(rp_http_server_host_ok("REAPER.example.internal.", names));
 }
 
 /* A large answer (thousands of workloads) is written in pieces without
@@ -1058,6 +1259,9 @@ main(void)
       cmocka_unit_test(test_listen_addresses),
       cmocka_unit_test(test_slow_client_blocks_nobody),
       cmocka_unit_test(test_many_clients),
+      cmocka_unit_test(test_slow_clients_give_way),
+      cmocka_unit_test(test_refused_is_a_503_not_a_reset),
+      cmocka_unit_test(test_host_header),
       cmocka_unit_test(test_large_answer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
