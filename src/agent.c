@@ -18,6 +18,7 @@
 #include "recovery.h"
 #include "recycle.h"
 #include "schedule.h"
+#include "service.h"
 #include "status.h"
 #include "tracker.h"
 #include "util.h"
@@ -55,6 +56,9 @@ struct agent {
   /* owned until the stop closes it (NULL from then on, and in plan mode):
    * notifications and the advance notices of recycles */
   struct rp_notifier *notify;
+  /* owned until the stop closes it; NULL in plan mode: systemd's notify
+   * protocol (READY=1, STATUS=, the watchdog) */
+  struct rp_service *service;
   uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
   uv_timer_t resync_timer;
   uv_timer_t stop_timer;
@@ -194,6 +198,39 @@ provider_index(struct agent *a, struct rp_provider *p)
   return (size_t)(p - a->providers);
 }
 
+/* systemd's STATUS= line: which providers are up, and whether crash
+ * recovery is done (what `systemctl status` shows beside READY=1). */
+static char *
+service_status(struct agent *a)
+{
+  size_t up = 0, recovering = 0;
+  for (size_t i = 0; i < a->n_providers; i++) {
+    up += a->up[i];
+    recovering += a->recovering[i];
+  }
+  cleanup_free char *down = rp_xstrdup("");
+  for (size_t i = 0; i < a->n_providers; i++) {
+    if (a->up[i])
+      continue;
+    char *d =
+        rp_xasprintf("%s%s%s", down, *down ? ", " : "", a->providers[i].name);
+    free(down);
+    down = d;
+  }
+  return rp_xasprintf("%zu of %zu providers up%s%s; crash recovery %s", up,
+                      a->n_providers, *down ? ", down: " : "", down,
+                      recovering ? "pending" : "done");
+}
+
+static void
+update_service_status(struct agent *a)
+{
+  if (!a->service || a->stopping)
+    return;
+  cleanup_free char *st = service_status(a);
+  rp_service_status(a->service, st);
+}
+
 static void check_ready(struct agent *a);
 static void redecide_cb(void *arg, struct rp_entry *e);
 static void start_recovery(struct agent *a, struct rp_provider *p);
@@ -264,6 +301,7 @@ recovery_done_cb(void *arg, const struct rp_error *err)
     p->ops->resync(p);
   redecide_provider(a, p);
   check_ready(a);
+  update_service_status(a);
 }
 
 static void
@@ -418,6 +456,7 @@ hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
     rp_recycler_pump(a->recycler); /* e.g. it may act again */
   free(a->down_reason[i]);
   a->down_reason[i] = up ? NULL : rp_xstrdup(reason ? reason : "");
+  update_service_status(a);
   if (!up && a->opt.mode != RP_AGENT_RUN && !a->stopping) {
     /* plan and --once answer now rather than wait for an engine. */
     free(a->fatal);
@@ -720,6 +759,12 @@ reload_done_cb(uv_work_t *req, int status)
   } else {
     reload_apply(a, j->c);
   }
+  /* systemd heard of the reload (RELOADING=1) when it began: now of its
+   * end, be the new file applied or rejected. */
+  if (!a->stopping) {
+    cleanup_free char *st = a->service ? service_status(a) : NULL;
+    rp_service_ready(a->service, st);
+  }
   rp_error_free(j->err);
   free(j->path);
   free(j);
@@ -743,6 +788,7 @@ reload(struct agent *a)
   j->path = a->opt.config_path ? rp_xstrdup(a->opt.config_path) : NULL;
   j->check_trust = !a->opt.allow_insecure_config;
   a->reloading = true;
+  rp_service_reloading(a->service);
   if (uv_queue_work(&a->loop, &j->req, reload_work_cb, reload_done_cb) != 0) {
     /* Never with a work callback given; on the loop all the same. */
     reload_work_cb(&j->req);
@@ -791,6 +837,8 @@ provider_stopped_cb(void *arg)
   rp_status_close(a->status);
   a->status = NULL;
   a->http = NULL;
+  rp_service_close(a->service);
+  a->service = NULL;
   uv_close((uv_handle_t *)&a->sig_term, NULL);
   uv_close((uv_handle_t *)&a->sig_int, NULL);
   uv_close((uv_handle_t *)&a->sig_hup, NULL);
@@ -854,6 +902,12 @@ stop_agent(struct agent *a, int exit_code)
   uv_timer_stop(&a->resync_timer);
   uv_timer_stop(&a->retry_timer);
   size_t busy = rp_recycler_in_flight(a->recycler);
+  if (a->service) {
+    /* The watchdog keeps pinging while recycles in flight finish. */
+    cleanup_free char *st =
+        rp_xasprintf("stopping: %zu recycles in flight", busy);
+    rp_service_stopping(a->service, st);
+  }
   if (busy) {
     rp_info("stopping: waiting for %zu recycles in flight", busy);
     a->stop_timer.data = a;
@@ -1142,6 +1196,7 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
   if (opt->mode != RP_AGENT_PLAN) {
     a->notify = rp_notify_new(&a->loop, config, dry_run);
     rp_notify_event(a->notify, "agent.start", start_fields);
+    a->service = rp_service_new(&a->loop);
   }
   uv_timer_init(&a->loop, &a->resync_timer);
   uv_timer_init(&a->loop, &a->stop_timer);
@@ -1171,6 +1226,13 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
       rp_info("reaper %s: %zu providers, %zu policies, audit log %s%s",
               REAPER_VERSION, a->n_providers, config->n_policies,
               config->audit_log, dry_run ? ", dry run" : "");
+    /* Ready: the configuration, the audit log and the listener are up and
+     * the providers started; engines that are not reachable yet are
+     * retried, and STATUS= says which are up. */
+    if (a->service) {
+      cleanup_free char *st = service_status(a);
+      rp_service_ready(a->service, st);
+    }
   }
   uv_run(&a->loop, UV_RUN_DEFAULT);
   rc = a->exit_code;

@@ -600,17 +600,24 @@ static const struct command commands[] = {
      "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration "
      "error.\n"},
     {"plan", cmd_plan,
-     "Usage: reaper plan [-c FILE] [--json]\n"
+     "Usage: reaper plan [-c FILE] [--json] [--log-format text|json] [-v]\n"
      "Lists every workload the providers report with its policy, start, age, "
      "deadline\n"
      "and what would happen to it, then exits.  Changes nothing.\n\n"
      "  -c, --config FILE   configuration (default: the embedded one)\n"
-     "      --json          a JSON array instead of a table\n"},
+     "      --json          a JSON array instead of a table\n"
+     "      --log-format F  text (default) or json, for what goes wrong\n"
+     "  -v, --verbose       debug logs\n"
+     "      --allow-insecure-config  accept a configuration file that others "
+     "may\n"
+     "                      write (refused otherwise)\n"},
     {"check-config", cmd_check_config,
      "Usage: reaper check-config [-c FILE]\n"
      "Checks a configuration: exit 0 when valid, exit 2 with "
      "FILE:LINE:COL: message\n"
-     "when not.  Without -c, checks the embedded default.\n"},
+     "when not.  Without -c, checks the embedded default.\n\n"
+     "  -c, --config FILE   the file to check (or as the only argument)\n"
+     "      --allow-insecure-config  accept a file that others may write\n"},
     {"verify", cmd_verify,
      "Usage: reaper verify [--key PUB]... [--allow-unsigned-tail] "
      "[--rotated] LOG...\n"

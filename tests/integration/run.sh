@@ -11,12 +11,15 @@
 #   standin-25.0   recreate, rollback and start-first at API 1.44
 #   podman         the docker provider's tests that podman can run, against
 #                  a private Podman 4.3 service (its Docker-compatible API)
+#   package        test_package: the .deb and the container image, built and
+#                  run on a debootstrapped Debian 12 (engines of its own)
 #
 #   tests/integration/run.sh [--suite NAME] [TEST...]   one suite (default
 #                  dockerd), all of its tests or those named
 #   tests/integration/run.sh --all                      every suite, in two
-#                  lanes side by side: dockerd | the others one after another
-#                  (they use engines of their own, so they do not meet)
+#                  lanes side by side: dockerd, package | the others one
+#                  after another (they use engines of their own, so they do
+#                  not meet)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -30,7 +33,10 @@ if [ "${1:-}" = --all ]; then
   mkdir -p "$ARTIFACTS"
   unset ENGINE_DIR # each suite makes its own
   start=$(date +%s)
-  PORT_BASE=18000 "$0" --suite dockerd 2>&1 | sed -u 's/^/[dockerd] /' &
+  (
+    PORT_BASE=18000 "$0" --suite dockerd 2>&1 | sed -u 's/^/[dockerd] /'
+    PORT_BASE=18000 "$0" --suite package 2>&1 | sed -u 's/^/[package] /'
+  ) &
   a=$!
   (
     rc=0
@@ -42,11 +48,13 @@ if [ "${1:-}" = --all ]; then
   ) &
   b=$!
   rc=0
-  wait $a || rc=1
-  # `wait $a` gives sed's status: look at the suite's own summary instead.
-  grep -q '^integration dockerd: .* 0 failed' "$ARTIFACTS/dockerd/summary" 2>/dev/null || rc=1
+  wait $a
   wait $b || rc=1
-  for s in dockerd standin-29.0 standin-28.0 standin-25.0 podman; do
+  # Lane A's status is sed's: look at its suites' own summaries instead.
+  for s in dockerd package; do
+    grep -q "^integration $s: .* 0 failed" "$ARTIFACTS/$s/summary" 2>/dev/null || rc=1
+  done
+  for s in dockerd package standin-29.0 standin-28.0 standin-25.0 podman; do
     cat "$ARTIFACTS/$s/summary" 2>/dev/null || echo "integration $s: no summary (it did not run to the end)"
   done
   echo "integration: all suites in $(($(date +%s) - start))s"
@@ -57,22 +65,29 @@ if [ "${1:-}" = --suite ]; then
   shift 2
 fi
 
-# The docker provider's tests: everything but other providers' and the TLS
-# test (its tcp:// endpoint is the engine's own, not a stand-in's).
+# The docker provider's tests: everything but other providers', the TLS
+# test (its tcp:// endpoint is the engine's own, not a stand-in's) and those
+# that talk to no engine through reaper's provider (or bring their own
+# stand-in).
 docker_tests() {
   for t in "$here"/test_*.sh; do
     t=$(basename "$t" .sh)
     case $t in
-    test_swarm_* | test_containerd_* | test_host* | test_tls | test_podman) ;;
+    test_swarm_* | test_containerd_* | test_host* | test_tls | test_podman | \
+      test_package | test_install | test_alert_rules | test_replace_actions | \
+      test_version_refused) ;;
     *) echo "$t" ;;
     esac
   done
 }
 
 export ENGINE_DIR=${ENGINE_DIR:-/tmp/rpi.$$}
+# What the tests of this run share (tests/lib/debian.sh's Debian 12).
+export TEST_RUN_DIR=${TEST_RUN_DIR:-$(mktemp -d /tmp/rprun.XXXXXX)}
 case $suite in
 dockerd)
-  default_tests=$(for t in "$here"/test_*.sh; do basename "$t" .sh; done | grep -vx test_podman)
+  default_tests=$(for t in "$here"/test_*.sh; do basename "$t" .sh; done |
+    grep -vxE 'test_podman|test_package')
   ;;
 standin-*)
   export STANDIN=${suite#standin-}
@@ -85,6 +100,9 @@ standin-*)
     default_tests="test_recreate test_rollback test_start_first" ;;
   *) echo "integration: no stand-in for Engine $STANDIN" >&2; exit 2 ;;
   esac
+  ;;
+package)
+  default_tests=test_package
   ;;
 podman)
   export ENGINE_KIND=podman
@@ -107,11 +125,11 @@ source "$top/tests/lib/standin.sh"
 if [ "$suite" = podman ]; then
   # shellcheck source=../lib/podman.sh
   source "$top/tests/lib/podman.sh"
-  trap 'podman_stop' EXIT
+  trap 'podman_stop; rm -rf "$TEST_RUN_DIR"' EXIT
   podman_start || exit 1
   engine_build_images || { echo "integration: could not build the test images on podman" >&2; exit 1; }
 else
-  trap 'standin_stop; engine_stop' EXIT
+  trap 'standin_stop; engine_stop; rm -rf "$TEST_RUN_DIR"' EXIT
   engine_start || exit 1
   engine_build_images || { echo "integration: could not build the test images" >&2; exit 1; }
   if [ -n "${STANDIN:-}" ]; then
