@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev
   ca-certificates curl protobuf-c-compiler libprotobuf-c-dev libsystemd-dev file)
 test_pkgs=(libcmocka-dev docker.io busybox-static file iproute2 clang
   libclang-rt-14-dev valgrind clang-format jq libxml2-utils docker-registry python3 faketime prometheus chromium haproxy
-  debootstrap lintian mandoc man-db systemd)
+  debootstrap lintian mandoc man-db systemd podman)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")
