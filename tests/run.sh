@@ -5,7 +5,10 @@
 # that it starts and stops itself (never the user's own engine).
 #   tests/run.sh                 everything
 #   tests/run.sh unit            unit tests only (no engine)
-#   tests/run.sh integration [NAME...]   integration tests only
+#   tests/run.sh integration [NAME...]   integration tests only (every suite
+#                                        side by side, or the named tests on
+#                                        the private dockerd; see
+#                                        tests/integration/run.sh for suites)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -59,6 +62,10 @@ fi
 if [ "$what" = all ] || [ "$what" = integration ]; then
   [ -x build/reaper ] || { step "build (-Werror)"; build build -DCMAKE_BUILD_TYPE=RelWithDebInfo; }
   [ -x build-asan/reaper ] || { step "build (ASan+UBSan)"; build build-asan -DCMAKE_BUILD_TYPE=Debug -DREAPER_SANITIZE=ON -DREAPER_CRASHPOINTS=ON; }
+  if [ $# -eq 0 ]; then
+    step "integration tests (every suite: dockerd, stand-ins of newer engines, podman, package)"
+    exec tests/integration/run.sh --all
+  fi
   step "integration tests (private dockerd)"
   exec tests/integration/run.sh "$@"
 fi
