@@ -512,12 +512,23 @@ gate_cb(void *arg, const struct rp_entry *e)
  * left (an old container beside its running replacement, say) once nothing
  * else is in flight on that provider. */
 static void
-unsettled_cb(void *arg, struct rp_entry *e)
+unsettled_cb(void *arg, struct rp_entry *e, json_t *begin)
 {
   struct agent *a = arg;
   size_t i = provider_index(a, e->provider);
-  if (!e->provider->ops->recover || a->opt.mode != RP_AGENT_RUN ||
-      a->stopping || a->recovering[i])
+  if (!e->provider->ops->recover || a->opt.mode != RP_AGENT_RUN || a->stopping)
+    return;
+  /* The audit log shows it begun and not put right: recovery takes it as
+   * it takes those a crash left (and nothing the log does not name). */
+  if (!a->unfinished)
+    a->unfinished = json_object();
+  json_t *list = json_object_get(a->unfinished, e->provider->name);
+  if (!list) {
+    list = json_array();
+    json_object_set_new(a->unfinished, e->provider->name, list);
+  }
+  json_array_append_new(list, json_deep_copy(begin));
+  if (a->recovering[i])
     return;
   rp_warn("provider %s: a failed recycle left work unfinished: recovering",
           e->provider->name);

@@ -90,6 +90,52 @@ typedef void (*rp_recover_item_cb)(void *arg, const struct rp_recovery *r);
 #define RP_RECOVERY_ROLLED_BACK "rolled-back"
 #define RP_RECOVERY_NONE "none"
 
+/* --- small operations, for the core's recycle runner (src/runner.c) ------
+ * The runner alone decides their order; a provider only carries each out.
+ * (start_workload and stop_workload: start and stop are the provider's own
+ * lifecycle, below.)
+ * Every one starts one action on the engine and calls back exactly once,
+ * after the call that started it has returned; it returns -1 (and the
+ * callback never runs) when it cannot even start. */
+
+/* What a workload's preparation found: the facts the runner orders a
+ * recycle by.  Borrowed for the callback but for `plan`, which the runner
+ * owns from then on and hands back to ops->release. */
+struct rp_prepared {
+  void *plan;        /* the provider's: what create needs, or NULL */
+  const char *name;  /* the workload's name now */
+  bool running;      /* it runs now (a drain hook only runs in one that does) */
+  const char *clash; /* why old and new cannot run at once (start-first then
+                        falls back to stop-first), or NULL */
+  json_t *details;   /* may be NULL: what the audit lines should carry */
+};
+typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
+                               const struct rp_error *err);
+
+/* One look at a workload instance, for readiness and survival. */
+enum rp_health {
+  RP_HEALTH_NONE,     /* it has no health check */
+  RP_HEALTH_STARTING, /* checked, no verdict yet */
+  RP_HEALTH_HEALTHY,
+  RP_HEALTH_UNHEALTHY,
+};
+struct rp_probe {
+  bool exists;
+  bool running;  /* running, and not restarting */
+  int exit_code; /* when not running */
+  int restarts;  /* restarts the engine made since it was created */
+  enum rp_health health;
+  const char *status; /* the engine's word for its state, for messages */
+};
+typedef void (*rp_probe_cb)(void *arg, const struct rp_probe *st,
+                            const struct rp_error *err);
+typedef void (*rp_op_cb)(void *arg, const struct rp_error *err);
+typedef void (*rp_created_cb)(void *arg, const char *id,
+                              const struct rp_error *err);
+/* outcome: {exit_code, output, timed_out, error} as far as known; never a
+ * failure of the recycle (a drain hook that fails still ends in a stop). */
+typedef void (*rp_drained_cb)(void *arg, json_t *outcome);
+
 struct rp_provider_ops {
   const char *type; /* "docker" */
   /* The strategy used when a policy sets none, per kind. */
@@ -109,8 +155,48 @@ struct rp_provider_ops {
   int (*start)(struct rp_provider *p, struct rp_error **err);
   /* A full re-list now (periodic resync). */
   void (*resync)(struct rp_provider *p);
-  /* Recycles one workload it reported.  Returns -1 (cb never runs) when it
-   * cannot even start. */
+  /* The operations of the recycle runner (above).  A provider that has
+   * `prepare` is recycled by the runner step by step; one that has not yet
+   * (its own `recycle` below) still orders its steps itself. */
+  /* A recycle begins: its callback gives the facts.  Every prepare that
+   * returned 0 is matched by one release (plan may be NULL) when that
+   * recycle has ended, whatever happened: until then the provider's stop
+   * waits, so that a stop never leaves a workload half-replaced. */
+  int (*prepare)(struct rp_provider *p, const struct rp_workload *w,
+                 const struct rp_recycle_spec *spec, rp_prepared_cb cb,
+                 void *arg, struct rp_error **err);
+  void (*release)(struct rp_provider *p, void *plan);
+  int (*rename)(struct rp_provider *p, const char *id, const char *name,
+                rp_op_cb cb, void *arg, struct rp_error **err);
+  /* The replacement, made from the plan (named as the workload was), not
+   * started. */
+  int (*create)(struct rp_provider *p, void *plan, rp_created_cb cb, void *arg,
+                struct rp_error **err);
+  int (*start_workload)(struct rp_provider *p, const char *id, rp_op_cb cb,
+                        void *arg, struct rp_error **err);
+  int (*stop_workload)(struct rp_provider *p, const char *id, int64_t grace_ms,
+                       rp_op_cb cb, void *arg, struct rp_error **err);
+  /* Removes a stopped workload, never its volumes; one that runs again is
+   * stopped again first (grace_ms). */
+  int (*remove)(struct rp_provider *p, const char *id, int64_t grace_ms,
+                rp_op_cb cb, void *arg, struct rp_error **err);
+  int (*restart)(struct rp_provider *p, const char *id, int64_t grace_ms,
+                 rp_op_cb cb, void *arg, struct rp_error **err);
+  int (*drain)(struct rp_provider *p, const char *id, const char *const *argv,
+               int64_t timeout_ms, rp_drained_cb cb, void *arg,
+               struct rp_error **err);
+  int (*probe)(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
+               struct rp_error **err);
+  /* Optional: cb runs whenever the engine says something of `id` (it
+   * started, died, its health changed), so that the runner looks at once
+   * instead of waiting for its next look.  Returns a handle for unwatch. */
+  void *(*watch)(struct rp_provider *p, const char *id, void (*cb)(void *arg),
+                 void *arg);
+  void (*unwatch)(struct rp_provider *p, void *handle);
+
+  /* Recycles one workload it reported, ordering the steps itself (the
+   * providers not yet moved to the runner).  Returns -1 (cb never runs)
+   * when it cannot even start. */
   int (*recycle)(struct rp_provider *p, const struct rp_workload *w,
                  const struct rp_recycle_spec *spec, rp_recycle_cb cb,
                  void *arg, struct rp_error **err);

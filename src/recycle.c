@@ -5,6 +5,7 @@
 
 #include "log.h"
 #include "policy.h"
+#include "runner.h"
 #include "util.h"
 
 /* A failed recycle is retried after 15 s, then 30 s, 1 min... at most every
@@ -45,7 +46,7 @@ struct rp_recycler {
   void *change_arg;
   bool (*gate)(void *arg, const struct rp_entry *e);
   void *gate_arg;
-  void (*unsettled_cb)(void *arg, struct rp_entry *e);
+  void (*unsettled_cb)(void *arg, struct rp_entry *e, json_t *begin);
   void *unsettled_arg;
   void (*audit_cb)(void *arg, const char *event, json_t *fields);
   void *audit_arg;
@@ -73,7 +74,9 @@ append(struct rp_recycler *r, const char *event, json_t *fields, rp_audit_cb cb,
 
 void
 rp_recycler_on_unsettled(struct rp_recycler *r,
-                         void (*cb)(void *arg, struct rp_entry *e), void *arg)
+                         void (*cb)(void *arg, struct rp_entry *e,
+                                    json_t *begin),
+                         void *arg)
 {
   r->unsettled_cb = cb;
   r->unsettled_arg = arg;
@@ -378,7 +381,7 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   }
   append(r, event, f, audit_logged_cb, (void *)(uintptr_t)event);
   if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb)
-    r->unsettled_cb(r->unsettled_arg, e);
+    r->unsettled_cb(r->unsettled_arg, e, o->base);
   if (restarted && !r->draining)
     new_life(r, e);
   else if (status != 0 && !e->gone && !r->draining)
@@ -386,6 +389,14 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   else if (status != 0)
     e->state = RP_ENTRY_WAITING;
   finish(r, o);
+}
+
+/* The runner's audit lines go the way of every recycle.* line. */
+static int
+runner_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
+              void *arg)
+{
+  return append(ctx, event, fields, cb, arg);
 }
 
 static void
@@ -432,7 +443,13 @@ begin_written_cb(void *arg, struct rp_error *err)
       .replace_argv = (const char *const *)o->replace,
   };
   cleanup_error struct rp_error *perr = NULL;
-  if (e->provider->ops->recycle == NULL) {
+  if (rp_runner_handles(e->provider)) {
+    struct rp_runner_env env = {
+        .loop = r->loop, .append = runner_append, .ctx = r};
+    if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, recycle_cb, o,
+                        &perr) == 0)
+      return;
+  } else if (e->provider->ops->recycle == NULL) {
     rp_error_set(&perr, ENOTSUP, "provider %s cannot recycle",
                  e->provider->ops->type);
   } else if (e->provider->ops->recycle(e->provider, e->w, &spec, recycle_cb, o,

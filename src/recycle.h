@@ -82,9 +82,11 @@ void rp_recycler_on_audit(struct rp_recycler *r,
                           void *arg);
 
 /* Called when a recycle failed and could not put the workload back as it
- * was (rolled_back false): the provider's recovery should look at it. */
+ * was (rolled_back false): the provider's recovery should look at it.
+ * begin (borrowed) is what its recycle.begin line said of it. */
 void rp_recycler_on_unsettled(struct rp_recycler *r,
-                              void (*cb)(void *arg, struct rp_entry *e),
+                              void (*cb)(void *arg, struct rp_entry *e,
+                                         json_t *begin),
                               void *arg);
 
 /* Called whenever a recycle ends or the recycler becomes idle. */

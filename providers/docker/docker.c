@@ -81,14 +81,6 @@ resync(struct rp_provider *p)
 }
 
 static int
-recycle(struct rp_provider *p, const struct rp_workload *w,
-        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
-        struct rp_error **err)
-{
-  return rp_docker_recycle(p->ctx, w, spec, cb, arg, err);
-}
-
-static int
 recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
         rp_recover_item_cb item_cb,
         void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
@@ -155,7 +147,18 @@ const struct rp_provider_ops rp_provider_docker = {
     .init = init,
     .start = start,
     .resync = resync,
-    .recycle = recycle,
+    .prepare = rp_docker_op_prepare,
+    .release = rp_docker_op_release,
+    .rename = rp_docker_op_rename,
+    .create = rp_docker_op_create,
+    .start_workload = rp_docker_op_start,
+    .stop_workload = rp_docker_op_stop,
+    .remove = rp_docker_op_remove,
+    .restart = rp_docker_op_restart,
+    .drain = rp_docker_op_drain,
+    .probe = rp_docker_op_probe,
+    .watch = rp_docker_op_watch,
+    .unwatch = rp_docker_op_unwatch,
     .recover = recover,
     .describe = describe,
     .stop = stop,

@@ -1,7 +1,7 @@
 /* The docker provider's internals, shared by its files:
  *   docker.c    the ops table
  *   track.c     list, inspect, the /events stream, resync
- *   recycle.c   the strategies: recreate, restart, stop, remove; drain hooks
+ *   ops.c       the recycle runner's operations (src/runner.c orders them)
  *   create_body.c  inspect output -> create request (pure) */
 #ifndef RP_DOCKER_H
 #define RP_DOCKER_H
@@ -19,9 +19,6 @@
 /* Labels reaper puts on a replacement so that crash recovery can find its
  * own work: the id of the container it replaces. */
 #define RP_DOCKER_LABEL_REPLACES "reaper.replaces"
-/* Old containers are renamed NAME + this suffix while their replacement
- * starts (start-first). */
-#define RP_DOCKER_OLD_SUFFIX "-reaper-old"
 
 struct rp_docker_track; /* track.c's state */
 
@@ -57,10 +54,39 @@ int rp_docker_recover(struct rp_docker *d, const struct rp_unfinished *items,
                       void (*done_cb)(void *arg, const struct rp_error *err),
                       void *arg, struct rp_error **err);
 
-/* recycle.c */
-int rp_docker_recycle(struct rp_docker *d, const struct rp_workload *w,
-                      const struct rp_recycle_spec *spec, rp_recycle_cb cb,
-                      void *arg, struct rp_error **err);
+/* ops.c: the recycle runner's operations (provider.h says what each
+ * does). */
+int rp_docker_op_prepare(struct rp_provider *p, const struct rp_workload *w,
+                         const struct rp_recycle_spec *spec, rp_prepared_cb cb,
+                         void *arg, struct rp_error **err);
+void rp_docker_op_release(struct rp_provider *p, void *plan);
+int rp_docker_op_rename(struct rp_provider *p, const char *id, const char *name,
+                        rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_docker_op_create(struct rp_provider *p, void *plan, rp_created_cb cb,
+                        void *arg, struct rp_error **err);
+int rp_docker_op_start(struct rp_provider *p, const char *id, rp_op_cb cb,
+                       void *arg, struct rp_error **err);
+int rp_docker_op_stop(struct rp_provider *p, const char *id, int64_t grace_ms,
+                      rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_docker_op_remove(struct rp_provider *p, const char *id, int64_t grace_ms,
+                        rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_docker_op_restart(struct rp_provider *p, const char *id,
+                         int64_t grace_ms, rp_op_cb cb, void *arg,
+                         struct rp_error **err);
+int rp_docker_op_drain(struct rp_provider *p, const char *id,
+                       const char *const *argv, int64_t timeout_ms,
+                       rp_drained_cb cb, void *arg, struct rp_error **err);
+int rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
+                       void *arg, struct rp_error **err);
+void *rp_docker_op_watch(struct rp_provider *p, const char *id,
+                         void (*cb)(void *arg), void *arg);
+void rp_docker_op_unwatch(struct rp_provider *p, void *handle);
+
+/* track.c: cb runs on every event the engine sends about container id,
+ * until unwatched (the handle; never after unwatch). */
+void *rp_docker_track_watch(struct rp_docker *d, const char *id,
+                            void (*cb)(void *arg), void *arg);
+void rp_docker_track_unwatch(struct rp_docker *d, void *handle);
 
 /* create_body.c: what a replacement is made from, besides the old
  * container's inspect output. */

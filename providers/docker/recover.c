@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "docker.h"
+#include "runner.h"
 #include "log.h"
 #include "util.h"
 
@@ -121,10 +122,10 @@ plan_item(json_t *all, const char *id, const char *log_name,
 {
   json_t *old = find_by_id(all, id);
   const char *old_name = old ? container_name(old) : NULL;
-  bool renamed = old_name && has_suffix(old_name, RP_DOCKER_OLD_SUFFIX);
+  bool renamed = old_name && has_suffix(old_name, RP_RUNNER_OLD_SUFFIX);
   cleanup_free char *base =
       renamed    ? rp_xstrndup(old_name,
-                               strlen(old_name) - strlen(RP_DOCKER_OLD_SUFFIX))
+                               strlen(old_name) - strlen(RP_RUNNER_OLD_SUFFIX))
       : log_name ? rp_xstrdup(log_name)
       : old_name ? rp_xstrdup(old_name)
                  : rp_xstrdup(id);

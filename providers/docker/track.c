@@ -31,7 +31,7 @@
  * an engine ignores an event name it does not know. */
 #define EVENT_FILTER                                                           \
   "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
-  "\"remove\",\"rename\"]}"
+  "\"remove\",\"rename\",\"health_status\"]}"
 
 struct rp_docker_track {
   struct rp_docker *d;  /* borrowed: owns this */
@@ -63,6 +63,7 @@ struct rp_docker_track {
   bool timer_closed;
   bool self_seen;       /* reaper's own container was in a list: said once */
   json_t *image_labels; /* owned: image id -> its labels (an object) */
+  struct watcher *watchers; /* owned list: who waits on a container's news */
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
    * the containers that carry swarm's task label */
   json_t *tasks;
@@ -81,6 +82,15 @@ struct listing {
   int inspecting;  /* inspects (containers, images, tasks) in flight */
   bool failed;
   char *error; /* owned */
+};
+
+/* The recycle runner, waiting on a container (ready, staying up): told of
+ * every event about it, so that it looks at once. */
+struct watcher {
+  char id[72];
+  void (*cb)(void *arg);
+  void *arg;
+  struct watcher *next;
 };
 
 static void connect_engine(struct rp_docker_track *t);
@@ -538,6 +548,64 @@ inspect_event(struct rp_docker_track *t, const char *id)
 
 /* --- events ------------------------------------------------------------- */
 
+/* Calls the watchers of id (of every container when id is NULL).  A
+ * watcher may unwatch itself (or others) from its callback: the list is
+ * walked by what is left of it after each call. */
+static void
+tell_watchers(struct rp_docker_track *t, const char *id)
+{
+  size_t n = 0;
+  for (struct watcher *w = t->watchers; w; w = w->next)
+    if (!id || strcmp(w->id, id) == 0)
+      n++;
+  if (n == 0)
+    return;
+  cleanup_free struct watcher **due = rp_xcalloc(n, sizeof(*due));
+  size_t k = 0;
+  for (struct watcher *w = t->watchers; w; w = w->next)
+    if (!id || strcmp(w->id, id) == 0)
+      due[k++] = w;
+  for (size_t i = 0; i < k; i++) {
+    bool still = false;
+    for (struct watcher *w = t->watchers; w && !still; w = w->next)
+      still = w == due[i];
+    if (still)
+      due[i]->cb(due[i]->arg);
+  }
+}
+
+void *
+rp_docker_track_watch(struct rp_docker *d, const char *id,
+                      void (*cb)(void *arg), void *arg)
+{
+  struct rp_docker_track *t = d->track;
+  if (!t)
+    return NULL;
+  struct watcher *w = rp_xcalloc(1, sizeof(*w));
+  snprintf(w->id, sizeof(w->id), "%s", id);
+  w->cb = cb;
+  w->arg = arg;
+  w->next = t->watchers;
+  t->watchers = w;
+  return w;
+}
+
+void
+rp_docker_track_unwatch(struct rp_docker *d, void *handle)
+{
+  struct rp_docker_track *t = d->track;
+  if (!t || !handle)
+    return;
+  for (struct watcher **pp = &t->watchers; *pp; pp = &(*pp)->next) {
+    if (*pp == handle) {
+      struct watcher *w = *pp;
+      *pp = w->next;
+      free(w);
+      return;
+    }
+  }
+}
+
 static int
 on_event_line(void *arg, const char *line, size_t len)
 {
@@ -570,6 +638,7 @@ on_event_line(void *arg, const char *line, size_t len)
     return 0;
   }
   rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
+  tell_watchers(t, id);
   t->event_seq++;
   if (t->listing)
     json_object_set_new(t->dirty, id, json_true());
@@ -590,6 +659,8 @@ static void
 stream_done_cb(void *arg, const struct rp_error *err)
 {
   struct rp_docker_track *t = arg;
+  /* Events may be lost until the stream is back: the watchers look. */
+  tell_watchers(t, NULL);
   t->stream = NULL;
   call_done(t);
   if (t->stopping || t->dropping_stream)
@@ -1090,6 +1161,11 @@ rp_docker_track_free(struct rp_docker *d)
   json_decref(t->recheck);
   json_decref(t->image_labels);
   json_decref(t->tasks);
+  while (t->watchers) {
+    struct watcher *w = t->watchers;
+    t->watchers = w->next;
+    free(w);
+  }
   free(t);
   d->track = NULL;
 }

@@ -7,7 +7,7 @@
 # exist only in test builds (-DREAPER_CRASHPOINTS=ON).
 source "$(dirname "$0")/lib.sh"
 "$REAPER" version >/dev/null
-points="after-begin docker-after-rename docker-after-create docker-after-start docker-after-stop-old docker-after-remove-old"
+points="after-begin after-rename-old after-create after-stop-old after-start-new after-remove-old"
 n=0
 for order in stop-first start-first; do
   for point in $points; do

@@ -10,18 +10,27 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
 # What a crash between "start the replacement" and "remove the old one"
-# leaves.
+# leaves: reaper killed there (a crash point, in the test build), so that
+# the audit log shows the recycle begun and never ended.
 run w$$ reaper-test/sleeper:1 sh -c "$loop"
 old_id=$(cid w$$)
-docker rename w$$ w$$-reaper-old
-run w$$ -l "reaper.replaces=$old_id" reaper-test/sleeper:1 sh -c "$loop"
-new_id=$(cid w$$)
-config <<YAML
+policy_age() {
+  config <<YAML
 agent: { listen: "", audit_log: $T/audit.jsonl, resync: 2s }
 providers: [ { name: local, type: docker, endpoint: "unix://$T/p.sock" } ]
 policies:
-  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1h }
+  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: $1, grace: 1s }
 YAML
+}
+policy_age 1s
+sleep 1.5
+rc=0
+REAPER_CRASH_AT=after-start-new "$REAPER" run -c "$T/config.yaml" --once >>"$T/reaper.log" 2>&1 || rc=$?
+assert_eq 137 "$rc" "the crashed run's exit status (SIGKILL)"
+new_id=$(cid w$$)
+[ "$new_id" != "$old_id" ] || fail "no replacement was started before the crash"
+assert_eq "/w$$-reaper-old" "$(docker inspect -f '{{.Name}}' "$old_id")" "the old container's name after the crash"
+policy_age 1h
 ALL='GET /v[0-9.]+/containers/json\\?all=1'
 fault '{"rules": [{"match": "'"$ALL"'", "fault": "shape", "shape": "no_id", "count": 1},
                   {"match": "'"$ALL"'", "fault": "nonjson", "count": 1}]}'

@@ -1,0 +1,866 @@
+/* The recycle runner (see runner.h for the sequences).  One struct run per
+ * recycle; every transition happens in a callback of a provider operation,
+ * of the audit log or of the run's own timer, never under the caller. */
+#include "runner.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+/* How often a wait looks when the engine says nothing: at first soon (a
+ * replacement is usually running within a few hundred ms), then less. */
+#define POLL_FIRST_MS 100
+#define POLL_MAX_MS 1000
+/* How long a restored old workload must stay up to be called rolled back. */
+#define ROLLBACK_SURVIVE_MS 1500
+/* When the audit log cannot take an undoing step's line: try again. */
+#define AUDIT_RETRY_MS 1000
+
+enum step {
+  ST_RENAME_OLD,
+  ST_CREATE,
+  ST_DRAIN,
+  ST_STOP_OLD,
+  ST_START_NEW,
+  ST_READY,
+  ST_SURVIVE,
+  ST_REMOVE_OLD,
+  ST_RESTART,
+};
+
+static const enum step recreate_stop_first[] = {
+    ST_RENAME_OLD, ST_CREATE, ST_DRAIN,   ST_STOP_OLD,
+    ST_START_NEW,  ST_READY,  ST_SURVIVE, ST_REMOVE_OLD};
+static const enum step recreate_start_first[] = {
+    ST_RENAME_OLD, ST_CREATE,   ST_START_NEW, ST_READY,
+    ST_DRAIN,      ST_STOP_OLD, ST_SURVIVE,   ST_REMOVE_OLD};
+static const enum step restart_steps[] = {ST_DRAIN, ST_RESTART, ST_READY,
+                                          ST_SURVIVE};
+static const enum step stop_steps[] = {ST_DRAIN, ST_STOP_OLD};
+static const enum step remove_steps[] = {ST_DRAIN, ST_STOP_OLD, ST_REMOVE_OLD};
+
+/* What a wait looks for. */
+enum wait {
+  W_NONE,
+  W_READY,    /* running, and healthy with a health check */
+  W_SURVIVE,  /* still so when the window ends */
+  W_RESTORED, /* the restored old workload: up, and staying up */
+};
+
+/* The undoing steps, in this order. */
+enum undo {
+  U_REMOVE_NEW,
+  U_RENAME_BACK,
+  U_START_OLD,
+  U_CHECK_OLD,
+  U_END,
+};
+
+struct run {
+  struct rp_runner_env env;
+  struct rp_provider *p; /* borrowed */
+  rp_recycle_cb cb;
+  void *arg;
+
+  enum rp_strategy strategy;
+  bool want_start_first;
+  int64_t grace_ms, health_timeout_ms, drain_timeout_ms;
+  char **drain; /* owned argv or NULL */
+
+  char *id;        /* owned: the workload recycled */
+  char *name;      /* owned: its name */
+  char *old_name;  /* owned: NAME + RP_RUNNER_OLD_SUFFIX */
+  char *new_id;    /* owned: the replacement, once created */
+  json_t *base;    /* owned: the members every audit line carries */
+  json_t *details; /* owned: what recycle.done/failed adds */
+  void *plan;      /* the provider's, released at the end */
+  bool prepared;   /* prepare was accepted: release is owed once */
+
+  const enum step *prog;
+  size_t n, pc;
+  enum step at; /* the step running, or the last */
+  bool running_before, renamed, created, stopped_old, started_new;
+
+  /* waits */
+  uv_timer_t timer;
+  enum wait wait;
+  const char *wait_id; /* borrowed: new_id or id */
+  int64_t deadline_mono, until_mono;
+  int64_t poll_ms;
+  void *watch; /* the provider's handle, or NULL */
+  bool probing, woke;
+
+  /* failure */
+  struct rp_error *error; /* owned */
+  bool undoing;
+  enum undo undo;
+  bool undo_ok;
+  bool finished;
+};
+
+static void advance(struct run *r);
+static void fail(struct run *r, const struct rp_error *err, const char *what);
+static void undo_next(struct run *r);
+
+bool
+rp_runner_handles(const struct rp_provider *p)
+{
+  return p && p->ops && p->ops->prepare;
+}
+
+static const char *
+step_name(enum step s)
+{
+  switch (s) {
+  case ST_RENAME_OLD:
+    return "rename-old";
+  case ST_CREATE:
+    return "create";
+  case ST_DRAIN:
+    return "drain";
+  case ST_STOP_OLD:
+    return "stop-old";
+  case ST_START_NEW:
+    return "start-new";
+  case ST_READY:
+    return "ready";
+  case ST_SURVIVE:
+    return "survive";
+  case ST_REMOVE_OLD:
+    return "remove-old";
+  case ST_RESTART:
+    return "restart";
+  }
+  return "?";
+}
+
+/* --- the end ------------------------------------------------------------ */
+
+static void
+run_free(struct run *r)
+{
+  if (r->prepared && r->p->ops->release)
+    r->p->ops->release(r->p, r->plan);
+  if (r->drain)
+    for (char **a = r->drain; *a; a++)
+      free(*a);
+  free(r->drain);
+  free(r->id);
+  free(r->name);
+  free(r->old_name);
+  free(r->new_id);
+  json_decref(r->base);
+  json_decref(r->details);
+  rp_error_free(r->error);
+  free(r);
+}
+
+static void
+timer_closed_cb(uv_handle_t *h)
+{
+  run_free(h->data);
+}
+
+static void
+stop_watching(struct run *r)
+{
+  uv_timer_stop(&r->timer);
+  if (r->watch && r->p->ops->unwatch)
+    r->p->ops->unwatch(r->p, r->watch);
+  r->watch = NULL;
+  r->wait = W_NONE;
+}
+
+static void
+finish(struct run *r, int status, bool rolled_back)
+{
+  if (r->finished)
+    return;
+  r->finished = true;
+  stop_watching(r);
+  const char *replacement = NULL;
+  if (status == 0)
+    replacement = r->strategy == RP_STRATEGY_RECREATE  ? r->new_id
+                  : r->strategy == RP_STRATEGY_RESTART ? r->id
+                                                       : NULL;
+  struct rp_recycle_result res = {
+      .replacement_id = (char *)(uintptr_t)replacement,
+      .rolled_back = rolled_back,
+      .details = r->details,
+  };
+  r->cb(r->arg, status, &res, status == 0 ? NULL : r->error);
+  uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
+}
+
+/* --- the audit line before each act -------------------------------------- */
+
+typedef void (*act_fn)(struct run *r);
+
+struct announce {
+  struct run *r;
+  act_fn act;
+  json_t *fields; /* owned: kept to try again while undoing */
+  const char *what;
+};
+
+static void announce_retry_cb(uv_timer_t *t);
+static void announce_write(struct announce *a);
+
+static void
+announced_cb(void *arg, struct rp_error *err)
+{
+  struct announce *a = arg;
+  struct run *r = a->r;
+  if (err && r->undoing) {
+    /* Nothing acts before its line is on disk, undoing included: wait for
+     * the log (the agent works on reopening it), then go on. */
+    rp_err("audit: could not write the undoing step %s of %s: %s; trying "
+           "again",
+           a->what, r->name, err->message);
+    r->timer.data = a;
+    uv_timer_start(&r->timer, announce_retry_cb, AUDIT_RETRY_MS, 0);
+    return;
+  }
+  act_fn act = a->act;
+  json_decref(a->fields);
+  free(a);
+  r->timer.data = r;
+  if (err) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EAUDIT, "audit log not writable: %s", err->message);
+    fail(r, e, "announce the next step");
+    rp_error_free(e);
+    return;
+  }
+  act(r);
+}
+
+static void
+announce_retry_cb(uv_timer_t *t)
+{
+  announce_write(t->data);
+}
+
+static void
+announce_write(struct announce *a)
+{
+  if (a->r->env.append(a->r->env.ctx, "recycle.step", a->fields, announced_cb,
+                       a) != 0) {
+    char msg[] = "audit append refused";
+    struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
+    announced_cb(a, &bad);
+  }
+}
+
+/* Writes recycle.step {step, target, ...} then runs act. */
+static void
+announce(struct run *r, const char *step, const char *target, act_fn act)
+{
+  struct announce *a = rp_xcalloc(1, sizeof(*a));
+  a->r = r;
+  a->act = act;
+  a->what = step;
+  a->fields = json_deep_copy(r->base);
+  json_object_set_new(a->fields, "step", json_string(step));
+  json_object_set_new(a->fields, "target", json_string(target));
+  if (r->new_id)
+    json_object_set_new(a->fields, "replacement_id", json_string(r->new_id));
+  announce_write(a);
+}
+
+/* --- operations' callbacks ------------------------------------------------ */
+
+static void
+op_done(struct run *r, const struct rp_error *err, const char *what,
+        const char *crashpoint)
+{
+  if (err) {
+    fail(r, err, what);
+    return;
+  }
+  if (crashpoint)
+    RP_CRASHPOINT(crashpoint);
+  advance(r);
+}
+
+/* An operation that could not even start fails its step at once; the
+ * failure is handled after the current call returns (a zero timer). */
+static void
+failed_now_cb(uv_timer_t *t)
+{
+  struct run *r = t->data;
+  struct rp_error *e = r->error;
+  r->error = NULL;
+  fail(r, e, step_name(r->at));
+  rp_error_free(e);
+}
+
+static void
+cannot_start(struct run *r, struct rp_error *err)
+{
+  rp_error_free(r->error);
+  r->error = err ? rp_error_dup(err) : NULL;
+  if (!r->error)
+    rp_error_set(&r->error, EIO, "the operation could not start");
+  r->timer.data = r;
+  uv_timer_start(&r->timer, failed_now_cb, 0, 0);
+}
+
+static void
+renamed_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->renamed = true;
+  op_done(r, err, "rename old", "after-rename-old");
+}
+
+static void
+do_rename_old(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->rename(r->p, r->id, r->old_name, renamed_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+created_cb(void *arg, const char *id, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err && id) {
+    r->created = true;
+    r->new_id = rp_xstrdup(id);
+  }
+  op_done(r, err, "create replacement", "after-create");
+}
+
+static void
+do_create(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->create(r->p, r->plan, created_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+drained_cb(void *arg, json_t *outcome)
+{
+  struct run *r = arg;
+  json_t *d = json_object();
+  json_t *argv = json_array();
+  for (char **a = r->drain; a && *a; a++)
+    json_array_append_new(argv, json_string(*a));
+  json_object_set_new(d, "argv", argv);
+  if (outcome)
+    json_object_update(d, outcome);
+  json_object_set_new(r->details, "drain", d);
+  advance(r);
+}
+
+static void
+do_drain(struct run *r)
+{
+  rp_info("%s: running the drain hook", r->name);
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->drain(r->p, r->id, (const char *const *)r->drain,
+                       r->drain_timeout_ms, drained_cb, r, &err) != 0) {
+    /* A drain hook that cannot run never holds the recycle back. */
+    cleanup_json json_t *o =
+        json_pack("{s:s}", "error", err ? err->message : "could not start");
+    drained_cb(r, o);
+  }
+}
+
+static void
+stopped_old_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->stopped_old = true;
+  op_done(r, err, "stop old", "after-stop-old");
+}
+
+static void
+do_stop_old(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->stop_workload(r->p, r->id, r->grace_ms, stopped_old_cb, r,
+                               &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+started_new_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->started_new = true;
+  op_done(r, err, "start replacement", "after-start-new");
+}
+
+static void
+do_start_new(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->start_workload(r->p, r->new_id, started_new_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+removed_old_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  op_done(r, err, "remove old", "after-remove-old");
+}
+
+static void
+do_remove_old(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->remove(r->p, r->id, r->grace_ms, removed_old_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+restarted_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->stopped_old = true; /* it went down, and up again */
+  op_done(r, err, "restart", "after-restart");
+}
+
+static void
+do_restart(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->restart(r->p, r->id, r->grace_ms, restarted_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+/* --- waits: readiness, survival --------------------------------------------*/
+
+static void probe_now(struct run *r);
+
+static void
+poll_cb(uv_timer_t *t)
+{
+  probe_now(t->data);
+}
+
+static void
+woke_cb(void *arg)
+{
+  struct run *r = arg;
+  if (r->wait == W_NONE)
+    return;
+  if (r->probing) {
+    r->woke = true; /* look again as soon as this look is back */
+    return;
+  }
+  uv_timer_stop(&r->timer);
+  probe_now(r);
+}
+
+static void
+next_look(struct run *r)
+{
+  int64_t now = rp_mono_ms();
+  int64_t end = r->wait == W_READY ? r->deadline_mono : r->until_mono;
+  int64_t delay = r->poll_ms;
+  if (end - now < delay)
+    delay = end > now ? end - now : 0;
+  r->poll_ms = r->poll_ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : r->poll_ms * 2;
+  r->timer.data = r;
+  uv_timer_start(&r->timer, poll_cb, (uint64_t)delay, 0);
+}
+
+static void wait_failed(struct run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+wait_failed(struct run *r, const char *fmt, ...)
+{
+  enum wait w = r->wait;
+  stop_watching(r);
+  struct rp_error *e = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  rp_error_setv(&e, RP_EENGINE, fmt, ap);
+  va_end(ap);
+  if (w == W_RESTORED) {
+    r->undo_ok = false;
+    rp_error_prefix(&r->error,
+                    "rollback failed: the old %s did not stay up after its "
+                    "restart (%s)",
+                    "workload", e->message);
+    rp_error_free(e);
+    undo_next(r);
+    return;
+  }
+  fail(r, e,
+       w == W_SURVIVE ? "replacement did not stay up"
+                      : "replacement not ready");
+  rp_error_free(e);
+}
+
+static void
+probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
+{
+  struct run *r = arg;
+  r->probing = false;
+  if (r->wait == W_NONE)
+    return;
+  int64_t now = rp_mono_ms();
+  if (err) {
+    wait_failed(r, "%s", err->message);
+    return;
+  }
+  if (!st->exists) {
+    wait_failed(r, "it is gone");
+    return;
+  }
+  if (!st->running) {
+    wait_failed(r, "it is %s (exit code %d)",
+                st->status ? st->status : "not running", st->exit_code);
+    return;
+  }
+  /* A replacement the engine restarted behind our back is failing, even if
+   * it runs at this moment. */
+  if (st->restarts > 0 && r->wait_id == r->new_id) {
+    wait_failed(r, "it restarted %d times", st->restarts);
+    return;
+  }
+  if (st->health == RP_HEALTH_UNHEALTHY) {
+    wait_failed(r, "its health check says unhealthy");
+    return;
+  }
+  bool ready = st->health == RP_HEALTH_NONE || st->health == RP_HEALTH_HEALTHY;
+  if (r->wait == W_READY && ready) {
+    if (st->health == RP_HEALTH_HEALTHY)
+      json_object_set_new(r->details, "health", json_string("healthy"));
+    stop_watching(r);
+    advance(r);
+    return;
+  }
+  if ((r->wait == W_SURVIVE || r->wait == W_RESTORED) && now >= r->until_mono) {
+    enum wait w = r->wait;
+    stop_watching(r);
+    if (w == W_RESTORED)
+      undo_next(r);
+    else
+      advance(r);
+    return;
+  }
+  if (r->wait == W_READY && now >= r->deadline_mono) {
+    wait_failed(r, "not %s within %llds",
+                st->health == RP_HEALTH_STARTING ? "healthy" : "running",
+                (long long)(r->health_timeout_ms / 1000));
+    return;
+  }
+  if (r->woke) {
+    r->woke = false;
+    probe_now(r);
+    return;
+  }
+  next_look(r);
+}
+
+static void
+probe_now(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  r->probing = true;
+  if (r->p->ops->probe(r->p, r->wait_id, probed_cb, r, &err) != 0) {
+    r->probing = false;
+    wait_failed(r, "cannot look at it: %s", err ? err->message : "?");
+  }
+}
+
+static void
+start_wait(struct run *r, enum wait w, const char *id, int64_t span_ms)
+{
+  r->wait = w;
+  r->wait_id = id;
+  r->poll_ms = POLL_FIRST_MS;
+  r->woke = false;
+  int64_t now = rp_mono_ms();
+  r->deadline_mono = now + span_ms;
+  r->until_mono = now + span_ms;
+  if (r->p->ops->watch)
+    r->watch = r->p->ops->watch(r->p, id, woke_cb, r);
+  probe_now(r);
+}
+
+/* --- the sequence ----------------------------------------------------------*/
+
+static void
+advance(struct run *r)
+{
+  while (r->pc < r->n) {
+    enum step s = r->prog[r->pc++];
+    r->at = s;
+    switch (s) {
+    case ST_RENAME_OLD:
+      announce(r, step_name(s), r->id, do_rename_old);
+      return;
+    case ST_CREATE:
+      announce(r, step_name(s), r->id, do_create);
+      return;
+    case ST_DRAIN:
+      if (!r->drain || !r->running_before || !r->p->ops->drain)
+        continue;
+      announce(r, step_name(s), r->id, do_drain);
+      return;
+    case ST_STOP_OLD:
+      if (!r->running_before)
+        continue;
+      announce(r, step_name(s), r->id, do_stop_old);
+      return;
+    case ST_START_NEW:
+      announce(r, step_name(s), r->new_id, do_start_new);
+      return;
+    case ST_READY:
+      start_wait(r, W_READY,
+                 r->strategy == RP_STRATEGY_RECREATE ? r->new_id : r->id,
+                 r->health_timeout_ms);
+      return;
+    case ST_SURVIVE:
+      start_wait(r, W_SURVIVE,
+                 r->strategy == RP_STRATEGY_RECREATE ? r->new_id : r->id,
+                 RP_RUNNER_SURVIVE_MS);
+      return;
+    case ST_REMOVE_OLD:
+      announce(r, step_name(s), r->id, do_remove_old);
+      return;
+    case ST_RESTART:
+      announce(r, step_name(s), r->id, do_restart);
+      return;
+    }
+  }
+  finish(r, 0, false);
+}
+
+/* --- failure and undoing ---------------------------------------------------*/
+
+static void
+undone_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    r->undo_ok = false;
+    rp_error_prefix(&r->error, "rollback failed (%s)", err->message);
+    rp_err("%s: an undoing step failed: %s", r->name, err->message);
+  }
+  undo_next(r);
+}
+
+static void
+do_remove_new(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  /* grace 0: the replacement failed; nothing of it is worth a grace. */
+  if (r->p->ops->remove(r->p, r->new_id, 0, undone_cb, r, &err) != 0)
+    undone_cb(r, err);
+}
+
+static void
+do_rename_back(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->rename(r->p, r->id, r->name, undone_cb, r, &err) != 0)
+    undone_cb(r, err);
+}
+
+static void
+do_start_old(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->start_workload(r->p, r->id, undone_cb, r, &err) != 0)
+    undone_cb(r, err);
+}
+
+static void
+undo_next(struct run *r)
+{
+  switch (r->undo++) {
+  case U_REMOVE_NEW:
+    if (r->created) {
+      announce(r, "undo-remove-replacement", r->new_id, do_remove_new);
+      return;
+    }
+    undo_next(r);
+    return;
+  case U_RENAME_BACK:
+    if (r->renamed) {
+      announce(r, "undo-rename-old", r->id, do_rename_back);
+      return;
+    }
+    undo_next(r);
+    return;
+  case U_START_OLD:
+    if (r->stopped_old && r->running_before) {
+      announce(r, "undo-start-old", r->id, do_start_old);
+      return;
+    }
+    r->undo = U_END; /* nothing restarted: nothing to check */
+    undo_next(r);
+    return;
+  case U_CHECK_OLD:
+    /* "Rolled back" is only said of an old workload that stays up: a stop
+     * asked for before may still land, and the engine restores what it
+     * restores. */
+    start_wait(r, W_RESTORED, r->id, ROLLBACK_SURVIVE_MS);
+    return;
+  default:
+    free(r->new_id);
+    r->new_id = NULL;
+    finish(r, -1, r->undo_ok);
+    return;
+  }
+}
+
+static void
+fail(struct run *r, const struct rp_error *err, const char *what)
+{
+  stop_watching(r);
+  if (!r->error) {
+    r->error = rp_error_dup(err);
+    rp_error_prefix(&r->error, "%s", what);
+  }
+  if (r->undoing)
+    return;
+  /* Past the point where the replacement runs and lasted, nothing is
+   * undone: the replacement stays, and what is left of the old one is
+   * said. */
+  if (r->strategy == RP_STRATEGY_RECREATE &&
+      (r->at == ST_REMOVE_OLD ||
+       (r->want_start_first && r->prog == recreate_start_first &&
+        r->at == ST_STOP_OLD))) {
+    rp_error_prefix(
+        &r->error, "the replacement %.12s runs; the old one remains as %s",
+        r->new_id ? r->new_id : "?", r->renamed ? r->old_name : r->id);
+    finish(r, -1, false);
+    return;
+  }
+  if (r->strategy != RP_STRATEGY_RECREATE) {
+    /* restart, stop, remove: nothing was replaced. */
+    finish(r, -1, !r->stopped_old);
+    return;
+  }
+  r->undoing = true;
+  r->undo_ok = true;
+  r->undo = U_REMOVE_NEW;
+  undo_next(r);
+}
+
+/* --- the start ---------------------------------------------------------- */
+
+static void
+prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    r->at = ST_RENAME_OLD;
+    if (!r->error) {
+      r->error = rp_error_dup(err);
+      rp_error_prefix(&r->error, "prepare");
+    }
+    finish(r, -1, true); /* nothing was done */
+    return;
+  }
+  r->plan = pr->plan;
+  r->running_before = pr->running;
+  if (pr->name && strcmp(pr->name, r->name) != 0) {
+    free(r->name);
+    r->name = rp_xstrdup(pr->name);
+  }
+  if (pr->details)
+    json_object_update(r->details, pr->details);
+  switch (r->strategy) {
+  case RP_STRATEGY_RECREATE: {
+    bool start_first = r->want_start_first && !pr->clash;
+    if (r->want_start_first && pr->clash) {
+      rp_info("%s: start-first falls back to stop-first: %s", r->name,
+              pr->clash);
+      json_object_set_new(r->details, "order_fallback", json_string(pr->clash));
+    }
+    json_object_set_new(
+        r->details, "order",
+        json_string(start_first ? "start-first" : "stop-first"));
+    r->prog = start_first ? recreate_start_first : recreate_stop_first;
+    r->n = start_first ? RP_ARRAY_LEN(recreate_start_first)
+                       : RP_ARRAY_LEN(recreate_stop_first);
+    free(r->old_name);
+    r->old_name = rp_xasprintf("%s%s", r->name, RP_RUNNER_OLD_SUFFIX);
+    break;
+  }
+  case RP_STRATEGY_RESTART:
+    r->prog = restart_steps;
+    r->n = RP_ARRAY_LEN(restart_steps);
+    break;
+  case RP_STRATEGY_STOP:
+    r->prog = stop_steps;
+    r->n = RP_ARRAY_LEN(stop_steps);
+    break;
+  case RP_STRATEGY_REMOVE:
+    r->prog = remove_steps;
+    r->n = RP_ARRAY_LEN(remove_steps);
+    break;
+  default: {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, ENOTSUP, "strategy %s is not one for this workload",
+                 rp_strategy_name(r->strategy));
+    r->error = e;
+    finish(r, -1, true);
+    return;
+  }
+  }
+  advance(r);
+}
+
+int
+rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
+                const struct rp_workload *w, const struct rp_recycle_spec *spec,
+                const json_t *base, rp_recycle_cb cb, void *arg,
+                struct rp_error **err)
+{
+  if (!rp_runner_handles(p))
+    return rp_error_set(err, ENOTSUP, "provider %s offers no operations",
+                        p && p->ops ? p->ops->type : "?");
+  struct run *r = rp_xcalloc(1, sizeof(*r));
+  r->env = *env;
+  r->p = p;
+  r->cb = cb;
+  r->arg = arg;
+  r->strategy = spec->strategy;
+  r->want_start_first = spec->order == RP_ORDER_START_FIRST;
+  r->grace_ms = spec->grace_ms;
+  r->health_timeout_ms = spec->health_timeout_ms;
+  r->drain_timeout_ms = spec->drain_timeout_ms;
+  if (spec->drain_argv) {
+    size_t n = 0;
+    while (spec->drain_argv[n])
+      n++;
+    r->drain = rp_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+      r->drain[i] = rp_xstrdup(spec->drain_argv[i]);
+  }
+  r->id = rp_xstrdup(w->id);
+  r->name = rp_xstrdup(w->name);
+  r->base = json_deep_copy(base);
+  r->details = json_object();
+  uv_timer_init(env->loop, &r->timer);
+  r->timer.data = r;
+  if (p->ops->prepare(p, w, spec, prepared_cb, r, err) != 0) {
+    r->finished = true;
+    uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
+    return -1;
+  }
+  r->prepared = true;
+  return 0;
+}
