@@ -19,7 +19,7 @@ agent: { listen: "", audit_log: $T/audit.jsonl }
 providers: [ { name: local, type: docker, endpoint: "$REAPER_ENDPOINT" } ]
 policies:
   - { name: never, match: { name: "nothing-is-called-this" }, max_age: 1d, selectable: true }
-  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1s, grace: 2s, strategy: recreate }
+  - { name: test, match: { labels: { reaper-test: "$$" } }, max_age: 1s, hard_max_age: 2h, grace: 2s, strategy: recreate }
 YAML
 sleep 1.5
 "$REAPER" plan -c "$T/config.yaml" >"$T/plan.txt" 2>"$T/plan.err" || fail "plan failed: $(cat "$T/plan.err")"
