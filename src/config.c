@@ -696,6 +696,82 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
   return 0;
 }
 
+/* "recreate, restart, stop, remove" */
+static void
+strategy_list(unsigned bits, char *buf, size_t len)
+{
+  buf[0] = '\0';
+  for (int s = 0; s < RP_STRATEGY__COUNT; s++)
+    if (bits & RP_STRATEGY_BIT(s)) {
+      size_t used = strlen(buf);
+      snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+               rp_strategy_name((enum rp_strategy)s));
+    }
+}
+
+/* A policy asks each provider it can match only for what that provider can
+ * do to the kinds it can match there (the providers' declared
+ * capabilities); a generic policy is checked against every provider. */
+static int
+check_policy_capabilities(struct walk *w, const struct rp_config_node *n,
+                          const struct rp_policy *pol, const char *at)
+{
+  struct rp_config_parse *ps = &w->ps;
+  const struct rp_config *c = w->c;
+  const struct rp_config_node *order = rp_config_node_get(n, "order");
+  const struct rp_config_node *pull = rp_config_node_get(n, "pull");
+  const struct rp_config_node *drain = rp_config_node_get(n, "drain");
+  const struct rp_config_node *replace = rp_config_node_get(n, "replace");
+  char path[RP_CONFIG_PATH_LEN];
+  for (size_t i = 0; i < c->n_providers; i++) {
+    const struct rp_provider_config *pc = &c->providers[i];
+    if (pol->match_provider && strcmp(pol->match_provider, pc->name) != 0)
+      continue;
+    const struct rp_provider_ops *ops = rp_provider_lookup(pc->type);
+    for (size_t k = 0; ops && k < ops->n_caps; k++) {
+      const struct rp_capability *cap = &ops->caps[k];
+      if (pol->match_kind >= 0 && (int)cap->kind != pol->match_kind)
+        continue;
+      const char *kind = rp_kind_name(cap->kind);
+      char can[128];
+      strategy_list(cap->strategies, can, sizeof(can));
+      if (pol->strategy_set &&
+          !(cap->strategies & RP_STRATEGY_BIT(pol->strategy)))
+        return rp_config_fail(
+            ps, rp_config_node_get(n, "strategy")->mark,
+            rp_config_join(path, at, "strategy"),
+            "provider %s (%s) cannot apply strategy %s to a %s (it can: "
+            "%s); narrow the policy's match (provider:, kind:)",
+            pc->name, pc->type, rp_strategy_name(pol->strategy), kind, can);
+      if (order && pol->order == RP_ORDER_START_FIRST && !cap->start_first)
+        return rp_config_fail(ps, order->mark,
+                              rp_config_join(path, at, "order"),
+                              "provider %s (%s) cannot start a %s's "
+                              "replacement before stopping it; use "
+                              "stop-first, or narrow the policy's match",
+                              pc->name, pc->type, kind);
+      if (pull && pol->pull && !cap->pull)
+        return rp_config_fail(ps, pull->mark, rp_config_join(path, at, "pull"),
+                              "provider %s (%s) cannot pull a %s's image; "
+                              "narrow the policy's match",
+                              pc->name, pc->type, kind);
+      if (drain && pol->drain && !cap->drain)
+        return rp_config_fail(ps, drain->mark,
+                              rp_config_join(path, at, "drain"),
+                              "provider %s (%s) runs no drain hook for a %s; "
+                              "narrow the policy's match",
+                              pc->name, pc->type, kind);
+      if (replace && pol->replace && !cap->replace)
+        return rp_config_fail(ps, replace->mark,
+                              rp_config_join(path, at, "replace"),
+                              "provider %s (%s) runs no replace command for "
+                              "a %s; narrow the policy's match",
+                              pc->name, pc->type, kind);
+    }
+  }
+  return 0;
+}
+
 static int
 parse_policies(struct walk *w, const struct rp_config_node *root)
 {
@@ -720,6 +796,12 @@ parse_policies(struct walk *w, const struct rp_config_node *root)
   for (size_t i = 0; i < n->n_kids; i++)
     if (parse_policy(w, n->kids[i], i) < 0)
       return -1;
+  for (size_t i = 0; i < n->n_kids; i++) {
+    char at[RP_CONFIG_PATH_LEN];
+    rp_config_join_index(at, "policies", i);
+    if (check_policy_capabilities(w, n->kids[i], &w->c->policies[i], at) < 0)
+      return -1;
+  }
   return 0;
 }
 

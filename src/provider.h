@@ -136,12 +136,26 @@ typedef void (*rp_created_cb)(void *arg, const char *id,
  * failure of the recycle (a drain hook that fails still ends in a stop). */
 typedef void (*rp_drained_cb)(void *arg, json_t *outcome);
 
+/* What a provider can do to the workloads of one kind: checked when the
+ * configuration loads, so that a policy that asks for more is an error in
+ * the file, not a failure at recycle time. */
+struct rp_capability {
+  enum rp_kind kind;
+  unsigned strategies; /* 1u << enum rp_strategy, each it can apply */
+  bool start_first;    /* order: start-first */
+  bool pull;           /* pull: true */
+  bool drain;          /* a drain hook (drain:) */
+  bool replace;        /* a replace command (replace:) */
+};
+#define RP_STRATEGY_BIT(s) (1u << (unsigned)(s))
+
 struct rp_provider_ops {
   const char *type; /* "docker" */
+  /* The kinds of workload it reports, and what it can do to each. */
+  const struct rp_capability *caps;
+  size_t n_caps;
   /* The strategy used when a policy sets none, per kind. */
   enum rp_strategy (*default_strategy)(enum rp_kind kind);
-  /* Whether the provider can apply a strategy to a kind (config check). */
-  bool (*supports)(enum rp_kind kind, enum rp_strategy s);
   /* Optional: the settings this type takes beyond name, type and endpoint
    * (NULL-terminated), each a string that option_valid checks when the
    * configuration loads (why gets the reason it is not). */

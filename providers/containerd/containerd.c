@@ -24,13 +24,20 @@ default_strategy(enum rp_kind kind)
   return RP_STRATEGY_RECREATE;
 }
 
-static bool
-supports(enum rp_kind kind, enum rp_strategy s)
-{
-  return kind == RP_KIND_CONTAINER &&
-         (s == RP_STRATEGY_RECREATE || s == RP_STRATEGY_RESTART ||
-          s == RP_STRATEGY_STOP || s == RP_STRATEGY_REMOVE);
-}
+/* recreate gives the container a fresh snapshot in place (same id): no
+ * replacement runs beside the old task, so there is no start-first; and
+ * no pull (the image's layers as they are in containerd's store). */
+static const struct rp_capability caps[] = {
+    {.kind = RP_KIND_CONTAINER,
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_RECREATE) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_RESTART) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_STOP) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_REMOVE),
+     .start_first = false,
+     .pull = false,
+     .drain = true,
+     .replace = false},
+};
 
 int
 rp_ctrd_endpoint_parse(const char *endpoint, struct rp_http_endpoint *ep,
@@ -236,7 +243,8 @@ destroy(struct rp_provider *p)
 const struct rp_provider_ops rp_provider_containerd = {
     .type = "containerd",
     .default_strategy = default_strategy,
-    .supports = supports,
+    .caps = caps,
+    .n_caps = sizeof(caps) / sizeof(caps[0]),
     .init = init,
     .start = start,
     .resync = resync,

@@ -18,13 +18,17 @@ default_strategy(enum rp_kind kind)
   return RP_STRATEGY_RECREATE;
 }
 
-static bool
-supports(enum rp_kind kind, enum rp_strategy s)
-{
-  return kind == RP_KIND_CONTAINER &&
-         (s == RP_STRATEGY_RECREATE || s == RP_STRATEGY_RESTART ||
-          s == RP_STRATEGY_STOP || s == RP_STRATEGY_REMOVE);
-}
+static const struct rp_capability caps[] = {
+    {.kind = RP_KIND_CONTAINER,
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_RECREATE) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_RESTART) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_STOP) |
+                   RP_STRATEGY_BIT(RP_STRATEGY_REMOVE),
+     .start_first = true,
+     .pull = true,
+     .drain = true,
+     .replace = false},
+};
 
 /* reaper's own container, when it runs in one: the container id appears in
  * the paths of the files the engine bind-mounts into it (/etc/hostname,
@@ -141,7 +145,8 @@ destroy(struct rp_provider *p)
 const struct rp_provider_ops rp_provider_docker = {
     .type = "docker",
     .default_strategy = default_strategy,
-    .supports = supports,
+    .caps = caps,
+    .n_caps = sizeof(caps) / sizeof(caps[0]),
     .options = rp_dockerapi_options,
     .option_valid = rp_dockerapi_option_valid,
     .init = init,

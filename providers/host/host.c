@@ -91,11 +91,14 @@ default_strategy(enum rp_kind kind)
   return RP_STRATEGY_DRAIN_REPLACE;
 }
 
-static bool
-supports(enum rp_kind kind, enum rp_strategy s)
-{
-  return kind == RP_KIND_HOST && s == RP_STRATEGY_DRAIN_REPLACE;
-}
+/* The machine reaper runs on: the policy's drain, then its replace command,
+ * both run here. */
+static const struct rp_capability caps[] = {
+    {.kind = RP_KIND_HOST,
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_DRAIN_REPLACE),
+     .drain = true,
+     .replace = true},
+};
 
 /* --- the workload -------------------------------------------------------- */
 
@@ -505,7 +508,8 @@ destroy(struct rp_provider *p)
 const struct rp_provider_ops rp_provider_host = {
     .type = "host",
     .default_strategy = default_strategy,
-    .supports = supports,
+    .caps = caps,
+    .n_caps = sizeof(caps) / sizeof(caps[0]),
     .init = init,
     .start = start,
     .resync = resync,

@@ -21,12 +21,17 @@ default_strategy(enum rp_kind kind)
                               : RP_STRATEGY_FORCE_UPDATE;
 }
 
-static bool
-supports(enum rp_kind kind, enum rp_strategy s)
-{
-  return (kind == RP_KIND_SERVICE && s == RP_STRATEGY_FORCE_UPDATE) ||
-         (kind == RP_KIND_NODE && s == RP_STRATEGY_DRAIN_REPLACE);
-}
+/* Services: Swarm replaces the tasks under the service's own update
+ * configuration (its order, parallelism, failure action): a policy's order,
+ * pull and drain do not apply.  Nodes: drained, replaced by the policy's
+ * replace command, removed. */
+static const struct rp_capability caps[] = {
+    {.kind = RP_KIND_SERVICE,
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_FORCE_UPDATE)},
+    {.kind = RP_KIND_NODE,
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_DRAIN_REPLACE),
+     .replace = true},
+};
 
 int
 rp_swarm_call(struct rp_swarm *s, const char *method, const char *path,
@@ -238,7 +243,8 @@ destroy(struct rp_provider *p)
 const struct rp_provider_ops rp_provider_swarm = {
     .type = "swarm",
     .default_strategy = default_strategy,
-    .supports = supports,
+    .caps = caps,
+    .n_caps = sizeof(caps) / sizeof(caps[0]),
     .options = rp_dockerapi_options,
     .option_valid = rp_dockerapi_option_valid,
     .init = init,

@@ -144,6 +144,42 @@ static struct err_case err_cases[] = {
      "providers:\n  - name: c\n    type: containerd\n    api_version: "
      "\"1.44\"\n" POLS,
      NULL, 4, 5, "providers[0]: unknown key 'api_version'"},
+    /* What a provider cannot do is an error where the policy asks it. */
+    {"cap_strategy_docker_force_update",
+     "providers: [ { name: d, type: docker } ]\n"
+     "policies: [ { name: a, max_age: 1h, strategy: force-update } ]\n",
+     NULL, 2, 47,
+     "policies[0].strategy: provider d (docker) cannot apply strategy "
+     "force-update to a container (it can: recreate, restart, stop, remove)"},
+    {"cap_generic_policy_spans_providers",
+     "providers: [ { name: d, type: docker }, { name: s, type: swarm } ]\n"
+     "policies: [ { name: a, max_age: 1h, strategy: recreate } ]\n",
+     NULL, 2, 47,
+     "policies[0].strategy: provider s (swarm) cannot apply strategy "
+     "recreate to a service"},
+    {"cap_containerd_start_first",
+     "providers: [ { name: c, type: containerd } ]\n"
+     "policies: [ { name: a, max_age: 1h, order: start-first } ]\n",
+     NULL, 2, 44,
+     "policies[0].order: provider c (containerd) cannot start a container's "
+     "replacement before stopping it"},
+    {"cap_containerd_pull",
+     "providers: [ { name: c, type: containerd } ]\n"
+     "policies: [ { name: a, max_age: 1h, pull: true } ]\n",
+     NULL, 2, 43, "policies[0].pull: provider c (containerd) cannot pull"},
+    {"cap_swarm_service_drain",
+     "providers: [ { name: s, type: swarm } ]\n"
+     "policies: [ { name: a, max_age: 1h, match: { kind: service }, "
+     "drain: [x] } ]\n",
+     NULL, 2, 70,
+     "policies[0].drain: provider s (swarm) runs no drain hook for a "
+     "service"},
+    {"cap_docker_replace",
+     "providers: [ { name: d, type: docker } ]\n"
+     "policies: [ { name: a, max_age: 1h, replace: [/bin/true] } ]\n",
+     NULL, 2, 46,
+     "policies[0].replace: provider d (docker) runs no replace command for "
+     "a container"},
     {"policy_selectable_word",
      "providers: [ { name: d, type: docker } ]\n"
      "policies: [ { name: a, max_age: 1h, selectable: sure } ]\n",
@@ -529,6 +565,24 @@ test_defaults(void **state)
   rp_config_free(c);
 }
 
+/* A policy narrowed by match passes where a generic one would not: only
+ * the providers and kinds it can match are asked. */
+static void
+test_capabilities_by_match(void **state)
+{
+  struct rp_config *c = parse_ok(
+      "providers: [ { name: d, type: docker }, { name: s, type: swarm } ]\n"
+      "policies:\n"
+      "  - { name: web, match: { provider: d }, max_age: 1h, order: "
+      "start-first, pull: true, drain: [x] }\n"
+      "  - { name: svc, match: { kind: service }, max_age: 1h, strategy: "
+      "force-update }\n"
+      "  - { name: nodes, match: { provider: s, kind: node }, max_age: 1d, "
+      "replace: [/bin/true] }\n");
+  assert_int_equal(c->n_policies, 3);
+  rp_config_free(c);
+}
+
 /* The trust settings: a policy a label may pick though its match refuses
  * the workload, and the workloads' own opt-out taken away; the defaults
  * (not selectable, opt-out allowed); a provider type's own setting,
@@ -773,7 +827,7 @@ test_values_accepted(void **state)
       "  - name: p2\n    max_age: 500ms\n    jitter: 0\n"
       "    hard_max_age: 500ms\n    window: {days: [Monday, sun], start: "
       "\"00:00\", end: \"23:59\"}\n"
-      "    strategy: force-update\n    notify_before: 0s\n"
+      "    strategy: restart\n    notify_before: 0s\n"
       "notify:\n  - command: [/bin/notify]\n    events: [recycle.*, "
       "agent.start]\n  - webhook: http://localhost:8080/x\n    events: "
       "[\"*\"]\n");
@@ -810,7 +864,7 @@ test_values_accepted(void **state)
   assert_int_equal(p2->window.days, 0x03);    /* Sunday and Monday */
   assert_null(p2->window.tz);                 /* UTC */
   assert_int_equal(p2->window.end_min, 23 * 60 + 59);
-  assert_int_equal(p2->strategy, RP_STRATEGY_FORCE_UPDATE);
+  assert_int_equal(p2->strategy, RP_STRATEGY_RESTART);
   assert_int_equal(c->n_notify, 2);
   rp_config_free(c);
 }
@@ -1088,6 +1142,7 @@ main(void)
       cmocka_unit_test(test_timestamps),
       cmocka_unit_test(test_full_example),
       cmocka_unit_test(test_trust_settings),
+      cmocka_unit_test(test_capabilities_by_match),
       cmocka_unit_test(test_minimal_example),
       cmocka_unit_test(test_web_and_workers_example),
       cmocka_unit_test(test_embedded_default),
