@@ -240,6 +240,7 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
 }
 
 /* The common keys, and those of the provider's type. */
+/* The common keys, and those of the provider's type. */
 static int
 check_provider_keys(struct rp_config_parse *ps, const struct rp_config_node *n,
                     const char *at, const char *const *common,
@@ -248,59 +249,104 @@ check_provider_keys(struct rp_config_parse *ps, const struct rp_config_node *n,
   size_t nc = 0, no = 0;
   while (common[nc])
     nc++;
-  while (ops && ops->options && ops->options[no])
+  while (ops && ops->options && ops->options[no].key)
     no++;
   cleanup_free const char **keys = rp_xcalloc(nc + no + 1, sizeof(*keys));
   memcpy(keys, common, nc * sizeof(*keys));
-  if (no)
-    memcpy(keys + nc, ops->options, no * sizeof(*keys));
+  for (size_t i = 0; i < no; i++)
+    keys[nc + i] = ops->options[i].key;
+  /* Another type's setting: say whose it is. */
+  for (size_t i = 0; i < n->n_kids; i += 2) {
+    const struct rp_config_node *k = n->kids[i];
+    bool mine = false;
+    for (size_t j = 0; keys[j] && !mine; j++)
+      mine = strcmp(keys[j], k->text) == 0;
+    char whose[128] = "";
+    for (size_t t = 0; !mine && rp_provider_types[t]; t++) {
+      const struct rp_provider_ops *other =
+          rp_provider_lookup(rp_provider_types[t]);
+      for (size_t j = 0; other && other->options && other->options[j].key; j++)
+        if (strcmp(other->options[j].key, k->text) == 0) {
+          size_t used = strlen(whose);
+          snprintf(whose + used, sizeof(whose) - used, "%s%s",
+                   used ? " and " : "", rp_provider_types[t]);
+        }
+    }
+    if (whose[0])
+      return rp_config_fail(ps, k->mark, at,
+                            "'%s' applies to %s providers only, not %s",
+                            k->text, whose, ops ? ops->type : "?");
+  }
   return rp_config_check_keys(ps, n, at, keys, NULL);
 }
 
-/* The settings of the provider's own type, checked by it. */
+/* The settings of the provider's own type, typed as it says, checked by
+ * it. */
 static int
 parse_provider_options(struct rp_config_parse *ps,
                        const struct rp_config_node *n, const char *at,
                        const struct rp_provider_ops *ops,
                        struct rp_provider_config *pc)
 {
-  size_t count = 0;
-  for (size_t i = 0; ops && ops->options && ops->options[i]; i++) {
-    const struct rp_config_node *v = rp_config_node_get(n, ops->options[i]);
+  pc->options = json_object();
+  for (size_t i = 0; ops && ops->options && ops->options[i].key; i++) {
+    const struct rp_provider_option *o = &ops->options[i];
+    const struct rp_config_node *v = rp_config_node_get(n, o->key);
     if (!v)
       continue;
     char p[RP_CONFIG_PATH_LEN], why[256];
-    char *value = NULL;
-    rp_config_join(p, at, ops->options[i]);
-    if (rp_config_get_string(ps, v, p, false, &value) < 0)
-      return -1;
-    if (ops->option_valid &&
-        !ops->option_valid(ops->options[i], value, why, sizeof(why))) {
-      free(value);
-      return rp_config_fail(ps, v->mark, p, "%s", why);
+    rp_config_join(p, at, o->key);
+    cleanup_json json_t *value = NULL;
+    if (o->type == RP_OPTION_BOOL) {
+      bool b = false;
+      if (rp_config_get_bool(ps, v, p, &b) < 0)
+        return -1;
+      value = json_boolean(b);
+    } else if (o->type == RP_OPTION_STRINGS) {
+      char **strv = NULL;
+      if (rp_config_get_strv(ps, v, p, false, &strv) < 0)
+        return -1;
+      value = json_array();
+      for (char **x = strv; x && *x; x++)
+        json_array_append_new(value, json_string(*x));
+      rp_config_free_strv(strv);
+    } else {
+      char *str = NULL;
+      if (rp_config_get_string(ps, v, p, false, &str) < 0)
+        return -1;
+      value = json_string(str);
+      free(str);
     }
-    pc->options = rp_xrealloc(pc->options, (count + 3) * sizeof(char *));
-    pc->options[count++] = rp_xstrdup(ops->options[i]);
-    pc->options[count++] = value;
-    pc->options[count] = NULL;
+    if (ops->option_valid &&
+        !ops->option_valid(o->key, value, why, sizeof(why)))
+      return rp_config_fail(ps, v->mark, p, "%s", why);
+    json_object_set(pc->options, o->key, value);
   }
   return 0;
+}
+
+json_t *
+rp_provider_config_value(const struct rp_provider_config *pc, const char *key)
+{
+  return pc ? json_object_get(pc->options, key) : NULL;
 }
 
 const char *
 rp_provider_config_option(const struct rp_provider_config *pc, const char *key)
 {
-  for (size_t i = 0; pc && pc->options && pc->options[i]; i += 2)
-    if (strcmp(pc->options[i], key) == 0)
-      return pc->options[i + 1];
-  return NULL;
+  return json_string_value(rp_provider_config_value(pc, key));
+}
+
+bool
+rp_provider_config_flag(const struct rp_provider_config *pc, const char *key)
+{
+  return json_is_true(rp_provider_config_value(pc, key));
 }
 
 static int
 parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
-  static const char *const common[] = {
-      "name", "type", "endpoint", "namespaces", "allow_kubernetes", NULL};
+  static const char *const common[] = {"name", "type", "endpoint", NULL};
   struct rp_config_parse *ps = &w->ps;
   struct rp_provider_config *pc = &w->c->providers[idx];
   const struct rp_config_node *v;
@@ -349,20 +395,6 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
   if ((v = rp_config_node_get(n, "endpoint")) &&
       rp_config_get_string(ps, v, rp_config_join(p, at, "endpoint"), false,
                            &pc->endpoint) < 0)
-    return -1;
-  if ((v = rp_config_node_get(n, "namespaces"))) {
-    if (strcmp(pc->type, "containerd") != 0)
-      return rp_config_fail(ps, rp_config_node_key(n, "namespaces")->mark, at,
-                            "'namespaces' applies to containerd providers "
-                            "only, not %s",
-                            pc->type);
-    if (rp_config_get_strv(ps, v, rp_config_join(p, at, "namespaces"), false,
-                           &pc->namespaces) < 0)
-      return -1;
-  }
-  if ((v = rp_config_node_get(n, "allow_kubernetes")) &&
-      rp_config_get_bool(ps, v, rp_config_join(p, at, "allow_kubernetes"),
-                         &pc->allow_kubernetes) < 0)
     return -1;
   return 0;
 }
@@ -1065,8 +1097,7 @@ rp_config_free(struct rp_config *c)
     free(c->providers[i].name);
     free(c->providers[i].type);
     free(c->providers[i].endpoint);
-    rp_config_free_strv(c->providers[i].namespaces);
-    rp_config_free_strv(c->providers[i].options);
+    json_decref(c->providers[i].options);
   }
   free(c->providers);
   for (size_t i = 0; i < c->n_policies; i++)

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "error.h"
 
 enum rp_strategy {
@@ -84,17 +86,22 @@ struct rp_provider_config {
   char *name;     /* owned */
   char *type;     /* owned: docker | swarm | containerd | host */
   char *endpoint; /* owned, NULL = the type's default ($DOCKER_HOST...) */
-  /* Settings that only this provider's type takes (its ops->options), as
-   * owned strings: key, value, key, value, ..., NULL; NULL when none. */
-  char **options;
-  char **namespaces; /* owned, NULL-terminated, or NULL (containerd) */
-  bool allow_kubernetes;
+  /* Settings that only this provider's type takes (its ops->options), by
+   * key: a string, true/false or an array of strings.  Owned; never NULL
+   * once parsed. */
+  json_t *options;
   struct rp_mark mark;
 };
 
-/* The value of one of a provider's own settings (options), or NULL. */
+/* One of a provider's own settings (options): a string (or NULL when
+ * unset or not one), a boolean (false when unset), or the value as it is
+ * (borrowed, NULL when unset). */
 const char *rp_provider_config_option(const struct rp_provider_config *pc,
                                       const char *key);
+bool rp_provider_config_flag(const struct rp_provider_config *pc,
+                             const char *key);
+json_t *rp_provider_config_value(const struct rp_provider_config *pc,
+                                 const char *key);
 
 /* Exactly one of webhook and command is set. */
 struct rp_notify {

@@ -136,6 +136,17 @@ typedef void (*rp_created_cb)(void *arg, const char *id,
  * failure of the recycle (a drain hook that fails still ends in a stop). */
 typedef void (*rp_drained_cb)(void *arg, json_t *outcome);
 
+/* A setting that only one type of provider takes. */
+enum rp_option_type {
+  RP_OPTION_STRING,
+  RP_OPTION_BOOL,
+  RP_OPTION_STRINGS, /* a list of strings, not empty */
+};
+struct rp_provider_option {
+  const char *key;
+  enum rp_option_type type;
+};
+
 /* What a provider can do to the workloads of one kind: checked when the
  * configuration loads, so that a policy that asks for more is an error in
  * the file, not a failure at recycle time. */
@@ -157,10 +168,11 @@ struct rp_provider_ops {
   /* The strategy used when a policy sets none, per kind. */
   enum rp_strategy (*default_strategy)(enum rp_kind kind);
   /* Optional: the settings this type takes beyond name, type and endpoint
-   * (NULL-terminated), each a string that option_valid checks when the
-   * configuration loads (why gets the reason it is not). */
-  const char *const *options;
-  bool (*option_valid)(const char *key, const char *value, char *why,
+   * (ended by a NULL key), which option_valid checks when the configuration
+   * loads (value: a string, true/false or an array of strings, as the
+   * option's type says; why gets the reason it is not). */
+  const struct rp_provider_option *options;
+  bool (*option_valid)(const char *key, const json_t *value, char *why,
                        size_t why_len);
 
   /* Sets p->ctx.  Validates the configuration (endpoint, options). */

@@ -157,16 +157,29 @@ rp_ctrd_split_id(const char *id, char *ns, size_t ns_len,
   return 0;
 }
 
+/* The settings only a containerd provider takes. */
+static const struct rp_provider_option options[] = {
+    {.key = "namespaces", .type = RP_OPTION_STRINGS},
+    {.key = "allow_kubernetes", .type = RP_OPTION_BOOL},
+    {.key = NULL},
+};
+
 static int
 init(struct rp_provider *p, struct rp_error **err)
 {
   struct rp_ctrd *c = rp_xcalloc(1, sizeof(*c));
   c->p = p;
+  json_t *list = rp_provider_config_value(p->cfg, "namespaces");
+  cleanup_free char **namespaces =
+      rp_xcalloc(json_array_size(list) + 1, sizeof(char *));
+  for (size_t i = 0; i < json_array_size(list); i++)
+    namespaces[i] =
+        (char *)(uintptr_t)json_string_value(json_array_get(list, i));
   if (rp_ctrd_endpoint_parse(p->cfg ? p->cfg->endpoint : NULL, &c->ep, err) !=
           0 ||
-      rp_ctrd_namespaces(p->cfg ? p->cfg->namespaces : NULL,
-                         p->cfg && p->cfg->allow_kubernetes, &c->namespaces,
-                         err) != 0) {
+      rp_ctrd_namespaces(namespaces,
+                         rp_provider_config_flag(p->cfg, "allow_kubernetes"),
+                         &c->namespaces, err) != 0) {
     rp_http_endpoint_clear(&c->ep);
     free(c);
     return -1;
@@ -243,6 +256,7 @@ destroy(struct rp_provider *p)
 const struct rp_provider_ops rp_provider_containerd = {
     .type = "containerd",
     .default_strategy = default_strategy,
+    .options = options,
     .caps = caps,
     .n_caps = sizeof(caps) / sizeof(caps[0]),
     .init = init,

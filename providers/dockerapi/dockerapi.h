@@ -115,8 +115,8 @@ bool rp_dockerapi_pin_valid(const char *s, char *why, size_t why_len);
 
 /* The settings of a provider that speaks the Engine API (its ops' options
  * and option_valid): api_version pins the version spoken. */
-extern const char *const rp_dockerapi_options[];
-bool rp_dockerapi_option_valid(const char *key, const char *value, char *why,
+extern const struct rp_provider_option rp_dockerapi_options[];
+bool rp_dockerapi_option_valid(const char *key, const json_t *value, char *why,
                                size_t why_len);
 
 /* The answer to one API call.  status is the HTTP status (0 on a transport

@@ -83,13 +83,16 @@ rp_dockerapi_pin_valid(const char *s, char *why, size_t why_len)
   return true;
 }
 
-const char *const rp_dockerapi_options[] = {"api_version", NULL};
+const struct rp_provider_option rp_dockerapi_options[] = {
+    {.key = "api_version", .type = RP_OPTION_STRING},
+    {.key = NULL},
+};
 
 bool
-rp_dockerapi_option_valid(const char *key, const char *value, char *why,
+rp_dockerapi_option_valid(const char *key, const json_t *value, char *why,
                           size_t why_len)
 {
   if (strcmp(key, "api_version") == 0)
-    return rp_dockerapi_pin_valid(value, why, why_len);
+    return rp_dockerapi_pin_valid(json_string_value(value), why, why_len);
   return true;
 }

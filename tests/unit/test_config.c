@@ -143,7 +143,9 @@ static struct err_case err_cases[] = {
     {"provider_api_version_not_containerd",
      "providers:\n  - name: c\n    type: containerd\n    api_version: "
      "\"1.44\"\n" POLS,
-     NULL, 4, 5, "providers[0]: unknown key 'api_version'"},
+     NULL, 4, 5,
+     "providers[0]: 'api_version' applies to docker and swarm providers only, "
+     "not containerd"},
     /* What a provider cannot do is an error where the policy asks it. */
     {"cap_strategy_docker_force_update",
      "providers: [ { name: d, type: docker } ]\n"
@@ -530,8 +532,7 @@ test_defaults(void **state)
   assert_string_equal(c->providers[0].name, "local");
   assert_string_equal(c->providers[0].type, "docker");
   assert_null(c->providers[0].endpoint);
-  assert_null(c->providers[0].namespaces);
-  assert_false(c->providers[0].allow_kubernetes);
+  assert_int_equal(json_object_size(c->providers[0].options), 0);
   assert_int_equal(c->providers[0].mark.line, 2);
   assert_int_equal(c->providers[0].mark.col, 5);
 
@@ -839,9 +840,14 @@ test_values_accepted(void **state)
   assert_strv(c->listen_names,
               (const char *const[]){"reaper.example.internal", "node-1", NULL});
   assert_string_equal(c->audit_signing_key, "/etc/k");
-  assert_strv(c->providers[0].namespaces,
-              (const char *const[]){"default", "moby", NULL});
-  assert_false(c->providers[0].allow_kubernetes);
+  /* containerd's own settings, typed as it declares them. */
+  json_t *ns = rp_provider_config_value(&c->providers[0], "namespaces");
+  assert_int_equal(json_array_size(ns), 2);
+  assert_string_equal(json_string_value(json_array_get(ns, 0)), "default");
+  assert_string_equal(json_string_value(json_array_get(ns, 1)), "moby");
+  assert_false(rp_provider_config_flag(&c->providers[0], "allow_kubernetes"));
+  assert_true(json_is_false(
+      rp_provider_config_value(&c->providers[0], "allow_kubernetes")));
 
   const struct rp_policy *p1 = &c->policies[0];
   assert_int_equal(p1->max_age_ms, 90 * 60000);
