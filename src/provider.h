@@ -107,7 +107,11 @@ struct rp_prepared {
   bool running;      /* it runs now (a drain hook only runs in one that does) */
   const char *clash; /* why old and new cannot run at once (start-first then
                         falls back to stop-first), or NULL */
-  json_t *details;   /* may be NULL: what the audit lines should carry */
+  /* recreate gives this very workload a fresh filesystem (reset) instead of
+   * making a second one beside it: stop, reset, start (containerd, whose
+   * container ids are its names). */
+  bool in_place;
+  json_t *details; /* may be NULL: what the audit lines should carry */
 };
 typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
                                const struct rp_error *err);
@@ -121,6 +125,11 @@ enum rp_health {
 };
 struct rp_probe {
   bool exists;
+  /* Not settled yet (an update or a drain under way): look again. */
+  bool pending;
+  /* The engine undid the change itself (a service update rolled back by
+   * its failure action): a failure, rolled back. */
+  bool reverted;
   bool running;  /* running, and not restarting */
   int exit_code; /* when not running */
   int restarts;  /* restarts the engine made since it was created */
@@ -135,6 +144,9 @@ typedef void (*rp_created_cb)(void *arg, const char *id,
 /* outcome: {exit_code, output, timed_out, error} as far as known; never a
  * failure of the recycle (a drain hook that fails still ends in a stop). */
 typedef void (*rp_drained_cb)(void *arg, json_t *outcome);
+/* The same for a replace command, whose failure (err) is the recycle's. */
+typedef void (*rp_replaced_cb)(void *arg, json_t *outcome,
+                               const struct rp_error *err);
 
 /* A setting that only one type of provider takes. */
 enum rp_option_type {
@@ -213,6 +225,27 @@ struct rp_provider_ops {
                struct rp_error **err);
   int (*probe)(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
                struct rp_error **err);
+  /* In-place recreate (rp_prepared.in_place): a fresh filesystem from the
+   * workload's image, once it is stopped. */
+  int (*reset)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,
+               void *arg, struct rp_error **err);
+  /* force-update: the provider's update of a service (Swarm replaces its
+   * tasks under the service's own update configuration); probe then says
+   * pending until it is done. */
+  int (*update)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,
+                void *arg, struct rp_error **err);
+  /* drain-replace: cordon takes the workload out of service (a node drained
+   * of its tasks; probe says pending until it is empty), uncordon undoes it;
+   * replace runs the policy's replace command (argv, no shell, with the
+   * provider's facts in its environment: src/child.c); probe then says
+   * pending until the replaced workload is gone, and remove forgets it. */
+  int (*cordon)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,
+                void *arg, struct rp_error **err);
+  int (*uncordon)(struct rp_provider *p, const char *id, void *plan,
+                  rp_op_cb cb, void *arg, struct rp_error **err);
+  int (*replace)(struct rp_provider *p, const char *id, void *plan,
+                 const char *const *argv, int64_t timeout_ms, rp_replaced_cb cb,
+                 void *arg, struct rp_error **err);
   /* Optional: cb runs whenever the engine says something of `id` (it
    * started, died, its health changed), so that the runner looks at once
    * instead of waiting for its next look.  Returns a handle for unwatch. */

@@ -30,6 +30,14 @@ enum step {
   ST_SURVIVE,
   ST_REMOVE_OLD,
   ST_RESTART,
+  ST_RESET,      /* in place: a fresh filesystem */
+  ST_START_SAME, /* in place: the workload itself again */
+  ST_UPDATE,     /* force-update */
+  ST_SETTLED,    /* force-update: the engine's update done */
+  ST_CORDON,     /* drain-replace: out of service */
+  ST_DRAINED,    /* drain-replace: emptied */
+  ST_REPLACE,    /* drain-replace: the replace command */
+  ST_GONE,       /* drain-replace: the replaced workload went */
 };
 
 static const enum step recreate_stop_first[] = {
@@ -42,6 +50,11 @@ static const enum step restart_steps[] = {ST_DRAIN, ST_RESTART, ST_READY,
                                           ST_SURVIVE};
 static const enum step stop_steps[] = {ST_DRAIN, ST_STOP_OLD};
 static const enum step remove_steps[] = {ST_DRAIN, ST_STOP_OLD, ST_REMOVE_OLD};
+static const enum step recreate_in_place[] = {
+    ST_DRAIN, ST_STOP_OLD, ST_RESET, ST_START_SAME, ST_READY, ST_SURVIVE};
+static const enum step force_update_steps[] = {ST_UPDATE, ST_SETTLED};
+static const enum step drain_replace_steps[] = {
+    ST_CORDON, ST_DRAINED, ST_DRAIN, ST_REPLACE, ST_GONE, ST_REMOVE_OLD};
 
 /* What a wait looks for. */
 enum wait {
@@ -49,10 +62,13 @@ enum wait {
   W_READY,    /* running, and healthy with a health check */
   W_SURVIVE,  /* still so when the window ends */
   W_RESTORED, /* the restored old workload: up, and staying up */
+  W_SETTLED,  /* the engine's work done (probe no longer pending) */
+  W_GONE,     /* the replaced workload no longer there, or down */
 };
 
 /* The undoing steps, in this order. */
 enum undo {
+  U_UNCORDON,
   U_REMOVE_NEW,
   U_RENAME_BACK,
   U_START_OLD,
@@ -84,6 +100,9 @@ struct run {
   size_t n, pc;
   enum step at; /* the step running, or the last */
   bool running_before, renamed, created, stopped_old, started_new;
+  bool in_place, reset_done, cordoned, replaced;
+  char **replace;    /* owned argv or NULL */
+  int64_t settle_ms; /* how long the engine's own work may take */
 
   /* waits */
   uv_timer_t timer;
@@ -93,6 +112,7 @@ struct run {
   int64_t poll_ms;
   void *watch; /* the provider's handle, or NULL */
   bool probing, woke;
+  bool reverted; /* the engine undid the change itself */
 
   /* failure */
   struct rp_error *error; /* owned */
@@ -134,6 +154,22 @@ step_name(enum step s)
     return "remove-old";
   case ST_RESTART:
     return "restart";
+  case ST_RESET:
+    return "reset";
+  case ST_START_SAME:
+    return "start";
+  case ST_UPDATE:
+    return "update";
+  case ST_SETTLED:
+    return "settled";
+  case ST_CORDON:
+    return "cordon";
+  case ST_DRAINED:
+    return "drained";
+  case ST_REPLACE:
+    return "replace";
+  case ST_GONE:
+    return "gone";
   }
   return "?";
 }
@@ -149,6 +185,10 @@ run_free(struct run *r)
     for (char **a = r->drain; *a; a++)
       free(*a);
   free(r->drain);
+  if (r->replace)
+    for (char **a = r->replace; *a; a++)
+      free(*a);
+  free(r->replace);
   free(r->id);
   free(r->name);
   free(r->old_name);
@@ -442,6 +482,96 @@ do_restart(struct run *r)
     cannot_start(r, err);
 }
 
+static void
+reset_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->reset_done = true;
+  op_done(r, err, "reset", "after-reset");
+}
+
+static void
+do_reset(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->reset(r->p, r->id, r->plan, reset_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+started_same_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  op_done(r, err, "start", "after-start");
+}
+
+static void
+do_start_same(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->start_workload(r->p, r->id, started_same_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+updated_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  op_done(r, err, "update", "after-update");
+}
+
+static void
+do_update(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->update(r->p, r->id, r->plan, updated_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+cordoned_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err)
+    r->cordoned = true;
+  op_done(r, err, "cordon", "after-cordon");
+}
+
+static void
+do_cordon(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->cordon(r->p, r->id, r->plan, cordoned_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+replaced_cb(void *arg, json_t *outcome, const struct rp_error *err)
+{
+  struct run *r = arg;
+  json_t *d = json_object();
+  json_t *argv = json_array();
+  for (char **a = r->replace; a && *a; a++)
+    json_array_append_new(argv, json_string(*a));
+  json_object_set_new(d, "argv", argv);
+  if (outcome)
+    json_object_update(d, outcome);
+  json_object_set_new(r->details, "replace", d);
+  if (!err)
+    r->replaced = true;
+  op_done(r, err, "replace", "after-replace");
+}
+
+static void
+do_replace(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->replace(r->p, r->id, r->plan, (const char *const *)r->replace,
+                         r->drain_timeout_ms, replaced_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
 /* --- waits: readiness, survival --------------------------------------------*/
 
 static void probe_now(struct run *r);
@@ -470,7 +600,9 @@ static void
 next_look(struct run *r)
 {
   int64_t now = rp_mono_ms();
-  int64_t end = r->wait == W_READY ? r->deadline_mono : r->until_mono;
+  int64_t end = r->wait == W_SURVIVE || r->wait == W_RESTORED
+                    ? r->until_mono
+                    : r->deadline_mono;
   int64_t delay = r->poll_ms;
   if (end - now < delay)
     delay = end > now ? end - now : 0;
@@ -518,6 +650,45 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   int64_t now = rp_mono_ms();
   if (err) {
     wait_failed(r, "%s", err->message);
+    return;
+  }
+  if (r->wait == W_GONE) {
+    if (!st->exists || (!st->running && !st->pending)) {
+      stop_watching(r);
+      advance(r);
+      return;
+    }
+    if (now >= r->deadline_mono) {
+      wait_failed(r, "still there %llds after its replace command",
+                  (long long)(r->settle_ms / 1000));
+      return;
+    }
+    next_look(r);
+    return;
+  }
+  if (st->reverted) {
+    r->reverted = true;
+    wait_failed(r, "the engine undid it (%s)", st->status ? st->status : "?");
+    return;
+  }
+  if (r->wait == W_SETTLED && !st->pending) {
+    stop_watching(r);
+    advance(r);
+    return;
+  }
+  if (r->wait == W_SETTLED) {
+    if (now >= r->deadline_mono) {
+      wait_failed(r, "not done within %llds (%s)",
+                  (long long)(r->settle_ms / 1000),
+                  st->status ? st->status : "?");
+      return;
+    }
+    if (r->woke) {
+      r->woke = false;
+      probe_now(r);
+      return;
+    }
+    next_look(r);
     return;
   }
   if (!st->exists) {
@@ -625,20 +796,57 @@ advance(struct run *r)
       announce(r, step_name(s), r->new_id, do_start_new);
       return;
     case ST_READY:
-      start_wait(r, W_READY,
-                 r->strategy == RP_STRATEGY_RECREATE ? r->new_id : r->id,
+      start_wait(r, W_READY, r->new_id ? r->new_id : r->id,
                  r->health_timeout_ms);
       return;
     case ST_SURVIVE:
-      start_wait(r, W_SURVIVE,
-                 r->strategy == RP_STRATEGY_RECREATE ? r->new_id : r->id,
+      start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
                  RP_RUNNER_SURVIVE_MS);
       return;
     case ST_REMOVE_OLD:
+      if (!r->p->ops->remove)
+        continue;
       announce(r, step_name(s), r->id, do_remove_old);
       return;
     case ST_RESTART:
       announce(r, step_name(s), r->id, do_restart);
+      return;
+    case ST_RESET:
+      announce(r, step_name(s), r->id, do_reset);
+      return;
+    case ST_START_SAME:
+      announce(r, step_name(s), r->id, do_start_same);
+      return;
+    case ST_UPDATE:
+      announce(r, step_name(s), r->id, do_update);
+      return;
+    case ST_SETTLED:
+      start_wait(r, W_SETTLED, r->id, r->settle_ms);
+      return;
+    case ST_CORDON:
+      if (!r->p->ops->cordon)
+        continue;
+      announce(r, step_name(s), r->id, do_cordon);
+      return;
+    case ST_DRAINED:
+      if (!r->cordoned || !r->p->ops->probe)
+        continue;
+      start_wait(r, W_SETTLED, r->id, r->settle_ms);
+      return;
+    case ST_REPLACE:
+      if (!r->replace) {
+        struct rp_error *e = NULL;
+        rp_error_set(&e, EINVAL, "the policy has no replace command");
+        fail(r, e, "replace");
+        rp_error_free(e);
+        return;
+      }
+      announce(r, step_name(s), r->id, do_replace);
+      return;
+    case ST_GONE:
+      if (!r->p->ops->probe)
+        continue;
+      start_wait(r, W_GONE, r->id, r->settle_ms);
       return;
     }
   }
@@ -685,9 +893,24 @@ do_start_old(struct run *r)
 }
 
 static void
+do_uncordon(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->uncordon(r->p, r->id, r->plan, undone_cb, r, &err) != 0)
+    undone_cb(r, err);
+}
+
+static void
 undo_next(struct run *r)
 {
   switch (r->undo++) {
+  case U_UNCORDON:
+    if (r->cordoned && r->p->ops->uncordon) {
+      announce(r, "undo-cordon", r->id, do_uncordon);
+      return;
+    }
+    undo_next(r);
+    return;
   case U_REMOVE_NEW:
     if (r->created) {
       announce(r, "undo-remove-replacement", r->new_id, do_remove_new);
@@ -703,7 +926,7 @@ undo_next(struct run *r)
     undo_next(r);
     return;
   case U_START_OLD:
-    if (r->stopped_old && r->running_before) {
+    if (r->stopped_old && r->running_before && !r->reset_done) {
       announce(r, "undo-start-old", r->id, do_start_old);
       return;
     }
@@ -711,6 +934,10 @@ undo_next(struct run *r)
     undo_next(r);
     return;
   case U_CHECK_OLD:
+    if (!r->p->ops->probe || r->strategy == RP_STRATEGY_DRAIN_REPLACE) {
+      undo_next(r);
+      return;
+    }
     /* "Rolled back" is only said of an old workload that stays up: a stop
      * asked for before may still land, and the engine restores what it
      * restores. */
@@ -747,14 +974,35 @@ fail(struct run *r, const struct rp_error *err, const char *what)
     finish(r, -1, false);
     return;
   }
-  if (r->strategy != RP_STRATEGY_RECREATE) {
+  if (r->strategy == RP_STRATEGY_FORCE_UPDATE) {
+    /* Swarm's own failure action decides; reverted when it undid it. */
+    finish(r, -1, r->reverted);
+    return;
+  }
+  if (r->strategy == RP_STRATEGY_DRAIN_REPLACE && r->replaced) {
+    rp_error_prefix(&r->error, "after the replace command ran");
+    finish(r, -1, false);
+    return;
+  }
+  if (r->in_place && r->reset_done) {
+    /* Its old filesystem is gone, by design: nothing to go back to; crash
+     * recovery finishes it. */
+    rp_error_prefix(&r->error,
+                    "%s is left without a running task after its "
+                    "fresh filesystem was made",
+                    r->name);
+    finish(r, -1, false);
+    return;
+  }
+  if (r->strategy != RP_STRATEGY_RECREATE &&
+      r->strategy != RP_STRATEGY_DRAIN_REPLACE) {
     /* restart, stop, remove: nothing was replaced. */
     finish(r, -1, !r->stopped_old);
     return;
   }
   r->undoing = true;
   r->undo_ok = true;
-  r->undo = U_REMOVE_NEW;
+  r->undo = U_UNCORDON;
   undo_next(r);
 }
 
@@ -781,8 +1029,15 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
   }
   if (pr->details)
     json_object_update(r->details, pr->details);
+  r->in_place = pr->in_place;
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE: {
+    if (pr->in_place) {
+      json_object_set_new(r->details, "order", json_string("stop-first"));
+      r->prog = recreate_in_place;
+      r->n = RP_ARRAY_LEN(recreate_in_place);
+      break;
+    }
     bool start_first = r->want_start_first && !pr->clash;
     if (r->want_start_first && pr->clash) {
       rp_info("%s: start-first falls back to stop-first: %s", r->name,
@@ -810,6 +1065,14 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
   case RP_STRATEGY_REMOVE:
     r->prog = remove_steps;
     r->n = RP_ARRAY_LEN(remove_steps);
+    break;
+  case RP_STRATEGY_FORCE_UPDATE:
+    r->prog = force_update_steps;
+    r->n = RP_ARRAY_LEN(force_update_steps);
+    break;
+  case RP_STRATEGY_DRAIN_REPLACE:
+    r->prog = drain_replace_steps;
+    r->n = RP_ARRAY_LEN(drain_replace_steps);
     break;
   default: {
     struct rp_error *e = NULL;
@@ -842,6 +1105,17 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
   r->grace_ms = spec->grace_ms;
   r->health_timeout_ms = spec->health_timeout_ms;
   r->drain_timeout_ms = spec->drain_timeout_ms;
+  /* The engine's own work (a service update, a node's drain, a replaced
+   * machine going away) is given the policy's health and drain time. */
+  r->settle_ms = spec->health_timeout_ms + spec->drain_timeout_ms;
+  if (spec->replace_argv) {
+    size_t n = 0;
+    while (spec->replace_argv[n])
+      n++;
+    r->replace = rp_xcalloc(n + 1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+      r->replace[i] = rp_xstrdup(spec->replace_argv[i]);
+  }
   if (spec->drain_argv) {
     size_t n = 0;
     while (spec->drain_argv[n])
