@@ -33,27 +33,6 @@ static const struct rp_capability caps[] = {
 /* reaper's own container, when it runs in one: the container id appears in
  * the paths of the files the engine bind-mounts into it (/etc/hostname,
  * /etc/hosts, /etc/resolv.conf live under .../containers/<id>/). */
-static char *
-find_self_id(void)
-{
-  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "r");
-  if (!f)
-    return NULL;
-  char line[4096];
-  while (fgets(line, sizeof(line), f)) {
-    const char *p = strstr(line, "/containers/");
-    if (!p)
-      continue;
-    p += strlen("/containers/");
-    size_t n = 0;
-    while (isxdigit((unsigned char)p[n]))
-      n++;
-    if (n == 64 && p[64] == '/')
-      return rp_xstrndup(p, 64);
-  }
-  return NULL;
-}
-
 static int
 init(struct rp_provider *p, struct rp_error **err)
 {
@@ -67,7 +46,7 @@ init(struct rp_provider *p, struct rp_error **err)
   }
   /* Said once the engine's list shows it (track.c): reaper may run in a
    * container of another engine than the one it watches. */
-  d->self_id = find_self_id();
+  d->self_id = rp_dockerapi_self_container_id(NULL);
   p->ctx = d;
   return 0;
 }

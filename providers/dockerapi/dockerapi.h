@@ -206,6 +206,19 @@ json_t *rp_dockerapi_describe(const struct rp_dockerapi *api);
 char *rp_dockerapi_explain(const struct rp_dockerapi *api,
                            const struct rp_error *err);
 
+/* The id of the container reaper runs in, or NULL (owned).  Read from
+ * /proc/self/mountinfo (path given for the tests; NULL: that file): the
+ * files the engine bind-mounts into each container of its own, at mount
+ * points /etc/hostname, /etc/hosts and /etc/resolv.conf, come from that
+ * container's directory (Docker: .../containers/ID/hostname; Podman:
+ * .../overlay-containers/ID/userdata/hostname).  Only the entries mounted
+ * at those very mount points in reaper's own mount namespace count: a
+ * host's table also lists other containers' directories (their shm, say),
+ * which must never make reaper take another container for itself.  Works
+ * with cgroup v2 and a private cgroup namespace, where /proc/self/cgroup
+ * says only "0::/". */
+char *rp_dockerapi_self_container_id(const char *mountinfo_path);
+
 /* The line splitting of rp_dockerapi_stream, on its own (client.c): a line
  * ends at "\n"; a "\r" before it is dropped; empty lines are skipped; a
  * line longer than max_line bytes (its "\r" included) is an error.  Chunks

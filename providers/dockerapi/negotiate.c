@@ -301,3 +301,53 @@ rp_dockerapi_describe(const struct rp_dockerapi *api)
   json_object_set_new(o, "api", json_string(how));
   return o;
 }
+
+/* The 64-hex id right after `marker` in s, when all that follows it is
+ * `tail`. */
+static char *
+id_after(const char *s, const char *marker, const char *tail)
+{
+  const char *p = strstr(s, marker);
+  if (!p)
+    return NULL;
+  p += strlen(marker);
+  for (size_t i = 0; i < 64; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+      return NULL;
+  if (strcmp(p + 64, tail) != 0)
+    return NULL;
+  return rp_xstrndup(p, 64);
+}
+
+char *
+rp_dockerapi_self_container_id(const char *mountinfo_path)
+{
+  static const char *const points[] = {"/etc/hostname", "/etc/hosts",
+                                       "/etc/resolv.conf"};
+  cleanup_fclose FILE *f =
+      fopen(mountinfo_path ? mountinfo_path : "/proc/self/mountinfo", "r");
+  if (!f)
+    return NULL;
+  char line[4096];
+  while (fgets(line, sizeof(line), f)) {
+    /* ID PARENT MAJ:MIN ROOT MOUNT-POINT ... */
+    char root[2048], point[1024];
+    if (sscanf(line, "%*s %*s %*s %2047s %1023s", root, point) != 2)
+      continue;
+    const char *file = NULL;
+    for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++)
+      if (strcmp(point, points[i]) == 0)
+        file = points[i] + 5; /* "hostname", "hosts", "resolv.conf" */
+    if (!file)
+      continue;
+    char docker_tail[64], podman_tail[64];
+    snprintf(docker_tail, sizeof(docker_tail), "/%s", file);
+    snprintf(podman_tail, sizeof(podman_tail), "/userdata/%s", file);
+    char *id = id_after(root, "/containers/", docker_tail);
+    if (!id)
+      id = id_after(root, "/overlay-containers/", podman_tail);
+    if (id)
+      return id;
+  }
+  return NULL;
+}

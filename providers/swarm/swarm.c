@@ -45,27 +45,6 @@ rp_swarm_call(struct rp_swarm *s, const char *method, const char *path,
 /* reaper's own container, when it runs in one (as the docker provider
  * finds it): the engine bind-mounts /etc/hostname and friends from
  * .../containers/<id>/. */
-static char *
-find_self_container(void)
-{
-  cleanup_fclose FILE *f = fopen("/proc/self/mountinfo", "r");
-  if (!f)
-    return NULL;
-  char line[4096];
-  while (fgets(line, sizeof(line), f)) {
-    const char *p = strstr(line, "/containers/");
-    if (!p)
-      continue;
-    p += strlen("/containers/");
-    size_t n = 0;
-    while (isxdigit((unsigned char)p[n]))
-      n++;
-    if (n == 64 && p[64] == '/')
-      return rp_xstrndup(p, 64);
-  }
-  return NULL;
-}
-
 /* This agent's name in the lease: readable (host and pid) and unique (a
  * restarted agent is a new holder, so that it never mistakes an old lease
  * for one it still holds). */
@@ -96,7 +75,7 @@ init(struct rp_provider *p, struct rp_error **err)
   }
   s->local = s->api.ep.unix_socket != NULL;
   s->holder = make_holder();
-  s->self_container = find_self_container();
+  s->self_container = rp_dockerapi_self_container_id(NULL);
   p->ctx = s;
   return 0;
 }
