@@ -3,16 +3,18 @@
 # the same container: prints figures, asserts no timing.  Run by hand
 # (tests/run.sh does not run it); see tests/bench/README.md.
 #
-#   tests/bench/bench_recycle.sh [RUNS] [--grace SECS] [--max-age SECS] [--trace]
+#   tests/bench/bench_recycle.sh [RUNS] [--grace SECS] [--max-age SECS] [--plain] [--trace]
 #
 # RUNS (default 10) counted runs of each, after one warm-up of each.
+# --plain: the containers have --network none, no volume and no port.
 # REAPER=path overrides the binary (default build/reaper, built if missing);
 # ENGINE_DIR the private engine's directory (default /tmp/rp-bench-recycle);
 # BENCH_PORT the first of the two host ports published (default 19900).
 #
 # On one private dockerd, two containers of the same kind: PID 1 a shell
 # that exits on SIGTERM (no health check), on a user network, with a named
-# volume and a port published on 127.0.0.1.  Turn by turn:
+# volume and a port published on 127.0.0.1 (--plain: none of them, to
+# see what they cost the engine's start).  Turn by turn:
 #  (b) reaper (`reaper run`, policy: that container's label only, recreate,
 #      stop-first, grace GRACE, max_age MAX_AGE, jitter 0) recycles one; its
 #      replacement carries the same label, so it is due MAX_AGE later;
@@ -45,8 +47,9 @@ WARMUP=1
 GRACE=10
 MAX_AGE=10
 TRACE=0
+PLAIN=0
 usage() {
-  sed -n '6,11p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '6,12p' "$0" | sed 's/^# \{0,1\}//'
   exit "${1:-2}"
 }
 while [ $# -gt 0 ]; do
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
   --grace) GRACE=$2; shift ;;
   --max-age) MAX_AGE=$2; shift ;;
   --trace) TRACE=1 ;;
+  --plain) PLAIN=1 ;;
   -h | --help) usage 0 ;;
   [0-9]*) RUNS=$1 ;;
   *) echo "bench: unknown argument $1" >&2; usage ;;
@@ -130,8 +134,9 @@ trap 'log "terminated"; exit 143' TERM
 # PID 1 a shell that waits on a background sleep: SIGTERM ends it at once
 # (a `sleep 0.1` loop would add up to 100 ms to every stop, at random).
 run_container() { # NAME PORT VOLUME [LABEL]: prints the new container's id
-  docker run -d --name "$1" --network "$NET" -v "$3:/data" \
-    -p "127.0.0.1:$2:8080" ${4:+-l "$4"} "$IMAGE" \
+  local opts=(--network "$NET" -v "$3:/data" -p "127.0.0.1:$2:8080")
+  [ "$PLAIN" = 0 ] || opts=(--network none)
+  docker run -d --name "$1" "${opts[@]}" ${4:+-l "$4"} "$IMAGE" \
     sh -c 'trap "exit 0" TERM; while :; do sleep 3600 & wait $!; done'
 }
 
@@ -313,6 +318,15 @@ stat() {
 }
 med() { stat "$1" "$2" | cut -d' ' -f1; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# pair_ratio REAPER-COLUMN ENGINE-COLUMN: the median, over the turns, of
+# reaper's figure over the engine's of the same turn (a few seconds apart,
+# so the host's load weighs on both alike).
+pair_ratio() {
+  awk -F'\t' -v r="$1" -v e="$2" 'NR == FNR { if ($2 == "run") a[$1] = $e; next }
+    $2 == "run" && ($1 in a) && a[$1] != "-" && a[$1] > 0 && $r != "-" { print $r / a[$1] }' \
+    "$W/engine_rows.tsv" "$W/reaper_runs.tsv" | sort -g |
+    awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 row() { printf '  %-44s %-27s %-27s %s\n' "$@"; }
 
 counted=$(awk -F'\t' '$2 == "run"' "$W/reaper_runs.tsv" | wc -l)
@@ -321,13 +335,16 @@ whole_a=$(med "$W/engine_rows.tsv" 3) whole_b=$(med "$W/reaper_runs.tsv" 3)
 down_a=$(med "$W/engine_rows.tsv" 4) down_b=$(med "$W/reaper_runs.tsv" 4)
 {
   echo "reaper recycle bench: $counted runs of each (after $WARMUP warm-up), $(date -u +%Y-%m-%d), dockerd ${DOCKERD_VERSION%%+*}, $(nproc) cores, load $load_avg"
-  echo "one container: PID 1 exits on SIGTERM, no health check, a user network, a volume, a port on 127.0.0.1; grace ${GRACE}s; reaper: recreate, stop-first"
+  if [ "$PLAIN" = 0 ]; then kind="a user network, a volume, a port on 127.0.0.1"; else kind="--network none, no volume, no port (--plain)"; fi
+  echo "one container: PID 1 exits on SIGTERM, no health check, $kind; grace ${GRACE}s; reaper: recreate, stop-first"
   echo "seconds, median (min to max):"
-  row "" "engine: stop; rm; run -d" "reaper: recycle" "reaper/engine"
-  row "whole, up to the replacement's start event" "$(stat "$W/engine_rows.tsv" 3)" "$(stat "$W/reaper_runs.tsv" 3)" "$(ratio "$whole_b" "$whole_a")"
-  row "downtime: old die -> new start" "$(stat "$W/engine_rows.tsv" 4)" "$(stat "$W/reaper_runs.tsv" 4)" "$(ratio "$down_b" "$down_a")"
-  row "to the end: last CLI returns / duration_s" "$(stat "$W/engine_rows.tsv" 5)" "$(stat "$W/reaper_runs.tsv" 5)" "$(ratio "$(med "$W/reaper_runs.tsv" 5)" "$(med "$W/engine_rows.tsv" 5)")"
-  echo "targets (issue 14): whole within 1.5x the engine's: $(ratio "$whole_b" "$whole_a") (want <= 1.50); downtime below the engine's: $(ratio "$down_b" "$down_a") (want < 1)"
+  row "" "engine: stop; rm; run -d" "reaper: recycle" "reaper/engine: of the medians, median of each turn's"
+  row "whole, up to the replacement's start event" "$(stat "$W/engine_rows.tsv" 3)" "$(stat "$W/reaper_runs.tsv" 3)" "$(ratio "$whole_b" "$whole_a"), $(pair_ratio 3 3)"
+  row "downtime: old die -> new start" "$(stat "$W/engine_rows.tsv" 4)" "$(stat "$W/reaper_runs.tsv" 4)" "$(ratio "$down_b" "$down_a"), $(pair_ratio 4 4)"
+  row "to the end: last CLI returns / duration_s" "$(stat "$W/engine_rows.tsv" 5)" "$(stat "$W/reaper_runs.tsv" 5)" "$(ratio "$(med "$W/reaper_runs.tsv" 5)" "$(med "$W/engine_rows.tsv" 5)"), $(pair_ratio 5 5)"
+  row "duration_s against the engine's whole" "" "" "$(ratio "$(med "$W/reaper_runs.tsv" 5)" "$whole_a"), $(pair_ratio 5 3)"
+  echo "targets (issue 14), as ratios of the medians: whole within 1.5x the engine's: up to the start event $(ratio "$whole_b" "$whole_a")," \
+    "up to recycle.done $(ratio "$(med "$W/reaper_runs.tsv" 5)" "$whole_a") (want <= 1.50); downtime below the engine's: $(ratio "$down_b" "$down_a") (want < 1)"
   echo "steps, medians (from the engine's events; 'begin' is recycle.begin's ts, 't0' the moment before docker stop):"
   echo "  engine:  t0 -> kill $(med "$W/engine_rows.tsv" 6) | kill -> die $(med "$W/engine_rows.tsv" 7) | die -> stop $(med "$W/engine_rows.tsv" 8) |" \
     "stop -> destroy $(med "$W/engine_rows.tsv" 9) | destroy -> create $(med "$W/engine_rows.tsv" 10) | create -> start $(med "$W/engine_rows.tsv" 11) | start -> run returns $(med "$W/engine_rows.tsv" 12)"

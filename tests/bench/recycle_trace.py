@@ -11,9 +11,9 @@ import re
 import sys
 
 LINE = re.compile(r"^(\d+)\s+(\d+\.\d+) (.*)$")
-CALL = re.compile(r"^(\w+)\((.*)\) = (-?\d+).*<(\d+\.\d+)>$")
+CALL = re.compile(r"^(\w+)\((.*)\)\s+= (-?\d+).*<(\d+\.\d+)>$")
 UNFINISHED = re.compile(r"^(\w+)\((.*) <unfinished \.\.\.>$")
-RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)\) = (-?\d+).*<(\d+\.\d+)>$")
+RESUMED = re.compile(r"^<\.\.\. (\w+) resumed>(.*)\)\s+= (-?\d+).*<(\d+\.\d+)>$")
 REQUEST = re.compile(r'^(\d+), "(GET|POST|DELETE|PUT|HEAD) (\S+) HTTP/1\.1')
 RESPONSE = re.compile(r'^(\d+), "HTTP/1\.1 (\d+)')
 EVENT = re.compile(r'\\"status\\":\\"(\w+)\\",\\"id\\":\\"([0-9a-f]{12})')
