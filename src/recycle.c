@@ -235,12 +235,15 @@ rp_recycle_audit_fields(const struct rp_entry *e, int64_t now_ms)
   char started[40];
   rp_format_time_ms(e->w->started_ms, started, sizeof(started));
   const struct rp_policy *p = e->d.policy;
-  return json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "provider",
-                   e->w->provider, "kind", rp_kind_name(e->w->kind), "id",
-                   e->w->id, "name", e->w->name, "policy", p ? p->name : NULL,
-                   "started_at", started, "age_s",
-                   (json_int_t)((now_ms - e->w->started_ms) / 1000),
-                   "max_age_s", (json_int_t)(e->d.max_age_ms / 1000));
+  json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s, s:I, s:I}", "provider",
+                        e->w->provider, "kind", rp_kind_name(e->w->kind), "id",
+                        e->w->id, "name", e->w->name, "policy",
+                        p ? p->name : NULL, "started_at", started, "age_s",
+                        (json_int_t)((now_ms - e->w->started_ms) / 1000),
+                        "max_age_s", (json_int_t)(e->d.max_age_ms / 1000));
+  if (e->w->service)
+    json_object_set_new(f, "service", json_string(e->w->service));
+  return f;
 }
 
 static void

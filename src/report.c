@@ -244,7 +244,10 @@ on_recycle(struct rp_report *r, const struct rec *e)
   cleanup_free char *pkey = rp_xasprintf("p\x1f%s", policy);
   struct rp_report_group *pg =
       group_get(r, pkey, &r->policies, &r->n_policies, policy, NULL);
-  cleanup_free char *svc = rp_report_service_name(e->kind, e->name, e->id);
+  const char *named = str_member(e->line, "service");
+  cleanup_free char *svc =
+      named && *named ? rp_xstrdup(named)
+                      : rp_report_service_name(e->kind, e->name, e->id);
   cleanup_free char *skey = rp_xasprintf("s\x1f%s\x1f%s", e->provider, svc);
   struct rp_report_group *sg =
       group_get(r, skey, &r->services, &r->n_services, svc, e->provider);
@@ -1125,29 +1128,6 @@ rp_report_parse_time(const char *s, int64_t now_ms, bool end_of_day,
                       s);
 }
 
-static bool
-all_digits(const char *s, size_t n)
-{
-  if (n == 0)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!isdigit((unsigned char)s[i]))
-      return false;
-  return true;
-}
-
-/* A Swarm task or node ID: 25 lowercase letters and digits. */
-static bool
-swarm_id(const char *s, size_t n)
-{
-  if (n != 25)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]))
-      return false;
-  return true;
-}
-
 char *
 rp_report_service_name(const char *kind, const char *name, const char *id)
 {
@@ -1159,19 +1139,6 @@ rp_report_service_name(const char *kind, const char *name, const char *id)
                strcmp(kind, "host") == 0))
     return rp_xstrdup(name);
   size_t n = strlen(name);
-  /* SERVICE.SLOT.TASKID, and for tasks SERVICE.SLOT. */
-  const char *last = strrchr(name, '.');
-  if (last && last > name) {
-    const char *mid = memrchr(name, '.', (size_t)(last - name));
-    size_t tail = n - (size_t)(last - name) - 1;
-    if (mid && mid > name && swarm_id(last + 1, tail)) {
-      size_t slot = (size_t)(last - mid) - 1;
-      if (all_digits(mid + 1, slot) || swarm_id(mid + 1, slot))
-        return rp_xstrndup(name, (size_t)(mid - name));
-    }
-    if (kind && strcmp(kind, "task") == 0 && all_digits(last + 1, tail))
-      return rp_xstrndup(name, (size_t)(last - name));
-  }
   /* NAME-DIGITS and NAME_DIGITS. */
   size_t end = n;
   while (end > 0 && isdigit((unsigned char)name[end - 1]))

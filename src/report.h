@@ -35,7 +35,9 @@
  * the recycle back or found it had not begun: as far as the log knows it is
  * still running, past its deadline.
  *
- * Services group the replicas of one workload (rp_report_service_name). */
+ * Services group the replicas of one workload: the line's "service" when the
+ * provider named one (rp_recycle_audit_fields), else
+ * rp_report_service_name. */
 #ifndef RP_REPORT_H
 #define RP_REPORT_H
 
@@ -110,16 +112,14 @@ void rp_report_free(struct rp_report *r);
 int rp_report_parse_time(const char *s, int64_t now_ms, bool end_of_day,
                          int64_t *out_ms, struct rp_error **err);
 
-/* The service a workload belongs to (owned): its name without the suffix
- * that tells its replicas or instances apart.
- * - a leading "/" (as the Docker API writes names) is dropped;
+/* The service a workload belongs to (owned) when its audit line names none
+ * (the provider says which, when it knows: that is preferred): its name
+ * without the suffix that tells its replicas or instances apart.
+ * - a leading "/" is dropped;
  * - services, nodes and hosts are their own service: the name as it is;
- * - a Swarm task's container, "SERVICE.SLOT.TASKID" (SLOT digits or a
- *   25-character node ID, TASKID 25 lowercase letters and digits), and a
- *   task named "SERVICE.SLOT", belong to SERVICE;
- * - otherwise a trailing "-DIGITS" or "_DIGITS" is dropped: compose's
- *   "project-web-1" and "project_web_1" belong to "project-web" and
- *   "project_web", "web-3" to "web";
+ * - otherwise a trailing "-DIGITS" or "_DIGITS" is dropped: "project-web-1"
+ *   and "project_web_1" belong to "project-web" and "project_web", "web-3"
+ *   to "web";
  * - a name that would become empty, or no name, stays as it is (an empty
  *   name is the id).
  * kind may be NULL (as a container). */

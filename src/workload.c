@@ -54,6 +54,8 @@ rp_workload_dup(const struct rp_workload *w)
     c->protected_reason = rp_xstrdup(w->protected_reason);
   if (w->note)
     c->note = rp_xstrdup(w->note);
+  if (w->service)
+    c->service = rp_xstrdup(w->service);
   if (w->extra)
     c->extra = json_deep_copy(w->extra);
   return c;
@@ -69,6 +71,7 @@ rp_workload_free(struct rp_workload *w)
   free(w->name);
   free(w->protected_reason);
   free(w->note);
+  free(w->service);
   if (w->labels)
     json_decref(w->labels);
   if (w->extra)

@@ -33,6 +33,10 @@ struct rp_workload {
   /* The provider's reason never to touch this workload ("reaper's own
    * container", "swarm task"), or NULL.  Owned. */
   char *protected_reason;
+  /* The service this workload is one replica of, as its provider knows it
+   * (compose's project and service, a swarm service), or NULL: audit lines
+   * carry it, for the report.  Owned. */
+  char *service;
   /* A fact about this workload the provider wants operators to see in
    * plan and /status (e.g. another supervisor restarts it), or NULL.  It
    * decides nothing.  Owned. */

@@ -256,6 +256,12 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
   else if (json_object_get(labels, LABEL_SWARM_TASK))
     w->note = rp_xstrdup("carries swarm's task label, but the engine says "
                          "it is not a swarm task: a plain container");
+  /* Compose's project and service: the replicas' one name, for the
+   * report (labels are the workload's word: enough for grouping). */
+  const char *project = rp_workload_label(w, "com.docker.compose.project");
+  const char *service = rp_workload_label(w, "com.docker.compose.service");
+  if (project && service)
+    w->service = rp_xasprintf("%.100s-%.100s", project, service);
   /* A systemd unit that podman generated runs this container: said, never
    * obeyed (a label is the workload's word); operators who want it left to
    * systemd exclude it in their configuration (README, "Podman"). */

@@ -82,6 +82,7 @@ rp_swarm_service_workload(const char *provider, json_t *service, json_t *group,
     return NULL;
   struct rp_workload *w = rp_workload_new(provider, RP_KIND_SERVICE, id, name,
                                           json_integer_value(oldest));
+  w->service = rp_xstrdup(name); /* the replicas' one name */
   copy_labels(w->labels, json_object_get(spec, "Labels"));
   json_t *mode = json_object_get(spec, "Mode");
   const char *why = NULL;
