@@ -1,5 +1,5 @@
 /* Programs that reaper runs on the host: notification commands, a host's
- * drain and replace actions, a swarm node's replace action.  One runner for
+ * drain and replace actions, a node's replace action.  One runner for
  * all of them, so that what a child gets is decided in one place:
  *
  *   - an argv, run without a shell, in its own session (its process group

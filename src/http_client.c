@@ -549,7 +549,7 @@ add_header(struct rp_http_xfer *x, const char *line)
 
 /* Every socket to an engine is close-on-exec from its first instant: a
  * program reaper runs (src/child.c closes them all anyway) or that a library
- * might exec must never inherit a connection to the Docker socket, which is
+ * might exec must never inherit a connection to an engine's socket, which is
  * root on the machine.  curl makes them without SOCK_CLOEXEC otherwise. */
 static curl_socket_t
 open_socket_cb(void *clientp, curlsocktype purpose,
@@ -674,7 +674,7 @@ xfer_setup(struct rp_http_xfer *x, const struct rp_http_endpoint *ep,
   if (add_header(x, "Expect:") < 0)
     goto fail;
   /* curl would label a POST body application/x-www-form-urlencoded, which
-   * the Docker engine rejects on its JSON endpoints: say nothing instead. */
+   * an engine rejects on its JSON endpoints: say nothing instead. */
   if (!has_header(req->headers, "Content-Type") &&
       add_header(x, "Content-Type:") < 0)
     goto fail;

@@ -48,7 +48,7 @@ struct rp_recycle_spec {
   const char *const *replace_argv; /* NULL-terminated or NULL */
   bool dry_run; /* never set: dry runs never reach a provider */
   /* The policy's name, or NULL: a provider that marks its work in the
-   * engine (swarm's node drains) tells one policy's from another's. */
+   * engine (a node drain, say) tells one policy's from another's. */
   const char *policy;
 };
 
@@ -108,7 +108,7 @@ struct rp_prepared {
   const char *clash; /* why old and new cannot run at once (start-first then
                         falls back to stop-first), or NULL */
   /* recreate gives this very workload a fresh filesystem (reset) instead of
-   * making a second one beside it: stop, reset, start (containerd, whose
+   * making a second one beside it: stop, reset, start (engines whose
    * container ids are its names). */
   bool in_place;
   json_t *details; /* may be NULL: what the audit lines should carry */
@@ -173,7 +173,7 @@ struct rp_capability {
 #define RP_STRATEGY_BIT(s) (1u << (unsigned)(s))
 
 struct rp_provider_ops {
-  const char *type; /* "docker" */
+  const char *type; /* what the configuration's type: names it */
   /* The kinds of workload it reports, and what it can do to each. */
   const struct rp_capability *caps;
   size_t n_caps;
@@ -229,7 +229,7 @@ struct rp_provider_ops {
    * workload's image, once it is stopped. */
   int (*reset)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,
                void *arg, struct rp_error **err);
-  /* force-update: the provider's update of a service (Swarm replaces its
+  /* force-update: the provider's update of a service (the engine replaces its
    * tasks under the service's own update configuration); probe then says
    * pending until it is done. */
   int (*update)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,

@@ -975,7 +975,7 @@ fail(struct run *r, const struct rp_error *err, const char *what)
     return;
   }
   if (r->strategy == RP_STRATEGY_FORCE_UPDATE) {
-    /* Swarm's own failure action decides; reverted when it undid it. */
+    /* The engine's own failure action decides; reverted when it undid it. */
     finish(r, -1, r->reverted);
     return;
   }

@@ -31,10 +31,10 @@ struct rp_workload {
   json_t *labels;     /* owned reference: object of string -> string */
   int64_t started_ms; /* wall ms since the Epoch of the last start */
   /* The provider's reason never to touch this workload ("reaper's own
-   * container", "swarm task"), or NULL.  Owned. */
+   * container", "a task of a service"), or NULL.  Owned. */
   char *protected_reason;
   /* The service this workload is one replica of, as its provider knows it
-   * (compose's project and service, a swarm service), or NULL: audit lines
+   * (a compose project's service, a cluster's service), or NULL: audit lines
    * carry it, for the report.  Owned. */
   char *service;
   /* A fact about this workload the provider wants operators to see in
