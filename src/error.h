@@ -23,6 +23,7 @@ enum {
   RP_EAUDIT,         /* the audit log cannot be written: act on nothing */
   RP_ETAMPER,        /* verify found a broken chain */
   RP_EVERSION,       /* the engine refuses the API version spoken */
+  RP_EREFUSED,       /* reaper refuses to act, and says why (nothing done) */
 };
 
 struct rp_error {

@@ -50,6 +50,7 @@ static const char *const outcome_names[RP_METRICS_OUTCOME__COUNT] = {
     [RP_METRICS_ROLLED_BACK] = "rolled_back",
     [RP_METRICS_PLANNED] = "planned",
     [RP_METRICS_RECOVERED] = "recovered",
+    [RP_METRICS_REFUSED] = "refused",
 };
 
 const char *
@@ -324,7 +325,7 @@ static void
 write_recycles(FILE *out, const struct rp_metrics *m)
 {
   family(out, "reaper_recycles_total", "counter",
-         "Recycles that ended, by policy and outcome (done, failed, "
+         "Recycles that ended, by policy and outcome (done, failed, refused, "
          "rolled_back: failed with the old workload left in place, planned: "
          "dry run, recovered: finished after a crash).");
   for (size_t i = 0; i < m->n_series; i++) {

@@ -25,6 +25,11 @@ rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf, size_t len)
     return;
   }
   const char *strategy = rp_strategy_name(rp_recycle_strategy(e->d.policy, e));
+  if (e->w->refusal || (e->refused && e->state != RP_ENTRY_RECYCLING)) {
+    snprintf(buf, len, "refused: %s",
+             e->w->refusal ? e->w->refusal : e->refused);
+    return;
+  }
   switch (e->state) {
   case RP_ENTRY_RECYCLING:
     snprintf(buf, len, "recycling (%s)", strategy);

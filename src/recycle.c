@@ -309,6 +309,36 @@ audit_logged_cb(void *arg, struct rp_error *err)
     rp_err("audit: could not write %s: %s", what, err->message);
 }
 
+/* Nothing was done, and why: recycle.refused once per reason (the entry
+ * remembers the last one), then the entry waits long before it is looked at
+ * again (a refusal is not a failure to retry every few seconds; the reason
+ * may go away meanwhile: a dependency removed, an image allowed). */
+static void
+refused(struct rp_recycler *r, struct rp_entry *e, json_t *base,
+        const char *reason, const char *by)
+{
+  if (!e->refused || strcmp(e->refused, reason) != 0) {
+    cleanup_json json_t *f = json_deep_copy(base);
+    json_object_set_new(f, "reason", json_string(reason));
+    json_object_set_new(f, "refused_by", json_string(by));
+    rp_log(RP_LOG_WARN, "not recycling %s %s (%s): %s",
+           rp_kind_name(e->w->kind), e->w->name, e->w->id, reason);
+    append(r, "recycle.refused", f, audit_logged_cb,
+           (void *)(uintptr_t) "recycle.refused");
+    free(e->refused);
+    e->refused = rp_xstrdup(reason);
+    r->stats.refused++;
+  }
+  if (e->gone || r->draining) {
+    e->state = RP_ENTRY_WAITING;
+    return;
+  }
+  e->state = RP_ENTRY_WAITING;
+  e->retry_ms = rp_wall_ms() + RETRY_MAX_MS;
+  e->due_ms = e->retry_ms;
+  rp_schedule_set(r->schedule, e);
+}
+
 static void
 finish(struct rp_recycler *r, struct op *o)
 {
@@ -340,6 +370,13 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   const char *name = json_string_value(json_object_get(o->base, "name"));
   bool restarted = !e->gone && e->w->started_ms != o->started_ms;
   const char *event;
+  if (status != 0 && err && err->code == RP_EREFUSED) {
+    refused(r, e, o->base, err->message, "provider");
+    if (restarted && !r->draining)
+      new_life(r, e);
+    finish(r, o);
+    return;
+  }
   if (status == 0) {
     event = "recycle.done";
     json_object_set_new(f, "replacement_id",
@@ -402,6 +439,27 @@ runner_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
   return append(ctx, event, fields, cb, arg);
 }
 
+/* What the policy asks of this recycle (pointers into o and the policy). */
+static struct rp_recycle_spec
+spec_of(const struct op *o)
+{
+  const struct rp_entry *e = o->e;
+  const struct rp_policy *p = e->d.policy;
+  return (struct rp_recycle_spec){
+      .strategy = rp_recycle_strategy(p, e),
+      .order = p->order,
+      .grace_ms = p->grace_ms,
+      .health_timeout_ms = p->health_timeout_ms,
+      .pull = p->pull,
+      .drain_argv = (const char *const *)o->drain,
+      .drain_timeout_ms = p->drain_timeout_ms,
+      .policy = o->policy,
+      .replace_argv = (const char *const *)o->replace,
+  };
+}
+
+/* The providers that order their steps themselves: recycle.begin first,
+ * then their recycle op. */
 static void
 begin_written_cb(void *arg, struct rp_error *err)
 {
@@ -433,26 +491,9 @@ begin_written_cb(void *arg, struct rp_error *err)
     return;
   }
   RP_CRASHPOINT("after-begin");
-  const struct rp_policy *p = e->d.policy;
-  struct rp_recycle_spec spec = {
-      .strategy = rp_recycle_strategy(p, e),
-      .order = p->order,
-      .grace_ms = p->grace_ms,
-      .health_timeout_ms = p->health_timeout_ms,
-      .pull = p->pull,
-      .drain_argv = (const char *const *)o->drain,
-      .drain_timeout_ms = p->drain_timeout_ms,
-      .policy = o->policy,
-      .replace_argv = (const char *const *)o->replace,
-  };
+  struct rp_recycle_spec spec = spec_of(o);
   cleanup_error struct rp_error *perr = NULL;
-  if (rp_runner_handles(e->provider)) {
-    struct rp_runner_env env = {
-        .loop = r->loop, .append = runner_append, .ctx = r};
-    if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, recycle_cb, o,
-                        &perr) == 0)
-      return;
-  } else if (e->provider->ops->recycle == NULL) {
+  if (e->provider->ops->recycle == NULL) {
     rp_error_set(&perr, ENOTSUP, "provider %s cannot recycle",
                  e->provider->ops->type);
   } else if (e->provider->ops->recycle(e->provider, e->w, &spec, recycle_cb, o,
@@ -482,6 +523,10 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   rp_format_time_ms(e->d.due_ms, due, sizeof(due));
   json_object_set_new(base, "deadline", json_string(due));
 
+  if (e->w->refusal) {
+    refused(r, e, base, e->w->refusal, "provider");
+    return;
+  }
   if (r->dry_run) {
     json_object_set_new(base, "lateness_s",
                         json_real(round((double)(now - e->d.due_ms)) / 1000));
@@ -498,6 +543,8 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   struct op *o = rp_xcalloc(1, sizeof(*o));
   o->r = r;
   o->e = e;
+  free(e->refused);
+  e->refused = NULL;
   o->policy = rp_xstrdup(p->name);
   o->base = json_incref(base);
   char warning[200] = "";
@@ -522,6 +569,20 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
          rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
          (long long)((now - e->w->started_ms) / 1000),
          rp_strategy_name(rp_recycle_strategy(p, e)));
+  if (rp_runner_handles(e->provider)) {
+    /* The runner reads first (the provider's preparation, which may
+     * refuse), then writes recycle.begin, then acts. */
+    struct rp_runner_env env = {
+        .loop = r->loop, .append = runner_append, .ctx = r};
+    struct rp_recycle_spec spec = spec_of(o);
+    cleanup_error struct rp_error *perr = NULL;
+    if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
+                        recycle_cb, o, &perr) != 0) {
+      struct rp_recycle_result res = {.rolled_back = true};
+      recycle_cb(o, -1, &res, perr);
+    }
+    return;
+  }
   if (append(r, "recycle.begin", begin, begin_written_cb, o) != 0) {
     char msg[] = "audit append refused";
     struct rp_error bad = {.code = RP_EAUDIT, .message = msg};

@@ -22,7 +22,7 @@
 struct rp_recycler;
 
 struct rp_recycler_stats {
-  uint64_t started, done, failed, rolled_back, planned;
+  uint64_t started, done, failed, rolled_back, planned, refused;
 };
 
 /* All borrowed; they must outlive the recycler. */

@@ -282,6 +282,10 @@ on_recycle(struct rp_report *r, const struct rec *e)
   } else if (strcmp(ev, "planned") == 0) {
     for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
       groups[i]->planned++;
+  } else if (strcmp(ev, "refused") == 0) {
+    /* Nothing was done: neither a failure nor a recycle. */
+    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
+      groups[i]->refused++;
   } else if (strcmp(ev, "recovered") == 0) {
     for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
       groups[i]->recovered++;
@@ -492,6 +496,7 @@ enum fig {
   F_ROLLED_BACK,
   F_PLANNED,
   F_RECOVERED,
+  F_REFUSED,
   F_MAX_AGE_MIN,
   F_MAX_AGE_MAX,
   F_AGE_P50,
@@ -518,6 +523,7 @@ static const struct {
     [F_ROLLED_BACK] = {"rolled_back", FIG_COUNT},
     [F_PLANNED] = {"planned", FIG_COUNT},
     [F_RECOVERED] = {"recovered", FIG_COUNT},
+    [F_REFUSED] = {"refused", FIG_COUNT},
     [F_MAX_AGE_MIN] = {"max_age_min_s", FIG_SECONDS},
     [F_MAX_AGE_MAX] = {"max_age_max_s", FIG_SECONDS},
     [F_AGE_P50] = {"age_p50_s", FIG_SECONDS},
@@ -553,6 +559,7 @@ group_figures(const struct rp_report *r, const struct rp_report_group *g,
   v[F_ROLLED_BACK] = (double)g->rolled_back;
   v[F_PLANNED] = (double)g->planned;
   v[F_RECOVERED] = (double)g->recovered;
+  v[F_REFUSED] = (double)g->refused;
   v[F_MAX_AGE_MIN] = g->done ? g->max_age_min_s : NAN;
   v[F_MAX_AGE_MAX] = g->done ? g->max_age_max_s : NAN;
   v[F_AGE_P50] = STAT(g->age_st, p50);
@@ -899,7 +906,7 @@ count_row(struct table *t, const double v[N_FIGS],
           const struct rp_report_group *g)
 {
   char buf[64];
-  for (int f = F_RECYCLES; f <= F_RECOVERED; f++)
+  for (int f = F_RECYCLES; f <= F_REFUSED; f++)
     table_add(t, fmt_num(v[f], buf, sizeof(buf)));
   for (int f = F_PER_HOUR; f <= F_PER_DAY; f++) {
     if (isnan(v[f]))

@@ -11,6 +11,7 @@
  * What is counted, per group (a policy, a service, everything):
  * - recycles: recycle.done lines; failures: recycle.failed lines (and of
  *   those, rolled_back: true); planned: recycle.planned (dry run);
+ *   refused: recycle.refused (nothing done, and why);
  *   recovered: recycle.recovered (a recycle found unfinished after a crash);
  * - age at recycle: age_s of recycle.done (the workload's age when its
  *   recycle began), in seconds and as a ratio of max_age_s; the longest is
@@ -146,7 +147,7 @@ struct rp_report_group {
   char *name;     /* owned: the policy ("(none)" when the line had none) or
                      service name; NULL for everything (overall) */
   char *provider; /* owned, services only (else NULL) */
-  uint64_t done, failed, rolled_back, planned, recovered;
+  uint64_t done, failed, rolled_back, planned, recovered, refused;
   double max_age_min_s, max_age_max_s; /* over recycle.done lines */
   double longest_s;                    /* the largest age_s at recycle.done */
   char *longest_name;                  /* owned: the workload (NULL if none) */

@@ -43,9 +43,12 @@ enum step {
 static const enum step recreate_stop_first[] = {
     ST_RENAME_OLD, ST_CREATE, ST_DRAIN,   ST_STOP_OLD,
     ST_START_NEW,  ST_READY,  ST_SURVIVE, ST_REMOVE_OLD};
+/* The survival window before the old one stops: it still serves, so the
+ * window costs nothing, and a replacement that dies at once never costs
+ * the old one a stop. */
 static const enum step recreate_start_first[] = {
-    ST_RENAME_OLD, ST_CREATE,   ST_START_NEW, ST_READY,
-    ST_DRAIN,      ST_STOP_OLD, ST_SURVIVE,   ST_REMOVE_OLD};
+    ST_RENAME_OLD, ST_CREATE, ST_START_NEW, ST_READY,
+    ST_SURVIVE,    ST_DRAIN,  ST_STOP_OLD,  ST_REMOVE_OLD};
 static const enum step restart_steps[] = {ST_DRAIN, ST_RESTART, ST_READY,
                                           ST_SURVIVE};
 static const enum step stop_steps[] = {ST_DRAIN, ST_STOP_OLD};
@@ -92,6 +95,7 @@ struct run {
   char *old_name;  /* owned: NAME + RP_RUNNER_OLD_SUFFIX */
   char *new_id;    /* owned: the replacement, once created */
   json_t *base;    /* owned: the members every audit line carries */
+  json_t *begin;   /* owned: what recycle.begin says, or NULL */
   json_t *details; /* owned: what recycle.done/failed adds */
   void *plan;      /* the provider's, released at the end */
   bool prepared;   /* prepare was accepted: release is owed once */
@@ -101,6 +105,10 @@ struct run {
   enum step at; /* the step running, or the last */
   bool running_before, renamed, created, stopped_old, started_new;
   bool in_place, reset_done, cordoned, replaced;
+  /* The engine removed the old workload when it stopped (it ran with
+   * auto-remove): undoing makes it again from the preparation's plan. */
+  bool old_gone;
+  char *restored_id; /* owned: the old workload made again */
   char **replace;    /* owned argv or NULL */
   int64_t settle_ms; /* how long the engine's own work may take */
 
@@ -193,7 +201,9 @@ run_free(struct run *r)
   free(r->name);
   free(r->old_name);
   free(r->new_id);
+  free(r->restored_id);
   json_decref(r->base);
+  json_decref(r->begin);
   json_decref(r->details);
   rp_error_free(r->error);
   free(r);
@@ -877,10 +887,23 @@ do_remove_new(struct run *r)
 }
 
 static void
+renamed_back_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err && err->code == RP_ENOTFOUND && r->stopped_old) {
+    /* Gone since it stopped: the engine removed it (auto-remove). */
+    r->old_gone = true;
+    undo_next(r);
+    return;
+  }
+  undone_cb(r, err);
+}
+
+static void
 do_rename_back(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
-  if (r->p->ops->rename(r->p, r->id, r->name, undone_cb, r, &err) != 0)
+  if (r->p->ops->rename(r->p, r->id, r->name, renamed_back_cb, r, &err) != 0)
     undone_cb(r, err);
 }
 
@@ -888,7 +911,29 @@ static void
 do_start_old(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
-  if (r->p->ops->start_workload(r->p, r->id, undone_cb, r, &err) != 0)
+  if (r->p->ops->start_workload(r->p, r->restored_id ? r->restored_id : r->id,
+                                undone_cb, r, &err) != 0)
+    undone_cb(r, err);
+}
+
+static void
+recreated_old_cb(void *arg, const char *id, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    undone_cb(r, err);
+    return;
+  }
+  r->restored_id = rp_xstrdup(id);
+  /* Started as the old one would have been. */
+  announce(r, "undo-start-old", r->restored_id, do_start_old);
+}
+
+static void
+do_recreate_old(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->create(r->p, r->plan, recreated_old_cb, r, &err) != 0)
     undone_cb(r, err);
 }
 
@@ -926,6 +971,20 @@ undo_next(struct run *r)
     undo_next(r);
     return;
   case U_START_OLD:
+    if (r->old_gone && r->plan && r->p->ops->create) {
+      /* What the preparation kept makes it again: the same configuration,
+       * under its name. */
+      announce(r, "undo-recreate-old", r->id, do_recreate_old);
+      return;
+    }
+    if (r->old_gone) {
+      r->undo_ok = false;
+      rp_error_prefix(&r->error, "rollback failed: the old one is gone (the "
+                                 "engine removed it when it stopped)");
+      r->undo = U_END;
+      undo_next(r);
+      return;
+    }
     if (r->stopped_old && r->running_before && !r->reset_done) {
       announce(r, "undo-start-old", r->id, do_start_old);
       return;
@@ -941,7 +1000,8 @@ undo_next(struct run *r)
     /* "Rolled back" is only said of an old workload that stays up: a stop
      * asked for before may still land, and the engine restores what it
      * restores. */
-    start_wait(r, W_RESTORED, r->id, ROLLBACK_SURVIVE_MS);
+    start_wait(r, W_RESTORED, r->restored_id ? r->restored_id : r->id,
+               ROLLBACK_SURVIVE_MS);
     return;
   default:
     free(r->new_id);
@@ -1009,6 +1069,36 @@ fail(struct run *r, const struct rp_error *err, const char *what)
 /* --- the start ---------------------------------------------------------- */
 
 static void
+begun_cb(void *arg, struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    /* Fail closed: the announcement is not on disk, so nothing is done. */
+    rp_error_free(r->error);
+    r->error = NULL;
+    rp_error_set(&r->error, RP_EAUDIT, "audit log not writable: %s",
+                 err->message);
+    finish(r, -1, true);
+    return;
+  }
+  RP_CRASHPOINT("after-begin");
+  advance(r);
+}
+
+static void
+begin_write(struct run *r)
+{
+  cleanup_json json_t *f = json_deep_copy(r->begin ? r->begin : r->base);
+  if (r->env.append(r->env.ctx, "recycle.begin", f, begun_cb, r) != 0) {
+    char msg[] = "audit append refused";
+    struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
+    begun_cb(r, &bad);
+  }
+}
+
+static void begin_write(struct run *r);
+
+static void
 prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
 {
   struct run *r = arg;
@@ -1016,7 +1106,9 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
     r->at = ST_RENAME_OLD;
     if (!r->error) {
       r->error = rp_error_dup(err);
-      rp_error_prefix(&r->error, "prepare");
+      /* A refusal keeps its words: they are its reason. */
+      if (err->code != RP_EREFUSED)
+        rp_error_prefix(&r->error, "prepare");
     }
     finish(r, -1, true); /* nothing was done */
     return;
@@ -1083,14 +1175,14 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
     return;
   }
   }
-  advance(r);
+  begin_write(r);
 }
 
 int
 rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
                 const struct rp_workload *w, const struct rp_recycle_spec *spec,
-                const json_t *base, rp_recycle_cb cb, void *arg,
-                struct rp_error **err)
+                const json_t *base, const json_t *begin, rp_recycle_cb cb,
+                void *arg, struct rp_error **err)
 {
   if (!rp_runner_handles(p))
     return rp_error_set(err, ENOTSUP, "provider %s offers no operations",
@@ -1127,6 +1219,7 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
   r->id = rp_xstrdup(w->id);
   r->name = rp_xstrdup(w->name);
   r->base = json_deep_copy(base);
+  r->begin = begin ? json_deep_copy(begin) : NULL;
   r->details = json_object();
   uv_timer_init(env->loop, &r->timer);
   r->timer.data = r;

@@ -11,8 +11,8 @@
  *
  *   recreate, stop-first:  rename old, create, drain, stop old, start new,
  *                          ready, survive, remove old
- *   recreate, start-first: rename old, create, start new, ready, drain,
- *                          stop old, survive, remove old
+ *   recreate, start-first: rename old, create, start new, ready, survive,
+ *                          drain, stop old, remove old
  *   restart:               drain, restart, ready, survive
  *   stop:                  drain, stop
  *   remove:                drain, stop, remove
@@ -54,11 +54,16 @@ struct rp_runner_env {
 bool rp_runner_handles(const struct rp_provider *p);
 
 /* Recycles w (borrowed for the call) on p as spec says; base (borrowed) is
- * what every audit line of this recycle carries.  cb runs exactly once, as
- * rp_recycle_cb says; returns -1 (cb never runs) when it cannot start. */
+ * what every audit line of this recycle carries, begin (borrowed) what its
+ * recycle.begin line says.  The provider's preparation comes first (it
+ * only reads); a preparation that refuses (RP_EREFUSED) ends the recycle
+ * before its recycle.begin, nothing done; otherwise recycle.begin is on disk
+ * before the first step.  cb runs exactly once, as rp_recycle_cb says;
+ * returns -1 (cb never runs) when it cannot start. */
 int rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
                     const struct rp_workload *w,
                     const struct rp_recycle_spec *spec, const json_t *base,
-                    rp_recycle_cb cb, void *arg, struct rp_error **err);
+                    const json_t *begin, rp_recycle_cb cb, void *arg,
+                    struct rp_error **err);
 
 #endif

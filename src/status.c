@@ -110,7 +110,7 @@ rp_status_record(struct rp_status *s, const char *event, json_t *fields)
       "policy",    "strategy",    "started_at", "age_s",
       "max_age_s", "deadline",    "duration_s", "replacement_id",
       "error",     "rolled_back", "action",     "detail",
-      "ok",        "begun_at"};
+      "ok",        "begun_at",    "reason",     "refused_by"};
   if (!s || !event || !json_is_object(fields) ||
       strncmp(event, "recycle.", 8) != 0)
     return;
@@ -134,6 +134,8 @@ rp_status_record(struct rp_status *s, const char *event, json_t *fields)
                              num_member(fields, "lateness_s", 0));
   } else if (strcmp(what, "recovered") == 0) {
     outcome = RP_METRICS_RECOVERED;
+  } else if (strcmp(what, "refused") == 0) {
+    outcome = RP_METRICS_REFUSED;
   } else {
     return;
   }

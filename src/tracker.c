@@ -40,6 +40,7 @@ rp_entry_free(struct rp_entry *e)
   if (!e)
     return;
   rp_workload_free(e->w);
+  free(e->refused);
   free(e);
 }
 

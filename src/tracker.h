@@ -34,6 +34,9 @@ struct rp_entry {
   int64_t handled_start_ms;
   size_t heap_index; /* position in the schedule's heap, or RP_NOT_QUEUED */
   bool gone;         /* the provider removed it while it was recycling */
+  /* The reason its last recycle was refused (recycle.refused said once per
+   * reason), or NULL.  Owned. */
+  char *refused;
   struct rp_entry *hash_next; /* the tracker's chain */
 };
 

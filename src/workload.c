@@ -56,6 +56,8 @@ rp_workload_dup(const struct rp_workload *w)
     c->note = rp_xstrdup(w->note);
   if (w->service)
     c->service = rp_xstrdup(w->service);
+  if (w->refusal)
+    c->refusal = rp_xstrdup(w->refusal);
   if (w->extra)
     c->extra = json_deep_copy(w->extra);
   return c;
@@ -72,6 +74,7 @@ rp_workload_free(struct rp_workload *w)
   free(w->protected_reason);
   free(w->note);
   free(w->service);
+  free(w->refusal);
   if (w->labels)
     json_decref(w->labels);
   if (w->extra)

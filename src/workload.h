@@ -33,6 +33,11 @@ struct rp_workload {
   /* The provider's reason never to touch this workload ("reaper's own
    * container", "a task of a service"), or NULL.  Owned. */
   char *protected_reason;
+  /* The provider's reason not to recycle this workload now, when it comes
+   * due (a state that must not be destroyed, something that depends on
+   * it), or NULL: plan shows it, and the recycle is refused, once, in the
+   * audit log (recycle.refused).  Owned. */
+  char *refusal;
   /* The service this workload is one replica of, as its provider knows it
    * (a compose project's service, a cluster's service), or NULL: audit lines
    * carry it, for the report.  Owned. */

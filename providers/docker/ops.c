@@ -786,12 +786,14 @@ listed_all(struct prep *pp, const struct rp_dockerapi_reply *r,
   }
   if (json_array_size(dependents) > 0) {
     cleanup_free char *names = json_dumps(dependents, JSON_COMPACT);
-    cleanup_free char *msg = rp_xasprintf(
-        "refused: %s share this container's network namespace "
-        "(network_mode container:%s) and would lose their network; "
-        "recycle them together with it, or exclude it",
-        names, pp->name);
-    prep_failf(pp, RP_ECONFLICT, "check dependents", msg);
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EREFUSED,
+                 "%s share this container's network namespace "
+                 "(network_mode container:%s) and would lose their network; "
+                 "recycle them together with it, or exclude it",
+                 names, pp->name);
+    prep_end(pp, e, NULL, NULL);
+    rp_error_free(e);
     return;
   }
   prep_next(pp);

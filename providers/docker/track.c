@@ -31,7 +31,7 @@
  * an engine ignores an event name it does not know. */
 #define EVENT_FILTER                                                           \
   "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
-  "\"remove\",\"rename\",\"health_status\"]}"
+  "\"remove\",\"rename\",\"health_status\",\"pause\",\"unpause\"]}"
 
 struct rp_docker_track {
   struct rp_docker *d;  /* borrowed: owns this */
@@ -226,7 +226,8 @@ remember_tasks(struct rp_docker_track *t, json_t *items, json_t *answer)
 
 static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
-              json_t *labels, const char *image_id, int64_t started_ms)
+              json_t *labels, const char *image_id, bool paused,
+              int64_t started_ms)
 {
   struct rp_docker_track *t = d->track;
   struct rp_workload *w =
@@ -249,6 +250,11 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
   }
   if (d->self_id && strcmp(d->self_id, id) == 0)
     w->protected_reason = rp_xstrdup("reaper's own container");
+  if (paused)
+    /* A pause is often an incident responder freezing evidence: a recycle
+     * would destroy that state.  Left alone, and said, until unpaused. */
+    w->refusal = rp_xstrdup("it is paused (its frozen state may be "
+                            "evidence); unpause it to let it be recycled");
   else if (json_object_get(labels, LABEL_SWARM_TASK) && t &&
            json_is_true(json_object_get(t->tasks, id)))
     w->protected_reason =
@@ -295,7 +301,7 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     name++;
   return make_workload(d, id, name, json_object_get(config, "Labels"),
                        json_string_value(json_object_get(in, "Image")),
-                       started);
+                       json_is_true(json_object_get(state, "Paused")), started);
 }
 
 /* The longest uptime a list item's Status can mean ("Up 5 minutes
@@ -648,7 +654,8 @@ on_event_line(void *arg, const char *line, size_t len)
   t->event_seq++;
   if (t->listing)
     json_object_set_new(t->dirty, id, json_true());
-  if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0) {
+  if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0 ||
+      strcmp(action, "pause") == 0 || strcmp(action, "unpause") == 0) {
     inspect_event(t, id);
   } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0 ||
              strcmp(action, "remove") == 0) {
@@ -748,11 +755,11 @@ list_finish(struct listing *l)
       continue; /* stopped between list and inspect */
     if (gone_since(t, id, l->asked_at))
       continue; /* died after the list was made: the list is stale there */
-    v[i++] =
-        make_workload(d, id, json_string_value(json_object_get(item, "name")),
-                      json_object_get(item, "labels"),
-                      json_string_value(json_object_get(item, "image")),
-                      json_integer_value(st));
+    v[i++] = make_workload(
+        d, id, json_string_value(json_object_get(item, "name")),
+        json_object_get(item, "labels"),
+        json_string_value(json_object_get(item, "image")),
+        json_is_true(json_object_get(item, "paused")), json_integer_value(st));
     json_object_set(fresh, id, st);
   }
   json_object_update(t->started, fresh);
@@ -990,6 +997,9 @@ list_cb(void *arg, const struct rp_dockerapi_reply *r,
                                    "labels", labels)
                        : json_pack("{s:s, s:o}", "name", name ? name : id,
                                    "labels", json_object());
+    const char *lstate = json_string_value(json_object_get(c, "State"));
+    json_object_set_new(item, "paused",
+                        json_boolean(lstate && strcmp(lstate, "paused") == 0));
     const char *image = json_string_value(json_object_get(c, "ImageID"));
     if (image && *image) {
       json_object_set_new(item, "image", json_string(image));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A container whose network namespace another container shares
 # (network_mode container:NAME) is not recreated out from under it: the
-# recycle is refused with a clear reason, and both keep running.
+# recycle is refused (recycle.refused, nothing begun, not a failure) with a
+# reason that names the dependent, once, and both keep running.
 source "$(dirname "$0")/lib.sh"
 docker network create --label "$TEST_LABEL" rpt-dep$$ >/dev/null
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
@@ -16,9 +17,18 @@ policies:
 YAML
 sleep 1.5
 rc=0; reaper_once || rc=$?
-assert_eq 1 "$rc" "run --once exit status"
+assert_eq 0 "$rc" "run --once exit status (a refusal is no failure)"
 assert_eq "$host_id" "$(cid host$$)" "host$$ kept"
 running host$$ && running side$$ || fail "a container stopped"
-audit_any recycle.failed '.id == $id and .rolled_back == true and (.error | test("side'$$'.*network_mode container"))' --arg id "$host_id" || fail "the refusal does not name the dependent"
+audit_any recycle.refused '.id == $id and .refused_by == "provider" and (.reason | test("side'$$'.*network_mode container"))' --arg id "$host_id" ||
+  fail "the refusal does not name the dependent"
+assert_eq 0 "$(audit_count recycle.begin)" "recycle.begin lines (nothing begun)"
+assert_eq 0 "$(audit_count recycle.failed)" "recycle.failed lines"
+# A running agent says it once, not at every look.
+start_reaper
+sleep 6
+stop_reaper
+assert_eq 2 "$(audit_count recycle.refused)" "recycle.refused lines (one per agent run)"
+assert_eq "$host_id" "$(cid host$$)" "host$$ kept"
 verify_audit
 log "refused to recreate host$$ under side$$"

@@ -526,18 +526,18 @@ test_cadence_csv(void **state)
   assert_string_equal(
       csv,
       "scope,name,provider,recycles,failures,rolled_back,planned,recovered,"
-      "max_age_min_s,max_age_max_s,age_p50_s,age_p95_s,age_ratio_p50,"
+      "refused,max_age_min_s,max_age_max_s,age_p50_s,age_p95_s,age_ratio_p50,"
       "age_ratio_p95,longest_s,lateness_p50_s,lateness_p95_s,lateness_worst_"
       "s,duration_p50_s,duration_p95_s,per_hour,per_day,longest_workload\r\n"
-      "policy,a,,3,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,,3,3.9,1,"
+      "policy,a,,3,0,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,,3,3.9,1,"
       "24,web-1\r\n"
-      "policy,b,,1,0,0,0,0,200,200,100,100,0.5,0.5,100,,,,1,1,0.333,8,"
+      "policy,b,,1,0,0,0,0,0,200,200,100,100,0.5,0.5,100,,,,1,1,0.333,8,"
       "\"odd,\"\"name\"\"\"\r\n"
-      "service,\"odd,\"\"name\"\"\",local,1,0,0,0,0,200,200,100,100,0.5,0.5,"
+      "service,\"odd,\"\"name\"\"\",local,1,0,0,0,0,0,200,200,100,100,0.5,0.5,"
       "100,,,,1,1,0.333,8,\"odd,\"\"name\"\"\"\r\n"
-      "service,web,local,3,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,"
+      "service,web,local,3,0,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,"
       ",3,3.9,1,24,web-1\r\n"
-      "overall,,,4,0,0,0,0,200,3600,3150,3427.5,0.875,0.9521,3450,,,,2.5,3."
+      "overall,,,4,0,0,0,0,0,200,3600,3150,3427.5,0.875,0.9521,3450,,,,2.5,3."
       "85,1.333,32,web-1\r\n");
   free(csv);
 
