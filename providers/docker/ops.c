@@ -179,6 +179,11 @@ removal_stopped_cb(void *ctx, const struct rp_dockerapi_reply *r,
                    const struct rp_error *err)
 {
   struct removal *m = ctx;
+  if (err && err->code == RP_ENOTFOUND) {
+    m->cb(m->arg, NULL); /* gone meanwhile (auto-remove): done */
+    free(m);
+    return;
+  }
   if (err && !(r && r->status == 304)) {
     m->cb(m->arg, err);
     free(m);
@@ -193,6 +198,13 @@ removal_cb(void *ctx, const struct rp_dockerapi_reply *r,
 {
   struct removal *m = ctx;
   (void)r;
+  if (err && err->code == RP_ECONFLICT &&
+      strstr(err->message, "already in progress")) {
+    /* The engine is removing it already (auto-remove): done. */
+    m->cb(m->arg, NULL);
+    free(m);
+    return;
+  }
   if (err && err->code == RP_ECONFLICT && !m->stopped_again) {
     /* It runs again (someone started it meanwhile): stopped again,
      * gracefully, before it goes. */
