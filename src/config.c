@@ -240,7 +240,6 @@ parse_agent(struct walk *w, const struct rp_config_node *n)
 }
 
 /* The common keys, and those of the provider's type. */
-/* The common keys, and those of the provider's type. */
 static int
 check_provider_keys(struct rp_config_parse *ps, const struct rp_config_node *n,
                     const char *at, const char *const *common,
@@ -346,7 +345,7 @@ rp_provider_config_flag(const struct rp_provider_config *pc, const char *key)
 static int
 parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
-  static const char *const common[] = {"name", "type", "endpoint", NULL};
+  static const char *const common_keys[] = {"name", "type", "endpoint", NULL};
   struct rp_config_parse *ps = &w->ps;
   struct rp_provider_config *pc = &w->c->providers[idx];
   const struct rp_config_node *v;
@@ -388,7 +387,7 @@ parse_provider(struct walk *w, const struct rp_config_node *n, size_t idx)
                           rp_config_did_you_mean(hint, near), list);
   }
   const struct rp_provider_ops *ops = rp_provider_lookup(pc->type);
-  if (check_provider_keys(ps, n, at, common, ops) < 0 ||
+  if (check_provider_keys(ps, n, at, common_keys, ops) < 0 ||
       parse_provider_options(ps, n, at, ops, pc) < 0)
     return -1;
 

@@ -43,6 +43,7 @@ policies:
     match:
       labels: { reaper-test: "$$" }
     max_age: 2h
+    hard_max_age: 4d   # the labels may lengthen it up to this
     jitter: 0
     strategy: recreate
   - name: idle

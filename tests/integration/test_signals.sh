@@ -26,7 +26,10 @@ verify_audit
 # SIGHUP: a broken file keeps the old policy.
 : >"$T/reaper.log"
 run young$$ -l reaper.max-age=1h reaper-test/sleeper:1 sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done'
-simple_config 1d recreate
+# hard_max_age: a label may lengthen max_age up to it (young's 1h, below).
+simple_config 1d recreate <<'YAML'
+    hard_max_age: 2d
+YAML
 start_reaper
 wait_for 10 "the agent to list" grep -q "workloads" "$T/reaper.log"
 cp "$T/config.yaml" "$T/good.yaml"
