@@ -17,15 +17,13 @@
 #include "child.h"
 #include "http_client.h"
 #include "log.h"
+#include "schedule.h"
 #include "util.h"
 
 #define DEFAULT_QUEUE_MAX 1000
 #define DEFAULT_BACKOFF_MS 1000
 #define DEFAULT_FLUSH_MS 5000
 #define BACKOFF_CAP_MS 60000
-/* The upcoming timer sleeps at most this long, so that a jump of the wall
- * clock is noticed (as the schedule does). */
-#define MAX_SLEEP_MS 30000
 /* Dropped events are warned of at most once in this long per sink. */
 #define DROP_WARN_EVERY_MS 60000
 
@@ -115,11 +113,9 @@ struct notice {
   int64_t notice_ms;
   bool sent;
   int64_t sent_due_ms; /* the due time its notice announced */
-  size_t heap_index;   /* or NOT_IN_HEAP */
+  size_t place;        /* in n->upcoming, or RP_SCHEDULE_NONE once sent */
   struct notice *hash_next;
 };
-
-#define NOT_IN_HEAP ((size_t)-1)
 
 struct rp_notifier {
   uv_loop_t *loop;      /* borrowed */
@@ -135,17 +131,18 @@ struct rp_notifier {
   void (*tap)(void *arg, const char *event, json_t *body);
   void *tap_arg;
 
-  uv_timer_t upcoming_timer;
   struct notice **buckets; /* owned hash of every remembered workload */
   size_t n_buckets, n_notices;
-  struct notice **heap; /* borrowed from the hash: notices not sent */
-  size_t n_heap, heap_cap;
+  /* owned: the notices not sent yet (borrowed from the hash), at their
+   * time; NULL once closing */
+  struct rp_schedule *upcoming;
 
   uv_timer_t flush_timer;
   bool closing;       /* rp_notify_close was called */
   bool flush_expired; /* the flush bound ran out: nothing new starts */
   bool finalized;
-  int open_handles; /* ours and the sinks' timers; n is freed at 0 */
+  int open_handles; /* the flush timer and the sinks' timers; n is freed at
+                       0 */
 };
 
 static void sink_step_cb(uv_timer_t *t);
@@ -766,92 +763,6 @@ notice_free(struct notice *x)
   free(x);
 }
 
-static bool
-heap_less(const struct rp_notifier *n, size_t i, size_t j)
-{
-  return n->heap[i]->notice_ms < n->heap[j]->notice_ms;
-}
-
-static void
-heap_swap(struct rp_notifier *n, size_t i, size_t j)
-{
-  struct notice *t = n->heap[i];
-  n->heap[i] = n->heap[j];
-  n->heap[j] = t;
-  n->heap[i]->heap_index = i;
-  n->heap[j]->heap_index = j;
-}
-
-static void
-heap_fix(struct rp_notifier *n, size_t i)
-{
-  while (i > 0 && heap_less(n, i, (i - 1) / 2)) {
-    heap_swap(n, i, (i - 1) / 2);
-    i = (i - 1) / 2;
-  }
-  for (;;) {
-    size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < n->n_heap && heap_less(n, l, m))
-      m = l;
-    if (r < n->n_heap && heap_less(n, r, m))
-      m = r;
-    if (m == i)
-      return;
-    heap_swap(n, i, m);
-    i = m;
-  }
-}
-
-static void
-heap_put(struct rp_notifier *n, struct notice *x)
-{
-  if (x->heap_index != NOT_IN_HEAP) {
-    heap_fix(n, x->heap_index);
-    return;
-  }
-  if (n->n_heap == n->heap_cap) {
-    n->heap_cap = n->heap_cap ? n->heap_cap * 2 : 64;
-    n->heap = rp_xrealloc(n->heap, n->heap_cap * sizeof(*n->heap));
-  }
-  x->heap_index = n->n_heap;
-  n->heap[n->n_heap++] = x;
-  heap_fix(n, x->heap_index);
-}
-
-static void
-heap_take(struct rp_notifier *n, struct notice *x)
-{
-  size_t i = x->heap_index;
-  if (i == NOT_IN_HEAP)
-    return;
-  x->heap_index = NOT_IN_HEAP;
-  n->n_heap--;
-  if (i == n->n_heap)
-    return;
-  n->heap[i] = n->heap[n->n_heap];
-  n->heap[i]->heap_index = i;
-  heap_fix(n, i);
-}
-
-static void upcoming_timer_cb(uv_timer_t *t);
-
-static void
-upcoming_arm(struct rp_notifier *n)
-{
-  if (n->closing)
-    return;
-  if (n->n_heap == 0) {
-    uv_timer_stop(&n->upcoming_timer);
-    return;
-  }
-  int64_t delay = n->heap[0]->notice_ms - rp_wall_ms();
-  if (delay < 0)
-    delay = 0;
-  if (delay > MAX_SLEEP_MS)
-    delay = MAX_SLEEP_MS;
-  uv_timer_start(&n->upcoming_timer, upcoming_timer_cb, (uint64_t)delay, 0);
-}
-
 static void
 set_str(char **dst, const char *src)
 {
@@ -880,7 +791,7 @@ rp_notify_upcoming_set(struct rp_notifier *n,
     x = rp_xcalloc(1, sizeof(*x));
     x->provider = rp_xstrdup(u->provider);
     x->id = rp_xstrdup(u->id);
-    x->heap_index = NOT_IN_HEAP;
+    x->place = RP_SCHEDULE_NONE;
     x->started_ms = u->started_ms;
     *slot = x;
     n->n_notices++;
@@ -898,15 +809,13 @@ rp_notify_upcoming_set(struct rp_notifier *n,
     int64_t moved = u->due_ms - x->sent_due_ms;
     if (moved >= -RP_NOTIFY_UPCOMING_SLACK_MS &&
         moved <= RP_NOTIFY_UPCOMING_SLACK_MS) {
-      heap_take(n, x);
-      upcoming_arm(n);
+      rp_schedule_take(n->upcoming, &x->place);
       return;
     }
     x->sent = false; /* the recycle moved: the last notice is wrong */
   }
   x->notice_ms = u->due_ms - u->before_ms;
-  heap_put(n, x);
-  upcoming_arm(n);
+  rp_schedule_put(n->upcoming, x, &x->place, x->notice_ms);
 }
 
 void
@@ -921,15 +830,15 @@ rp_notify_upcoming_remove(struct rp_notifier *n, const char *provider,
   struct notice *x = *slot;
   *slot = x->hash_next;
   n->n_notices--;
-  heap_take(n, x);
+  if (n->upcoming)
+    rp_schedule_take(n->upcoming, &x->place);
   notice_free(x);
-  upcoming_arm(n);
 }
 
 int64_t
 rp_notify_upcoming_next_ms(const struct rp_notifier *n)
 {
-  return n && n->n_heap ? n->heap[0]->notice_ms : INT64_MAX;
+  return n && n->upcoming ? rp_schedule_next_ms(n->upcoming) : INT64_MAX;
 }
 
 size_t
@@ -959,27 +868,24 @@ send_notice(struct rp_notifier *n, const struct notice *x, int64_t now_ms)
   rp_notify_event(n, "recycle.upcoming", f);
 }
 
+/* A notice's time has come: it has left the schedule. */
+static void
+notice_due_cb(void *arg, void *item, int64_t now_ms)
+{
+  struct notice *x = item;
+  x->sent = true;
+  x->sent_due_ms = x->due_ms;
+  /* Too late for an advance notice: its recycle begins now. */
+  if (now_ms < x->due_ms)
+    send_notice(arg, x, now_ms);
+}
+
 void
 rp_notify_tick(struct rp_notifier *n, int64_t now_ms)
 {
   if (!n || n->closing)
     return;
-  while (n->n_heap && n->heap[0]->notice_ms <= now_ms) {
-    struct notice *x = n->heap[0];
-    heap_take(n, x);
-    x->sent = true;
-    x->sent_due_ms = x->due_ms;
-    /* Too late for an advance notice: its recycle begins now. */
-    if (now_ms < x->due_ms)
-      send_notice(n, x, now_ms);
-  }
-  upcoming_arm(n);
-}
-
-static void
-upcoming_timer_cb(uv_timer_t *t)
-{
-  rp_notify_tick(t->data, rp_wall_ms());
+  rp_schedule_run(n->upcoming, now_ms);
 }
 
 /* --- life --------------------------------------------------------------- */
@@ -993,10 +899,10 @@ rp_notify_new(uv_loop_t *loop, const struct rp_config *c, bool dry_run)
   n->limits = (struct rp_notify_limits){.queue_max = DEFAULT_QUEUE_MAX,
                                         .backoff_ms = DEFAULT_BACKOFF_MS,
                                         .flush_ms = DEFAULT_FLUSH_MS};
-  uv_timer_init(loop, &n->upcoming_timer);
+  n->upcoming = rp_schedule_new_items(loop, notice_due_cb, n);
   uv_timer_init(loop, &n->flush_timer);
-  n->upcoming_timer.data = n->flush_timer.data = n;
-  n->open_handles = 2;
+  n->flush_timer.data = n;
+  n->open_handles = 1;
   if (c)
     rp_notify_set_config(n, c);
   return n;
@@ -1022,7 +928,6 @@ notifier_free(struct rp_notifier *n)
     }
   }
   free(n->buckets);
-  free(n->heap);
   for (size_t i = 0; i < n->n_counts; i++) {
     free(n->counts[i]->label);
     free(n->counts[i]);
@@ -1044,7 +949,6 @@ check_done(struct rp_notifier *n)
     n->finalized = true;
     uv_timer_stop(&n->flush_timer);
     uv_close((uv_handle_t *)&n->flush_timer, notifier_handle_closed_cb);
-    uv_close((uv_handle_t *)&n->upcoming_timer, notifier_handle_closed_cb);
     while (n->sinks)
       sink_close(n->sinks); /* unlinks it */
     rp_http_close(n->http);
@@ -1083,7 +987,9 @@ rp_notify_close(struct rp_notifier *n)
   if (!n || n->closing)
     return;
   n->closing = true;
-  uv_timer_stop(&n->upcoming_timer);
+  /* No notice is sent from now on; the schedule frees itself. */
+  rp_schedule_close(n->upcoming);
+  n->upcoming = NULL;
   /* A sink waiting to retry tries now, once: the stop will not wait for
    * its backoff. */
   for (struct sink *s = n->sinks; s; s = s->next)
