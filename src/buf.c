@@ -47,20 +47,30 @@ rp_buf_add(struct rp_buf *b, const void *data, size_t n)
 }
 
 int
+rp_buf_vaddf(struct rp_buf *b, const char *fmt, va_list ap)
+{
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  if (n < 0 || (size_t)n > b->max - b->len) {
+    va_end(again);
+    return -1;
+  }
+  grow(b, (size_t)n);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, again);
+  va_end(again);
+  b->len += (size_t)n;
+  return 0;
+}
+
+int
 rp_buf_addf(struct rp_buf *b, const char *fmt, ...)
 {
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int rc = rp_buf_vaddf(b, fmt, ap);
   va_end(ap);
-  if (n < 0 || (size_t)n > b->max - b->len)
-    return -1;
-  grow(b, (size_t)n);
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-  return 0;
+  return rc;
 }
 
 size_t

@@ -5,11 +5,12 @@
  *
  * The bytes are always followed by a NUL (not counted in len), so a buffer
  * of text is a C string as it is.  Memory is doubled as it grows (at most
- * max + 1 bytes), kept by rp_buf_reset and freed by rp_buf_free.  A zeroed
- * struct is an empty buffer with a cap of 0: call rp_buf_init first. */
+ * max + 1 bytes), kept by rp_buf_reset and freed by rp_buf_free.
+ * `struct rp_buf b = {.max = N};` is the same as rp_buf_init(&b, N). */
 #ifndef RP_BUF_H
 #define RP_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct rp_buf {
@@ -30,6 +31,9 @@ int rp_buf_add(struct rp_buf *b, const void *data, size_t n);
 int rp_buf_addf(struct rp_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+int rp_buf_vaddf(struct rp_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
 /* How many more bytes fit. */
 size_t rp_buf_room(const struct rp_buf *b);
 
@@ -45,5 +49,12 @@ void rp_buf_free(struct rp_buf *b);
 /* Hands the bytes out (owned, NUL-terminated; NULL when nothing was ever
  * appended) and leaves the buffer empty. */
 char *rp_buf_take(struct rp_buf *b);
+
+static inline void
+rp_buf_freep(struct rp_buf *b)
+{
+  rp_buf_free(b);
+}
+#define cleanup_buf __attribute__((cleanup(rp_buf_freep)))
 
 #endif
