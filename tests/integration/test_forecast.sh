@@ -43,6 +43,7 @@ policies:
     match:
       labels: { reaper-test: "$$" }
     max_age: 2h
+    hard_max_age: 4d # the labels lengthen it up to 3d
     jitter: 0
     strategy: recreate
   - name: idle

@@ -26,7 +26,8 @@ verify_audit
 # SIGHUP: a broken file keeps the old policy.
 : >"$T/reaper.log"
 run young$$ -l reaper.max-age=1h reaper-test/sleeper:1 sh -c 'trap "exit 0" TERM; while :; do sleep 0.2; done'
-simple_config 1d recreate
+# A label lengthens max_age only up to the policy's hard_max_age.
+simple_config 1d recreate <<<"    hard_max_age: 2d"
 start_reaper
 wait_for 10 "the agent to list" grep -q "workloads" "$T/reaper.log"
 cp "$T/config.yaml" "$T/good.yaml"
