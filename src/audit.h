@@ -274,7 +274,8 @@ int rp_audit_verify_with(const char *const *paths, size_t n_paths,
 /* The files of the log at path, oldest first: its rotated parts
  * (PATH.YYYYMMDDTHHMMSSZ[.N], ordered by the seq of their first line, by
  * name when it cannot be read), then path itself when it exists.  *out
- * (owned, NULL-terminated; free with rp_audit_files_free) may be empty;
+ * (an owned strv, strv.h; free with rp_audit_files_free, which is
+ * rp_strv_free) may be empty;
  * *n_out (may be NULL) counts it.  Fails only when the directory cannot be
  * read (a missing directory is an empty list). */
 int rp_audit_files(const char *path, char ***out, size_t *n_out,

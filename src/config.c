@@ -28,6 +28,7 @@
 #include "file_trust.h"
 #include "provider.h"
 #include "strmap.h"
+#include "strv.h"
 #include "util.h"
 #include "workload.h"
 
@@ -264,7 +265,6 @@ parse_provider_options(struct rp_config_parse *ps,
                        const struct rp_provider_ops *ops,
                        struct rp_provider_config *pc)
 {
-  size_t count = 0;
   for (size_t i = 0; ops && ops->options && ops->options[i]; i++) {
     const struct rp_config_node *v = rp_config_node_get(n, ops->options[i]);
     if (!v)
@@ -279,10 +279,9 @@ parse_provider_options(struct rp_config_parse *ps,
       free(value);
       return rp_config_fail(ps, v->mark, p, "%s", why);
     }
-    pc->options = rp_xrealloc(pc->options, (count + 3) * sizeof(char *));
-    pc->options[count++] = rp_xstrdup(ops->options[i]);
-    pc->options[count++] = value;
-    pc->options[count] = NULL;
+    rp_strv_push(&pc->options, ops->options[i]);
+    rp_strv_push(&pc->options, value);
+    free(value);
   }
   return 0;
 }
@@ -963,9 +962,9 @@ free_policy(struct rp_policy *p)
   free(p->match_provider);
   rp_config_free_labels(p->match_labels, p->n_match_labels);
   free(p->match_name);
-  rp_config_free_strv(p->drain);
+  rp_strv_free(p->drain);
   free(p->window.tz);
-  rp_config_free_strv(p->replace);
+  rp_strv_free(p->replace);
 }
 
 void
@@ -976,15 +975,15 @@ rp_config_free(struct rp_config *c)
   free(c->path);
   free(c->listen);
   free(c->listen_token_file);
-  rp_config_free_strv(c->listen_names);
+  rp_strv_free(c->listen_names);
   free(c->audit_log);
   free(c->audit_signing_key);
   for (size_t i = 0; i < c->n_providers; i++) {
     free(c->providers[i].name);
     free(c->providers[i].type);
     free(c->providers[i].endpoint);
-    rp_config_free_strv(c->providers[i].namespaces);
-    rp_config_free_strv(c->providers[i].options);
+    rp_strv_free(c->providers[i].namespaces);
+    rp_strv_free(c->providers[i].options);
   }
   free(c->providers);
   for (size_t i = 0; i < c->n_policies; i++)
@@ -993,8 +992,8 @@ rp_config_free(struct rp_config *c)
   rp_config_free_labels(c->exclude_labels, c->n_exclude_labels);
   for (size_t i = 0; i < c->n_notify; i++) {
     free(c->notify[i].webhook);
-    rp_config_free_strv(c->notify[i].command);
-    rp_config_free_strv(c->notify[i].events);
+    rp_strv_free(c->notify[i].command);
+    rp_strv_free(c->notify[i].events);
   }
   free(c->notify);
   free(c);
