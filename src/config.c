@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "config_values.h"
 #include "config_yaml.h"
 #include "file_trust.h"
@@ -924,28 +925,23 @@ rp_config_load_file(const char *path, struct rp_config **out,
   if (f == NULL)
     return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
                         strerror(errno));
-  cleanup_free char *buf = NULL;
-  size_t len = 0, cap = 0;
+  /* A file of MAX_FILE_SIZE bytes or more is refused. */
+  cleanup_buf struct rp_buf buf = {.max = MAX_FILE_SIZE - 1};
+  char chunk[8192];
   for (;;) {
-    if (len == cap) {
-      if (cap >= MAX_FILE_SIZE)
-        return rp_error_set(err, RP_ECONFIG,
-                            "%s: cannot read: larger than %d bytes", path,
-                            MAX_FILE_SIZE);
-      cap = cap ? cap * 2 : 8192;
-      buf = rp_xrealloc(buf, cap + 1);
-    }
-    size_t n = fread(buf + len, 1, cap - len, f);
-    len += n;
+    size_t n = fread(chunk, 1, sizeof(chunk), f);
     if (n == 0) {
       if (ferror(f))
         return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
                             strerror(errno ? errno : EIO));
       break;
     }
+    if (rp_buf_add(&buf, chunk, n) != 0)
+      return rp_error_set(err, RP_ECONFIG,
+                          "%s: cannot read: larger than %d bytes", path,
+                          MAX_FILE_SIZE);
   }
-  buf[len] = '\0';
-  return rp_config_parse(path, buf, len, out, err);
+  return rp_config_parse(path, rp_buf_str(&buf), buf.len, out, err);
 }
 
 int
