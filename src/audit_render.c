@@ -1,8 +1,9 @@
 /* Rendering audit lines (audit_writer.h): the object serialized once in
  * its order (ts, seq, event, the fields, prev), hashed as it is, and the
  * hash member spliced in before its closing brace; checkpoints signed over
- * the message audit.h describes.  Lines are chained as they are rendered,
- * on the loop thread, in call order. */
+ * the message audit.h describes.  A line is chained as it is rendered:
+ * appends on the loop thread, in call order; a retry's lines in its job,
+ * from the durable line (audit.c). */
 #include <string.h>
 
 #include "audit_writer.h"
@@ -33,8 +34,9 @@ rp_audit_day_of(time_t s)
   return s >= 0 ? (int64_t)s / DAY_S : ((int64_t)s - DAY_S + 1) / DAY_S;
 }
 
-void
-rp_audit_format_ts(const struct timespec *now, char ts[48])
+/* ts as lines carry it: RFC 3339 UTC with nanoseconds. */
+static void
+format_ts(const struct timespec *now, char ts[48])
 {
   struct tm tm;
   gmtime_r(&now->tv_sec, &tm);
@@ -43,10 +45,12 @@ rp_audit_format_ts(const struct timespec *now, char ts[48])
            (long)now->tv_nsec);
 }
 
-int
-rp_audit_render(const char *event, json_t *fields, const char *ts, uint64_t seq,
-                const char *prev, char **out, size_t *out_len, char hash[65],
-                struct rp_error **err)
+/* Renders one line (with its newline, owned) chained to prev with the
+ * given seq, and its hash. */
+static int
+render(const char *event, json_t *fields, const char *ts, uint64_t seq,
+       const char *prev, char **out, size_t *out_len, char hash[65],
+       struct rp_error **err)
 {
   if (rp_audit_check_fields(fields, err) != 0)
     return -1;
@@ -105,12 +109,11 @@ rp_audit_put_line(struct rp_audit_pos *h, const struct timespec *now,
                   struct rp_error **err)
 {
   char ts[48];
-  rp_audit_format_ts(now, ts);
+  format_ts(now, ts);
   cleanup_free char *line = NULL;
   size_t n;
   char hash[65];
-  if (rp_audit_render(event, fields, ts, h->seq + 1, h->hash, &line, &n, hash,
-                      err) != 0)
+  if (render(event, fields, ts, h->seq + 1, h->hash, &line, &n, hash, err) != 0)
     return -1;
   return put(h, now, line, n, hash, false, buf, err);
 }
@@ -121,7 +124,7 @@ rp_audit_put_checkpoint(const struct rp_audit *a, struct rp_audit_pos *h,
                         struct rp_buf *buf, struct rp_error **err)
 {
   char ts[48];
-  rp_audit_format_ts(now, ts);
+  format_ts(now, ts);
   const char *id = rp_audit_key_id(a->key);
   size_t mlen;
   cleanup_free char *msg = rp_audit_checkpoint_message(
@@ -133,8 +136,8 @@ rp_audit_put_checkpoint(const struct rp_audit *a, struct rp_audit_pos *h,
   cleanup_free char *line = NULL;
   size_t n;
   char hash[65];
-  if (rp_audit_render("audit.checkpoint", f, ts, h->seq + 1, h->hash, &line, &n,
-                      hash, err) != 0)
+  if (render("audit.checkpoint", f, ts, h->seq + 1, h->hash, &line, &n, hash,
+             err) != 0)
     return -1;
   return put(h, now, line, n, hash, true, buf, err);
 }

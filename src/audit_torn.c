@@ -30,29 +30,17 @@ rp_audit_put_torn(struct rp_audit *a, uint64_t from, uint64_t size,
   cleanup_json json_t *f =
       json_pack("{s:I, s:I, s:s}", "offset", (json_int_t)from, "length",
                 (json_int_t)n, "sha256", sha);
+  *next = *d;
+  next->end = size;
+  if (last != '\n') {
+    if (rp_buf_add(buf, "\n", 1) != 0)
+      return rp_error_set(err, E2BIG, "audit lines of one write over %zu bytes",
+                          buf->max);
+    next->end++;
+  }
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
-  char ts[48];
-  rp_audit_format_ts(&now, ts);
-  cleanup_free char *line = NULL;
-  size_t len;
-  char hash[65];
-  if (rp_audit_render("audit.torn", f, ts, d->seq + 1, d->hash, &line, &len,
-                      hash, err) != 0)
-    return -1;
-  bool nl = last != '\n';
-  if (rp_buf_room(buf) < len + nl)
-    return rp_error_set(err, E2BIG, "audit lines of one write over %zu bytes",
-                        buf->max);
-  if (nl)
-    rp_buf_add(buf, "\n", 1);
-  rp_buf_add(buf, line, len);
-  *next = *d;
-  next->seq++;
-  memcpy(next->hash, hash, 65);
-  next->since_cp++;
-  next->end = size + nl + len;
-  return 0;
+  return rp_audit_put_line(next, &now, "audit.torn", f, buf, err);
 }
 
 int

@@ -153,13 +153,6 @@ int rp_audit_write_all(struct rp_audit *a, int fd, const char *buf, size_t len,
 int64_t rp_audit_day_of(time_t s);
 /* fields: NULL or an object without a reserved member (EINVAL). */
 int rp_audit_check_fields(json_t *fields, struct rp_error **err);
-/* ts as lines carry it: RFC 3339 UTC with nanoseconds. */
-void rp_audit_format_ts(const struct timespec *now, char ts[48]);
-/* Renders one line (with its newline, owned) chained to prev with the
- * given seq, and its hash. */
-int rp_audit_render(const char *event, json_t *fields, const char *ts,
-                    uint64_t seq, const char *prev, char **out, size_t *out_len,
-                    char hash[65], struct rp_error **err);
 /* Appends to buf the line that event takes at *h, advancing *h. */
 int rp_audit_put_line(struct rp_audit_pos *h, const struct timespec *now,
                       const char *event, json_t *fields, struct rp_buf *buf,
@@ -170,9 +163,9 @@ int rp_audit_put_checkpoint(const struct rp_audit *a, struct rp_audit_pos *h,
                             struct rp_buf *buf, struct rp_error **err);
 
 /* audit_torn.c */
-/* Appends to buf the audit.torn line for the bytes [from, size) of the log
- * (read back through a->lock_fd), chained to d, with the "\n" that
- * terminates them first when they lack one; *next is d advanced past it. */
+/* Appends to buf the "\n" that terminates the bytes [from, size) of the log
+ * when they lack one, then the audit.torn line that records them (read
+ * back through a->lock_fd), chained to d; *next is d advanced past both. */
 int rp_audit_put_torn(struct rp_audit *a, uint64_t from, uint64_t size,
                       const struct rp_audit_pos *d, struct rp_buf *buf,
                       struct rp_audit_pos *next, struct rp_error **err);
