@@ -15,8 +15,8 @@
  * shape and names it in its report.  The same happens when a failed write
  * left bytes behind (a short write, or a write whose fsync failed): the
  * retry that brings the log back records them with `audit.torn` before its
- * own `audit.resumed` line.  The opening comment of audit.c has the
- * details.
+ * own `audit.resumed` line.  The opening comments of audit.c and
+ * audit_torn.c have the details (audit_writer.h lists the writer's files).
  *
  * Signed checkpoints (agent.audit_signing_key).  With an Ed25519 private
  * key, the log writes an `audit.checkpoint` line after every
@@ -274,7 +274,8 @@ int rp_audit_verify_with(const char *const *paths, size_t n_paths,
 /* The files of the log at path, oldest first: its rotated parts
  * (PATH.YYYYMMDDTHHMMSSZ[.N], ordered by the seq of their first line, by
  * name when it cannot be read), then path itself when it exists.  *out
- * (owned, NULL-terminated; free with rp_audit_files_free) may be empty;
+ * (an owned strv, strv.h; free with rp_audit_files_free, which is
+ * rp_strv_free) may be empty;
  * *n_out (may be NULL) counts it.  Fails only when the directory cannot be
  * read (a missing directory is an empty list). */
 int rp_audit_files(const char *path, char ***out, size_t *n_out,
@@ -293,7 +294,8 @@ typedef int (*rp_audit_each_cb)(void *arg, const json_t *line);
 int rp_audit_read(const char *path, rp_audit_each_cb cb, void *arg,
                   uint64_t *bad_lines, struct rp_error **err);
 
-/* --- Shared by audit.c and audit_verify.c; not for other modules. --- */
+/* --- Shared by the writer (audit_writer.h) and audit_verify.c; not for
+ * other modules. --- */
 
 /* One line that passed rp_audit_line_parse. */
 struct rp_audit_line {

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "strv.h"
 #include "util.h"
 
 /* More parts per second than this means something else is wrong. */
@@ -152,11 +153,7 @@ part_cmp(const void *x, const void *y)
 void
 rp_audit_files_free(char **files)
 {
-  if (!files)
-    return;
-  for (char **f = files; *f; f++)
-    free(*f);
-  free(files);
+  rp_strv_free(files);
 }
 
 int

@@ -38,6 +38,7 @@
 
 #include <openssl/evp.h>
 
+#include "buf.h"
 #include "util.h"
 
 #define BLOCK (64 * 1024)
@@ -46,6 +47,8 @@
 #define RING 256
 /* Notes kept in a verify result; more are counted, not kept. */
 #define MAX_NOTES 100
+/* What they may say at the most: each names a file and a line or two. */
+#define NOTES_MAX_BYTES ((size_t)1 << 20)
 
 /* `,"hash":"` + 64 hex digits + `"}` */
 #define HASH_HEAD ",\"hash\":\""
@@ -394,8 +397,7 @@ struct mark {
 };
 
 struct notes {
-  char *text; /* owned */
-  size_t len;
+  struct rp_buf text; /* "FILE:LINE: ..." lines, each ending with "\n" */
   unsigned n;
 };
 
@@ -407,20 +409,12 @@ note_add(struct notes *ns, const char *fmt, ...)
 {
   if (++ns->n > MAX_NOTES)
     return;
-  cleanup_free char *s = NULL;
   va_list ap;
   va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
+  int rc = rp_buf_vaddf(&ns->text, fmt, ap);
   va_end(ap);
-  if (!s)
-    return;
-  size_t n = strlen(s);
-  ns->text = rp_xrealloc(ns->text, ns->len + n + 2);
-  memcpy(ns->text + ns->len, s, n);
-  ns->text[ns->len + n] = '\n';
-  ns->len += n + 1;
-  ns->text[ns->len] = '\0';
+  if (rc == 0)
+    rp_buf_add(&ns->text, "\n", 1);
 }
 
 struct file_ctx {
@@ -709,7 +703,7 @@ rp_audit_verify_with(const char *const *paths, size_t n_paths,
   memset(res, 0, sizeof(*res));
   if (n_paths == 0)
     return rp_error_set(err, RP_ECONFIG, "verify: no audit log given");
-  struct notes ns = {0};
+  struct notes ns = {.text = {.max = NOTES_MAX_BYTES}};
   struct vctx vx = {.paths = paths, .ns = &ns};
   size_t n_keys = opt ? opt->n_keys : 0;
   vx.keys = rp_xcalloc(n_keys + 1, sizeof(*vx.keys));
@@ -729,20 +723,15 @@ rp_audit_verify_with(const char *const *paths, size_t n_paths,
     rc = verify_file(&vx, i, &c, &total, err);
   if (rc == 0 && vx.n_keys)
     rc = end_check(&vx, n_paths, &c, opt->allow_unsigned_tail, res, err);
-  if (ns.n > MAX_NOTES) {
-    cleanup_free char *more =
-        rp_xasprintf("(%u more notes)\n", ns.n - MAX_NOTES);
-    size_t n = strlen(more);
-    ns.text = rp_xrealloc(ns.text, ns.len + n + 1);
-    memcpy(ns.text + ns.len, more, n + 1);
-  }
+  if (ns.n > MAX_NOTES)
+    rp_buf_addf(&ns.text, "(%u more notes)\n", ns.n - MAX_NOTES);
   for (size_t i = 0; i < vx.n_keys; i++)
     rp_audit_key_free(vx.keys[i]);
   free(vx.keys);
   res->lines = c.count;
   res->skipped = total - c.count;
   res->checkpoints = c.checkpoints;
-  res->notes = ns.text;
+  res->notes = rp_buf_take(&ns.text);
   return rc;
 }
 

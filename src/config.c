@@ -23,11 +23,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
 #include "config_values.h"
 #include "config_yaml.h"
 #include "file_trust.h"
 #include "provider.h"
 #include "strmap.h"
+#include "strv.h"
 #include "util.h"
 #include "workload.h"
 
@@ -308,7 +310,7 @@ parse_provider_options(struct rp_config_parse *ps,
       value = json_array();
       for (char **x = strv; x && *x; x++)
         json_array_append_new(value, json_string(*x));
-      rp_config_free_strv(strv);
+      rp_strv_free(strv);
     } else {
       char *str = NULL;
       if (rp_config_get_string(ps, v, p, false, &str) < 0)
@@ -1038,28 +1040,23 @@ rp_config_load_file(const char *path, struct rp_config **out,
   if (f == NULL)
     return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
                         strerror(errno));
-  cleanup_free char *buf = NULL;
-  size_t len = 0, cap = 0;
+  /* A file of MAX_FILE_SIZE bytes or more is refused. */
+  cleanup_buf struct rp_buf buf = {.max = MAX_FILE_SIZE - 1};
+  char chunk[8192];
   for (;;) {
-    if (len == cap) {
-      if (cap >= MAX_FILE_SIZE)
-        return rp_error_set(err, RP_ECONFIG,
-                            "%s: cannot read: larger than %d bytes", path,
-                            MAX_FILE_SIZE);
-      cap = cap ? cap * 2 : 8192;
-      buf = rp_xrealloc(buf, cap + 1);
-    }
-    size_t n = fread(buf + len, 1, cap - len, f);
-    len += n;
+    size_t n = fread(chunk, 1, sizeof(chunk), f);
     if (n == 0) {
       if (ferror(f))
         return rp_error_set(err, RP_ECONFIG, "%s: cannot read: %s", path,
                             strerror(errno ? errno : EIO));
       break;
     }
+    if (rp_buf_add(&buf, chunk, n) != 0)
+      return rp_error_set(err, RP_ECONFIG,
+                          "%s: cannot read: larger than %d bytes", path,
+                          MAX_FILE_SIZE);
   }
-  buf[len] = '\0';
-  return rp_config_parse(path, buf, len, out, err);
+  return rp_config_parse(path, rp_buf_str(&buf), buf.len, out, err);
 }
 
 int
@@ -1076,9 +1073,9 @@ free_policy(struct rp_policy *p)
   free(p->match_provider);
   rp_config_free_labels(p->match_labels, p->n_match_labels);
   free(p->match_name);
-  rp_config_free_strv(p->drain);
+  rp_strv_free(p->drain);
   free(p->window.tz);
-  rp_config_free_strv(p->replace);
+  rp_strv_free(p->replace);
 }
 
 void
@@ -1089,7 +1086,7 @@ rp_config_free(struct rp_config *c)
   free(c->path);
   free(c->listen);
   free(c->listen_token_file);
-  rp_config_free_strv(c->listen_names);
+  rp_strv_free(c->listen_names);
   free(c->audit_log);
   free(c->audit_signing_key);
   for (size_t i = 0; i < c->n_providers; i++) {
@@ -1105,8 +1102,8 @@ rp_config_free(struct rp_config *c)
   rp_config_free_labels(c->exclude_labels, c->n_exclude_labels);
   for (size_t i = 0; i < c->n_notify; i++) {
     free(c->notify[i].webhook);
-    rp_config_free_strv(c->notify[i].command);
-    rp_config_free_strv(c->notify[i].events);
+    rp_strv_free(c->notify[i].command);
+    rp_strv_free(c->notify[i].events);
   }
   free(c->notify);
   free(c);

@@ -4,6 +4,7 @@
 
 #include "config_values.h"
 #include "config_yaml.h"
+#include "strv.h"
 #include "util.h"
 
 /* Paths longer than RP_CONFIG_PATH_LEN are cut short: a message with a
@@ -147,14 +148,6 @@ rp_config_get_duration(struct rp_config_parse *ps,
   return 0;
 }
 
-void
-rp_config_free_strv(char **v)
-{
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 /* A non-empty list of strings, as a NULL-terminated owned array.  argv
  * lists also need a non-empty first element (the program). */
 int
@@ -173,11 +166,11 @@ rp_config_get_strv(struct rp_config_parse *ps, const struct rp_config_node *n,
     char p[RP_CONFIG_PATH_LEN];
     if (rp_config_get_string(ps, n->kids[i], rp_config_join_index(p, path, i),
                              !(argv && i == 0), &v[i]) < 0) {
-      rp_config_free_strv(v);
+      rp_strv_free(v);
       return -1;
     }
   }
-  rp_config_free_strv(*out);
+  rp_strv_free(*out);
   *out = v;
   return 0;
 }

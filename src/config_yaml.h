@@ -105,8 +105,8 @@ int rp_config_get_int(struct rp_config_parse *ps,
 int rp_config_get_duration(struct rp_config_parse *ps,
                            const struct rp_config_node *n, const char *path,
                            int64_t min_ms, int64_t *out);
-/* A non-empty list of strings, NULL-terminated; argv lists also need a
- * non-empty first element. */
+/* A non-empty list of strings, as a strv (strv.h) that replaces *out;
+ * argv lists also need a non-empty first element. */
 int rp_config_get_strv(struct rp_config_parse *ps,
                        const struct rp_config_node *n, const char *path,
                        bool argv, char ***out);
@@ -118,8 +118,7 @@ int rp_config_get_labels(struct rp_config_parse *ps,
 /* buf (RP_CONFIG_PATH_LEN bytes) = "; did you mean 'NEAR'?", or "" when
  * near is NULL; returns buf.  For rp_config_suggest's answer. */
 const char *rp_config_did_you_mean(char *buf, const char *near);
-/* Accept NULL. */
-void rp_config_free_strv(char **v);
+/* Accepts NULL. */
 void rp_config_free_labels(struct rp_label_match *l, size_t n);
 
 #endif

@@ -31,6 +31,7 @@
 
 #include <curl/curl.h>
 
+#include "buf.h"
 #include "file_trust.h"
 #include "util.h"
 
@@ -42,7 +43,6 @@
 /* An engine that does not accept a connection in 5 s is down; waiting
  * longer only delays the error (and the reconnect). */
 #define CONNECT_TIMEOUT_MS 5000L
-#define FIRST_BUF 1024
 
 /* One socket curl asked us to watch.  Freed in its close callback. */
 struct sock_ctx {
@@ -64,13 +64,13 @@ struct rp_http_xfer {
   void *arg;
   int (*on_data)(void *arg, const char *data, size_t len);
   void (*on_header)(void *arg, const char *line, size_t len);
-  char *buf; /* owned: the buffered body, NUL-terminated */
-  size_t len, cap, max_body;
-  bool added;    /* in the multi handle */
-  bool done;     /* callback has run (or is running) */
-  bool over_cap; /* the body passed max_body: aborted */
-  bool stopped;  /* on_data asked to stop: aborted */
-  char *refused; /* owned: why its TLS files are not to be used, or NULL */
+  struct rp_buf body; /* the buffered body, capped at the request's
+                         max_body */
+  bool added;         /* in the multi handle */
+  bool done;          /* callback has run (or is running) */
+  bool over_cap;      /* the body passed max_body: aborted */
+  bool stopped;       /* on_data asked to stop: aborted */
+  char *refused;      /* owned: why its TLS files are not to be used, or NULL */
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -141,7 +141,7 @@ xfer_free(struct rp_http_xfer *x)
   curl_slist_free_all(x->headers);
   free(x->what);
   free(x->unix_socket);
-  free(x->buf);
+  rp_buf_free(&x->body);
   free(x->refused);
   free(x);
 }
@@ -305,22 +305,10 @@ write_cb(char *data, size_t size, size_t nmemb, void *userp)
     }
     return n;
   }
-  if (n > x->max_body - x->len) {
+  if (rp_buf_add(&x->body, data, n) != 0) {
     x->over_cap = true;
     return 0;
   }
-  if (x->len + n + 1 > x->cap) {
-    size_t cap = x->cap ? x->cap : FIRST_BUF;
-    while (cap < x->len + n + 1)
-      cap *= 2;
-    if (cap > x->max_body + 1)
-      cap = x->max_body + 1;
-    x->buf = rp_xrealloc(x->buf, cap);
-    x->cap = cap;
-  }
-  memcpy(x->buf + x->len, data, n);
-  x->len += n;
-  x->buf[x->len] = '\0';
   return n;
 }
 
@@ -398,8 +386,8 @@ complete(struct rp_http_xfer *x, CURLcode rc)
   long os_errno = 0;
 
   if (rc == CURLE_OK) {
-    struct rp_http_response resp = {.body = x->buf ? x->buf : empty_body,
-                                    .body_len = x->len};
+    struct rp_http_response resp = {.body = x->body.p ? x->body.p : empty_body,
+                                    .body_len = x->body.len};
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &resp.status);
     finish(x, &resp, NULL);
     return;
@@ -407,7 +395,7 @@ complete(struct rp_http_xfer *x, CURLcode rc)
   if (x->refused) {
     fail(x, RP_ECONFIG, "%s: %s", x->what, x->refused);
   } else if (x->over_cap) {
-    fail(x, EMSGSIZE, "%s: response body over %zu bytes", x->what, x->max_body);
+    fail(x, EMSGSIZE, "%s: response body over %zu bytes", x->what, x->body.max);
   } else if (x->stopped) {
     fail(x, RP_ECANCELED, "%s: stopped by the receiver", x->what);
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
@@ -699,7 +687,7 @@ rp_http_send(struct rp_http *h, const struct rp_http_endpoint *ep,
   x->arg = arg;
   x->on_data = req->on_data;
   x->on_header = req->on_header;
-  x->max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
+  rp_buf_init(&x->body, req->max_body ? req->max_body : DEFAULT_MAX_BODY);
   x->what = rp_xasprintf("%s %s", req->method, req->path);
   x->unix_socket = ep->unix_socket ? rp_xstrdup(ep->unix_socket) : NULL;
   x->easy = curl_easy_init();

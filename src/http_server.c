@@ -28,6 +28,7 @@
 #include <http_parser.h>
 
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 10000
@@ -56,7 +57,8 @@ struct rp_http_server {
   struct rp_http_server_ops ops;
   void *ctx; /* borrowed */
   struct rp_http_server_limits limits;
-  char **names; /* owned: host names clients may use, beyond localhost */
+  char **names; /* owned strv: host names clients may use, beyond
+                   localhost */
   int port;
   bool loopback;
   struct list active, closing; /* owned connections */
@@ -144,9 +146,7 @@ server_release(struct rp_http_server *s)
 {
   if (--s->open_handles > 0 || !s->stopped)
     return;
-  for (char **n = s->names; n && *n; n++)
-    free(*n);
-  free(s->names);
+  rp_strv_free(s->names);
   free(s);
 }
 
@@ -727,15 +727,10 @@ rp_http_server_start(uv_loop_t *loop, const char *listen, char *const *names,
   s->loopback = loopback;
   rp_http_server_set_limits(s, &(struct rp_http_server_limits){0});
   /* The names clients may use: those given and the machine's own. */
-  size_t n = 0;
-  while (names && names[n])
-    n++;
-  s->names = rp_xcalloc(n + 2, sizeof(*s->names));
-  for (size_t i = 0; i < n; i++)
-    s->names[i] = rp_xstrdup(names[i]);
+  s->names = rp_strv_dup(names);
   char host[256] = "";
   if (gethostname(host, sizeof(host) - 1) == 0 && host[0])
-    s->names[n] = rp_xstrdup(host);
+    rp_strv_push(&s->names, host);
   uv_tcp_init(loop, &s->tcp);
   s->tcp.data = s;
   s->open_handles = 1;

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "registry.h"
 #include "report.h"
+#include "strv.h"
 #include "util.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -257,32 +258,27 @@ cmd_verify(int argc, char **argv)
                        "is nothing signed to speak of");
   cleanup_error struct rp_error *err = NULL;
   /* --rotated: each LOG stands for its rotated parts and itself. */
-  cleanup_free char **files = NULL;
-  size_t n_files = 0;
+  cleanup_strv char **files = NULL;
   for (int i = optind; rotated && i < argc; i++) {
-    char **parts = NULL;
+    cleanup_strv char **parts = NULL;
     size_t n = 0;
     if (rp_audit_files(argv[i], &parts, &n, &err) != 0)
       return fail("verify", err);
     if (n == 0) {
-      rp_audit_files_free(parts);
       fprintf(stderr, "reaper verify: %s: no such log, nor rotated parts\n",
               argv[i]);
       return EXIT_RUNTIME;
     }
-    files = rp_xrealloc(files, (n_files + n) * sizeof(char *));
-    memcpy(files + n_files, parts, n * sizeof(char *));
-    n_files += n;
-    free(parts); /* its strings now belong to files */
+    for (size_t k = 0; k < n; k++)
+      rp_strv_push(&files, parts[k]);
   }
+  size_t n_files = rp_strv_len(files);
   const char *const *paths =
       rotated ? (const char *const *)files : (const char *const *)&argv[optind];
   size_t n_paths = rotated ? n_files : (size_t)(argc - optind);
   struct rp_audit_verify_result res;
   int rc = rp_audit_verify_with(paths, n_paths, &opt, &res, &err);
   print_notes(res.notes);
-  for (size_t i = 0; i < n_files; i++)
-    free(files[i]);
   if (rc != 0) {
     rp_audit_verify_result_clear(&res);
     if (err && err->code == RP_ETAMPER) {

@@ -18,8 +18,9 @@
  * recycle.upcoming is the advance notice of a recycle, `notify_before` (a
  * policy's) ahead of a workload's due time: the agent tells the notifier
  * each workload's due time whenever its decision changes
- * (rp_notify_upcoming_set), and one timer for the earliest notice (a
- * min-heap) sends it.  It is a notification only, never an audit line.
+ * (rp_notify_upcoming_set), and the notices wait in a schedule (schedule.h,
+ * the one timer the workloads' deadlines wait in too) until their time.  It
+ * is a notification only, never an audit line.
  *
  * The process must ignore SIGPIPE (the agent does): a command that exits
  * without reading its stdin makes the write fail with EPIPE. */
@@ -124,8 +125,8 @@ void rp_notify_upcoming_remove(struct rp_notifier *n, const char *provider,
 int64_t rp_notify_upcoming_next_ms(const struct rp_notifier *n);
 size_t rp_notify_upcoming_count(const struct rp_notifier *n);
 
-/* Sends every notice due by now_ms.  The notifier's timer calls it with the
- * wall clock; tests call it with their own time. */
+/* Sends every notice due by now_ms.  The schedule's timer sends them with
+ * the wall clock; tests call this with their own time. */
 void rp_notify_tick(struct rp_notifier *n, int64_t now_ms);
 
 /* Called with every event the notifier is given (body borrowed for the

@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "strv.h"
 #include "util.h"
 
 #define LABEL_EXCLUDE "reaper.exclude"
@@ -306,20 +307,6 @@ rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
   }
 }
 
-static char **
-argv_dup(char *const *argv)
-{
-  if (!argv)
-    return NULL;
-  size_t n = 0;
-  while (argv[n])
-    n++;
-  char **copy = rp_xcalloc(n + 1, sizeof(*copy));
-  for (size_t i = 0; i < n; i++)
-    copy[i] = rp_xstrdup(argv[i]);
-  return copy;
-}
-
 /* A JSON array of strings as an argv; NULL when `text` is not a JSON array
  * (it is then a shell command).  *bad is set for an array that cannot be an
  * argv: empty, holding anything but strings, or naming no program. */
@@ -330,21 +317,11 @@ argv_from_json(const char *text, bool *bad)
   cleanup_json json_t *a = json_loads(text, 0, NULL);
   if (!json_is_array(a))
     return NULL;
-  size_t n = json_array_size(a);
-  const char *prog = json_string_value(json_array_get(a, 0));
-  if (!prog || !*prog) {
+  char **argv = rp_strv_from_json(a);
+  if (!argv || !argv[0] || !*argv[0]) {
+    rp_strv_free(argv);
     *bad = true;
     return NULL;
-  }
-  char **argv = rp_xcalloc(n + 1, sizeof(*argv));
-  for (size_t i = 0; i < n; i++) {
-    const char *s = json_string_value(json_array_get(a, i));
-    if (!s) {
-      rp_policy_argv_free(argv);
-      *bad = true;
-      return NULL;
-    }
-    argv[i] = rp_xstrdup(s);
   }
   return argv;
 }
@@ -377,15 +354,11 @@ rp_policy_drain_argv(const struct rp_workload *w, const struct rp_policy *p,
                "program; ignored",
                LABEL_DRAIN, quote_value(v, q, sizeof(q)));
   }
-  return p ? argv_dup(p->drain) : NULL;
+  return p ? rp_strv_dup(p->drain) : NULL;
 }
 
 void
 rp_policy_argv_free(char **argv)
 {
-  if (!argv)
-    return;
-  for (char **a = argv; *a; a++)
-    free(*a);
-  free(argv);
+  rp_strv_free(argv);
 }

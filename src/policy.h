@@ -85,9 +85,9 @@ int rp_window_check_tz(const char *tz, struct rp_error **err);
  * `matched` workloads: percentages round up, and at least 1. */
 int rp_budget_limit(const struct rp_budget *b, int matched);
 
-/* The drain hook for a workload, as an owned NULL-terminated argv (free with
- * rp_policy_argv_free), or NULL when there is none.  The label
- * `reaper.drain` wins: a JSON array of strings is the argv, any other
+/* The drain hook for a workload, as an owned argv (a strv, strv.h: free
+ * with rp_strv_free or rp_policy_argv_free), or NULL when there is none.  The
+ * label `reaper.drain` wins: a JSON array of strings is the argv, any other
  * non-empty string runs with {"/bin/sh", "-c", value}.  An empty label, or a
  * JSON array that is empty or holds anything but strings, is a bad label:
  * a warning goes into `warning` and the policy's `drain` (p may be NULL)
@@ -95,7 +95,7 @@ int rp_budget_limit(const struct rp_budget *b, int matched);
 char **rp_policy_drain_argv(const struct rp_workload *w,
                             const struct rp_policy *p, char *warning,
                             size_t warning_len);
-/* Accepts NULL. */
+/* rp_strv_free.  Accepts NULL. */
 void rp_policy_argv_free(char **argv);
 
 #endif

@@ -405,6 +405,22 @@ has_control(const char *s)
   return false;
 }
 
+/* The first Bearer and the first Basic challenge are kept; cur is handed
+ * to one of them, or cleared, and is empty again. */
+static void
+keep_challenge(struct rp_registry_challenge *cur,
+               struct rp_registry_challenge *bearer,
+               struct rp_registry_challenge *basic)
+{
+  if (cur->scheme == RP_REGISTRY_SCHEME_BEARER && bearer->scheme == 0)
+    *bearer = *cur;
+  else if (cur->scheme == RP_REGISTRY_SCHEME_BASIC && basic->scheme == 0)
+    *basic = *cur;
+  else
+    rp_registry_challenge_clear(cur);
+  *cur = (struct rp_registry_challenge){0};
+}
+
 int
 rp_registry_challenge_parse(const char *value, size_t len,
                             struct rp_registry_challenge *out)
@@ -446,13 +462,7 @@ rp_registry_challenge_parse(const char *value, size_t len,
       continue;
     }
     /* A new challenge: keep the one it ends if it is one we speak. */
-    if (cur.scheme == RP_REGISTRY_SCHEME_BEARER && bearer.scheme == 0)
-      bearer = cur;
-    else if (cur.scheme == RP_REGISTRY_SCHEME_BASIC && basic.scheme == 0)
-      basic = cur;
-    else
-      rp_registry_challenge_clear(&cur);
-    cur = (struct rp_registry_challenge){0};
+    keep_challenge(&cur, &bearer, &basic);
     cur.scheme = strcasecmp(tok, "bearer") == 0  ? RP_REGISTRY_SCHEME_BEARER
                  : strcasecmp(tok, "basic") == 0 ? RP_REGISTRY_SCHEME_BASIC
                                                  : RP_REGISTRY_SCHEME_NONE;
@@ -460,12 +470,7 @@ rp_registry_challenge_parse(const char *value, size_t len,
     if (cur.scheme == RP_REGISTRY_SCHEME_NONE)
       cur.scheme = (enum rp_registry_scheme) - 1;
   }
-  if (cur.scheme == RP_REGISTRY_SCHEME_BEARER && bearer.scheme == 0)
-    bearer = cur;
-  else if (cur.scheme == RP_REGISTRY_SCHEME_BASIC && basic.scheme == 0)
-    basic = cur;
-  else
-    rp_registry_challenge_clear(&cur);
+  keep_challenge(&cur, &bearer, &basic);
 
   bool bearer_ok = bearer.scheme == RP_REGISTRY_SCHEME_BEARER && bearer.realm &&
                    bearer.realm[0] && !has_control(bearer.realm) &&

@@ -12,19 +12,6 @@ struct rp_tracker {
   size_t count;
 };
 
-static uint64_t
-key_hash(const char *provider, const char *id)
-{
-  /* FNV-1a over "provider\0id". */
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = provider; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  h = (h ^ 0) * 1099511628211ull;
-  for (const char *p = id; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  return h;
-}
-
 struct rp_tracker *
 rp_tracker_new(void)
 {
@@ -65,7 +52,7 @@ struct rp_entry *
 rp_tracker_find(const struct rp_tracker *t, const char *provider,
                 const char *id)
 {
-  size_t b = key_hash(provider, id) % t->n_buckets;
+  size_t b = rp_workload_key_hash(provider, id) % t->n_buckets;
   for (struct rp_entry *e = t->buckets[b]; e; e = e->hash_next)
     if (strcmp(e->w->id, id) == 0 && strcmp(e->w->provider, provider) == 0)
       return e;
@@ -81,7 +68,7 @@ grow(struct rp_tracker *t)
     struct rp_entry *e = t->buckets[i];
     while (e) {
       struct rp_entry *next = e->hash_next;
-      size_t k = key_hash(e->w->provider, e->w->id) % n;
+      size_t k = rp_workload_key_hash(e->w->provider, e->w->id) % n;
       e->hash_next = b[k];
       b[k] = e;
       e = next;
@@ -103,7 +90,7 @@ rp_tracker_add(struct rp_tracker *t, struct rp_provider *provider,
   e->provider = provider;
   e->heap_index = RP_NOT_QUEUED;
   e->state = RP_ENTRY_IDLE;
-  size_t b = key_hash(w->provider, w->id) % t->n_buckets;
+  size_t b = rp_workload_key_hash(w->provider, w->id) % t->n_buckets;
   e->hash_next = t->buckets[b];
   t->buckets[b] = e;
   t->count++;
@@ -113,7 +100,7 @@ rp_tracker_add(struct rp_tracker *t, struct rp_provider *provider,
 void
 rp_tracker_unlink(struct rp_tracker *t, struct rp_entry *e)
 {
-  size_t b = key_hash(e->w->provider, e->w->id) % t->n_buckets;
+  size_t b = rp_workload_key_hash(e->w->provider, e->w->id) % t->n_buckets;
   for (struct rp_entry **pp = &t->buckets[b]; *pp; pp = &(*pp)->hash_next) {
     if (*pp == e) {
       *pp = e->hash_next;

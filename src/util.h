@@ -57,6 +57,14 @@ rp_closep(int *fd)
     stolen_;                                                                   \
   })
 
+/* Hand a descriptor out of a cleanup_close local: `*out = RP_STEAL_FD(fd);` */
+#define RP_STEAL_FD(fd)                                                        \
+  ({                                                                           \
+    int stolen_fd_ = (fd);                                                     \
+    (fd) = -1;                                                                 \
+    stolen_fd_;                                                                \
+  })
+
 /* Test builds (-DREAPER_CRASHPOINTS=ON) die here with SIGKILL when the
  * environment variable REAPER_CRASH_AT names this point: the crash-safety
  * tests kill reaper at every step of a recycle.  Nothing in other builds. */

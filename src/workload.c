@@ -89,3 +89,15 @@ rp_workload_label(const struct rp_workload *w, const char *key)
     return NULL;
   return json_string_value(json_object_get(w->labels, key));
 }
+
+uint64_t
+rp_workload_key_hash(const char *provider, const char *id)
+{
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = provider; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  h = (h ^ 0) * 1099511628211ull;
+  for (const char *p = id; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}

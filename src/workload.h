@@ -60,4 +60,9 @@ void rp_workload_free(struct rp_workload *w);
 /* A label's value, or NULL when absent or not a string. */
 const char *rp_workload_label(const struct rp_workload *w, const char *key);
 
+/* The hash of a workload's key, (provider, id): FNV-1a over provider, a 0
+ * byte and id.  For the tables that find a workload by its key (the
+ * tracker, the advance notices). */
+uint64_t rp_workload_key_hash(const char *provider, const char *id);
+
 #endif

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 /* containerd's own limit on identifiers (namespaces/validate.go). */
@@ -91,16 +92,6 @@ valid_identifier(const char *s)
   return true;
 }
 
-static void
-strv_free(char **v)
-{
-  if (!v)
-    return;
-  for (char **p = v; *p; p++)
-    free(*p);
-  free(v);
-}
-
 int
 rp_ctrd_namespaces(char *const *cfg, bool allow_kubernetes, char ***out,
                    struct rp_error **err)
@@ -108,14 +99,11 @@ rp_ctrd_namespaces(char *const *cfg, bool allow_kubernetes, char ***out,
   char def[] = "default";
   char *const fallback[] = {def, NULL};
   char *const *in = cfg && cfg[0] ? cfg : fallback;
-  size_t n = 0;
-  while (in[n])
-    n++;
-  char **v = rp_xcalloc(n + 1, sizeof(*v));
+  size_t n = rp_strv_len(in);
+  cleanup_strv char **v = rp_xcalloc(n + 1, sizeof(*v));
   for (size_t i = 0; i < n; i++) {
     const char *ns = in[i];
     if (!valid_identifier(ns)) {
-      strv_free(v);
       return rp_error_set(err, RP_ECONFIG,
                           "namespaces: \"%s\" is not a containerd namespace "
                           "(a letter or digit, then letters, digits, '_', "
@@ -123,7 +111,6 @@ rp_ctrd_namespaces(char *const *cfg, bool allow_kubernetes, char ***out,
                           ns, MAX_IDENTIFIER);
     }
     if (strcmp(ns, RP_CTRD_K8S_NAMESPACE) == 0 && !allow_kubernetes) {
-      strv_free(v);
       return rp_error_set(err, RP_ECONFIG,
                           "namespaces: %s belongs to the kubelet, which "
                           "recreates its pods' containers itself and would "
@@ -132,15 +119,12 @@ rp_ctrd_namespaces(char *const *cfg, bool allow_kubernetes, char ***out,
                           "really mean it",
                           ns);
     }
-    for (size_t k = 0; k < i; k++)
-      if (strcmp(v[k], ns) == 0) {
-        strv_free(v);
-        return rp_error_set(err, RP_ECONFIG,
-                            "namespaces: \"%s\" is listed twice", ns);
-      }
+    if (rp_strv_contains(v, ns))
+      return rp_error_set(err, RP_ECONFIG, "namespaces: \"%s\" is listed twice",
+                          ns);
     v[i] = rp_xstrdup(ns);
   }
-  *out = v;
+  *out = RP_STEAL(v);
   return 0;
 }
 
@@ -248,7 +232,7 @@ destroy(struct rp_provider *p)
     return;
   rp_ctrd_track_free(c);
   rp_http_endpoint_clear(&c->ep);
-  strv_free(c->namespaces);
+  rp_strv_free(c->namespaces);
   free(c);
   p->ctx = NULL;
 }

@@ -20,6 +20,7 @@
 #include <protobuf-c/protobuf-c.h>
 #include <uv.h>
 
+#include "buf.h"
 #include "containerd.pb-c.h"
 #include "error.h"
 #include "http_client.h"
@@ -108,9 +109,8 @@ const char *rp_grpc_short_method(const char *path, char *buf, size_t len);
  * big-endian length, the message.  A reader is fed the body as it comes
  * (split anywhere) and hands out whole messages. */
 struct rp_grpc_frames {
-  size_t max_msg; /* a longer message is an error */
-  uint8_t *buf;   /* owned: bytes of a message not complete yet */
-  size_t len, cap;
+  size_t max_msg;    /* a longer message is an error */
+  struct rp_buf msg; /* a message not complete yet, its header first */
 };
 /* max_msg 0 means RP_CTRD_MAX_MESSAGE. */
 void rp_grpc_frames_init(struct rp_grpc_frames *f, size_t max_msg);

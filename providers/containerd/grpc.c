@@ -114,22 +114,20 @@ rp_grpc_short_method(const char *path, char *buf, size_t len)
 void
 rp_grpc_frames_init(struct rp_grpc_frames *f, size_t max_msg)
 {
-  memset(f, 0, sizeof(*f));
   f->max_msg = max_msg ? max_msg : RP_CTRD_MAX_MESSAGE;
+  rp_buf_init(&f->msg, FRAME_HEADER + f->max_msg);
 }
 
 void
 rp_grpc_frames_clear(struct rp_grpc_frames *f)
 {
-  free(f->buf);
-  f->buf = NULL;
-  f->len = f->cap = 0;
+  rp_buf_free(&f->msg);
 }
 
 bool
 rp_grpc_frames_partial(const struct rp_grpc_frames *f)
 {
-  return f->len > 0;
+  return f->msg.len > 0;
 }
 
 static uint32_t
@@ -158,18 +156,12 @@ check_header(const struct rp_grpc_frames *f, const uint8_t *h, size_t *msg_len,
   return 0;
 }
 
+/* Buffers part of a message: never past its cap, as the header was checked
+ * against max_msg before any byte of the message is added. */
 static void
-buf_append(struct rp_grpc_frames *f, const uint8_t *data, size_t n)
+buffer(struct rp_grpc_frames *f, const uint8_t *data, size_t n)
 {
-  if (f->len + n > f->cap) {
-    size_t cap = f->cap ? f->cap : 1024;
-    while (cap < f->len + n)
-      cap *= 2;
-    f->buf = rp_xrealloc(f->buf, cap);
-    f->cap = cap;
-  }
-  memcpy(f->buf + f->len, data, n);
-  f->len += n;
+  rp_buf_add(&f->msg, data, n);
 }
 
 int
@@ -180,32 +172,33 @@ rp_grpc_frames_feed(struct rp_grpc_frames *f, const void *data, size_t n,
   const uint8_t *p = data;
   while (n > 0) {
     size_t msg_len;
-    if (f->len > 0 || n < FRAME_HEADER) {
+    if (f->msg.len > 0 || n < FRAME_HEADER) {
       /* A message begun in an earlier chunk (or a header cut short): first
        * complete the header, then the message, in the buffer. */
-      if (f->len < FRAME_HEADER) {
-        size_t take = FRAME_HEADER - f->len;
+      if (f->msg.len < FRAME_HEADER) {
+        size_t take = FRAME_HEADER - f->msg.len;
         if (take > n)
           take = n;
-        buf_append(f, p, take);
+        buffer(f, p, take);
         p += take;
         n -= take;
-        if (f->len < FRAME_HEADER)
+        if (f->msg.len < FRAME_HEADER)
           return 0;
       }
-      if (check_header(f, f->buf, &msg_len, err) < 0)
+      if (check_header(f, (const uint8_t *)f->msg.p, &msg_len, err) < 0)
         return -1;
-      size_t have = f->len - FRAME_HEADER;
+      size_t have = f->msg.len - FRAME_HEADER;
       size_t take = msg_len - have;
       if (take > n)
         take = n;
-      buf_append(f, p, take);
+      buffer(f, p, take);
       p += take;
       n -= take;
-      if (f->len - FRAME_HEADER < msg_len)
+      if (f->msg.len - FRAME_HEADER < msg_len)
         return 0;
-      f->len = 0;
-      if (msg_cb(arg, f->buf + FRAME_HEADER, msg_len) != 0)
+      /* Taken out of the buffer, which is empty again before msg_cb. */
+      cleanup_free uint8_t *whole = (uint8_t *)rp_buf_take(&f->msg);
+      if (msg_cb(arg, whole + FRAME_HEADER, msg_len) != 0)
         return 1;
       continue;
     }
@@ -213,7 +206,7 @@ rp_grpc_frames_feed(struct rp_grpc_frames *f, const void *data, size_t n,
     if (check_header(f, p, &msg_len, err) < 0)
       return -1;
     if (n - FRAME_HEADER < msg_len) {
-      buf_append(f, p, n);
+      buffer(f, p, n);
       return 0;
     }
     if (msg_cb(arg, p + FRAME_HEADER, msg_len) != 0)

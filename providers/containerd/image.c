@@ -106,8 +106,7 @@ struct chain {
   char *image; /* owned */
   void (*cb)(void *arg, const char *chain_id, const struct rp_error *err);
   void *arg;
-  char *buf; /* owned: the blob being read */
-  size_t len, cap;
+  struct rp_buf blob; /* the blob being read, at most MAX_BLOB bytes */
   bool too_big;
   int hops; /* blobs read: index, manifest, config */
 };
@@ -116,7 +115,7 @@ static void
 chain_free(struct chain *ch)
 {
   free(ch->image);
-  free(ch->buf);
+  rp_buf_free(&ch->blob);
   free(ch);
 }
 
@@ -166,20 +165,12 @@ blob_data(void *arg, const uint8_t *msg, size_t len)
       rpctrd__read_content_response__unpack(NULL, len, msg);
   if (!r)
     return 1;
-  size_t n = r->data.len;
-  if (ch->len + n > MAX_BLOB) {
+  int rc = rp_buf_add(&ch->blob, r->data.data, r->data.len);
+  rpctrd__read_content_response__free_unpacked(r, NULL);
+  if (rc != 0) {
     ch->too_big = true;
-    rpctrd__read_content_response__free_unpacked(r, NULL);
     return 1;
   }
-  if (ch->len + n + 1 > ch->cap) {
-    ch->cap = (ch->len + n + 1) * 2;
-    ch->buf = rp_xrealloc(ch->buf, ch->cap);
-  }
-  memcpy(ch->buf + ch->len, r->data.data, n);
-  ch->len += n;
-  ch->buf[ch->len] = '\0';
-  rpctrd__read_content_response__free_unpacked(r, NULL);
   return 0;
 }
 
@@ -219,8 +210,8 @@ blob_done_cb(void *arg, const struct rp_error *err)
   }
   json_error_t jerr;
   cleanup_json json_t *j =
-      json_loadb(ch->buf ? ch->buf : "", ch->len, 0, &jerr);
-  ch->len = 0;
+      json_loadb(rp_buf_str(&ch->blob), ch->blob.len, 0, &jerr);
+  rp_buf_reset(&ch->blob);
   if (!json_is_object(j)) {
     chain_fail(ch, NULL, "a manifest or config that is not JSON (%s)",
                jerr.text);
@@ -303,6 +294,7 @@ rp_ctrd_image_chain(struct rp_ctrd *c, const char *ns, const char *image,
   ch->image = rp_xstrdup(image);
   ch->cb = cb;
   ch->arg = arg;
+  rp_buf_init(&ch->blob, MAX_BLOB);
   Rpctrd__GetImageRequest req;
   rpctrd__get_image_request__init(&req);
   req.name = ch->image;

@@ -219,41 +219,18 @@ rp_dockerapi_call(struct rp_dockerapi *api, const char *method,
 
 /* ---- lines ---- */
 
-/* Appends n bytes to a growable buffer, keeping it NUL-terminated; -1
- * (nothing appended) when it would hold more than max bytes. */
-static int
-buf_append(char **buf, size_t *len, size_t *cap, const char *data, size_t n,
-           size_t max)
-{
-  if (n > max - *len)
-    return -1;
-  if (*len + n + 1 > *cap) {
-    size_t c = *cap ? *cap : 4096;
-    while (c < *len + n + 1)
-      c *= 2;
-    *buf = rp_xrealloc(*buf, c);
-    *cap = c;
-  }
-  memcpy(*buf + *len, data, n);
-  *len += n;
-  (*buf)[*len] = '\0';
-  return 0;
-}
-
 void
 rp_dockerapi_line_splitter_init(struct rp_dockerapi_line_splitter *ls,
                                 size_t max_line)
 {
-  memset(ls, 0, sizeof(*ls));
   ls->max_line = max_line ? max_line : MAX_LINE;
+  rp_buf_init(&ls->line, ls->max_line);
 }
 
 void
 rp_dockerapi_line_splitter_clear(struct rp_dockerapi_line_splitter *ls)
 {
-  free(ls->buf);
-  ls->buf = NULL;
-  ls->len = ls->cap = 0;
+  rp_buf_free(&ls->line);
 }
 
 /* Hands one line to the consumer: 1 when it asks to stop. */
@@ -277,13 +254,14 @@ rp_dockerapi_line_splitter_feed(struct rp_dockerapi_line_splitter *ls,
     if (nl == NULL)
       break;
     size_t seg = (size_t)(nl - data);
-    if (ls->len > 0) {
-      /* The end of a line that began in an earlier chunk. */
-      if (buf_append(&ls->buf, &ls->len, &ls->cap, data, seg, ls->max_line) < 0)
+    if (ls->line.len > 0) {
+      /* The end of a line that began in an earlier chunk: taken out of the
+       * buffer, which is empty again before the consumer sees it. */
+      if (rp_buf_add(&ls->line, data, seg) < 0)
         return -1;
-      size_t len = ls->len;
-      ls->len = 0;
-      if (deliver(ls->buf, len, line_cb, arg))
+      size_t len = ls->line.len;
+      cleanup_free char *line = rp_buf_take(&ls->line);
+      if (deliver(line, len, line_cb, arg))
         return 1;
     } else {
       if (seg > ls->max_line)
@@ -294,8 +272,7 @@ rp_dockerapi_line_splitter_feed(struct rp_dockerapi_line_splitter *ls,
     data = nl + 1;
     n -= seg + 1;
   }
-  if (n > 0 &&
-      buf_append(&ls->buf, &ls->len, &ls->cap, data, n, ls->max_line) < 0)
+  if (n > 0 && rp_buf_add(&ls->line, data, n) < 0)
     return -1;
   return 0;
 }
@@ -304,9 +281,9 @@ int
 rp_dockerapi_line_splitter_end(struct rp_dockerapi_line_splitter *ls,
                                rp_dockerapi_line_cb line_cb, void *arg)
 {
-  size_t len = ls->len;
-  ls->len = 0;
-  return len > 0 ? deliver(ls->buf, len, line_cb, arg) : 0;
+  size_t len = ls->line.len;
+  cleanup_free char *line = rp_buf_take(&ls->line);
+  return len > 0 ? deliver(line, len, line_cb, arg) : 0;
 }
 
 /* ---- a stream of lines ---- */
@@ -317,12 +294,11 @@ struct stream {
   void *arg;
   char *what; /* owned: "GET /v1.43/events" */
   struct rp_dockerapi_line_splitter lines;
-  char *error_body; /* owned: (the start of) the body of an error reply */
-  size_t error_len, error_cap;
-  long status;          /* from the last status line seen */
-  struct rp_error *err; /* owned: why we stopped the stream ourselves */
-  bool in_data;         /* inside on_data: done_cb may run under us */
-  bool finished;        /* done_cb has run */
+  struct rp_buf error_body; /* (the start of) the body of an error reply */
+  long status;              /* from the last status line seen */
+  struct rp_error *err;     /* owned: why we stopped the stream ourselves */
+  bool in_data;             /* inside on_data: done_cb may run under us */
+  bool finished;            /* done_cb has run */
 };
 
 static void
@@ -330,7 +306,7 @@ stream_free(struct stream *s)
 {
   free(s->what);
   rp_dockerapi_line_splitter_clear(&s->lines);
-  free(s->error_body);
+  rp_buf_free(&s->error_body);
   rp_error_free(s->err);
   free(s);
 }
@@ -366,9 +342,8 @@ stream_data_cb(void *arg, const char *data, size_t n)
 
   if (s->status >= 400) {
     /* An error reply: keep (the start of) it for the message. */
-    size_t room = MAX_ERROR_BODY - s->error_len;
-    buf_append(&s->error_body, &s->error_len, &s->error_cap, data,
-               n < room ? n : room, MAX_ERROR_BODY);
+    size_t room = rp_buf_room(&s->error_body);
+    rp_buf_add(&s->error_body, data, n < room ? n : room);
     return 0;
   }
   s->in_data = true;
@@ -398,8 +373,8 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
   } else if (err) {
     s->done_cb(s->arg, err);
   } else if (resp->status >= 400) {
-    cleanup_json json_t *body = parse_body(s->error_body, s->error_len);
-    status_error(resp->status, body, s->error_body, s->error_len, &e);
+    cleanup_json json_t *body = parse_body(s->error_body.p, s->error_body.len);
+    status_error(resp->status, body, s->error_body.p, s->error_body.len, &e);
     s->done_cb(s->arg, e);
   } else {
     /* A last line without its newline still counts.  finished is set, so
@@ -427,6 +402,7 @@ rp_dockerapi_stream(struct rp_dockerapi *api, const char *path,
   s->arg = arg;
   s->what = rp_xasprintf("GET %s", full);
   rp_dockerapi_line_splitter_init(&s->lines, MAX_LINE);
+  rp_buf_init(&s->error_body, MAX_ERROR_BODY);
   struct rp_http_request req = {
       .method = "GET",
       .path = full,

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "buf.h"
 #include "error.h"
 #include "http_client.h"
 #include "provider.h"
@@ -225,8 +226,7 @@ char *rp_dockerapi_self_container_id(const char *mountinfo_path);
  * may end anywhere, even between "\r" and "\n". */
 struct rp_dockerapi_line_splitter {
   size_t max_line;
-  char *buf; /* owned: the start of a line whose end has not come yet */
-  size_t len, cap;
+  struct rp_buf line; /* the start of a line whose end has not come yet */
 };
 typedef int (*rp_dockerapi_line_cb)(void *arg, const char *line, size_t len);
 /* Starts empty; max_line 0 means 1 MiB. */

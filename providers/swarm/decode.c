@@ -4,10 +4,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "swarm/swarm.h"
+#include "strv.h"
 #include "util.h"
 
 static const char *
@@ -400,25 +402,14 @@ rp_swarm_update_timeout_ms(json_t *service, size_t n_tasks,
 void
 rp_swarm_strv_free(char **v)
 {
-  if (!v)
-    return;
-  for (char **p = v; *p; p++)
-    free(*p);
-  free(v);
+  rp_strv_free(v);
 }
 
 char **
 rp_swarm_strv_dup(const char *const *v)
 {
-  if (!v)
-    return NULL;
-  size_t n = 0;
-  while (v[n])
-    n++;
-  char **c = rp_xcalloc(n + 1, sizeof(*c));
-  for (size_t i = 0; i < n; i++)
-    c[i] = rp_xstrdup(v[i]);
-  return c;
+  /* rp_strv_dup only reads the strings: v's const is kept. */
+  return rp_strv_dup((char *const *)(uintptr_t)v);
 }
 
 char **

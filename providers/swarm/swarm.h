@@ -194,9 +194,11 @@ int64_t rp_swarm_update_timeout_ms(json_t *service, size_t n_tasks,
 
 /* The replace action's environment: PATH (path, or a default when NULL)
  * and REAPER_NODE_ID, REAPER_NODE_HOSTNAME, REAPER_NODE_ADDR and
- * REAPER_NODE_ROLE from the node (`GET /nodes/{id}`).  Owned,
- * NULL-terminated; free with rp_swarm_strv_free. */
+ * REAPER_NODE_ROLE from the node (`GET /nodes/{id}`).  An owned strv
+ * (strv.h); free with rp_strv_free. */
 char **rp_swarm_replace_env(json_t *node, const char *path);
+/* rp_strv_free and rp_strv_dup, kept for node.c until it calls those (the
+ * recycle's rewrite, issue 14). */
 void rp_swarm_strv_free(char **v);
 char **rp_swarm_strv_dup(const char *const *v);
 

@@ -127,6 +127,71 @@ test_heap_order_at_scale(void **state)
   rp_tracker_free(t);
 }
 
+/* Any item, at a due time of its own: fired by a run at a given time in
+ * due order, each after it left the schedule; moved and taken items
+ * behave; a callback may put an item back; close lets go of the rest. */
+struct item {
+  int id;
+  size_t place;
+};
+
+struct run_log {
+  struct rp_schedule *s;
+  int order[16];
+  int n;
+};
+
+static void
+fire_cb(void *arg, void *item, int64_t now_ms)
+{
+  struct run_log *r = arg;
+  struct item *it = item;
+  assert_int_equal(it->place, RP_SCHEDULE_NONE);
+  r->order[r->n++] = it->id;
+  /* Item 2 comes back once, later than this run looks. */
+  if (it->id == 2 && r->n == 3)
+    rp_schedule_put(r->s, it, &it->place, now_ms + 1000);
+}
+
+static void
+test_any_item(void **state)
+{
+  (void)state;
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  struct run_log r = {0};
+  r.s = rp_schedule_new_items(&loop, fire_cb, &r);
+  const int64_t t0 = INT64_C(1000000);
+  struct item it[5];
+  for (int i = 0; i < 5; i++) {
+    it[i] = (struct item){.id = i, .place = RP_SCHEDULE_NONE};
+    rp_schedule_put(r.s, &it[i], &it[i].place, t0 + 100 * (5 - i));
+  }
+  assert_int_equal(rp_schedule_next_ms(r.s), t0 + 100);
+  rp_schedule_take(r.s, &it[4].place);                 /* was first */
+  rp_schedule_take(r.s, &it[4].place);                 /* twice: nothing */
+  rp_schedule_put(r.s, &it[0], &it[0].place, t0 + 50); /* moved first */
+  assert_int_equal(rp_schedule_count(r.s), 4);
+  rp_schedule_run(r.s, t0 + 49);
+  assert_int_equal(r.n, 0);
+  rp_schedule_run(r.s, t0 + 300);
+  assert_int_equal(r.n, 3);
+  assert_int_equal(r.order[0], 0);
+  assert_int_equal(r.order[1], 3);
+  assert_int_equal(r.order[2], 2);
+  assert_int_equal(rp_schedule_count(r.s), 2); /* 1, and 2 again */
+  assert_int_equal(rp_schedule_next_ms(r.s), t0 + 400);
+  rp_schedule_run(r.s, t0 + 1299); /* 1 only: 2 is back at t0 + 1300 */
+  assert_int_equal(r.n, 4);
+  assert_int_equal(r.order[3], 1);
+  assert_int_equal(rp_schedule_next_ms(r.s), t0 + 1300);
+  rp_schedule_close(r.s);
+  assert_int_equal(it[1].place, RP_SCHEDULE_NONE);
+  assert_int_equal(it[2].place, RP_SCHEDULE_NONE);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void
 test_tracker(void **state)
 {
@@ -163,6 +228,7 @@ main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_due_in_deadline_order),
       cmocka_unit_test(test_heap_order_at_scale),
+      cmocka_unit_test(test_any_item),
       cmocka_unit_test(test_tracker),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
