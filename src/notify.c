@@ -21,16 +21,30 @@
 
 /* --- filter and body ---------------------------------------------------- */
 
+/* recycle.step lines (one before each acting step of a recycle) are for the
+ * audit trail: a sink gets them only when it names them, never through "*",
+ * "recycle.*" or the default, which would multiply its traffic by the steps
+ * of every recycle. */
+static bool
+only_when_named(const char *event)
+{
+  return strcmp(event, "recycle.step") == 0;
+}
+
 bool
 rp_notify_matches(char *const *events, const char *event)
 {
   if (!event)
     return false;
   if (!events)
-    return strncmp(event, "recycle.", 8) == 0;
+    return strncmp(event, "recycle.", 8) == 0 && !only_when_named(event);
   for (char *const *e = events; *e; e++) {
     size_t len = strlen(*e);
-    if (strcmp(*e, "*") == 0 || strcmp(*e, event) == 0)
+    if (strcmp(*e, event) == 0)
+      return true;
+    if (only_when_named(event))
+      continue;
+    if (strcmp(*e, "*") == 0)
       return true;
     /* "recycle.*": the prefix with its dot. */
     if (len >= 2 && strcmp(*e + len - 2, ".*") == 0 &&

@@ -183,6 +183,8 @@ test_filter_default(void **state)
   assert_false(rp_notify_matches(NULL, "config.reload"));
   assert_false(rp_notify_matches(NULL, "audit.checkpoint"));
   assert_false(rp_notify_matches(NULL, NULL));
+  /* The runner's per-step lines are the audit trail's, not a sink's. */
+  assert_false(rp_notify_matches(NULL, "recycle.step"));
 }
 
 static void
@@ -206,6 +208,16 @@ test_filter_lists(void **state)
   char **all = strv("*", NULL);
   assert_true(rp_notify_matches(all, "config.reload"));
   assert_true(rp_notify_matches(all, "recycle.done"));
+
+  /* recycle.step only when named: "*" and "recycle.*" leave it out. */
+  assert_false(rp_notify_matches(all, "recycle.step"));
+  char **recycles = strv("recycle.*", NULL);
+  assert_true(rp_notify_matches(recycles, "recycle.failed"));
+  assert_false(rp_notify_matches(recycles, "recycle.step"));
+  char **steps = strv("recycle.step", NULL);
+  assert_true(rp_notify_matches(steps, "recycle.step"));
+  strv_free(recycles);
+  strv_free(steps);
 
   char **none = strv(NULL);
   assert_false(rp_notify_matches(none, "recycle.done"));
