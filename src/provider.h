@@ -111,7 +111,11 @@ struct rp_prepared {
    * making a second one beside it: stop, reset, start (engines whose
    * container ids are its names). */
   bool in_place;
-  json_t *details; /* may be NULL: what the audit lines should carry */
+  /* May be NULL: what the audit lines should carry.  The runner keeps a
+   * reference and reads it again when the recycle ends, so the provider may
+   * add to it until release what its operations learn (a stop that had to
+   * kill, the exit status, a new process's id). */
+  json_t *details;
 };
 typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
                                const struct rp_error *err);

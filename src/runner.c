@@ -99,6 +99,8 @@ struct run {
   json_t *details; /* owned: what recycle.done/failed adds */
   void *plan;      /* the provider's, released at the end */
   bool prepared;   /* prepare was accepted: release is owed once */
+  /* A reference to the provider's details, read again at the end. */
+  json_t *pdetails;
 
   const enum step *prog;
   size_t n, pc;
@@ -205,6 +207,7 @@ run_free(struct run *r)
   json_decref(r->base);
   json_decref(r->begin);
   json_decref(r->details);
+  json_decref(r->pdetails);
   rp_error_free(r->error);
   free(r);
 }
@@ -234,9 +237,14 @@ finish(struct run *r, int status, bool rolled_back)
   stop_watching(r);
   const char *replacement = NULL;
   if (status == 0)
-    replacement = r->strategy == RP_STRATEGY_RECREATE  ? r->new_id
+    replacement = r->strategy == RP_STRATEGY_RECREATE
+                      ? (r->in_place ? r->id : r->new_id)
                   : r->strategy == RP_STRATEGY_RESTART ? r->id
                                                        : NULL;
+  /* What the provider learnt since prepare (a stop that had to kill, a new
+   * task's pid). */
+  if (r->pdetails)
+    json_object_update(r->details, r->pdetails);
   struct rp_recycle_result res = {
       .replacement_id = (char *)(uintptr_t)replacement,
       .rolled_back = rolled_back,
@@ -1119,8 +1127,10 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
     free(r->name);
     r->name = rp_xstrdup(pr->name);
   }
-  if (pr->details)
+  if (pr->details) {
     json_object_update(r->details, pr->details);
+    r->pdetails = json_incref(pr->details);
+  }
   r->in_place = pr->in_place;
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE: {
