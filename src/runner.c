@@ -101,8 +101,9 @@ struct run {
   enum step at; /* the step running, or the last */
   bool running_before, renamed, created, stopped_old, started_new;
   bool in_place, reset_done, cordoned, replaced;
-  char **replace;    /* owned argv or NULL */
-  int64_t settle_ms; /* how long the engine's own work may take */
+  bool replace_final; /* a replace command that ran is never undone */
+  char **replace;     /* owned argv or NULL */
+  int64_t settle_ms;  /* how long the engine's own work may take */
 
   /* waits */
   uv_timer_t timer;
@@ -223,10 +224,13 @@ finish(struct run *r, int status, bool rolled_back)
   r->finished = true;
   stop_watching(r);
   const char *replacement = NULL;
-  if (status == 0)
-    replacement = r->strategy == RP_STRATEGY_RECREATE  ? r->new_id
-                  : r->strategy == RP_STRATEGY_RESTART ? r->id
-                                                       : NULL;
+  /* A restarted workload, and a service renewed by a forced update, is its
+   * own replacement. */
+  if (status == 0 && r->strategy == RP_STRATEGY_RECREATE)
+    replacement = r->new_id;
+  else if (status == 0 && (r->strategy == RP_STRATEGY_RESTART ||
+                           r->strategy == RP_STRATEGY_FORCE_UPDATE))
+    replacement = r->id;
   struct rp_recycle_result res = {
       .replacement_id = (char *)(uintptr_t)replacement,
       .rolled_back = rolled_back,
@@ -454,6 +458,8 @@ static void
 removed_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
+  if (!err && r->strategy == RP_STRATEGY_DRAIN_REPLACE)
+    json_object_set_new(r->details, "removed", json_true());
   op_done(r, err, "remove old", "after-remove-old");
 }
 
@@ -558,7 +564,7 @@ replaced_cb(void *arg, json_t *outcome, const struct rp_error *err)
   if (outcome)
     json_object_update(d, outcome);
   json_object_set_new(r->details, "replace", d);
-  if (!err)
+  if (!err || r->replace_final)
     r->replaced = true;
   op_done(r, err, "replace", "after-replace");
 }
@@ -636,7 +642,8 @@ wait_failed(struct run *r, const char *fmt, ...)
   }
   fail(r, e,
        w == W_SURVIVE ? "replacement did not stay up"
-                      : "replacement not ready");
+       : w == W_READY ? "replacement not ready"
+                      : step_name(r->at)); /* settled, drained, gone */
   rp_error_free(e);
 }
 
@@ -647,6 +654,8 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   r->probing = false;
   if (r->wait == W_NONE)
     return;
+  if (st && st->details)
+    json_object_update(r->details, st->details);
   int64_t now = rp_mono_ms();
   if (err) {
     wait_failed(r, "%s", err->message);
@@ -975,8 +984,9 @@ fail(struct run *r, const struct rp_error *err, const char *what)
     return;
   }
   if (r->strategy == RP_STRATEGY_FORCE_UPDATE) {
-    /* Swarm's own failure action decides; reverted when it undid it. */
-    finish(r, -1, r->reverted);
+    /* Swarm's own failure action decides; reverted when it undid it.  An
+     * update the engine did not take changed nothing. */
+    finish(r, -1, r->reverted || r->at == ST_UPDATE);
     return;
   }
   if (r->strategy == RP_STRATEGY_DRAIN_REPLACE && r->replaced) {
@@ -1030,6 +1040,9 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
   if (pr->details)
     json_object_update(r->details, pr->details);
   r->in_place = pr->in_place;
+  if (pr->settle_ms > 0)
+    r->settle_ms = pr->settle_ms;
+  r->replace_final = pr->replace_final;
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE: {
     if (pr->in_place) {
