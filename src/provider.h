@@ -116,6 +116,13 @@ struct rp_prepared {
    * add to it until release what its operations learn (a stop that had to
    * kill, the exit status, a new process's id). */
   json_t *details;
+  /* How long the engine's own work may take (a service's update under its
+   * update configuration, a replaced machine going away), when the provider
+   * knows better than the policy; 0: health_timeout + drain_timeout. */
+  int64_t settle_ms;
+  /* drain-replace: a replace command that ran is final even when it failed
+   * (the host's runs once per boot): nothing is undone after it. */
+  bool replace_final;
 };
 typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
                                const struct rp_error *err);
@@ -139,6 +146,10 @@ struct rp_probe {
   int restarts;  /* restarts the engine made since it was created */
   enum rp_health health;
   const char *status; /* the engine's word for its state, for messages */
+  /* May be NULL; also given with an error: what the audit line should carry
+   * from this look (an update's outcome, a drain's tasks), merged into the
+   * recycle's details. */
+  json_t *details;
 };
 typedef void (*rp_probe_cb)(void *arg, const struct rp_probe *st,
                             const struct rp_error *err);

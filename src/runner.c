@@ -110,9 +110,10 @@ struct run {
   /* The engine removed the old workload when it stopped (it ran with
    * auto-remove): undoing makes it again from the preparation's plan. */
   bool old_gone;
-  char *restored_id; /* owned: the old workload made again */
-  char **replace;    /* owned argv or NULL */
-  int64_t settle_ms; /* how long the engine's own work may take */
+  char *restored_id;  /* owned: the old workload made again */
+  bool replace_final; /* a replace command that ran is never undone */
+  char **replace;     /* owned argv or NULL */
+  int64_t settle_ms;  /* how long the engine's own work may take */
 
   /* waits */
   uv_timer_t timer;
@@ -236,11 +237,13 @@ finish(struct run *r, int status, bool rolled_back)
   r->finished = true;
   stop_watching(r);
   const char *replacement = NULL;
-  if (status == 0)
-    replacement = r->strategy == RP_STRATEGY_RECREATE
-                      ? (r->in_place ? r->id : r->new_id)
-                  : r->strategy == RP_STRATEGY_RESTART ? r->id
-                                                       : NULL;
+  /* A restarted workload, a service renewed by a forced update and a
+   * workload recreated in place are their own replacement. */
+  if (status == 0 && r->strategy == RP_STRATEGY_RECREATE)
+    replacement = r->in_place ? r->id : r->new_id;
+  else if (status == 0 && (r->strategy == RP_STRATEGY_RESTART ||
+                           r->strategy == RP_STRATEGY_FORCE_UPDATE))
+    replacement = r->id;
   /* What the provider learnt since prepare (a stop that had to kill, a new
    * task's pid). */
   if (r->pdetails)
@@ -472,6 +475,8 @@ static void
 removed_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
+  if (!err && r->strategy == RP_STRATEGY_DRAIN_REPLACE)
+    json_object_set_new(r->details, "removed", json_true());
   op_done(r, err, "remove old", "after-remove-old");
 }
 
@@ -576,7 +581,7 @@ replaced_cb(void *arg, json_t *outcome, const struct rp_error *err)
   if (outcome)
     json_object_update(d, outcome);
   json_object_set_new(r->details, "replace", d);
-  if (!err)
+  if (!err || r->replace_final)
     r->replaced = true;
   op_done(r, err, "replace", "after-replace");
 }
@@ -654,7 +659,8 @@ wait_failed(struct run *r, const char *fmt, ...)
   }
   fail(r, e,
        w == W_SURVIVE ? "replacement did not stay up"
-                      : "replacement not ready");
+       : w == W_READY ? "replacement not ready"
+                      : step_name(r->at)); /* settled, drained, gone */
   rp_error_free(e);
 }
 
@@ -665,6 +671,8 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   r->probing = false;
   if (r->wait == W_NONE)
     return;
+  if (st && st->details)
+    json_object_update(r->details, st->details);
   int64_t now = rp_mono_ms();
   if (err) {
     wait_failed(r, "%s", err->message);
@@ -1043,8 +1051,9 @@ fail(struct run *r, const struct rp_error *err, const char *what)
     return;
   }
   if (r->strategy == RP_STRATEGY_FORCE_UPDATE) {
-    /* The engine's own failure action decides; reverted when it undid it. */
-    finish(r, -1, r->reverted);
+    /* The engine's own failure action decides; reverted when it undid it.
+     * An update the engine did not take changed nothing. */
+    finish(r, -1, r->reverted || r->at == ST_UPDATE);
     return;
   }
   if (r->strategy == RP_STRATEGY_DRAIN_REPLACE && r->replaced) {
@@ -1132,6 +1141,9 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
     r->pdetails = json_incref(pr->details);
   }
   r->in_place = pr->in_place;
+  if (pr->settle_ms > 0)
+    r->settle_ms = pr->settle_ms;
+  r->replace_final = pr->replace_final;
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE: {
     if (pr->in_place) {
