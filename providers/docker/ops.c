@@ -170,9 +170,74 @@ struct removal {
   rp_op_cb cb;
   void *arg;
   bool stopped_again;
+  /* The engine removes it already (auto-remove): its name is free only once
+   * that removal ends, and what follows (a container made again under the
+   * name) needs it free.  Looked at until gone. */
+  uv_timer_t timer;
+  int64_t gone_by_mono;
+  struct rp_error *error; /* owned: the answer to give once the timer closed */
 };
 
 static void removal_delete(struct removal *m, bool force);
+
+static void
+removal_closed_cb(uv_handle_t *h)
+{
+  struct removal *m = h->data;
+  m->cb(m->arg, m->error);
+  rp_error_free(m->error);
+  free(m);
+}
+
+static void
+removal_end_waiting(struct removal *m, const struct rp_error *err)
+{
+  m->error = err ? rp_error_dup(err) : NULL;
+  uv_close((uv_handle_t *)&m->timer, removal_closed_cb);
+}
+
+static void removal_look_cb(uv_timer_t *t);
+
+static void
+removal_looked_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                  const struct rp_error *err)
+{
+  struct removal *m = ctx;
+  (void)r;
+  if (err && err->code == RP_ENOTFOUND) {
+    removal_end_waiting(m, NULL);
+    return;
+  }
+  if (err || rp_mono_ms() >= m->gone_by_mono) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, err ? err->code : RP_ETIMEOUT,
+                 "the engine's own removal of %.12s did not end%s%s", m->id,
+                 err ? ": " : " within 30s", err ? err->message : "");
+    removal_end_waiting(m, e);
+    rp_error_free(e);
+    return;
+  }
+  uv_timer_start(&m->timer, removal_look_cb, 100, 0);
+}
+
+static void
+removal_look_cb(uv_timer_t *t)
+{
+  struct removal *m = t->data;
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", m->id);
+  cleanup_error struct rp_error *e = NULL;
+  if (call(m->d, "GET", path, NULL, 0, removal_looked_cb, m, &e) != 0)
+    removal_end_waiting(m, e);
+}
+
+static void
+removal_wait_gone(struct removal *m)
+{
+  uv_timer_init(m->d->p->loop, &m->timer);
+  m->timer.data = m;
+  m->gone_by_mono = rp_mono_ms() + 30000;
+  removal_look_cb(&m->timer);
+}
 
 static void
 removal_stopped_cb(void *ctx, const struct rp_dockerapi_reply *r,
@@ -200,9 +265,9 @@ removal_cb(void *ctx, const struct rp_dockerapi_reply *r,
   (void)r;
   if (err && err->code == RP_ECONFLICT &&
       strstr(err->message, "already in progress")) {
-    /* The engine is removing it already (auto-remove): done. */
-    m->cb(m->arg, NULL);
-    free(m);
+    /* The engine is removing it already (auto-remove): done once it is
+     * gone. */
+    removal_wait_gone(m);
     return;
   }
   if (err && err->code == RP_ECONFLICT && !m->stopped_again) {
