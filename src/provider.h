@@ -56,6 +56,10 @@ struct rp_recycle_result {
   char *replacement_id; /* borrowed in the callback; NULL when none */
   bool rolled_back;     /* the failure left the old workload in place */
   json_t *details;      /* borrowed, may be NULL: drain status, output... */
+  /* borrowed, may be NULL: the acting steps announced (recycle.step), in
+   * order, undoing ones included: what recovery goes by when a failure left
+   * the recycle half undone. */
+  const json_t *steps;
 };
 
 /* status 0: done; negative: failed, err says why.  err and res borrowed. */
@@ -70,6 +74,13 @@ struct rp_unfinished {
   const char *name; /* its name then */
   enum rp_strategy strategy;
   int64_t grace_ms; /* for a stop that recovery must finish */
+  /* For the core's recovery (src/runner.c), from the log: */
+  int64_t health_timeout_ms; /* the policy's, for a replacement it starts */
+  bool start_first;          /* the recycle's order */
+  /* The acting steps its recycle.step lines announced, in order (an array of
+   * strings; NULL: not known, as for a recycle that failed in this run). */
+  const json_t *steps;
+  const char *replacement_id; /* the last one a step line named, or NULL */
 };
 
 /* What recovery found and did about one unfinished recycle, or about one
@@ -82,6 +93,9 @@ struct rp_recovery {
   const char *replacement_id; /* the workload now running, or NULL */
   const char *detail;         /* what was found and done, in words */
   bool ok;                    /* false: it could not be put right */
+  /* Nothing could even be looked at (the engine's answer was unreadable):
+   * nothing was decided or written; it is tried again later. */
+  bool retry;
 };
 typedef void (*rp_recover_item_cb)(void *arg, const struct rp_recovery *r);
 
@@ -146,6 +160,7 @@ struct rp_probe {
   int restarts;  /* restarts the engine made since it was created */
   enum rp_health health;
   const char *status; /* the engine's word for its state, for messages */
+  const char *name;   /* its name now, when the engine says (else NULL) */
   /* May be NULL; also given with an error: what the audit line should carry
    * from this look (an update's outcome, a drain's tasks), merged into the
    * recycle's details. */
@@ -240,6 +255,14 @@ struct rp_provider_ops {
                struct rp_error **err);
   int (*probe)(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
                struct rp_error **err);
+  /* Crash recovery of a recreate (src/runner.c): the replacement this
+   * provider's create made for old_id under `name`, by what the provider
+   * marked it with; cb gets its id, or NULL when there is none.  A provider
+   * that offers it is recovered by the core, with these operations; one that
+   * does not, by its own `recover` below. */
+  int (*find_replacement)(struct rp_provider *p, const char *old_id,
+                          const char *name, rp_created_cb cb, void *arg,
+                          struct rp_error **err);
   /* In-place recreate (rp_prepared.in_place): a fresh filesystem from the
    * workload's image, once it is stopped. */
   int (*reset)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,

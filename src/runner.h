@@ -66,4 +66,19 @@ int rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
                     const json_t *begin, rp_recycle_cb cb, void *arg,
                     struct rp_error **err);
 
+/* Whether the core recovers p's unfinished recycles (rp_runner_recover):
+ * it offers the operations recovery needs, find_replacement among them. */
+bool rp_runner_recovers(const struct rp_provider *p);
+
+/* Puts right what an unfinished recycle (item, borrowed for the call) left
+ * in p's engine: finished when the old workload's stop had been asked for,
+ * undone before that, the workload running and staying up either way (a
+ * stop asked for before is asked for again, and landed, before any start).
+ * base (borrowed) is what its audit lines carry; each acting step is
+ * announced (recycle.step with "recovery": true).  cb runs once, after this
+ * returns; returns -1 (cb never runs) when it cannot start. */
+int rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
+                      const struct rp_unfinished *item, const json_t *base,
+                      rp_recover_item_cb cb, void *arg, struct rp_error **err);
+
 #endif

@@ -353,7 +353,8 @@ probe_cb(void *ctx, const struct rp_dockerapi_reply *r,
   json_t *state = json_object_get(r->body, "State");
   if (!json_is_object(state)) {
     struct rp_error *e = NULL;
-    rp_error_set(&e, RP_EPROTO, "inspect: the answer has no State");
+    rp_error_set(&e, RP_EPROTO, "inspect: the answer %s",
+                 r->body ? "has no State" : "is not JSON");
     pr.cb(pr.arg, NULL, e);
     rp_error_free(e);
     return;
@@ -365,6 +366,9 @@ probe_cb(void *ctx, const struct rp_dockerapi_reply *r,
   st.restarts =
       (int)json_integer_value(json_object_get(r->body, "RestartCount"));
   st.status = json_string_value(json_object_get(state, "Status"));
+  st.name = json_string_value(json_object_get(r->body, "Name"));
+  if (st.name && st.name[0] == '/')
+    st.name++;
   const char *hs = json_string_value(
       json_object_get(json_object_get(state, "Health"), "Status"));
   /* No Health, or an empty status (podman), means no health check. */
@@ -384,6 +388,73 @@ rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
   cleanup_free char *path = rp_xasprintf("/containers/%s/json", id);
   if (call(p->ctx, "GET", path, NULL, 0, probe_cb, pr, err) != 0) {
     free(pr);
+    return -1;
+  }
+  return 0;
+}
+
+/* --- find_replacement: by the mark create put on it
+ * --------------------------*/
+
+struct finding {
+  rp_created_cb cb;
+  void *arg;
+  char *name;
+};
+
+/* The replacement of an old container is the one create made: labelled
+ * reaper.replaces=<old id> and named as the old one was.  Both are asked
+ * for: a label alone is anyone's to set, and the name was the old one's
+ * until reaper renamed it. */
+static void
+found_cb(void *ctx, const struct rp_dockerapi_reply *r,
+         const struct rp_error *err)
+{
+  struct finding *f = ctx;
+  const char *found = NULL;
+  if (!err && !json_is_array(r->body)) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EPROTO, "list containers: the answer is not a list");
+    f->cb(f->arg, NULL, e);
+    rp_error_free(e);
+    free(f->name);
+    free(f);
+    return;
+  }
+  size_t i;
+  json_t *c;
+  json_array_foreach(err ? NULL : r->body, i, c)
+  {
+    const char *id = json_string_value(json_object_get(c, "Id"));
+    const char *n =
+        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    if (n && n[0] == '/')
+      n++;
+    if (id && n && strcmp(n, f->name) == 0)
+      found = id;
+  }
+  f->cb(f->arg, found, err);
+  free(f->name);
+  free(f);
+}
+
+int
+rp_docker_op_find_replacement(struct rp_provider *p, const char *old_id,
+                              const char *name, rp_created_cb cb, void *arg,
+                              struct rp_error **err)
+{
+  cleanup_free char *label =
+      rp_xasprintf("%s=%s", RP_DOCKER_LABEL_REPLACES, old_id);
+  cleanup_json json_t *filters = json_pack("{s:[s]}", "label", label);
+  cleanup_free char *text = json_dumps(filters, JSON_COMPACT);
+  cleanup_free char *esc = rp_url_escape(text);
+  cleanup_free char *path =
+      rp_xasprintf("/containers/json?all=1&filters=%s", esc);
+  struct finding *f = rp_xcalloc(1, sizeof(*f));
+  *f = (struct finding){.cb = cb, .arg = arg, .name = rp_xstrdup(name)};
+  if (call(p->ctx, "GET", path, NULL, 0, found_cb, f, err) != 0) {
+    free(f->name);
+    free(f);
     return -1;
   }
   return 0;
