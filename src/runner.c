@@ -262,7 +262,10 @@ announced_cb(void *arg, struct rp_error *err)
            "again",
            a->what, r->name, err->message);
     r->timer.data = a;
-    uv_timer_start(&r->timer, announce_retry_cb, AUDIT_RETRY_MS, 0);
+    uv_timer_start(&r->timer, announce_retry_cb,
+                   (uint64_t)(r->env.audit_retry_ms > 0 ? r->env.audit_retry_ms
+                                                        : AUDIT_RETRY_MS),
+                   0);
     return;
   }
   act_fn act = a->act;
@@ -801,7 +804,8 @@ advance(struct run *r)
       return;
     case ST_SURVIVE:
       start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
-                 RP_RUNNER_SURVIVE_MS);
+                 r->env.survive_ms > 0 ? r->env.survive_ms
+                                       : RP_RUNNER_SURVIVE_MS);
       return;
     case ST_REMOVE_OLD:
       if (!r->p->ops->remove)
@@ -941,7 +945,9 @@ undo_next(struct run *r)
     /* "Rolled back" is only said of an old workload that stays up: a stop
      * asked for before may still land, and the engine restores what it
      * restores. */
-    start_wait(r, W_RESTORED, r->id, ROLLBACK_SURVIVE_MS);
+    start_wait(r, W_RESTORED, r->id,
+               r->env.restored_ms > 0 ? r->env.restored_ms
+                                      : ROLLBACK_SURVIVE_MS);
     return;
   default:
     free(r->new_id);
