@@ -223,8 +223,9 @@ finish(struct run *r, int status, bool rolled_back)
   r->finished = true;
   stop_watching(r);
   const char *replacement = NULL;
-  if (status == 0)
-    replacement = r->strategy == RP_STRATEGY_RECREATE  ? r->new_id
+  if (status == 0) /* in place, the workload is its own replacement */
+    replacement = r->strategy == RP_STRATEGY_RECREATE
+                      ? (r->in_place ? r->id : r->new_id)
                   : r->strategy == RP_STRATEGY_RESTART ? r->id
                                                        : NULL;
   struct rp_recycle_result res = {
