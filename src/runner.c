@@ -423,7 +423,9 @@ static void
 stopped_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
-  if (!err)
+  /* A stop that failed (timed out, say) may still have landed: a recreate's
+   * undo starts the old one again and looks that it stays up. */
+  if (!err || r->strategy == RP_STRATEGY_RECREATE)
     r->stopped_old = true;
   op_done(r, err, "stop old", "after-stop-old");
 }
