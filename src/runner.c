@@ -677,6 +677,11 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
     wait_failed(r, "the engine undid it (%s)", st->status ? st->status : "?");
     return;
   }
+  if (r->wait == W_SETTLED && !st->exists &&
+      r->strategy == RP_STRATEGY_FORCE_UPDATE) {
+    wait_failed(r, "it is gone"); /* not settled: no service was updated */
+    return;
+  }
   if (r->wait == W_SETTLED && !st->pending) {
     stop_watching(r);
     advance(r);
