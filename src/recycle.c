@@ -707,7 +707,8 @@ pump_once(struct rp_recycler *r)
       r->due[kept++] = e;
       continue;
     }
-    busy[pi]++;
+    if (!r->dry_run) /* a plan makes nothing unavailable */
+      busy[pi]++;
     start(r, e, now);
   }
   r->n_due = kept;

@@ -236,7 +236,7 @@ finish(struct run *r, int status, bool rolled_back)
   r->finished = true;
   stop_watching(r);
   const char *replacement = NULL;
-  if (status == 0)
+  if (status == 0) /* in place, the workload is its own replacement */
     replacement = r->strategy == RP_STRATEGY_RECREATE
                       ? (r->in_place ? r->id : r->new_id)
                   : r->strategy == RP_STRATEGY_RESTART ? r->id
@@ -280,7 +280,10 @@ announced_cb(void *arg, struct rp_error *err)
            "again",
            a->what, r->name, err->message);
     r->timer.data = a;
-    uv_timer_start(&r->timer, announce_retry_cb, AUDIT_RETRY_MS, 0);
+    uv_timer_start(&r->timer, announce_retry_cb,
+                   (uint64_t)(r->env.audit_retry_ms > 0 ? r->env.audit_retry_ms
+                                                        : AUDIT_RETRY_MS),
+                   0);
     return;
   }
   act_fn act = a->act;
@@ -437,7 +440,9 @@ static void
 stopped_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
-  if (!err)
+  /* A stop that failed (timed out, say) may still have landed: a recreate's
+   * undo starts the old one again and looks that it stays up. */
+  if (!err || r->strategy == RP_STRATEGY_RECREATE)
     r->stopped_old = true;
   op_done(r, err, "stop old", "after-stop-old");
 }
@@ -689,6 +694,11 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
     wait_failed(r, "the engine undid it (%s)", st->status ? st->status : "?");
     return;
   }
+  if (r->wait == W_SETTLED && !st->exists &&
+      r->strategy == RP_STRATEGY_FORCE_UPDATE) {
+    wait_failed(r, "it is gone"); /* not settled: no service was updated */
+    return;
+  }
   if (r->wait == W_SETTLED && !st->pending) {
     stop_watching(r);
     advance(r);
@@ -819,7 +829,8 @@ advance(struct run *r)
       return;
     case ST_SURVIVE:
       start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
-                 RP_RUNNER_SURVIVE_MS);
+                 r->env.survive_ms > 0 ? r->env.survive_ms
+                                       : RP_RUNNER_SURVIVE_MS);
       return;
     case ST_REMOVE_OLD:
       if (!r->p->ops->remove)
@@ -1009,7 +1020,8 @@ undo_next(struct run *r)
      * asked for before may still land, and the engine restores what it
      * restores. */
     start_wait(r, W_RESTORED, r->restored_id ? r->restored_id : r->id,
-               ROLLBACK_SURVIVE_MS);
+               r->env.restored_ms > 0 ? r->env.restored_ms
+                                      : ROLLBACK_SURVIVE_MS);
     return;
   default:
     free(r->new_id);
