@@ -40,6 +40,7 @@ enum tp_op {
   TP_REPLACE,
   TP_WATCH,
   TP_UNWATCH,
+  TP_RECYCLE, /* the whole recycle, ordered by the provider (tp_self_ordered) */
   TP__COUNT
 };
 
@@ -101,6 +102,9 @@ struct tp {
   bool running;     /* default true */
   const char *clash;
   bool in_place;
+  /* What prepare hands over as its details (borrowed: the test keeps its
+   * reference and may add to it later, as a provider's operations do). */
+  json_t *details;
 
   /* The script: which call of each operation fails or cannot start (bit
    * n-1 for the nth call), with what, and how long each answer takes. */
@@ -143,6 +147,10 @@ struct tp {
 
 /* A provider named "local" on loop; audit_log is counted at every call. */
 void tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log);
+/* The provider offers no small operations, only its own `recycle` (as the
+ * providers not moved to the runner yet): the core writes recycle.begin,
+ * then hands it the whole recycle (TP_RECYCLE, answered as scripted). */
+void tp_self_ordered(struct tp *t);
 /* Frees what the calls left (call after the loop ran dry). */
 void tp_clear(struct tp *t);
 

@@ -2,12 +2,16 @@
  * decisions and the runner, against the scripted provider: budgets (a number
  * and a percentage of the matched workloads), the due queue (hard-expired
  * first, then the most overdue), a window that holds a recycle back until
- * its hard expiry, retries with backoff that doubles and is capped, a
- * workload gone before or during its recycle, drain at stop (no new
- * recycles, those in flight finish) and the provider cancelling at stop,
- * dry runs (recycle.planned, no operation), and failing closed when the
- * audit log cannot be written.  A real loop and audit log; every test ends
- * with the loop closing clean. */
+ * its hard expiry, retries with backoff that doubles and is capped,
+ * refusals (recycle.refused once per reason, looked at again after 15 min,
+ * no recycle.begin), a workload gone before or during its recycle, drain at
+ * stop (no new recycles, those in flight finish) and the provider
+ * cancelling at stop, dry runs (recycle.planned, no operation), and failing
+ * closed when the audit log cannot be written.  Both ways a recycle goes:
+ * through the runner (the provider's preparation first, then
+ * recycle.begin) and, for the providers that still order their own steps,
+ * recycle.begin first, then the provider's recycle.  A real loop and audit
+ * log; every test ends with the loop closing clean. */
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -78,7 +82,7 @@ struct fx {
 
   /* What the recycler's lines said, as they went to the log. */
   int in_flight, max_in_flight;
-  int begun, done, failed, planned;
+  int begun, done, failed, planned, refused;
   int idle; /* rp_recycler_drain's idle_cb */
   bool gate_closed;
   const char *victim; /* the workload that goes away (by id) */
@@ -104,6 +108,8 @@ observe_cb(void *arg, const char *event, json_t *fields)
     f->in_flight--;
   } else if (strcmp(event, "recycle.planned") == 0) {
     f->planned++;
+  } else if (strcmp(event, "recycle.refused") == 0) {
+    f->refused++;
   }
 }
 
@@ -474,6 +480,108 @@ test_retry_backoff_doubles_and_caps(void **state)
       strstr(str_of(json_array_get(fails, 0), "error"), "cannot kill"));
 }
 
+/* --- refusals ------------------------------------------------------------ */
+
+/* Offers e once more (as the schedule does when it is due again) and runs
+ * until nothing is in flight; then e waits 15 min, no failure counted. */
+static void
+offer_refused(struct fx *f, struct rp_entry *e)
+{
+  rp_schedule_remove(f->schedule, e);
+  int64_t before = rp_wall_ms();
+  offer(f, e);
+  RUN_UNTIL(f, rp_recycler_in_flight(f->rec) == 0);
+  int64_t after = rp_wall_ms();
+  assert_int_equal(e->state, RP_ENTRY_WAITING);
+  assert_int_equal(e->failures, 0);
+  assert_true(e->retry_ms >= before + 15 * MIN_MS);
+  assert_true(e->retry_ms <= after + 15 * MIN_MS);
+  assert_int_equal(e->due_ms, e->retry_ms);
+  assert_int_equal(rp_schedule_next_ms(f->schedule), e->retry_ms);
+}
+
+/* The provider's preparation refuses: no recycle.begin, no failure, no
+ * act; recycle.refused once per reason (not again while the reason stays
+ * the same, again when it changes), and after a recycle that went past its
+ * preparation, a refusal is news again. */
+static void
+test_refused_at_preparation_once_per_reason(void **state)
+{
+  struct fx *f = *state;
+  static const char a[] = "[\"sidecar-a\"] share its network namespace";
+  static const char b[] = "[\"sidecar-b\"] share its network namespace";
+  static const char *const reasons[] = {a, a, b, b, a};
+  tp_fail(&f->tp, TP_PREPARE, 0, RP_EREFUSED, reasons[0]);
+  struct rp_entry *e = add(f, "one-x", 61, NULL);
+  static const int said[] = {1, 1, 2, 2, 3};
+  for (size_t k = 0; k < RP_ARRAY_LEN(reasons); k++) {
+    f->tp.fail_msg[TP_PREPARE] = reasons[k];
+    offer_refused(f, e);
+    assert_int_equal(f->refused, said[k]);
+    assert_string_equal(e->refused, reasons[k]);
+  }
+  assert_int_equal(f->begun + f->done + f->failed, 0);
+  assert_int_equal(rp_recycler_stats(f->rec)->refused, 3);
+  assert_int_equal(rp_recycler_stats(f->rec)->failed, 0);
+  /* Prepared and released each time, nothing else. */
+  assert_int_equal(f->tp.count[TP_PREPARE], 5);
+  assert_int_equal(f->tp.n_calls, 10);
+  /* The reason goes away: the recycle is done; the same reason after that
+   * is said again. */
+  f->tp.fail_mask[TP_PREPARE] = 0;
+  rp_schedule_remove(f->schedule, e);
+  offer(f, e);
+  RUN_UNTIL(f, f->done == 1);
+  assert_null(e->refused);
+  tp_fail(&f->tp, TP_PREPARE, 0, RP_EREFUSED, reasons[0]);
+  offer_refused(f, e);
+  assert_int_equal(f->refused, 4);
+  end(f);
+  cleanup_json json_t *refusals = lines_of(f->log, "recycle.refused");
+  assert_int_equal(json_array_size(refusals), 4);
+  static const char *const logged[] = {reasons[0], reasons[2], reasons[4],
+                                       reasons[0]};
+  for (size_t i = 0; i < 4; i++) {
+    json_t *l = json_array_get(refusals, i);
+    assert_string_equal(str_of(l, "reason"), logged[i]);
+    assert_string_equal(str_of(l, "refused_by"), "provider");
+    assert_string_equal(str_of(l, "name"), "one-x");
+    assert_string_equal(str_of(l, "policy"), "one");
+    assert_string_equal(str_of(l, "strategy"), "stop");
+  }
+  /* Only the recycle that was done began. */
+  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
+  assert_int_equal(json_array_size(begins), 1);
+  cleanup_json json_t *fails = lines_of(f->log, "recycle.failed");
+  assert_int_equal(json_array_size(fails), 0);
+}
+
+/* A refusal the provider said when it reported the workload (a paused
+ * container): the provider is not even asked; once per reason too. */
+static void
+test_refused_at_tracking_once_per_reason(void **state)
+{
+  struct fx *f = *state;
+  struct rp_entry *e = add(f, "one-x", 61, NULL);
+  e->w->refusal = rp_xstrdup("it is paused");
+  offer_refused(f, e);
+  offer_refused(f, e);
+  assert_int_equal(f->refused, 1);
+  free(e->w->refusal);
+  e->w->refusal = rp_xstrdup("it is paused by another agent");
+  offer_refused(f, e);
+  assert_int_equal(f->refused, 2);
+  assert_int_equal(f->tp.n_calls, 0);
+  assert_int_equal(f->begun, 0);
+  end(f);
+  cleanup_json json_t *refusals = lines_of(f->log, "recycle.refused");
+  assert_int_equal(json_array_size(refusals), 2);
+  assert_string_equal(str_of(json_array_get(refusals, 0), "reason"),
+                      "it is paused");
+  assert_string_equal(str_of(json_array_get(refusals, 1), "reason"),
+                      "it is paused by another agent");
+}
+
 /* --- a workload gone ------------------------------------------------------ */
 
 static void
@@ -531,19 +639,52 @@ test_gone_mid_recycle_and_failed(void **state)
   end(f);
 }
 
-/* Gone between its recycle.begin and the first step: nothing is done, and
- * the log says so. */
+/* Gone while its preparation was under way: the preparation, which reads
+ * what the engine says now, finds it gone; nothing is done, not even a
+ * recycle.begin; recycle.failed says so (rolled back); no retry of what is
+ * not there, and the recycler frees the entry once. */
 static void
 test_gone_before_the_recycle(void **state)
 {
   struct fx *f = *state;
   f->victim = "pair-1";
+  tp_fail(&f->tp, TP_PREPARE, 1, RP_ENOTFOUND, "no such container: pair-1");
+  offer(f, add(f, "pair-1", 61, NULL));
+  assert_int_equal(f->tp.count[TP_PREPARE], 1); /* not answered yet */
+  forget_victim(f);
+  RUN_UNTIL(f, f->failed == 1);
+  assert_int_equal(f->tp.n_calls, 2); /* prepare, release: nothing acted */
+  assert_int_equal(f->begun, 0);
+  assert_int_equal(rp_schedule_count(f->schedule), 0);
+  assert_false(rp_recycler_busy_with(f->rec, "local", "pair-1"));
+  end(f); /* ASan: the recycler freed the entry, once */
+  cleanup_json json_t *fails = lines_of(f->log, "recycle.failed");
+  assert_int_equal(json_array_size(fails), 1);
+  assert_string_equal(str_of(json_array_get(fails, 0), "error"),
+                      "prepare: no such container: pair-1");
+  assert_true(
+      json_is_true(json_object_get(json_array_get(fails, 0), "rolled_back")));
+  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
+  assert_int_equal(json_array_size(begins), 0);
+}
+
+/* A provider that orders its own steps: gone between its recycle.begin and
+ * the provider's recycle, nothing is asked of the provider, and the log
+ * says so. */
+static void
+test_gone_before_the_recycle_self_ordered(void **state)
+{
+  struct fx *f = *state;
+  tp_self_ordered(&f->tp);
+  f->victim = "pair-1";
   offer(f, add(f, "pair-1", 61, NULL));
   forget_victim(f); /* the begin line is not on disk yet */
   RUN_UNTIL(f, f->failed == 1);
-  assert_int_equal(f->tp.count[TP_PREPARE], 0);
+  assert_int_equal(f->tp.n_calls, 0);
   assert_int_equal(rp_schedule_count(f->schedule), 0);
   end(f);
+  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
+  assert_int_equal(json_array_size(begins), 1);
   cleanup_json json_t *fails = lines_of(f->log, "recycle.failed");
   assert_string_equal(str_of(json_array_get(fails, 0), "error"),
                       "workload gone before the recycle");
@@ -625,18 +766,49 @@ test_drain_at_stop(void **state)
   assert_int_equal(f->tp.count[TP_PREPARE], 1);
 }
 
-/* Stopping between a recycle.begin and its first step: the line that ends
- * it says nothing was done. */
+/* Stopping while a recycle's preparation is under way: that recycle is in
+ * flight (its provider was asked), so it goes on as any in flight does,
+ * recycle.begin once the preparation is back, and finishes; the due one
+ * behind it never starts. */
 static void
-test_drain_before_the_first_step(void **state)
+test_drain_while_preparing(void **state)
 {
   struct fx *f = *state;
+  struct rp_entry *a = add(f, "one-a", 62, NULL);
+  struct rp_entry *b = add(f, "one-b", 61, NULL);
+  offer(f, a);
+  offer(f, b);
+  assert_int_equal(f->tp.count[TP_PREPARE], 1); /* a's, not answered yet */
+  assert_int_equal(f->begun, 0);
+  rp_recycler_drain(f->rec, idle_cb, f);
+  assert_int_equal(f->idle, 0);
+  RUN_UNTIL(f, f->idle == 1);
+  assert_int_equal(f->done, 1);
+  assert_int_equal(f->tp.count[TP_PREPARE], 1);
+  assert_int_equal(f->tp.count[TP_STOP], 1);
+  assert_int_equal(a->state, RP_ENTRY_IDLE);
+  assert_int_equal(b->state, RP_ENTRY_WAITING);
+  assert_int_equal(rp_schedule_count(f->schedule), 0);
+  end(f);
+  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
+  assert_int_equal(json_array_size(begins), 1);
+  assert_string_equal(str_of(json_array_get(begins, 0), "name"), "one-a");
+}
+
+/* A provider that orders its own steps: stopping between a recycle.begin
+ * and the provider's recycle, the line that ends it says nothing was
+ * done. */
+static void
+test_drain_before_the_first_step_self_ordered(void **state)
+{
+  struct fx *f = *state;
+  tp_self_ordered(&f->tp);
   struct rp_entry *a = add(f, "one-a", 61, NULL);
   offer(f, a);
   rp_recycler_drain(f->rec, idle_cb, f);
   assert_int_equal(f->idle, 0);
   RUN_UNTIL(f, f->idle == 1);
-  assert_int_equal(f->tp.count[TP_PREPARE], 0);
+  assert_int_equal(f->tp.n_calls, 0);
   assert_int_equal(a->state, RP_ENTRY_WAITING);
   assert_int_equal(rp_schedule_count(f->schedule), 0);
   end(f);
@@ -734,8 +906,9 @@ healed_cb(void *arg, struct rp_error *err)
 }
 
 /* The audit log cannot be written: the recycle whose recycle.begin failed
- * does nothing (and is retried later); nothing else starts while the log is
- * failed; once it is back, due work goes. */
+ * does nothing after its preparation, which only read (and is retried
+ * later); nothing else starts while the log is failed; once it is back,
+ * due work goes. */
 static void
 test_fails_closed_without_audit(void **state)
 {
@@ -746,7 +919,10 @@ test_fails_closed_without_audit(void **state)
   offer(f, a);
   RUN_UNTIL(f,
             !rp_audit_healthy(f->audit) && rp_recycler_in_flight(f->rec) == 0);
-  assert_int_equal(f->tp.n_calls, 0);
+  /* Prepared (read only) and released: nothing acted. */
+  assert_int_equal(f->tp.n_calls, 2);
+  assert_int_equal(f->tp.calls[0].op, TP_PREPARE);
+  assert_int_equal(f->tp.calls[1].op, TP_RELEASE);
   assert_int_equal(a->state, RP_ENTRY_WAITING);
   assert_true(a->due_ms > rp_wall_ms()); /* later */
   assert_int_equal(rp_schedule_next_ms(f->schedule), a->due_ms);
@@ -762,7 +938,7 @@ test_fails_closed_without_audit(void **state)
   rp_recycler_pump(f->rec);
   RUN_UNTIL(f, f->done == 1);
   cleanup_free char *order = prepared_order(&f->tp);
-  assert_string_equal(order, "pair-b");
+  assert_string_equal(order, "pair-a pair-b");
   end(f);
   /* On disk: the log came back, then b's recycle; a's begin never was. */
   cleanup_json json_t *all = tp_audit_lines(f->log);
@@ -770,6 +946,26 @@ test_fails_closed_without_audit(void **state)
   cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
   assert_int_equal(json_array_size(begins), 1);
   assert_string_equal(str_of(json_array_get(begins, 0), "name"), "pair-b");
+}
+
+/* A provider that orders its own steps: its recycle.begin fails, and the
+ * provider is never asked anything. */
+static void
+test_fails_closed_without_audit_self_ordered(void **state)
+{
+  struct fx *f = *state;
+  tp_self_ordered(&f->tp);
+  struct rp_entry *a = add(f, "pair-a", 61, NULL);
+  rp_audit_inject_fault(f->audit, EIO, 0, false);
+  offer(f, a);
+  RUN_UNTIL(f,
+            !rp_audit_healthy(f->audit) && rp_recycler_in_flight(f->rec) == 0);
+  assert_int_equal(f->tp.n_calls, 0);
+  assert_int_equal(a->state, RP_ENTRY_WAITING);
+  assert_true(a->due_ms > rp_wall_ms()); /* later */
+  end(f);
+  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
+  assert_int_equal(json_array_size(begins), 0);
 }
 
 int
@@ -784,13 +980,18 @@ main(void)
       T(test_retry_backoff_doubles_and_caps),
       T(test_gone_mid_recycle),
       T(test_gone_mid_recycle_and_failed),
+      T(test_refused_at_preparation_once_per_reason),
+      T(test_refused_at_tracking_once_per_reason),
       T(test_gone_before_the_recycle),
+      T(test_gone_before_the_recycle_self_ordered),
       T(test_gone_while_waiting),
       T(test_drain_at_stop),
-      T(test_drain_before_the_first_step),
+      T(test_drain_while_preparing),
+      T(test_drain_before_the_first_step_self_ordered),
       T(test_cancelled_at_stop),
       T(test_dry_run_plans_and_calls_nothing),
       T(test_fails_closed_without_audit),
+      T(test_fails_closed_without_audit_self_ordered),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,12 +1,16 @@
 /* The recycle runner (src/runner.c) against the scripted provider, without
  * an engine: the exact order of the operations of every sequence, each act
  * preceded by its own recycle.step line on disk; readiness and survival;
- * rollback at every failing step, undone in reverse, and "rolled back" only
- * of an old workload that stays up; the audit log failing before a step
- * (nothing acts) and while undoing (the undo waits, then goes on);
- * cancellation at the provider's stop.  A real loop, a real audit log in a
- * temporary directory, and the runner's windows made short through
- * rp_runner_env.  Every test ends with the loop closing clean. */
+ * the provider's read-only preparation first, then recycle.begin on disk,
+ * then the acts; a preparation that refuses ends before any recycle.begin;
+ * rollback at every failing step, undone in reverse (an old workload the
+ * engine removed when it stopped made again from the preparation's plan),
+ * and "rolled back" only of an old workload that stays up; the audit log
+ * failing before recycle.begin or a step (nothing acts) and while undoing
+ * (the undo waits, then goes on); cancellation at the provider's stop.  A real
+ * loop, a real audit log in a temporary directory, and the runner's windows
+ * made short through rp_runner_env.  Every test ends with the loop closing
+ * clean. */
 #include <errno.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -40,7 +44,8 @@ struct fx {
   struct rp_runner_env env;
   struct rp_recycle_spec spec;
 
-  /* The audit log as the test scripts it. */
+  /* The audit log as the test scripts it.  A line is named by its step (a
+   * recycle.step line) or else by its event ("recycle.begin"). */
   const char *fault_step;  /* the first write of this step's line fails */
   bool faulted;            /* ...and has */
   const char *refuse_step; /* append returns -1 for this step's line */
@@ -71,7 +76,7 @@ fx_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
 {
   struct fx *f = ctx;
   const char *step = json_string_value(json_object_get(fields, "step"));
-  step = step ? step : "";
+  step = step ? step : event;
   if (f->refuse_step && strcmp(step, f->refuse_step) == 0)
     return -1;
   if (f->heal_step && strcmp(step, f->heal_step) == 0 &&
@@ -184,19 +189,35 @@ done_cb(void *arg, int status, const struct rp_recycle_result *res,
   uv_timer_stop(&f->stop_timer);
 }
 
+/* What every line of a recycle carries (new reference). */
+static json_t *
+base_of(enum rp_kind kind, const char *id, const char *name)
+{
+  return json_pack("{s:s, s:s, s:s, s:s}", "provider", "local", "kind",
+                   rp_kind_name(kind), "id", id, "name", name);
+}
+
+/* What recycle.begin adds, as the recycler's does (new reference). */
+static json_t *
+begin_of(enum rp_kind kind, const char *id, const char *name)
+{
+  json_t *b = base_of(kind, id, name);
+  json_object_set_new(b, "lateness_s", json_real(12.5));
+  return b;
+}
+
 /* Recycles one workload, with the loop run until nothing is left. */
 static void
 run(struct fx *f, enum rp_kind kind, const char *id, const char *name)
 {
   struct rp_workload *w =
       rp_workload_new("local", kind, id, name, rp_wall_ms() - 3600 * 1000);
-  cleanup_json json_t *base =
-      json_pack("{s:s, s:s, s:s, s:s}", "provider", "local", "kind",
-                rp_kind_name(kind), "id", id, "name", name);
+  cleanup_json json_t *base = base_of(kind, id, name);
+  cleanup_json json_t *begin = begin_of(kind, id, name);
   cleanup_error struct rp_error *err = NULL;
-  assert_int_equal(
-      rp_runner_start(&f->env, &f->tp.p, w, &f->spec, base, done_cb, f, &err),
-      0);
+  assert_int_equal(rp_runner_start(&f->env, &f->tp.p, w, &f->spec, base, begin,
+                                   done_cb, f, &err),
+                   0);
   rp_workload_free(w);           /* borrowed for the call only */
   assert_int_equal(f->ended, 0); /* never under the caller */
   uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -209,12 +230,64 @@ run_container(struct fx *f)
   run(f, RP_KIND_CONTAINER, "old-1", "web");
 }
 
-/* Every test ends here: the provider got back every plan and watch and owes
- * no answer, the loop closes clean, and the log on disk is an intact chain,
+static bool
+acts(const struct tp_call *c)
+{
+  return c->op != TP_PREPARE && c->op != TP_RELEASE && c->op != TP_PROBE &&
+         c->op != TP_WATCH && c->op != TP_UNWATCH;
+}
+
+static const char *
+event_of(const json_t *line)
+{
+  const char *e = json_string_value(json_object_get(line, "event"));
+  return e ? e : "";
+}
+
+/* The number of recycle.begin lines on disk.  The provider's preparation
+ * came first, with nothing on disk yet (it only reads); recycle.begin, when
+ * there is one, is the first line and the only one that says what begin
+ * adds (lateness_s); nothing acted before it was on disk. */
+static int
+check_begin(struct fx *f)
+{
+  assert_true(f->tp.n_calls > 0);
+  assert_int_equal(f->tp.calls[0].op, TP_PREPARE);
+  assert_int_equal(f->tp.calls[0].audit_lines, 0);
+  cleanup_json json_t *lines = tp_audit_lines(f->log);
+  int begins = 0;
+  size_t i;
+  json_t *l;
+  json_array_foreach(lines, i, l)
+  {
+    bool begin = strcmp(event_of(l), "recycle.begin") == 0;
+    assert_int_equal(json_object_get(l, "lateness_s") != NULL, begin);
+    if (!begin)
+      continue;
+    begins++;
+    assert_int_equal(i, 0);
+    assert_string_equal(json_string_value(json_object_get(l, "provider")),
+                        "local");
+    assert_non_null(json_object_get(l, "id"));
+    assert_null(json_object_get(l, "step"));
+  }
+  assert_true(begins <= 1);
+  for (size_t k = 0; k < f->tp.n_calls; k++)
+    if (acts(&f->tp.calls[k])) {
+      assert_int_equal(begins, 1);
+      assert_true(f->tp.calls[k].audit_lines >= 1);
+    }
+  return begins;
+}
+
+/* Every test ends here: the preparation came first and recycle.begin
+ * before any act; the provider got back every plan and watch and owes no
+ * answer, the loop closes clean, and the log on disk is an intact chain,
  * whatever failed. */
 static void
 end(struct fx *f)
 {
+  check_begin(f);
   assert_null(f->tp.first);
   assert_false(f->tp.overflow);
   assert_int_equal(f->tp.pending, 0);
@@ -230,20 +303,6 @@ end(struct fx *f)
   const char *paths[] = {f->log};
   cleanup_error struct rp_error *err = NULL;
   assert_int_equal(rp_audit_verify(paths, 1, NULL, NULL, &err), 0);
-}
-
-static bool
-acts(const struct tp_call *c)
-{
-  return c->op != TP_PREPARE && c->op != TP_RELEASE && c->op != TP_PROBE &&
-         c->op != TP_WATCH && c->op != TP_UNWATCH;
-}
-
-static const char *
-event_of(const json_t *line)
-{
-  const char *e = json_string_value(json_object_get(line, "event"));
-  return e ? e : "";
 }
 
 /* The operations that act, in order, and the recycle.step lines on disk,
@@ -329,18 +388,22 @@ test_recreate_stop_first(void **state)
   assert_int_equal(probes_of(&f->tp, "old-1"), 0);
   assert_true(probes_between(&f->tp, tp_find(&f->tp, TP_START, 1),
                              tp_find(&f->tp, TP_REMOVE, 1), "new-1") >= 2);
-  /* Each step line carries the recycle's members, and the replacement once
-   * there is one. */
+  /* recycle.begin, then one step line per act, each carrying the
+   * recycle's members, and the replacement once there is one. */
+  assert_int_equal(check_begin(f), 1);
   cleanup_json json_t *lines = tp_audit_lines(f->log);
+  assert_int_equal(json_array_size(lines), 7);
   size_t i;
   json_t *l;
   json_array_foreach(lines, i, l)
   {
-    assert_string_equal(event_of(l), "recycle.step");
     assert_string_equal(json_string_value(json_object_get(l, "name")), "web");
     assert_string_equal(json_string_value(json_object_get(l, "id")), "old-1");
+    if (i == 0)
+      continue; /* recycle.begin (check_begin) */
+    assert_string_equal(event_of(l), "recycle.step");
     json_t *rid = json_object_get(l, "replacement_id");
-    if (i < 2)
+    if (i < 3)
       assert_null(rid);
     else
       assert_string_equal(json_string_value(rid), "new-1");
@@ -362,9 +425,20 @@ test_recreate_start_first(void **state)
              "rename-old create start-new drain stop-old remove-old");
   assert_string_equal(detail(f, "order"), "start-first");
   assert_null(detail(f, "order_fallback"));
-  /* The survival window runs between the old one's stop and its removal. */
-  assert_true(probes_between(&f->tp, tp_find(&f->tp, TP_STOP, 1),
-                             tp_find(&f->tp, TP_REMOVE, 1), "new-1") >= 1);
+  /* Readiness, then the survival window, both while the old one still
+   * serves: the two waits on the replacement (each watched, then
+   * unwatched) lie between its start and the old one's drain; after the
+   * old one's stop nothing is waited for. */
+  int start = tp_find(&f->tp, TP_START, 1);
+  int drain = tp_find(&f->tp, TP_DRAIN, 1);
+  assert_true(start < tp_find(&f->tp, TP_WATCH, 1));
+  assert_true(tp_find(&f->tp, TP_UNWATCH, 2) < drain);
+  assert_int_equal(tp_find(&f->tp, TP_WATCH, 3), -1);
+  assert_true(probes_between(&f->tp, tp_find(&f->tp, TP_WATCH, 2),
+                             tp_find(&f->tp, TP_UNWATCH, 2), "new-1") >= 1);
+  assert_int_equal(probes_between(&f->tp, drain, (int)f->tp.n_calls, "new-1"),
+                   0);
+  assert_int_equal(probes_of(&f->tp, "old-1"), 0);
   end(f);
 }
 
@@ -567,15 +641,16 @@ test_drain_replace_never_gone(void **state)
 
 /* --- readiness and survival ------------------------------------------------*/
 
-/* Start-first: the drain of the old one follows readiness at once, so the
- * looks between the replacement's start and that drain are the readiness
- * wait's. */
+/* The looks of the readiness wait: the first wait (watched, looked at,
+ * unwatched) after the replacement's start. */
 static int
 ready_looks(struct fx *f)
 {
-  int from = tp_find(&f->tp, TP_START, 1);
-  int to = tp_find(&f->tp, TP_DRAIN, 1);
-  assert_true(from >= 0 && to > from);
+  int start = tp_find(&f->tp, TP_START, 1);
+  int from = tp_find(&f->tp, TP_WATCH, 1);
+  int to = tp_find(&f->tp, TP_UNWATCH, 1);
+  assert_true(start >= 0 && from > start && to > from);
+  assert_string_equal(f->tp.calls[from].id, "new-1");
   return probes_between(&f->tp, from, to, "new-1");
 }
 
@@ -887,8 +962,9 @@ test_remove_fails_keeps_the_replacement(void **state)
   end(f);
 }
 
-/* Start-first: once the replacement is ready, an old one that will not stop
- * leaves both running, and nothing is undone. */
+/* Start-first: once the replacement is ready and lasted its survival
+ * window, an old one that will not stop leaves both running, and nothing
+ * is undone. */
 static void
 test_start_first_stop_fails_keeps_the_replacement(void **state)
 {
@@ -906,9 +982,12 @@ test_start_first_stop_fails_keeps_the_replacement(void **state)
   end(f);
 }
 
-/* Start-first: the replacement died after the old one stopped. */
+/* Start-first: the replacement was ready, then died within its survival
+ * window, which comes before the old one stops: the old one, never drained
+ * nor stopped, keeps serving and gets its name back; nothing needs to start
+ * again. */
 static void
-test_start_first_survive_fails_restarts_old(void **state)
+test_start_first_survive_fails_old_never_stops(void **state)
 {
   struct fx *f = *state;
   f->spec.order = RP_ORDER_START_FIRST;
@@ -916,12 +995,14 @@ test_start_first_survive_fails_restarts_old(void **state)
   run_container(f);
   assert_int_equal(f->status, -1);
   assert_true(f->rolled_back);
+  assert_non_null(strstr(f->error, "replacement did not stay up"));
   check_acts(f,
              "rename(old-1,web-reaper-old) create(old-1,new-1) start(new-1) "
-             "drain(old-1,/bin/drain) stop(old-1) remove(new-1) "
-             "rename(old-1,web) start(old-1)",
-             "rename-old create start-new drain stop-old "
-             "undo-remove-replacement undo-rename-old undo-start-old");
+             "remove(new-1) rename(old-1,web)",
+             "rename-old create start-new undo-remove-replacement "
+             "undo-rename-old");
+  assert_int_equal(f->tp.count[TP_STOP], 0);
+  assert_int_equal(f->tp.count[TP_DRAIN], 0);
   end(f);
 }
 
@@ -942,6 +1023,103 @@ test_undo_step_fails(void **state)
              "rename(old-1,web) start(old-1)",
              "rename-old create drain stop-old start-new "
              "undo-remove-replacement undo-rename-old undo-start-old");
+  end(f);
+}
+
+/* The old workload ran with auto-remove: the engine removed it when it
+ * stopped, so when the replacement fails its name cannot be given back
+ * (not found).  Undoing makes it again from the preparation's plan, under
+ * its own name (undo-recreate-old), starts what was made (undo-start-old,
+ * naming the new id), and looks at that one, not at the id that is gone,
+ * before saying rolled back. */
+static void
+script_auto_removed_old(struct fx *f)
+{
+  tp_fail(&f->tp, TP_START, 1, RP_EENGINE, "port already allocated");
+  tp_fail(&f->tp, TP_RENAME, 2, RP_ENOTFOUND, "no such container: old-1");
+}
+
+static void
+test_auto_removed_old_made_again(void **state)
+{
+  struct fx *f = *state;
+  script_auto_removed_old(f);
+  tp_probes(&f->tp, "old-1", SEQ(TP_GONE));
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_true(f->rolled_back);
+  assert_non_null(strstr(f->error, "start replacement: port already"));
+  assert_null(strstr(f->error, "rollback failed"));
+  check_acts(f,
+             "rename(old-1,web-reaper-old) create(old-1,new-1) "
+             "drain(old-1,/bin/drain) stop(old-1) start(new-1) remove(new-1) "
+             "rename(old-1,web) create(old-1,new-2) start(new-2)",
+             "rename-old create drain stop-old start-new "
+             "undo-remove-replacement undo-rename-old undo-recreate-old "
+             "undo-start-old");
+  /* Made from the same plan as the replacement (the old one's): create's
+   * plan names old-1 both times. */
+  assert_string_equal(f->tp.calls[tp_find(&f->tp, TP_CREATE, 2)].id, "old-1");
+  /* The restored one is new-2; old-1 is gone and never looked at. */
+  assert_true(probes_between(&f->tp, tp_find(&f->tp, TP_START, 2),
+                             (int)f->tp.n_calls, "new-2") >= 1);
+  assert_int_equal(probes_of(&f->tp, "old-1"), 0);
+  end(f);
+}
+
+/* ...and the one made again does not stay up: no rollback to speak of. */
+static void
+test_auto_removed_old_made_again_does_not_stay_up(void **state)
+{
+  struct fx *f = *state;
+  script_auto_removed_old(f);
+  tp_probes(&f->tp, "new-2", SEQ(TP_RUNNING, TP_EXITED));
+  f->env.restored_ms = 1000; /* the second look inside it */
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_false(f->rolled_back);
+  assert_non_null(strstr(f->error, "did not stay up after its restart"));
+  cleanup_free char *s = tp_audit_steps(f->log);
+  assert_non_null(strstr(s, "undo-recreate-old undo-start-old"));
+  end(f);
+}
+
+/* ...and it cannot be made again: the rollback failed, and says so. */
+static void
+test_auto_removed_old_cannot_be_made_again(void **state)
+{
+  struct fx *f = *state;
+  script_auto_removed_old(f);
+  tp_fail(&f->tp, TP_CREATE, 2, RP_ECONFLICT, "name web in use");
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_false(f->rolled_back);
+  assert_non_null(strstr(f->error, "rollback failed (name web in use)"));
+  check_acts(f,
+             "rename(old-1,web-reaper-old) create(old-1,new-1) "
+             "drain(old-1,/bin/drain) stop(old-1) start(new-1) remove(new-1) "
+             "rename(old-1,web) create(old-1,new-2)",
+             "rename-old create drain stop-old start-new "
+             "undo-remove-replacement undo-rename-old undo-recreate-old");
+  end(f);
+}
+
+/* A name not found before the old one stopped is no auto-remove: nothing
+ * is made again, and the rollback failed. */
+static void
+test_rename_back_not_found_before_stop(void **state)
+{
+  struct fx *f = *state;
+  tp_fail(&f->tp, TP_CREATE, 1, RP_EENGINE, "no such image");
+  tp_fail(&f->tp, TP_RENAME, 2, RP_ENOTFOUND, "no such container: old-1");
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_false(f->rolled_back);
+  assert_non_null(strstr(f->error, "rollback failed (no such container"));
+  check_acts(f,
+             "rename(old-1,web-reaper-old) create(old-1,new-1) "
+             "rename(old-1,web)",
+             "rename-old create undo-rename-old");
   end(f);
 }
 
@@ -1021,9 +1199,73 @@ test_drain_failure_does_not_hold_back(void **state)
   end(f);
 }
 
+/* The provider's details from its preparation are in the result, with what
+ * its operations added to them since (read again when the recycle ends). */
+static void
+add_detail_at_stop(struct tp *t, const struct tp_call *c, void *arg)
+{
+  (void)arg;
+  if (c->op == TP_STOP)
+    json_object_set_new(t->details, "killed", json_true());
+}
+
+static void
+test_provider_details_read_again_at_end(void **state)
+{
+  struct fx *f = *state;
+  f->spec.strategy = RP_STRATEGY_STOP;
+  cleanup_json json_t *details = json_pack("{s:i}", "pid", 4242);
+  f->tp.details = details;
+  f->tp.on_call = add_detail_at_stop;
+  run_container(f);
+  assert_int_equal(f->status, 0);
+  assert_int_equal(json_integer_value(json_object_get(f->details, "pid")),
+                   4242);
+  assert_true(json_is_true(json_object_get(f->details, "killed")));
+  /* The runner's own details are kept beside them. */
+  assert_non_null(json_object_get(f->details, "drain"));
+  end(f);
+}
+
 /* --- the audit log ---------------------------------------------------------*/
 
-/* The first step's line cannot be written: nothing acts at all. */
+/* recycle.begin cannot be written (fail closed): the preparation, which
+ * only read, is all that happened; nothing acts, and the plan goes back. */
+static void
+test_audit_fails_at_begin(void **state)
+{
+  struct fx *f = *state;
+  f->fault_step = "recycle.begin";
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_int_equal(f->error_code, RP_EAUDIT);
+  assert_non_null(strstr(f->error, "audit log not writable"));
+  assert_true(f->rolled_back);
+  check_acts(f, "", "");
+  assert_int_equal(check_begin(f), 0);
+  assert_false(rp_audit_healthy(f->audit));
+  assert_int_equal(f->tp.count[TP_RELEASE], 1);
+  end(f);
+}
+
+/* The same when the append of recycle.begin cannot even be tried. */
+static void
+test_audit_append_refused_at_begin(void **state)
+{
+  struct fx *f = *state;
+  f->refuse_step = "recycle.begin";
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_int_equal(f->error_code, RP_EAUDIT);
+  assert_true(f->rolled_back);
+  check_acts(f, "", "");
+  assert_int_equal(check_begin(f), 0);
+  assert_int_equal(f->tp.count[TP_RELEASE], 1);
+  end(f);
+}
+
+/* recycle.begin is on disk, the first step's line cannot be written:
+ * nothing acts at all. */
 static void
 test_audit_fails_before_first_step(void **state)
 {
@@ -1034,6 +1276,7 @@ test_audit_fails_before_first_step(void **state)
   assert_int_equal(f->error_code, RP_EAUDIT);
   assert_true(f->rolled_back);
   check_acts(f, "", "");
+  assert_int_equal(check_begin(f), 1);
   assert_false(rp_audit_healthy(f->audit));
   end(f);
 }
@@ -1141,7 +1384,8 @@ test_cancelled_at_provider_stop(void **state)
   end(f);
 }
 
-/* prepare fails: nothing was done, and release is still owed. */
+/* prepare fails: nothing was done, not even recycle.begin (the recycler's
+ * recycle.failed says so), and release is still owed. */
 static void
 test_prepare_fails(void **state)
 {
@@ -1151,7 +1395,37 @@ test_prepare_fails(void **state)
   assert_int_equal(f->status, -1);
   assert_true(f->rolled_back);
   assert_string_equal(f->error, "prepare: no such container");
+  assert_int_equal(f->error_code, RP_ENOTFOUND);
   check_acts(f, "", "");
+  cleanup_json json_t *lines = tp_audit_lines(f->log);
+  assert_int_equal(json_array_size(lines), 0);
+  assert_int_equal(f->tp.count[TP_RELEASE], 1);
+  end(f);
+}
+
+/* The preparation refuses (a reason not to recycle, e.g. another workload
+ * shares this one's network namespace): the recycle ends with RP_EREFUSED
+ * and the reason in its own words, before any recycle.begin: the log holds
+ * nothing of it (the recycler says recycle.refused), nothing acted, and
+ * the plan goes back. */
+static void
+test_prepare_refused(void **state)
+{
+  struct fx *f = *state;
+  tp_fail(&f->tp, TP_PREPARE, 1, RP_EREFUSED,
+          "[\"sidecar\"] share this container's network namespace");
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_int_equal(f->error_code, RP_EREFUSED);
+  assert_string_equal(f->error,
+                      "[\"sidecar\"] share this container's network namespace");
+  assert_true(f->rolled_back);
+  assert_null(f->replacement);
+  check_acts(f, "", "");
+  assert_int_equal(check_begin(f), 0);
+  cleanup_json json_t *lines = tp_audit_lines(f->log);
+  assert_int_equal(json_array_size(lines), 0);
+  assert_int_equal(f->tp.n_calls, 2); /* prepare, release */
   assert_int_equal(f->tp.count[TP_RELEASE], 1);
   end(f);
 }
@@ -1166,9 +1440,9 @@ test_prepare_cannot_start(void **state)
       rp_workload_new("local", RP_KIND_CONTAINER, "old-1", "web", rp_wall_ms());
   cleanup_json json_t *base = json_object();
   cleanup_error struct rp_error *err = NULL;
-  assert_int_equal(
-      rp_runner_start(&f->env, &f->tp.p, w, &f->spec, base, done_cb, f, &err),
-      -1);
+  assert_int_equal(rp_runner_start(&f->env, &f->tp.p, w, &f->spec, base, NULL,
+                                   done_cb, f, &err),
+                   -1);
   assert_non_null(err);
   assert_string_equal(err->message, "engine unreachable");
   rp_workload_free(w);
@@ -1215,19 +1489,27 @@ main(void)
       T(test_ready_fails),
       T(test_remove_fails_keeps_the_replacement),
       T(test_start_first_stop_fails_keeps_the_replacement),
-      T(test_start_first_survive_fails_restarts_old),
+      T(test_start_first_survive_fails_old_never_stops),
       T(test_undo_step_fails),
+      T(test_auto_removed_old_made_again),
+      T(test_auto_removed_old_made_again_does_not_stay_up),
+      T(test_auto_removed_old_cannot_be_made_again),
+      T(test_rename_back_not_found_before_stop),
       T(test_in_place_reset_fails),
       T(test_in_place_start_fails_after_reset),
       T(test_restart_fails),
       T(test_restart_not_ready),
       T(test_drain_failure_does_not_hold_back),
+      T(test_provider_details_read_again_at_end),
+      T(test_audit_fails_at_begin),
+      T(test_audit_append_refused_at_begin),
       T(test_audit_fails_before_first_step),
       T(test_audit_fails_before_a_step_and_undo_waits),
       T(test_audit_append_refused),
       T(test_audit_fails_while_undoing),
       T(test_cancelled_at_provider_stop),
       T(test_prepare_fails),
+      T(test_prepare_refused),
       T(test_prepare_cannot_start),
   };
 #undef T
