@@ -23,6 +23,10 @@ struct op {
   char **replace;        /* owned argv copy or NULL */
   int64_t begin_mono_ms;
   int64_t started_ms; /* the start of the life this recycle ends */
+  /* Owned: the entry's last refusal, taken while this recycle runs: given
+   * back if it is refused too (a reason already said is not said again),
+   * dropped if it went past its preparation (a later refusal is news). */
+  char *refused;
   struct op *next;
 };
 
@@ -138,6 +142,7 @@ op_free(struct op *o)
   if (!o)
     return;
   free(o->policy);
+  free(o->refused);
   if (o->base)
     json_decref(o->base);
   argv_free(o->drain);
@@ -372,6 +377,8 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   bool restarted = !e->gone && e->w->started_ms != o->started_ms;
   const char *event;
   if (status != 0 && err && err->code == RP_EREFUSED) {
+    free(e->refused);
+    e->refused = RP_STEAL(o->refused);
     refused(r, e, o->base, err->message, "provider");
     if (restarted && !r->draining)
       new_life(r, e);
@@ -553,8 +560,7 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   struct op *o = rp_xcalloc(1, sizeof(*o));
   o->r = r;
   o->e = e;
-  free(e->refused);
-  e->refused = NULL;
+  o->refused = RP_STEAL(e->refused);
   o->policy = rp_xstrdup(p->name);
   o->base = json_incref(base);
   char warning[200] = "";
@@ -717,7 +723,8 @@ pump_once(struct rp_recycler *r)
       r->due[kept++] = e;
       continue;
     }
-    busy[pi]++;
+    if (!r->dry_run) /* a plan makes nothing unavailable */
+      busy[pi]++;
     start(r, e, now);
   }
   r->n_due = kept;

@@ -301,7 +301,10 @@ announced_cb(void *arg, struct rp_error *err)
            "again",
            a->what, r->name, err->message);
     r->timer.data = a;
-    uv_timer_start(&r->timer, announce_retry_cb, AUDIT_RETRY_MS, 0);
+    uv_timer_start(&r->timer, announce_retry_cb,
+                   (uint64_t)(r->env.audit_retry_ms > 0 ? r->env.audit_retry_ms
+                                                        : AUDIT_RETRY_MS),
+                   0);
     return;
   }
   act_fn act = a->act;
@@ -721,6 +724,11 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
     wait_failed(r, "the engine undid it (%s)", st->status ? st->status : "?");
     return;
   }
+  if (r->wait == W_SETTLED && !st->exists &&
+      r->strategy == RP_STRATEGY_FORCE_UPDATE) {
+    wait_failed(r, "it is gone"); /* not settled: no service was updated */
+    return;
+  }
   if (r->wait == W_SETTLED && !st->pending) {
     stop_watching(r);
     advance(r);
@@ -853,7 +861,8 @@ advance(struct run *r)
       return;
     case ST_SURVIVE:
       start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
-                 RP_RUNNER_SURVIVE_MS);
+                 r->env.survive_ms > 0 ? r->env.survive_ms
+                                       : RP_RUNNER_SURVIVE_MS);
       return;
     case ST_REMOVE_OLD:
       if (!r->p->ops->remove)
@@ -1058,7 +1067,10 @@ undo_next(struct run *r)
       undo_next(r);
       return;
     }
-    if (r->stopped_old && r->running_before && !r->reset_done) {
+    /* Started again when it was stopped, or may have been (a stop that
+     * could not be seen to land). */
+    if ((r->stopped_old || r->stop_unsettled) && r->running_before &&
+        !r->reset_done) {
       announce(r, "undo-start-old", r->id, do_start_old);
       return;
     }
@@ -1074,7 +1086,8 @@ undo_next(struct run *r)
      * asked for before may still land, and the engine restores what it
      * restores. */
     start_wait(r, W_RESTORED, r->restored_id ? r->restored_id : r->id,
-               ROLLBACK_SURVIVE_MS);
+               r->env.restored_ms > 0 ? r->env.restored_ms
+                                      : ROLLBACK_SURVIVE_MS);
     return;
   default:
     free(r->new_id);

@@ -48,6 +48,13 @@ struct rp_runner_env {
   int (*append)(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
                 void *arg);
   void *ctx;
+  /* For tests, which would otherwise wait seconds per recycle: the survival
+   * window, how long a restored old workload must stay up, and the wait
+   * before an undoing step's audit line is tried again.  0: the defaults
+   * (RP_RUNNER_SURVIVE_MS, 1.5 s, 1 s). */
+  int64_t survive_ms;
+  int64_t restored_ms;
+  int64_t audit_retry_ms;
 };
 
 /* Whether p's workloads are recycled by the runner (it offers prepare). */
