@@ -1011,9 +1011,9 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
             (unsigned long long)r->bad_lines);
 
   struct table t = {0};
-  static const char *const counts[] = {"SCOPE",     "NAME",        "RECYCLES",
-                                       "FAILED",    "ROLLED BACK", "PLANNED",
-                                       "RECOVERED", "PER HOUR",    "PER DAY"};
+  static const char *const counts[] = {
+      "SCOPE",   "NAME",      "RECYCLES", "FAILED",   "ROLLED BACK",
+      "PLANNED", "RECOVERED", "REFUSED",  "PER HOUR", "PER DAY"};
   fputs("\nRecycles\n", out);
   table_heading(&t, counts, RP_ARRAY_LEN(counts), 0x3);
   group_rows(&t, r, count_row);

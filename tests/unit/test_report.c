@@ -496,6 +496,18 @@ test_text(void **state)
   assert_non_null(strstr(t, "health check timed out"));
   /* A row of the counts table, as people read it. */
   assert_non_null(strstr(t, "policy   web      "));
+  /* Every row of the counts table has the heading's columns: each row
+   * begins with its scope. */
+  assert_non_null(strstr(t, "  RECOVERED  REFUSED  "));
+  const char *counts = strstr(t, "\nRecycles\n");
+  const char *end = strstr(counts, "\n\n");
+  size_t rows = 0;
+  for (const char *l = strchr(counts + 1, '\n') + 1; l < end;
+       l = strchr(l, '\n') + 1, rows++)
+    if (rows > 0 && strncmp(l, "policy ", 7) && strncmp(l, "service ", 8) &&
+        strncmp(l, "overall ", 8))
+      fail_msg("counts row %zu: %.40s", rows, l);
+  assert_int_equal(rows, 1 + 2 + 6 + 1); /* heading, policies, services */
   free(t);
   rp_report_free(r);
 
