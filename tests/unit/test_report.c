@@ -535,22 +535,38 @@ test_cadence_csv(void **state)
   struct rp_report *r = build(f->path, NULL);
   assert_null(rp_report_chain_problem(r));
   char *csv = slurp_stream(csv_to, r);
+  /* Lines of a reaper before fresh content: the new columns (after
+   * longest_workload) are empty or 0, and every recycle's reason is
+   * unstated. */
+#define OLD(n) ",,,0,0,0,0,0,0,0," #n ",0,0,0,0,0,0,0,0,0,,\r\n"
+#define OLD_SVC(n) ",,,0,0,0,0,0,0,0," #n ",0,0,0,0,,0,0,0,0,,\r\n"
   assert_string_equal(
       csv,
       "scope,name,provider,recycles,failures,rolled_back,planned,recovered,"
       "refused,max_age_min_s,max_age_max_s,age_p50_s,age_p95_s,age_ratio_p50,"
       "age_ratio_p95,longest_s,lateness_p50_s,lateness_p95_s,lateness_worst_"
-      "s,duration_p50_s,duration_p95_s,per_hour,per_day,longest_workload\r\n"
+      "s,duration_p50_s,duration_p95_s,per_hour,per_day,longest_workload,"
+      "content_age_p50_s,content_age_worst_s,reason_max_age,reason_hard_max_"
+      "age,reason_update,reason_image_age,reason_label,reason_pull,reason_"
+      "other,reason_unstated,refused_verify,refused_quarantine,refused_"
+      "provider,refused_other,quarantined,digests,digests_rolled_out,digests_"
+      "pending,digests_superseded,patch_latency_p50_s,patch_latency_worst_s\r\n"
       "policy,a,,3,0,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,,3,3.9,1,"
-      "24,web-1\r\n"
-      "policy,b,,1,0,0,0,0,0,200,200,100,100,0.5,0.5,100,,,,1,1,0.333,8,"
-      "\"odd,\"\"name\"\"\"\r\n"
-      "service,\"odd,\"\"name\"\"\",local,1,0,0,0,0,0,200,200,100,100,0.5,0.5,"
-      "100,,,,1,1,0.333,8,\"odd,\"\"name\"\"\"\r\n"
-      "service,web,local,3,0,0,0,0,0,3600,3600,3300,3435,0.9167,0.9542,3450,,,"
-      ",3,3.9,1,24,web-1\r\n"
-      "overall,,,4,0,0,0,0,0,200,3600,3150,3427.5,0.875,0.9521,3450,,,,2.5,3."
-      "85,1.333,32,web-1\r\n");
+      "24,web-1" OLD(
+          3) "policy,b,,1,0,0,0,0,0,200,200,100,100,0.5,0.5,100,,,,"
+             "1,1,0.333,8,\"odd,\"\"name\"\"\"" OLD(
+                 1) "service,\"odd,\"\"name\"\"\","
+                    "local,1,0,0,0,0,0,200,200,100,100,0.5,0.5,100,,,,1,1,0."
+                    "333,8,\"odd,"
+                    "\"\"name\"\"\"" OLD_SVC(
+                        1) "service,web,local,3,0,0,0,0,0,3600,3600,"
+                           "3300,3435,0.9167,0.9542,3450,,,,3,3.9,1,24,web-"
+                           "1" OLD_SVC(3) "overall,,,"
+                                          "4,0,0,0,0,0,200,3600,3150,3427.5,0."
+                                          "875,0.9521,3450,,,,2.5,3.85,1.333,"
+                                          "32,web-1" OLD(4));
+#undef OLD
+#undef OLD_SVC
   free(csv);
 
   json_t *j = rp_report_json(r);
