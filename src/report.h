@@ -113,8 +113,10 @@ uint64_t rp_report_bad_lines(const struct rp_report *r);
 /* Writers.  Each returns 0, or -1 with EIO when out could not be written.
  * text: tables for people; csv: one row per (scope, name) with the figures
  * as columns, RFC 4180 quoting; json: one object with the same figures;
- * svg: a chart of the cadence per policy and of the ages at recycle
- * (report_svg.c). */
+ * svg: a chart of the cadence per policy and of the ages at recycle, and
+ * of the patch latency when the logs have fresh content (report_svg.c).
+ * The text and the chart show fresh content only when the logs have
+ * lines of it; the CSV columns and JSON members are always there. */
 int rp_report_write_text(const struct rp_report *r, FILE *out,
                          struct rp_error **err);
 int rp_report_write_csv(const struct rp_report *r, FILE *out,

@@ -296,7 +296,9 @@ assert_fig_null(json_t *g, const char *key)
     fail_msg("%s: want null", key);
 }
 
-static char *
+/* Not inlined: GCC's -Wdangling-pointer then takes pointers into the
+ * returned text for pointers to the local that open_memstream fills. */
+__attribute__((noinline)) static char *
 slurp_stream(void (*fn)(const struct rp_report *, FILE *),
              const struct rp_report *r)
 {
