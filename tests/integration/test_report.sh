@@ -79,7 +79,7 @@ grep -Eq "^policy +web +2 +0 " "$T/r.txt" || { cat "$T/r.txt"; fail "text: no ro
 assert_eq 6 "$(wc -l <"$T/r.csv")" "csv rows (heading, 2 policies, 2 services, overall)"
 head -1 "$T/r.csv" | grep -q ',per_day,longest_workload,content_age_p50_s,.*,patch_latency_p50_s,patch_latency_worst_s.$' ||
   { head -1 "$T/r.csv"; fail "csv: heading without the fresh content columns after longest_workload"; }
-grep -q $'^policy,web,,2,0,0,0,0,1,1,' "$T/r.csv" || { cat "$T/r.csv"; fail "csv: policy web row"; }
+grep -q $'^policy,web,,2,0,0,0,0,0,1,1,' "$T/r.csv" || { cat "$T/r.csv"; fail "csv: policy web row"; }
 
 "$REAPER" report --svg "$T/r.svg" "$T/audit.jsonl" >/dev/null || fail "svg report failed"
 xmllint --noout "$T/r.svg" || fail "the SVG is not well-formed XML"
