@@ -5,8 +5,10 @@
  * The logs are streamed (rp_audit_read): what is kept per recycle is a few
  * floats in the arrays of the groups it belongs to, never the lines, so a
  * report over millions of lines runs in memory proportional to the number
- * of recycles (about 50 bytes each), plus the workloads whose recycle has
- * not ended (yet) and the overstayers it lists.
+ * of recycles (about 52 bytes each: four floats in each of three groups,
+ * and a time), plus the workloads whose recycle has not ended (yet), the
+ * overstayers it lists, and the new digests (a few hundred bytes each).
+ * Measured: 1M lines (999k recycles, 1004 new digests) in 72 MiB.
  *
  * What is counted, per group (a policy, a service, everything):
  * - recycles: recycle.done lines; failures: recycle.failed lines (and of
