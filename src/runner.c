@@ -1213,8 +1213,13 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
   r->plan = pr->plan;
   r->running_before = pr->running;
   if (pr->name && strcmp(pr->name, r->name) != 0) {
+    /* Renamed since it was last seen: the audit lines say the name it has
+     * now, the one crash recovery will look for. */
     free(r->name);
     r->name = rp_xstrdup(pr->name);
+    json_object_set_new(r->base, "name", json_string(r->name));
+    if (r->begin)
+      json_object_set_new(r->begin, "name", json_string(r->name));
   }
   if (pr->details) {
     json_object_update(r->details, pr->details);
