@@ -1397,7 +1397,10 @@ recovered_cb(void *arg, int status, const struct rp_recycle_result *res,
     now_running = ok ? (r->restored_id ? r->restored_id : r->id) : NULL;
   } else if (status == 0) {
     ok = true;
-    now_running = res ? res->replacement_id : NULL;
+    /* Nothing found, nothing runs: a restarted workload that is gone is no
+     * replacement of itself. */
+    if (rc->old_exists || rc->new_exists)
+      now_running = res ? res->replacement_id : NULL;
   } else if (res && res->rolled_back) {
     /* Going on failed, and was undone: the old one runs again. */
     action = RP_RECOVERY_ROLLED_BACK;
