@@ -475,52 +475,6 @@ spec_of(const struct op *o)
   };
 }
 
-/* The providers that order their steps themselves: recycle.begin first,
- * then their recycle op. */
-static void
-begin_written_cb(void *arg, struct rp_error *err)
-{
-  struct op *o = arg;
-  struct rp_recycler *r = o->r;
-  struct rp_entry *e = o->e;
-  if (err) {
-    /* Fail closed: the announcement is not on disk, so nothing is done. */
-    rp_log(RP_LOG_ERROR, "audit log not writable, not recycling %s %s: %s",
-           rp_kind_name(e->w->kind), e->w->name, err->message);
-    if (!e->gone)
-      retry_later(r, e);
-    finish(r, o);
-    return;
-  }
-  if (e->gone || r->draining) {
-    /* Between the announcement and the action the workload went away, or
-     * the agent is stopping: say that nothing was done. */
-    cleanup_json json_t *f = json_deep_copy(o->base);
-    json_object_set_new(f, "error",
-                        json_string(e->gone ? "workload gone before the recycle"
-                                            : "agent stopping"));
-    json_object_set_new(f, "rolled_back", json_true());
-    append(r, "recycle.failed", f, audit_logged_cb,
-           (void *)(uintptr_t) "recycle.failed");
-    if (!e->gone)
-      e->state = RP_ENTRY_WAITING;
-    finish(r, o);
-    return;
-  }
-  RP_CRASHPOINT("after-begin");
-  struct rp_recycle_spec spec = spec_of(o);
-  cleanup_error struct rp_error *perr = NULL;
-  if (e->provider->ops->recycle == NULL) {
-    rp_error_set(&perr, ENOTSUP, "provider %s cannot recycle",
-                 e->provider->ops->type);
-  } else if (e->provider->ops->recycle(e->provider, e->w, &spec, recycle_cb, o,
-                                       &perr) == 0) {
-    return;
-  }
-  struct rp_recycle_result res = {.rolled_back = true};
-  recycle_cb(o, -1, &res, perr);
-}
-
 static void
 planned_cb(void *arg, struct rp_error *err)
 {
@@ -585,24 +539,16 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
          rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
          (long long)((now - e->w->started_ms) / 1000),
          rp_strategy_name(rp_recycle_strategy(p, e)));
-  if (rp_runner_handles(e->provider)) {
-    /* The runner reads first (the provider's preparation, which may
-     * refuse), then writes recycle.begin, then acts. */
-    struct rp_runner_env env = {
-        .loop = r->loop, .append = runner_append, .ctx = r};
-    struct rp_recycle_spec spec = spec_of(o);
-    cleanup_error struct rp_error *perr = NULL;
-    if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
-                        recycle_cb, o, &perr) != 0) {
-      struct rp_recycle_result res = {.rolled_back = true};
-      recycle_cb(o, -1, &res, perr);
-    }
-    return;
-  }
-  if (append(r, "recycle.begin", begin, begin_written_cb, o) != 0) {
-    char msg[] = "audit append refused";
-    struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
-    begin_written_cb(o, &bad);
+  /* The runner reads first (the provider's preparation, which may refuse),
+   * then writes recycle.begin, then acts. */
+  struct rp_runner_env env = {
+      .loop = r->loop, .append = runner_append, .ctx = r};
+  struct rp_recycle_spec spec = spec_of(o);
+  cleanup_error struct rp_error *perr = NULL;
+  if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
+                      recycle_cb, o, &perr) != 0) {
+    struct rp_recycle_result res = {.rolled_back = true};
+    recycle_cb(o, -1, &res, perr);
   }
 }
 

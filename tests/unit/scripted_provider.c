@@ -47,8 +47,7 @@ static const char *const op_names[TP__COUNT] = {
     [TP_RESET] = "reset",     [TP_UPDATE] = "update",
     [TP_CORDON] = "cordon",   [TP_UNCORDON] = "uncordon",
     [TP_REPLACE] = "replace", [TP_WATCH] = "watch",
-    [TP_UNWATCH] = "unwatch", [TP_RECYCLE] = "recycle",
-    [TP_FIND] = "find",
+    [TP_UNWATCH] = "unwatch", [TP_FIND] = "find",
 };
 
 const char *
@@ -238,11 +237,6 @@ deliver_cb(uv_timer_t *timer)
   case TP_REPLACE: {
     cleanup_json json_t *o = json_pack("{s:i}", "exit_code", err ? 1 : 0);
     ((rp_replaced_cb)a->cb)(a->arg, o, err);
-    break;
-  }
-  case TP_RECYCLE: {
-    struct rp_recycle_result res = {0};
-    ((rp_recycle_cb)a->cb)(a->arg, err ? -1 : 0, &res, err);
     break;
   }
   default:
@@ -519,19 +513,6 @@ op_unwatch(struct rp_provider *p, void *handle)
   protocol(t, "unwatch of a handle not watching");
 }
 
-static int
-op_recycle(struct rp_provider *p, const struct rp_workload *w,
-           const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
-           struct rp_error **err)
-{
-  struct tp *t = of(p);
-  struct tp_call *c = record(t, TP_RECYCLE, w->id, NULL, spec->grace_ms);
-  if (refused(t, TP_RECYCLE, c, err))
-    return -1;
-  answer(t, TP_RECYCLE, (void *)cb, arg);
-  return 0;
-}
-
 static enum rp_strategy
 default_strategy(enum rp_kind kind)
 {
@@ -563,13 +544,6 @@ static const struct rp_provider_ops tp_ops = {
     .unwatch = op_unwatch,
 };
 
-/* No small operations: the core cannot run it step by step. */
-static const struct rp_provider_ops tp_self_ordered_ops = {
-    .type = "scripted-self-ordered",
-    .default_strategy = default_strategy,
-    .recycle = op_recycle,
-};
-
 /* --- the script ------------------------------------------------------------*/
 
 void
@@ -583,12 +557,6 @@ tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log)
   t->p.ctx = t;
   t->p.name = rp_xstrdup("local");
   t->p.loop = loop;
-}
-
-void
-tp_self_ordered(struct tp *t)
-{
-  t->p.ops = &tp_self_ordered_ops;
 }
 
 void

@@ -42,8 +42,7 @@ enum tp_op {
   TP_REPLACE,
   TP_WATCH,
   TP_UNWATCH,
-  TP_RECYCLE, /* the whole recycle, ordered by the provider (tp_self_ordered) */
-  TP_FIND,    /* find_replacement (crash recovery) */
+  TP_FIND, /* find_replacement (crash recovery) */
   TP__COUNT
 };
 
@@ -164,10 +163,6 @@ struct tp {
 
 /* A provider named "local" on loop; audit_log is counted at every call. */
 void tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log);
-/* The provider offers no small operations, only its own `recycle` (as the
- * providers not moved to the runner yet): the core writes recycle.begin,
- * then hands it the whole recycle (TP_RECYCLE, answered as scripted). */
-void tp_self_ordered(struct tp *t);
 /* Frees what the calls left (call after the loop ran dry). */
 void tp_clear(struct tp *t);
 
