@@ -71,6 +71,10 @@ struct rp_dockerapi_engine {
   /* It can be a swarm node, whose task containers the list's is-task
    * filter names (Podman has no swarm, and refuses that filter). */
   bool swarm;
+  /* The list without all=1 leaves paused containers out (Podman): the
+   * tracker asks for running and paused ones by a status filter, so that a
+   * paused container is seen, and left alone with its reason in plan. */
+  bool list_hides_paused;
 };
 
 /* The row for an API version, or NULL outside [OLDEST, NEWEST]. */
