@@ -22,10 +22,9 @@
 #include "docker.h"
 #include "log.h"
 #include "util.h"
+#include "watch.h"
 
 #define INSPECT_PARALLEL 8
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 /* Events the tracker acts on: everything else is noise here.  Podman says
  * "remove" where Docker says "destroy" (ENGINE-API-VERSIONS.md, section 5);
  * an engine ignores an event name it does not know. */
@@ -34,17 +33,10 @@
   "\"remove\",\"rename\"]}"
 
 struct rp_docker_track {
-  struct rp_docker *d;  /* borrowed: owns this */
-  uv_timer_t reconnect; /* closed on stop */
-  int64_t backoff_ms;
-  struct rp_http_xfer *stream; /* the /events transfer, or NULL */
-  char since[40];              /* the last event's time, "sec.nanos" */
-  json_t *started;             /* owned: id -> started_ms of running ones */
-  bool up;                     /* connected and listed */
-  bool connecting;             /* ping/list of a (re)connect in flight */
-  bool listing;                /* a list (and its inspects) in flight */
-  bool list_again;             /* a resync was asked for during a list */
-  json_t *dirty;               /* owned: ids an event touched during a list */
+  struct rp_docker *d;    /* borrowed: owns this */
+  struct rp_watch *watch; /* owned: connect, stream, list, reconnect */
+  char since[40];         /* the last event's time, "sec.nanos" */
+  json_t *started;        /* owned: id -> started_ms of running ones */
   /* Answers race events: an inspect or list asked before a container's
    * die/destroy event may come back after it, saying it runs.  Every event
    * has a number; gone_at maps an id to the number of its last die or
@@ -53,14 +45,10 @@ struct rp_docker_track {
   json_t *gone_at;      /* owned: id -> event number of its last die/destroy */
   json_t *recheck;      /* owned: ids whose event could not be followed (the
                            inspect failed): the next list inspects them */
-  int calls;            /* API calls in flight */
-  int queries;          /* of those, inspects and lists: answers gone_at
+  int queries;          /* inspects and lists in flight: answers gone_at
                            judges.  With none in flight (and no list under
                            way) gone_at has nothing left to judge and is
                            emptied, so that it stays small under churn. */
-  bool dropping_stream; /* schedule_reconnect is cancelling the stream */
-  bool stopping;
-  bool timer_closed;
   bool self_seen;       /* reaper's own container was in a list: said once */
   json_t *image_labels; /* owned: image id -> its labels (an object) */
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
@@ -83,15 +71,10 @@ struct listing {
   char *error; /* owned */
 };
 
-static void connect_engine(struct rp_docker_track *t);
-static void schedule_reconnect(struct rp_docker_track *t, const char *why);
-
-static void
-call_done(struct rp_docker_track *t)
+static bool
+stopping(const struct rp_docker_track *t)
 {
-  t->calls--;
-  if (t->stopping)
-    rp_docker_check_stopped(t->d);
+  return rp_watch_stopping(t->watch);
 }
 
 static int
@@ -100,7 +83,7 @@ call(struct rp_docker_track *t, const char *method, const char *path,
 {
   if (rp_dockerapi_call(&t->d->api, method, path, NULL, 0, cb, arg, err) != 0)
     return -1;
-  t->calls++;
+  rp_watch_call_started(t->watch);
   t->queries++;
   return 0;
 }
@@ -110,9 +93,9 @@ static void
 query_done(struct rp_docker_track *t)
 {
   t->queries--;
-  if (t->queries == 0 && !t->listing)
+  if (t->queries == 0 && !rp_watch_listing(t->watch))
     json_object_clear(t->gone_at);
-  call_done(t);
+  rp_watch_call_ended(t->watch);
 }
 
 /* --- workloads ---------------------------------------------------------- */
@@ -384,7 +367,7 @@ static void
 fact_wait_done(struct fact_wait *fw)
 {
   struct rp_docker_track *t = fw->t;
-  if (!t->stopping) {
+  if (!stopping(t)) {
     if (fw->failed) {
       rp_warn("provider %s: %.12s: the engine's facts about it are not "
               "known: looked at again at the next resync",
@@ -498,7 +481,7 @@ inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
   struct inspect_one *io = arg;
   struct rp_docker_track *t = io->t;
   const char *bad = err ? NULL : inspect_problem(r->body, io->id);
-  if (t->stopping) {
+  if (stopping(t)) {
     /* nothing to report to */
   } else if (err && err->code == RP_ENOTFOUND) {
     report_inspect(t, io->id, NULL, io->asked_at);
@@ -571,8 +554,7 @@ on_event_line(void *arg, const char *line, size_t len)
   }
   rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
   t->event_seq++;
-  if (t->listing)
-    json_object_set_new(t->dirty, id, json_true());
+  rp_watch_touch(t->watch, id, NULL); /* looked at again after a list */
   if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0) {
     inspect_event(t, id);
   } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0 ||
@@ -590,28 +572,23 @@ static void
 stream_done_cb(void *arg, const struct rp_error *err)
 {
   struct rp_docker_track *t = arg;
-  t->stream = NULL;
-  call_done(t);
-  if (t->stopping || t->dropping_stream)
-    return; /* our own cancel: the reconnect is being scheduled */
-  cleanup_free char *why = err ? rp_dockerapi_explain(&t->d->api, err)
-                               : rp_xstrdup("the event stream ended");
-  schedule_reconnect(t, why);
+  cleanup_free char *why = err ? rp_dockerapi_explain(&t->d->api, err) : NULL;
+  rp_watch_stream_ended(t->watch, why);
 }
 
+/* The watch's stream op: from the last event seen, so that a reconnect
+ * loses none the engine still has. */
 static int
-start_stream(struct rp_docker_track *t, struct rp_error **err)
+start_stream(void *ctx, struct rp_http_xfer **xfer, struct rp_error **err)
 {
+  struct rp_docker_track *t = ctx;
   cleanup_free char *filters = rp_url_escape(EVENT_FILTER);
   cleanup_free char *path =
       t->since[0]
           ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
           : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_dockerapi_stream(&t->d->api, path, on_event_line, stream_done_cb, t,
-                          &t->stream, err) != 0)
-    return -1;
-  t->calls++;
-  return 0;
+  return rp_dockerapi_stream(&t->d->api, path, on_event_line, stream_done_cb, t,
+                             xfer, err);
 }
 
 /* --- list --------------------------------------------------------------- */
@@ -633,21 +610,10 @@ list_finish(struct listing *l)
 {
   struct rp_docker_track *t = l->t;
   struct rp_docker *d = t->d;
-  t->listing = false;
-  if (t->stopping) {
+  if (stopping(t) || l->failed) {
+    cleanup_free char *why = l->error ? RP_STEAL(l->error) : NULL;
     listing_free(l);
-    json_object_clear(t->dirty);
-    return;
-  }
-  if (l->failed) {
-    cleanup_free char *why = rp_xstrdup(l->error ? l->error : "list failed");
-    listing_free(l);
-    json_object_clear(t->dirty);
-    if (t->connecting)
-      schedule_reconnect(t, why);
-    else
-      rp_warn("provider %s: resync failed, keeping what was known: %s",
-              d->p->name, why);
+    rp_watch_list_failed(t->watch, why);
     return;
   }
   /* The containers whose events could not be followed have been looked
@@ -694,30 +660,28 @@ list_finish(struct listing *l)
             "touches",
             d->p->name, d->self_id);
   }
-  bool was_up = t->up;
-  t->up = true;
-  t->connecting = false;
-  t->backoff_ms = 0;
-  d->p->hooks.listed(d->p->hooks.core, d->p, v, i);
-  if (!was_up)
-    d->p->hooks.state(d->p->hooks.core, d->p, true, NULL);
+  listing_free(l);
+  rp_watch_listed(t->watch, v, i);
   for (size_t k = 0; k < i; k++)
     rp_workload_free(v[k]);
-  listing_free(l);
-  /* Events that came in while the list was in flight may be older or newer
-   * than it: look at those containers again. */
-  json_object_foreach_safe(t->dirty, tmp, id, val)
-  {
-    inspect_event(t, id);
-  }
-  json_object_clear(t->dirty);
+}
+
+/* The watch's recheck op: an event came during the list. */
+static void
+recheck(void *ctx, const char *id, const char *what)
+{
+  (void)what;
+  inspect_event(ctx, id);
+}
+
+/* The watch's after_list op. */
+static void
+after_list(void *ctx, bool ok)
+{
+  struct rp_docker_track *t = ctx;
   /* With no inspect in flight, no answer can be stale any more. */
-  if (t->queries == 0)
+  if (ok && t->queries == 0)
     json_object_clear(t->gone_at);
-  if (t->list_again) {
-    t->list_again = false;
-    rp_docker_track_resync(d);
-  }
 }
 
 struct list_inspect {
@@ -821,18 +785,18 @@ static void
 list_pump(struct listing *l)
 {
   struct rp_docker_track *t = l->t;
-  if (!l->failed && !t->stopping && l->want_tasks) {
+  if (!l->failed && !stopping(t) && l->want_tasks) {
     l->want_tasks = false;
     list_fact_start(l, NULL);
   }
-  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
+  while (!l->failed && !stopping(t) && l->inspecting < INSPECT_PARALLEL &&
          l->next_image < json_array_size(l->images)) {
     const char *image =
         json_string_value(json_array_get(l->images, l->next_image++));
     if (!list_fact_start(l, image))
       break;
   }
-  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
+  while (!l->failed && !stopping(t) && l->inspecting < INSPECT_PARALLEL &&
          l->next < json_array_size(l->queue)) {
     const char *id = json_string_value(json_array_get(l->queue, l->next++));
     struct list_inspect *li = rp_xcalloc(1, sizeof(*li));
@@ -849,7 +813,7 @@ list_pump(struct listing *l)
     l->inspecting++;
   }
   if (l->inspecting == 0 &&
-      (l->failed || t->stopping ||
+      (l->failed || stopping(t) ||
        (l->next >= json_array_size(l->queue) &&
         l->next_image >= json_array_size(l->images) && !l->want_tasks)))
     list_finish(l);
@@ -936,20 +900,17 @@ list_cb(void *arg, const struct rp_dockerapi_reply *r,
   list_pump(l);
 }
 
+/* The watch's list op: the list, then the inspects and facts it needs. */
 static void
-list_containers(struct rp_docker_track *t)
+list_containers(void *ctx)
 {
-  if (t->listing) {
-    t->list_again = true;
-    return;
-  }
+  struct rp_docker_track *t = ctx;
   struct listing *l = rp_xcalloc(1, sizeof(*l));
   l->t = t;
   l->items = json_object();
   l->queue = json_array();
   l->images = json_array();
   l->asked_at = t->event_seq;
-  t->listing = true;
   cleanup_error struct rp_error *err = NULL;
   if (call(t, "GET", "/containers/json", list_cb, l, &err) != 0) {
     l->failed = true;
@@ -961,67 +922,40 @@ list_containers(struct rp_docker_track *t)
 /* --- connect ------------------------------------------------------------ */
 
 static void
-reconnect_cb(uv_timer_t *timer)
-{
-  connect_engine(timer->data);
-}
-
-static void
-schedule_reconnect(struct rp_docker_track *t, const char *why)
-{
-  struct rp_docker *d = t->d;
-  if (t->stopping)
-    return;
-  if (t->stream) {
-    /* Its done callback runs now: it must not report "cancelled" as the
-     * cause, nor double the backoff a second time. */
-    t->dropping_stream = true;
-    rp_http_cancel(t->stream);
-    t->dropping_stream = false;
-  }
-  t->up = false;
-  t->connecting = false;
-  d->p->hooks.state(d->p->hooks.core, d->p, false, why);
-  t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
-  if (t->backoff_ms > BACKOFF_MAX_MS)
-    t->backoff_ms = BACKOFF_MAX_MS;
-  if (!uv_is_active((uv_handle_t *)&t->reconnect))
-    uv_timer_start(&t->reconnect, reconnect_cb, (uint64_t)t->backoff_ms, 0);
-}
-
-static void
 ping_cb(void *arg, const struct rp_error *err)
 {
   struct rp_docker_track *t = arg;
-  call_done(t);
-  if (t->stopping)
-    return;
-  if (err) {
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  cleanup_error struct rp_error *serr = NULL;
-  if (start_stream(t, &serr) != 0) {
-    schedule_reconnect(t, serr->message);
-    return;
-  }
-  list_containers(t);
+  rp_watch_call_ended(t->watch);
+  rp_watch_connected(t->watch, err ? err->message : NULL);
+}
+
+/* The watch's connect op: the version negotiation (GET /_ping and
+ * /version), again on every reconnect (engines are upgraded in place). */
+static int
+connect_engine(void *ctx, struct rp_error **err)
+{
+  struct rp_docker_track *t = ctx;
+  if (rp_dockerapi_negotiate(&t->d->api, ping_cb, t, err) != 0)
+    return -1;
+  rp_watch_call_started(t->watch);
+  return 0;
 }
 
 static void
-connect_engine(struct rp_docker_track *t)
+check_stopped(void *ctx)
 {
-  if (t->stopping || t->connecting)
-    return;
-  t->connecting = true;
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_dockerapi_negotiate(&t->d->api, ping_cb, t, &err) != 0) {
-    t->connecting = false;
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  t->calls++;
+  struct rp_docker_track *t = ctx;
+  rp_docker_check_stopped(t->d);
 }
+
+static const struct rp_watch_ops watch_ops = {
+    .connect = connect_engine,
+    .stream = start_stream,
+    .list = list_containers,
+    .recheck = recheck,
+    .after_list = after_list,
+    .check_stopped = check_stopped,
+};
 
 int
 rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
@@ -1030,52 +964,34 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   struct rp_docker_track *t = rp_xcalloc(1, sizeof(*t));
   t->d = d;
   t->started = json_object();
-  t->dirty = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
   t->image_labels = json_object();
   t->tasks = json_object();
-  uv_timer_init(d->p->loop, &t->reconnect);
-  t->reconnect.data = t;
+  t->watch = rp_watch_new(d->p, &watch_ops, t);
   d->track = t;
-  connect_engine(t);
+  rp_watch_start(t->watch);
   return 0;
 }
 
 void
 rp_docker_track_resync(struct rp_docker *d)
 {
-  struct rp_docker_track *t = d->track;
-  if (!t || t->stopping || !t->up)
-    return; /* a reconnect lists anyway */
-  list_containers(t);
-}
-
-static void
-timer_closed_cb(uv_handle_t *h)
-{
-  struct rp_docker_track *t = h->data;
-  t->timer_closed = true;
-  rp_docker_check_stopped(t->d);
+  if (d->track)
+    rp_watch_resync(d->track->watch);
 }
 
 void
 rp_docker_track_stop(struct rp_docker *d)
 {
-  struct rp_docker_track *t = d->track;
-  if (!t || t->stopping)
-    return;
-  t->stopping = true;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  uv_close((uv_handle_t *)&t->reconnect, timer_closed_cb);
+  if (d->track)
+    rp_watch_stop(d->track->watch);
 }
 
 bool
 rp_docker_track_idle(const struct rp_docker *d)
 {
-  const struct rp_docker_track *t = d->track;
-  return !t || (t->stopping && t->timer_closed && t->calls == 0);
+  return !d->track || rp_watch_idle(d->track->watch);
 }
 
 void
@@ -1085,11 +1001,11 @@ rp_docker_track_free(struct rp_docker *d)
   if (!t)
     return;
   json_decref(t->started);
-  json_decref(t->dirty);
   json_decref(t->gone_at);
   json_decref(t->recheck);
   json_decref(t->image_labels);
   json_decref(t->tasks);
+  rp_watch_free(t->watch);
   free(t);
   d->track = NULL;
 }
