@@ -4,6 +4,10 @@
  * reconnect timer), stopping. */
 #include "watch.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "log.h"
 #include "util.h"
 
@@ -12,6 +16,7 @@ struct rp_watch {
   const struct rp_watch_ops *ops; /* static */
   void *ctx;                      /* borrowed: the provider's tracking */
   uv_timer_t reconnect;           /* closed on stop */
+  uv_timer_t trim;                /* after a list; closed on stop */
   int64_t backoff_ms;             /* the last delay; 0 after a good list */
   struct rp_http_xfer *stream;    /* the event stream, or NULL */
   int calls;                      /* the provider's calls in flight */
@@ -22,7 +27,7 @@ struct rp_watch {
   bool list_again; /* a resync was asked for during a list */
   bool dropping_stream; /* the loop is cancelling the stream itself */
   bool stopping;
-  bool timer_closed;
+  int timers_open;
 };
 
 static void connect_engine(struct rp_watch *w);
@@ -91,6 +96,9 @@ rp_watch_new(struct rp_provider *p, const struct rp_watch_ops *ops, void *ctx)
   w->touched = json_object();
   uv_timer_init(p->loop, &w->reconnect);
   w->reconnect.data = w;
+  uv_timer_init(p->loop, &w->trim);
+  w->trim.data = w;
+  w->timers_open = 2;
   return w;
 }
 
@@ -112,7 +120,7 @@ static void
 timer_closed_cb(uv_handle_t *h)
 {
   struct rp_watch *w = h->data;
-  w->timer_closed = true;
+  w->timers_open--;
   w->ops->check_stopped(w->ctx);
 }
 
@@ -125,12 +133,13 @@ rp_watch_stop(struct rp_watch *w)
   if (w->stream)
     rp_http_cancel(w->stream);
   uv_close((uv_handle_t *)&w->reconnect, timer_closed_cb);
+  uv_close((uv_handle_t *)&w->trim, timer_closed_cb);
 }
 
 bool
 rp_watch_idle(const struct rp_watch *w)
 {
-  return !w || (w->stopping && w->timer_closed && w->calls == 0);
+  return !w || (w->stopping && w->timers_open == 0 && w->calls == 0);
 }
 
 void
@@ -219,6 +228,19 @@ rp_watch_touch(struct rp_watch *w, const char *id, const char *what)
   return true;
 }
 
+/* Once the list and what was made of it are freed (the provider frees its
+ * workloads after rp_watch_listed returns): a large list leaves glibc's
+ * allocator holding the pages it parsed in, free but still resident, and
+ * the agent's RSS at the list's peak until the next list reuses them. */
+static void
+trim_cb(uv_timer_t *timer)
+{
+  (void)timer;
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
 static void
 after_list(struct rp_watch *w, bool ok)
 {
@@ -257,6 +279,8 @@ rp_watch_listed(struct rp_watch *w, struct rp_workload *const *items, size_t n)
     p->hooks.state(p->hooks.core, p, true, NULL);
   /* The core may have stopped everything in between (plan's one list). */
   after_list(w, !w->stopping);
+  if (!w->stopping)
+    uv_timer_start(&w->trim, trim_cb, 0, 0);
   if (w->list_again) {
     w->list_again = false;
     rp_watch_resync(w);

@@ -51,6 +51,15 @@ void rp_docker_track_free(struct rp_docker *d);
 struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
                                                     const json_t *inspect);
 
+/* What tracking reads of `GET /containers/{id}/json` output (its Id, Name,
+ * Image, State's Running, Restarting and StartedAt, and Config.Labels), as
+ * a small object, without parsing the rest of it (an inspect is about
+ * 5 KiB, of which these are a tenth):
+ * rp_docker_workload_from_inspect takes it as the whole.  NULL when the
+ * text is not JSON; a value that is not an object when it is JSON but not
+ * an object (as jansson would have it). */
+json_t *rp_docker_inspect_digest(const char *text, size_t len);
+
 /* recover.c: crash recovery (see the comment at its top). */
 int rp_docker_recover(struct rp_docker *d, const struct rp_unfinished *items,
                       size_t n, rp_recover_item_cb item_cb,
