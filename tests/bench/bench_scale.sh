@@ -6,16 +6,20 @@
 # (tests/run.sh does not run it); see tests/bench/README.md.
 #
 #   tests/bench/bench_scale.sh [--containers N] [--idle SECS] [--lean]
-#        [--no-build]
+#        [--resync DUR] [--no-build]
 #
 # 1. `reaper plan` against the simulation: CPU (user+sys), peak RSS, and the
 #    requests it made, per container;
-# 2. `reaper run`: once it has logged the first list ("N workloads"), its
-#    SIGUSR1 stats line (rss_kib, heap_kib, CPU, api_requests) and
+# 2. `reaper run`: as soon as it has logged the first list ("N workloads"),
+#    its SIGUSR1 stats line (rss_kib, heap_kib, CPU, api_requests) and
 #    /proc/PID/status: RSS after the first list, CPU for the list and the
-#    plan, requests per container;
-# 3. idle: SECS (60) later, the same again: CPU and requests over the window
-#    (the default resync of 60 s falls in it once: one list, no inspect).
+#    plan, requests per container; then, once the engine has had no request
+#    for 3 s (crash recovery lists every container again after the first
+#    list), RSS and the peak (VmHWM) so far;
+# 3. idle: over the next SECS (60), CPU and requests (the resync, every 60 s
+#    by default, falls in the window once: one list, and no inspect when
+#    nothing changed; --resync 1h leaves the stream alone), and RSS at the
+#    end.
 # --lean makes the simulation's containers carry fewer labels (a list under
 # 16 MiB, which builds before the streamed list could read).
 # Output on stdout and in tests/artifacts/bench_scale.txt; logs in
@@ -27,6 +31,7 @@ top=$(cd "$here/../.." && pwd)
 
 N=10000
 IDLE=60
+RESYNC=60s
 LEAN=
 BUILD=1
 [ -n "${REAPER:-}" ] && BUILD=0
@@ -39,6 +44,7 @@ while [ $# -gt 0 ]; do
   --containers) N=$2; shift ;;
   --idle) IDLE=$2; shift ;;
   --lean) LEAN=--lean ;;
+  --resync) RESYNC=$2; shift ;;
   --no-build) BUILD=0 ;;
   -h | --help) usage 0 ;;
   *) echo "bench: unknown argument $1" >&2; usage ;;
@@ -87,7 +93,7 @@ cat >"$T/config.yaml" <<EOF
 agent:
   listen: ""
   audit_log: $T/state/audit.jsonl
-  resync: 60s
+  resync: $RESYNC
 providers:
   - name: sim
     type: docker
@@ -126,7 +132,6 @@ done
 t1=$(date +%s.%N)
 listed=$(sed -n 's/.*provider sim (docker): \([0-9]*\) workloads.*/\1/p' "$ART/run.log" | head -1)
 [ -n "$listed" ] || { echo "bench: no first list within 120 s" >&2; exit 1; }
-sleep 1 # what follows the list (the schedule, recovery) settles
 
 stats() { # prints the stats line after a SIGUSR1
   local n
@@ -147,6 +152,25 @@ run_requests=$(($(sim_total) - before))
 run_inspects=$(($(sim_kind inspect) - inspects_before))
 cpu1=$(($(field cpu_user_ms "$s1") + $(field cpu_sys_ms "$s1")))
 req1=$(field api_requests "$s1")
+# Recovery's own list of every container follows the first list: wait until
+# the engine hears nothing for 3 s.
+quiet() {
+  local n m
+  n=$(sim_total)
+  for _ in $(seq 60); do
+    sleep 3
+    m=$(sim_total)
+    [ "$m" = "$n" ] && return 0
+    n=$m
+  done
+}
+quiet
+s_settled=$(stats)
+rss_settled=$(proc VmRSS)
+hwm_settled=$(proc VmHWM)
+settle_requests=$(($(sim_total) - before))
+cpu_settled=$(($(field cpu_user_ms "$s_settled") + $(field cpu_sys_ms "$s_settled")))
+req_settled=$(field api_requests "$s_settled")
 
 # --- 3. idle ---------------------------------------------------------------
 echo "bench: reaper run: idle for $IDLE s" >&2
@@ -161,12 +185,13 @@ idle_lists=$(($(sim_kind list) - lists_before))
 idle_inspects=$(($(sim_kind inspect) - inspects_before))
 cpu2=$(($(field cpu_user_ms "$s2") + $(field cpu_sys_ms "$s2")))
 req2=$(field api_requests "$s2")
+hwm2=$(proc VmHWM)
 
 kib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
 {
   echo "reaper against a SIMULATED Docker Engine (tests/bench/sim_engine.py), $N running containers"
-  echo "list answer: $(awk -v b="$list_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')${LEAN:+ (--lean)}"
+  echo "list answer: $(awk -v b="$list_bytes" 'BEGIN { printf "%.1f MiB", b / 1048576 }')${LEAN:+ (--lean)}; resync every $RESYNC"
   echo
   echo "reaper plan:                $plan_rows rows; CPU $(awk -v u="$plan_user" -v s="$plan_sys" 'BEGIN { printf "%.2f s (user %.2f, sys %.2f)", u + s, u, s }'), wall ${plan_wall} s, peak RSS $(kib "$plan_maxrss")"
   echo "                            requests $plan_requests: $(per "$plan_requests" "$N") per container"
@@ -174,6 +199,7 @@ per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
   echo "  RSS after the first list: $(kib "$rss1") (stats: rss $(kib "$(field rss_kib "$s1")"), heap $(kib "$(field heap_kib "$s1")")); peak $(kib "$hwm1")"
   echo "  CPU for the list + plan:  $(awk -v c="$cpu1" 'BEGIN { printf "%.2f s", c / 1000 }')"
   echo "  requests:                 $run_requests ($req1 by reaper's count), $run_inspects inspects: $(per "$run_requests" "$N") per container"
-  echo "idle, $IDLE s:                  CPU $(awk -v c="$((cpu2 - cpu1))" -v w="$IDLE" 'BEGIN { printf "%.3f s (%.3f %% of a core)", c / 1000, c / 10 / w }'), requests $idle_requests ($((req2 - req1)) by reaper's count): $idle_lists resync lists, $idle_inspects inspects"
-  echo "  RSS after it:             $(kib "$rss2") (heap $(kib "$(field heap_kib "$s2")"))"
+  echo "then crash recovery:        requests $((settle_requests - run_requests)), CPU $(awk -v c="$((cpu_settled - cpu1))" 'BEGIN { printf "%.2f s", c / 1000 }'); RSS $(kib "$rss_settled") (heap $(kib "$(field heap_kib "$s_settled")")), peak so far $(kib "$hwm_settled")"
+  echo "idle, $IDLE s:                  CPU $(awk -v c="$((cpu2 - cpu_settled))" -v w="$IDLE" 'BEGIN { printf "%.3f s (%.3f %% of a core)", c / 1000, c / 10 / w }'), requests $idle_requests ($((req2 - req_settled)) by reaper's count): $idle_lists resync lists, $idle_inspects inspects"
+  echo "  RSS after it:             $(kib "$rss2") (heap $(kib "$(field heap_kib "$s2")")), peak $(kib "$hwm2")"
 } | tee "$top/tests/artifacts/bench_scale.txt"

@@ -73,7 +73,7 @@ def human(seconds):
         return "About a minute"
     if m < 60:
         return "%d minutes" % m
-    h = round(s / 3600)
+    h = int(s / 3600 + 0.5)  # as Go rounds, not Python
     if h == 1:
         return "About an hour"
     if h < 48:
@@ -118,6 +118,12 @@ class Sim:
         self.lock = threading.Lock()
         self.counts = {}
         self.list_body = None
+        # Inspect answers are made once, up front: a real engine answers in
+        # well under a millisecond, and a simulation slower than that would
+        # make reaper wait (and wake) more than a real engine does.
+        self.inspect_body = {
+            c["id"]: json.dumps(self.inspect(c), separators=(",", ":")).encode()
+            for c in self.containers}
 
     def count(self, kind):
         with self.lock:
@@ -404,10 +410,10 @@ class Handler(BaseHTTPRequestHandler):
         parts = path.split("/")
         if len(parts) == 4 and parts[1] == "containers" and parts[3] == "json":
             sim.count("inspect")
-            c = sim.by_id.get(unquote(parts[2]))
-            if not c:
+            body = sim.inspect_body.get(unquote(parts[2]))
+            if body is None:
                 return self.not_found("container: " + parts[2])
-            return self.send_json(sim.inspect(c))
+            return self.send_json(body=body)
         if path.startswith("/images/") and path.endswith("/json"):
             sim.count("image")
             img = sim.image(unquote(path[len("/images/"):-len("/json")]))
@@ -438,6 +444,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
+    # dockerd listens with Go's default backlog (the kernel's somaxconn); a
+    # unix socket whose backlog is full refuses at once.
+    request_queue_size = 4096
 
 
 def main():

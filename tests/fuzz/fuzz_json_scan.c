@@ -161,8 +161,8 @@ rp_fuzz_json_scan_run(const uint8_t *data, size_t size)
     return 0;
   const char *text = (const char *)data + JS_HEADER_LEN;
   size_t len = size - JS_HEADER_LEN;
-  /* jansson takes a NUL byte outside a string for the end of the text;
-   * here it is a byte that is not JSON.  Compared up to the first one. */
+  /* A NUL byte is never JSON here; jansson drops one that follows a
+   * number ("[1\0]" parses).  Compared up to the first one. */
   const char *nul = memchr(text, '\0', len);
   if (nul)
     len = (size_t)(nul - text);
