@@ -99,6 +99,9 @@ struct listing {
   bool complete;  /* the whole list answer is in */
   size_t next;    /* the next item to look at for an inspect */
   json_t *images; /* owned: image ids whose labels are not known yet */
+  /* owned: the same as a set: no quadratic look-up when every container
+   * has an image of its own */
+  json_t *images_asked;
   size_t next_image;
   bool want_tasks; /* some item carries swarm's task label */
   int inspecting;  /* inspects (containers, images, tasks) in flight */
@@ -154,19 +157,6 @@ query_done(struct rp_docker_track *t)
 /* --- workloads ---------------------------------------------------------- */
 
 #define LABEL_SWARM_TASK "com.docker.swarm.task.id"
-
-static bool
-json_array_contains_string(json_t *a, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach(a, i, v)
-  {
-    if (strcmp(json_string_value(v), s) == 0)
-      return true;
-  }
-  return false;
-}
 
 static char *
 image_path(const char *image)
@@ -792,6 +782,7 @@ listing_free(struct listing *l)
   }
   free(l->items);
   json_decref(l->images);
+  json_decref(l->images_asked);
   free(l->error);
   free(l);
 }
@@ -1158,8 +1149,10 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
   }
   l->n++;
   if (it->image && !json_object_get(t->image_labels, it->image) &&
-      !json_array_contains_string(l->images, it->image))
+      !json_object_get(l->images_asked, it->image)) {
+    json_object_set_new(l->images_asked, it->image, json_true());
     json_array_append_new(l->images, json_string(it->image));
+  }
   if (it->task_label && t->d->api.kind->swarm)
     l->want_tasks = true;
   return 0;
@@ -1190,6 +1183,7 @@ list_containers(void *ctx)
   struct listing *l = rp_xcalloc(1, sizeof(*l));
   l->t = t;
   l->images = json_array();
+  l->images_asked = json_object();
   l->asked_at = t->event_seq;
   cleanup_error struct rp_error *err = NULL;
   if (rp_dockerapi_list(&t->d->api, "/containers/json", list_item_cb,
