@@ -19,7 +19,9 @@
 
 struct rp_provider;
 
-/* How the provider reports to the core.  All borrowed; called on the loop. */
+/* How the provider reports to the core.  All borrowed; called on the loop.
+ * A reported workload's labels object is kept by reference: the provider
+ * never changes it afterwards. */
 struct rp_provider_hooks {
   void *core;
   /* A complete list: the tracker replaces what it had for this provider.
