@@ -117,8 +117,8 @@ podman)
   # systemd timers, and there is no systemd here (test_podman checks
   # start-first on podman without one).
   default_tests="test_podman test_recreate test_rollback test_strategies
-    test_drain test_crash test_events test_exclusions test_dry_run
-    test_budget"
+    test_drain test_crash test_crash_stop_lands test_lifecycle test_events
+    test_exclusions test_dry_run test_budget"
   ;;
 *) echo "integration: unknown suite $suite" >&2; exit 2 ;;
 esac
