@@ -1742,8 +1742,8 @@ recovery_decide_drain_replace(struct run *r)
   }
   if (!rc->cordoned) {
     recovery_end_now(r, RP_RECOVERY_NONE, true,
-                     "it is in service and its replace command had not run: "
-                     "it is due again");
+                     "its replace command had not run, and no drain of it is "
+                     "left to undo: it is due again");
     return;
   }
   if (!recovery_can(r, r->p->ops->uncordon, "uncordon"))
