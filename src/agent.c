@@ -239,51 +239,22 @@ static void stop_agent(struct agent *a, int exit_code);
 
 /* --- crash recovery ----------------------------------------------------- */
 
-/* Whether p's unfinished recycles are put right after a crash: by the core
- * (the runner's operations) or by the provider itself. */
+/* Whether p's unfinished recycles are put right after a crash (by the
+ * core's runner, with the provider's operations). */
 static bool
 recovers(const struct rp_provider *p)
 {
-  return rp_runner_recovers(p) || p->ops->recover;
-}
-
-struct recovery_ctx {
-  struct agent *a;
-  struct rp_provider *p;
-  json_t *begins; /* borrowed from a->unfinished: this provider's lines */
-};
-
-static json_t *
-begin_line_for(json_t *begins, const char *id)
-{
-  size_t i;
-  json_t *l;
-  json_array_foreach(begins, i, l)
-  {
-    const char *lid = json_string_value(json_object_get(l, "id"));
-    if (lid && strcmp(lid, id) == 0)
-      return l;
-  }
-  return NULL;
-}
-
-static void
-recovered_item_cb(void *arg, const struct rp_recovery *r)
-{
-  struct recovery_ctx *rc = arg;
-  rp_recycler_recovered(rc->a->recycler, rc->p->name,
-                        begin_line_for(rc->begins, r->id), r);
+  return rp_runner_recovers(p);
 }
 
 static void redecide_provider(struct agent *a, struct rp_provider *p);
 
+/* The recovery of p's unfinished recycles has ended; err: one could not
+ * even be looked at, and it is tried again. */
 static void
-recovery_done_cb(void *arg, const struct rp_error *err)
+recovery_done(struct agent *a, struct rp_provider *p,
+              const struct rp_error *err)
 {
-  struct recovery_ctx *rc = arg;
-  struct agent *a = rc->a;
-  struct rp_provider *p = rc->p;
-  free(rc);
   size_t i = provider_index(a, p);
   if (err) {
     /* Not knowing what a crash left behind, acting could make it worse:
@@ -303,8 +274,7 @@ recovery_done_cb(void *arg, const struct rp_error *err)
     return;
   }
   a->recovering[i] = false;
-  /* What the log named is settled; later recoveries (after the engine comes
-   * back) look only at what the provider finds. */
+  /* What the log named is settled. */
   json_object_del(a->unfinished, p->name);
   if (p->ops->resync)
     p->ops->resync(p);
@@ -341,18 +311,17 @@ core_recovery_item_done(void *arg, json_t *begin, const struct rp_error *retry)
   }
   if (--cr->pending > 0)
     return;
-  struct recovery_ctx *rc = rp_xcalloc(1, sizeof(*rc));
-  rc->a = cr->a;
-  rc->p = cr->p;
   struct rp_error *e = NULL;
   if (cr->first_error)
     rp_error_set(&e, RP_EENGINE, "%s", cr->first_error);
-  recovery_done_cb(rc, e);
+  recovery_done(cr->a, cr->p, e);
   rp_error_free(e);
   free(cr->first_error);
   free(cr);
 }
 
+/* The runner finishes or undoes each unfinished recycle of p with p's
+ * operations. */
 static void
 start_recovery(struct agent *a, struct rp_provider *p)
 {
@@ -367,7 +336,14 @@ start_recovery(struct agent *a, struct rp_provider *p)
   a->recovery_waits[pi] = false;
   json_t *begins = json_object_get(a->unfinished, p->name);
   size_t n = json_array_size(begins);
-  cleanup_free struct rp_unfinished *items = rp_xcalloc(n + 1, sizeof(*items));
+  if (n)
+    rp_warn("provider %s: %zu recycles were unfinished when reaper last "
+            "stopped: recovering",
+            p->name, n);
+  struct core_recovery *cr = rp_xcalloc(1, sizeof(*cr));
+  cr->a = a;
+  cr->p = p;
+  cr->pending = 1; /* this loop's own, released below */
   for (size_t k = 0; k < n; k++) {
     json_t *l = json_array_get(begins, k);
     const char *policy = json_string_value(json_object_get(l, "policy"));
@@ -375,10 +351,12 @@ start_recovery(struct agent *a, struct rp_provider *p)
         policy ? rp_config_policy(a->config, policy) : NULL;
     int st =
         rp_strategy_parse(json_string_value(json_object_get(l, "strategy")));
+    int kind = rp_kind_parse(json_string_value(json_object_get(l, "kind")));
     const char *order = json_string_value(json_object_get(l, "order"));
-    items[k] = (struct rp_unfinished){
+    struct rp_unfinished item = {
         .id = json_string_value(json_object_get(l, "id")),
         .name = json_string_value(json_object_get(l, "name")),
+        .kind = kind < 0 ? RP_KIND_CONTAINER : (enum rp_kind)kind,
         .strategy = st < 0 ? RP_STRATEGY_RECREATE : (enum rp_strategy)st,
         .grace_ms = pol ? pol->grace_ms : 30000,
         .health_timeout_ms = pol ? pol->health_timeout_ms : 60000,
@@ -387,41 +365,18 @@ start_recovery(struct agent *a, struct rp_provider *p)
         .replacement_id =
             json_string_value(json_object_get(l, "replacement_id")),
     };
-  }
-  if (n)
-    rp_warn("provider %s: %zu recycles were unfinished when reaper last "
-            "stopped: recovering",
-            p->name, n);
-  if (rp_runner_recovers(p)) {
-    /* The core finishes or undoes each with the runner's operations. */
-    struct core_recovery *cr = rp_xcalloc(1, sizeof(*cr));
-    cr->a = a;
-    cr->p = p;
-    cr->pending = 1; /* this loop's own, released below */
-    for (size_t k = 0; k < n; k++) {
-      if (!items[k].id)
-        continue;
-      cleanup_error struct rp_error *err = NULL;
-      cr->pending++;
-      if (rp_recycler_recover(a->recycler, p, &items[k],
-                              json_array_get(begins, k),
-                              core_recovery_item_done, cr, &err) != 0) {
-        cr->pending--;
-        if (!cr->first_error)
-          cr->first_error = rp_xstrdup(err ? err->message : "?");
-      }
+    if (!item.id)
+      continue;
+    cleanup_error struct rp_error *err = NULL;
+    cr->pending++;
+    if (rp_recycler_recover(a->recycler, p, &item, l, core_recovery_item_done,
+                            cr, &err) != 0) {
+      cr->pending--;
+      if (!cr->first_error)
+        cr->first_error = rp_xstrdup(err ? err->message : "?");
     }
-    core_recovery_item_done(cr, NULL, NULL);
-    return;
   }
-  struct recovery_ctx *rc = rp_xcalloc(1, sizeof(*rc));
-  rc->a = a;
-  rc->p = p;
-  rc->begins = begins;
-  cleanup_error struct rp_error *err = NULL;
-  if (p->ops->recover(p, items, n, recovered_item_cb, recovery_done_cb, rc,
-                      &err) != 0)
-    recovery_done_cb(rc, err);
+  core_recovery_item_done(cr, NULL, NULL);
 }
 
 struct sweep {

@@ -52,6 +52,14 @@ struct rp_recycle_spec {
   /* The policy's name, or NULL: a provider that marks its work in the
    * engine (a node drain, say) tells one policy's from another's. */
   const char *policy;
+  /* Crash recovery's preparation (src/runner.c), with only strategy,
+   * grace_ms and health_timeout_ms set: it only reads; it refuses nothing
+   * for the state the unfinished recycle itself left (a stopped task, a
+   * drained node, the host's marker) nor for any check of whether a recycle
+   * may begin; it answers RP_ENOTFOUND when the workload itself is gone
+   * (and for nothing else); and it says what the engine shows of the
+   * recycle's own work (rp_prepared.cordoned, .acted). */
+  bool recovery;
 };
 
 struct rp_recycle_result {
@@ -70,14 +78,15 @@ typedef void (*rp_recycle_cb)(void *arg, int status,
                               const struct rp_error *err);
 
 /* A recycle that the audit log says began and never ended (reaper died in
- * the middle of it).  Borrowed for the call. */
+ * the middle of it, or a failure left it half undone), for the core's crash
+ * recovery (src/runner.c).  Borrowed for the call. */
 struct rp_unfinished {
   const char *id;   /* the workload's id in its recycle.begin line */
   const char *name; /* its name then */
+  enum rp_kind kind;
   enum rp_strategy strategy;
-  int64_t grace_ms; /* for a stop that recovery must finish */
-  /* For the core's recovery (src/runner.c), from the log: */
-  int64_t health_timeout_ms; /* the policy's, for a replacement it starts */
+  int64_t grace_ms;          /* for a stop that recovery must finish */
+  int64_t health_timeout_ms; /* the policy's, for what recovery starts */
   bool start_first;          /* the recycle's order */
   /* The acting steps its recycle.step lines announced, in order (an array of
    * strings; NULL: not known, as for a recycle that failed in this run). */
@@ -85,9 +94,8 @@ struct rp_unfinished {
   const char *replacement_id; /* the last one a step line named, or NULL */
 };
 
-/* What recovery found and did about one unfinished recycle, or about one
- * piece of unfinished work the provider found on its own (e.g. a renamed
- * old container).  Borrowed for the callback. */
+/* What crash recovery (src/runner.c) found and did about one unfinished
+ * recycle.  Borrowed for the callback. */
 struct rp_recovery {
   const char *id;             /* the workload the recycle was about */
   const char *name;           /* its name (the original one) */
@@ -139,6 +147,16 @@ struct rp_prepared {
   /* drain-replace: a replace command that ran is final even when it failed
    * (the host's runs once per boot): nothing is undone after it. */
   bool replace_final;
+  /* Crash recovery's preparation only (rp_recycle_spec.recovery): what the
+   * engine shows of the recycle's own work, which the audit log can announce
+   * but not say landed.  cordoned: it is out of service by a recycle's
+   * cordon (a node drained under reaper's mark), which uncordon lifts.
+   * acted: the act that is never undone was taken, in words saying how the
+   * provider knows (a service's update under way or done; a replace command
+   * that ran, by the node's mark or the host's once-per-boot marker), or
+   * NULL. */
+  bool cordoned;
+  const char *acted;
 };
 typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
                                const struct rp_error *err);
@@ -256,11 +274,9 @@ struct rp_provider_ops {
                struct rp_error **err);
   int (*probe)(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
                struct rp_error **err);
-  /* Crash recovery of a recreate (src/runner.c): the replacement this
-   * provider's create made for old_id under `name`, by what the provider
-   * marked it with; cb gets its id, or NULL when there is none.  A provider
-   * that offers it is recovered by the core, with these operations; one that
-   * does not, by its own `recover` below. */
+  /* Crash recovery of a recreate beside (src/runner.c): the replacement
+   * this provider's create made for old_id under `name`, by what the
+   * provider marked it with; cb gets its id, or NULL when there is none. */
   int (*find_replacement)(struct rp_provider *p, const char *old_id,
                           const char *name, rp_created_cb cb, void *arg,
                           struct rp_error **err);
@@ -292,21 +308,21 @@ struct rp_provider_ops {
                  void *arg);
   void (*unwatch)(struct rp_provider *p, void *handle);
 
+  /* How crash recovery (src/runner.c) first looks at what an unfinished
+   * recycle left.  false: with probe (and find_replacement), for a provider
+   * whose operations act on ids alone.  true: by preparing the workload
+   * again (rp_recycle_spec.recovery), for a provider whose operations act
+   * only on what a preparation read (its plan, found by the workload's id)
+   * and whose preparation knows what a probe does not (a container whose
+   * task was deleted, a node's drain mark, the host's once-per-boot
+   * marker).  A fact of the provider the core cannot tell otherwise. */
+  bool recover_by_prepare;
+
   /* Optional.  Whether this agent may act on the provider's workloads now
    * (e.g. false while another agent holds the cluster's lease: this one
    * tracks and plans but does not act).  NULL means always.  When it turns
    * true, the provider calls hooks.state(up) so that held work goes. */
   bool (*may_act)(struct rp_provider *p);
-  /* Optional.  After reaper's own crash: puts right what unfinished
-   * recycles left in the engine (finishes a replacement that runs, or
-   * restores the old workload), for the items the audit log names and for
-   * what the provider finds of its own work.  item_cb runs for each, then
-   * done_cb once.  Returns -1 (no callback runs) when it cannot start.  The
-   * core acts on none of this provider's workloads until done_cb. */
-  int (*recover)(struct rp_provider *p, const struct rp_unfinished *items,
-                 size_t n, rp_recover_item_cb item_cb,
-                 void (*done_cb)(void *arg, const struct rp_error *err),
-                 void *arg, struct rp_error **err);
   /* Optional.  What the provider knows of its engine now, for plan and
    * /status: a new object with any of "engine" (its name and version),
    * "api_version" (the version of its API spoken) and "api" (how that

@@ -183,49 +183,6 @@ rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg), void *arg)
   r->change_arg = arg;
 }
 
-void
-rp_recycler_recovered(struct rp_recycler *r, const char *provider,
-                      json_t *begin, const struct rp_recovery *rec)
-{
-  static const char *const keep[] = {"kind",      "id",         "name",
-                                     "policy",    "started_at", "age_s",
-                                     "max_age_s", "strategy"};
-  cleanup_json json_t *f = json_object();
-  json_object_set_new(f, "provider", json_string(provider));
-  for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
-    json_t *v = begin ? json_object_get(begin, keep[i]) : NULL;
-    if (v)
-      json_object_set(f, keep[i], v);
-  }
-  if (!begin) {
-    json_object_set_new(f, "kind", json_string("container"));
-    json_object_set_new(f, "id", json_string(rec->id));
-    json_object_set_new(f, "name", json_string(rec->name ? rec->name : ""));
-    json_object_set_new(f, "policy", json_null());
-    json_object_set_new(f, "started_at", json_null());
-    json_object_set_new(f, "age_s", json_integer(0));
-    json_object_set_new(f, "max_age_s", json_integer(0));
-  }
-  if (begin)
-    json_object_set(f, "begun_at", json_object_get(begin, "ts"));
-  json_object_set_new(f, "action", json_string(rec->action));
-  json_object_set_new(f, "replacement_id",
-                      rec->replacement_id ? json_string(rec->replacement_id)
-                                          : json_null());
-  json_object_set_new(f, "detail", json_string(rec->detail ? rec->detail : ""));
-  json_object_set_new(f, "ok", json_boolean(rec->ok));
-  if (rec->ok)
-    rp_warn("recovered the unfinished recycle of %s (%.12s): %s: %s",
-            rec->name ? rec->name : "?", rec->id, rec->action,
-            rec->detail ? rec->detail : "");
-  else
-    rp_err("could not recover the unfinished recycle of %s (%.12s): %s",
-           rec->name ? rec->name : "?", rec->id,
-           rec->detail ? rec->detail : "");
-  append(r, "recycle.recovered", f, audit_logged_cb,
-         (void *)(uintptr_t) "recycle.recovered");
-}
-
 enum rp_strategy
 rp_recycle_strategy(const struct rp_policy *p, const struct rp_entry *e)
 {
@@ -769,6 +726,41 @@ struct recovery_op {
   void *arg;
 };
 
+/* Writes recycle.recovered for what the core's crash recovery did, with the
+ * members of the recycle.begin line that was never ended (borrowed). */
+static void
+recovered_write(struct rp_recycler *r, const char *provider, json_t *begin,
+                const struct rp_recovery *rec)
+{
+  static const char *const keep[] = {"kind",      "id",         "name",
+                                     "policy",    "started_at", "age_s",
+                                     "max_age_s", "strategy"};
+  cleanup_json json_t *f = json_object();
+  json_object_set_new(f, "provider", json_string(provider));
+  for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
+    json_t *v = json_object_get(begin, keep[i]);
+    if (v)
+      json_object_set(f, keep[i], v);
+  }
+  json_object_set(f, "begun_at", json_object_get(begin, "ts"));
+  json_object_set_new(f, "action", json_string(rec->action));
+  json_object_set_new(f, "replacement_id",
+                      rec->replacement_id ? json_string(rec->replacement_id)
+                                          : json_null());
+  json_object_set_new(f, "detail", json_string(rec->detail ? rec->detail : ""));
+  json_object_set_new(f, "ok", json_boolean(rec->ok));
+  if (rec->ok)
+    rp_warn("recovered the unfinished recycle of %s (%.12s): %s: %s",
+            rec->name ? rec->name : "?", rec->id, rec->action,
+            rec->detail ? rec->detail : "");
+  else
+    rp_err("could not recover the unfinished recycle of %s (%.12s): %s",
+           rec->name ? rec->name : "?", rec->id,
+           rec->detail ? rec->detail : "");
+  append(r, "recycle.recovered", f, audit_logged_cb,
+         (void *)(uintptr_t) "recycle.recovered");
+}
+
 static void
 core_recovered_cb(void *arg, const struct rp_recovery *rec)
 {
@@ -778,7 +770,7 @@ core_recovered_cb(void *arg, const struct rp_recovery *rec)
   if (rec->retry)
     rp_error_set(&retry, RP_EENGINE, "%s", rec->detail ? rec->detail : "?");
   else
-    rp_recycler_recovered(r, ro->provider, ro->begin, rec);
+    recovered_write(r, ro->provider, ro->begin, rec);
   r->n_recovering--;
   if (ro->done)
     ro->done(ro->arg, ro->begin, retry);

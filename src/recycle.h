@@ -93,13 +93,6 @@ void rp_recycler_on_unsettled(struct rp_recycler *r,
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
                            void *arg);
 
-/* Writes recycle.recovered for what a provider's crash recovery did.
- * begin (borrowed, may be NULL) is the recycle.begin line that was never
- * ended, for the members every recycle line carries; without it (work the
- * provider found on its own) those are filled from r alone. */
-void rp_recycler_recovered(struct rp_recycler *r, const char *provider,
-                           json_t *begin, const struct rp_recovery *rec);
-
 /* Recovers one unfinished recycle of p with the core's runner
  * (rp_runner_recovers(p)): its steps announced, recycle.recovered written
  * from begin (the recycle.begin line) and what was done; then done(arg,

@@ -1363,24 +1363,44 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
  * A recycle the audit log says began and never ended (reaper died in it, or
  * a failure left it half undone): what is left of it in the engine is
  * looked at, and it is finished or undone with the same operations, each
- * acting step announced as in a recycle.  The rule: once the old
- * workload's stop was asked for, the replacement goes on (the old one is
- * going down anyway); before that, the old one gets its name back and runs.
- * Either way the workload ends running and staying up: a stop asked for
- * before the crash may land after it (the engine finishes a stop that its
- * client abandoned), so it is asked for again, which returns once it has
- * landed, before anything is started again. */
+ * acting step announced as in a recycle.  The looks: the workload probed
+ * (and, for a recreate beside it, its replacement found and probed), or,
+ * for a provider whose operations act only on a preparation's plan
+ * (ops->recover_by_prepare), the workload prepared again, reading only
+ * (spec.recovery), which also says what the engine shows of the recycle's
+ * own work (a node's drain, an act that is never undone).  The rules, by
+ * strategy (recovery_decide):
+ *
+ *   recreate beside, restart, stop, remove: once the old workload's stop
+ *     was asked for, the recycle goes on (the old one is going down
+ *     anyway); before that, the old one gets its name back and runs, or,
+ *     running untouched, is left alone (due again).  A stop asked for
+ *     before the crash may land after it (the engine finishes a stop that
+ *     its client abandoned), so it is asked for again, which returns once it
+ *     has landed, before anything is started again; what is started must
+ *     stay up.
+ *   recreate in place: the same, the rest being stop, reset, start; once
+ *     its start was announced and it runs, nothing was left half done.
+ *   force-update: an update announced and taken by the engine is the
+ *     engine's to carry on: waited for until settled (probe no longer
+ *     pending), and reported as the engine ended it.
+ *   drain-replace: once the replace command ran (the provider's fact, or
+ *     announced and the workload since went down) nothing is undone: a
+ *     workload that is down is removed, one still up goes by itself; before
+ *     that, a drain is undone (uncordon). */
 
 struct recovery {
   rp_recover_item_cb cb;
   void *arg;
   json_t *steps;   /* owned: what the log announced, or NULL */
   char *repl_id;   /* owned: the replacement the log named, or NULL */
-  char found[256]; /* what was found, for the detail */
+  char *acted;     /* owned: rp_prepared.acted, or NULL */
+  char found[512]; /* what was found, for the detail */
   const char *action;
   bool undo_only; /* it was only undone (the old one given back) */
   bool retry;     /* it could not look: nothing decided */
   bool old_exists, old_running, old_renamed, new_exists, new_running;
+  bool cordoned; /* rp_prepared.cordoned */
 };
 
 static bool
@@ -1402,7 +1422,32 @@ recovery_free(struct recovery *rc)
 {
   json_decref(rc->steps);
   free(rc->repl_id);
+  free(rc->acted);
   free(rc);
+}
+
+/* What "finished" and "rolled back" mean, in words, by strategy. */
+static const char *
+finished_words(const struct run *r)
+{
+  if (r->strategy == RP_STRATEGY_RECREATE)
+    return r->in_place ? "finished: it runs on a fresh filesystem"
+                       : "finished: the replacement runs";
+  return "finished";
+}
+
+static const char *
+rolled_back_words(const struct run *r)
+{
+  switch (r->strategy) {
+  case RP_STRATEGY_FORCE_UPDATE:
+    return "rolled back by the engine";
+  case RP_STRATEGY_DRAIN_REPLACE:
+    return "rolled back: its drain is undone";
+  default:
+    return r->in_place ? "rolled back: it runs again"
+                       : "rolled back: the old one runs under its name";
+  }
 }
 
 /* finish() of a recovery: what was found and done, for recycle.recovered. */
@@ -1422,11 +1467,13 @@ recovered_cb(void *arg, int status, const struct rp_recycle_result *res,
   } else if (status == 0) {
     ok = true;
     /* Nothing found, nothing runs: a restarted workload that is gone is no
-     * replacement of itself. */
-    if (rc->old_exists || rc->new_exists)
+     * replacement of itself; and nothing done, nothing replaced. */
+    if ((rc->old_exists || rc->new_exists) &&
+        strcmp(action, RP_RECOVERY_NONE) != 0)
       now_running = res ? res->replacement_id : NULL;
   } else if (res && res->rolled_back) {
-    /* Going on failed, and was undone: the old one runs again. */
+    /* Going on failed, and was undone (or the engine undid it): the old one
+     * runs again. */
     action = RP_RECOVERY_ROLLED_BACK;
     ok = true;
     now_running = r->id;
@@ -1434,13 +1481,11 @@ recovered_cb(void *arg, int status, const struct rp_recycle_result *res,
     ok = false;
   }
   cleanup_free char *detail = rp_xasprintf(
-      "%s; %s%s%s", rc->found,
-      !ok                                     ? "not put right"
-      : strcmp(action, RP_RECOVERY_NONE) == 0 ? "nothing to do"
-      : strcmp(action, RP_RECOVERY_ROLLED_BACK) == 0
-          ? "rolled back: the old one runs under its name"
-      : r->strategy == RP_STRATEGY_RECREATE ? "finished: the replacement runs"
-                                            : "finished",
+      "%s%s%s%s%s", rc->found, *rc->found ? "; " : "",
+      !ok                                            ? "not put right"
+      : strcmp(action, RP_RECOVERY_NONE) == 0        ? "nothing to do"
+      : strcmp(action, RP_RECOVERY_ROLLED_BACK) == 0 ? rolled_back_words(r)
+                                                     : finished_words(r),
       err && !ok ? ": " : "", err && !ok ? err->message : "");
   struct rp_recovery out = {
       .id = r->id,
@@ -1483,17 +1528,32 @@ recovery_run(struct run *r, const enum step *prog, size_t n)
   advance(r);
 }
 
-/* Gives the old workload back its name and a running state, through the
- * undoing steps. */
+/* Gives the old workload back its name and a running state (or lifts its
+ * drain), through the undoing steps from `from`. */
 static void
-recovery_undo(struct run *r)
+recovery_undo(struct run *r, const char *action, enum undo from)
 {
-  r->rec->action = RP_RECOVERY_ROLLED_BACK;
+  r->rec->action = action;
   r->rec->undo_only = true;
   r->undoing = true;
   r->undo_ok = true;
-  r->undo = U_UNCORDON;
+  r->undo = from;
   undo_next(r);
+}
+
+/* Whether the provider offers an operation (have) that the recovery chosen
+ * needs: false, and the recovery ended as not put right, when it does
+ * not. */
+static bool
+recovery_can(struct run *r, bool have, const char *op)
+{
+  if (have)
+    return true;
+  cleanup_free char *why =
+      rp_xasprintf("provider type %s cannot %s, which this recovery needs",
+                   r->p->ops->type, op);
+  recovery_end_now(r, RP_RECOVERY_NONE, false, why);
+  return false;
 }
 
 static const enum step recover_forward_stop_first[] = {
@@ -1502,91 +1562,217 @@ static const enum step recover_forward_start_first[] = {
     ST_START_NEW, ST_READY, ST_SURVIVE, ST_STOP_OLD, ST_REMOVE_OLD};
 static const enum step recover_replacement_only[] = {ST_START_NEW, ST_READY,
                                                      ST_SURVIVE};
+static const enum step recover_in_place[] = {
+    ST_STOP_OLD, ST_RESET, ST_START_SAME, ST_READY, ST_SURVIVE};
 static const enum step recover_stop[] = {ST_STOP_OLD};
 static const enum step recover_remove[] = {ST_STOP_OLD, ST_REMOVE_OLD};
+static const enum step recover_settle[] = {ST_SETTLED};
+static const enum step recover_remove_replaced[] = {ST_REMOVE_OLD};
+
+/* What was found, in words, for the detail. */
+static void
+recovery_found(struct run *r)
+{
+  struct recovery *rc = r->rec;
+  bool engine_work = r->strategy == RP_STRATEGY_FORCE_UPDATE ||
+                     r->strategy == RP_STRATEGY_DRAIN_REPLACE;
+  size_t n = sizeof(rc->found);
+  snprintf(rc->found, n, "found: %s%s%s", r->name,
+           !rc->old_exists   ? " gone"
+           : rc->old_renamed ? " renamed"
+                             : "",
+           !rc->old_exists   ? ""
+           : rc->old_running ? (engine_work ? " and up" : " and running")
+                             : (engine_work ? " and down" : " and stopped"));
+  size_t used = strlen(rc->found);
+  if (r->strategy == RP_STRATEGY_RECREATE && !r->in_place)
+    used +=
+        (size_t)snprintf(rc->found + used, n - used, ", %s%s",
+                         rc->new_exists ? "its replacement " : "no replacement",
+                         !rc->new_exists   ? ""
+                         : rc->new_running ? "running"
+                                           : "not running");
+  if (used < n && rc->cordoned)
+    used += (size_t)snprintf(rc->found + used, n - used,
+                             ", out of service by a recycle's drain");
+  if (used < n && rc->acted)
+    snprintf(rc->found + used, n - used, "; %s", rc->acted);
+}
+
+/* A stop of the old workload asked for before (or not known not to be):
+ * it may still land, and is asked for again before anything starts. */
+static void
+recovery_note_stop(struct run *r, bool stop_asked)
+{
+  struct recovery *rc = r->rec;
+  if (stop_asked && rc->old_exists) {
+    r->stop_unsettled = true;
+    r->stopped_old = !rc->old_running;
+  }
+}
+
+static void
+recovery_decide_beside(struct run *r, bool stop_asked)
+{
+  struct recovery *rc = r->rec;
+  if (!rc->old_exists && !rc->new_exists) {
+    recovery_end_now(r, RP_RECOVERY_NONE, false,
+                     "neither the workload nor a replacement exists");
+    return;
+  }
+  if (!recovery_can(r, r->p->ops->rename, "rename") ||
+      !recovery_can(r, r->p->ops->start_workload, "start") ||
+      !recovery_can(r, r->p->ops->stop_workload, "stop") ||
+      !recovery_can(r, r->p->ops->remove, "remove") ||
+      !recovery_can(r, r->p->ops->probe, "probe"))
+    return;
+  r->created = rc->new_exists;
+  if (rc->new_exists)
+    r->new_id = rp_xstrdup(rc->repl_id);
+  if (!rc->old_exists) {
+    /* The old one went (auto-remove, or the remove had landed): the
+     * replacement is all there is. */
+    r->running_before = false;
+    r->keep_replacement = true;
+    recovery_run(r, recover_replacement_only,
+                 RP_ARRAY_LEN(recover_replacement_only));
+    return;
+  }
+  if (rc->new_exists && stop_asked) {
+    if (r->want_start_first)
+      recovery_run(r, recover_forward_start_first,
+                   RP_ARRAY_LEN(recover_forward_start_first));
+    else
+      recovery_run(r, recover_forward_stop_first,
+                   RP_ARRAY_LEN(recover_forward_stop_first));
+    return;
+  }
+  if (!rc->new_exists && !rc->old_renamed && rc->old_running && !stop_asked) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "the recycle had not begun in the engine");
+    return;
+  }
+  if (!rc->old_running)
+    r->stopped_old = true;
+  recovery_undo(r, RP_RECOVERY_ROLLED_BACK, U_UNCORDON);
+}
+
+/* The workload keeps its id: stop, reset, start (rp_prepared.in_place). */
+static void
+recovery_decide_in_place(struct run *r, bool stop_asked)
+{
+  struct recovery *rc = r->rec;
+  if (!recovery_can(r, r->p->ops->reset, "reset") ||
+      !recovery_can(r, r->p->ops->start_workload, "start") ||
+      !recovery_can(r, r->p->ops->stop_workload, "stop") ||
+      !recovery_can(r, r->p->ops->probe, "probe"))
+    return;
+  if (rc->old_running && rc->steps && announced(rc, "start")) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "its start on a fresh filesystem was asked for, and it "
+                     "runs: nothing was left half done");
+    return;
+  }
+  if (rc->old_running && !stop_asked) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "the recycle had not begun in the engine");
+    return;
+  }
+  if (stop_asked) {
+    /* Whatever the reset and start had come to: the rest again, from a
+     * stop that lands (a no-op on one that is down). */
+    recovery_run(r, recover_in_place, RP_ARRAY_LEN(recover_in_place));
+    return;
+  }
+  /* Down, nothing of the recycle done: started again (after a stop that
+   * clears what a dead task left), and it must stay up. */
+  r->stopped_old = true;
+  r->stop_unsettled = true;
+  recovery_undo(r, RP_RECOVERY_ROLLED_BACK, U_LAND_STOP);
+}
+
+static void
+recovery_decide_update(struct run *r)
+{
+  struct recovery *rc = r->rec;
+  if (!rc->old_exists) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true, "it is gone");
+    return;
+  }
+  if (rc->steps && !announced(rc, "update")) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "its update had not been asked for: it is due again");
+    return;
+  }
+  if (!rc->acted) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "the engine shows no update of it: it is due again");
+    return;
+  }
+  /* The engine carries its update on by itself: waited for, and reported
+   * as it ended (done, or undone by the engine). */
+  recovery_run(r, recover_settle, RP_ARRAY_LEN(recover_settle));
+}
+
+static void
+recovery_decide_drain_replace(struct run *r)
+{
+  struct recovery *rc = r->rec;
+  if (!rc->old_exists) {
+    recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
+    return;
+  }
+  /* A workload that went down after its replace command was asked for went
+   * as the command meant, whatever the provider could note of it. */
+  bool replaced = rc->acted || (announced(rc, "replace") && !rc->old_running);
+  /* Never undone from here on, should the remove fail. */
+  r->replaced = replaced;
+  if (replaced && !rc->old_running) {
+    if (!recovery_can(r, r->p->ops->remove, "remove"))
+      return;
+    recovery_run(r, recover_remove_replaced,
+                 RP_ARRAY_LEN(recover_remove_replaced));
+    return;
+  }
+  if (replaced) {
+    recovery_end_now(r, RP_RECOVERY_FINISHED, true,
+                     "its replace command ran: nothing is undone, and it "
+                     "goes by itself");
+    return;
+  }
+  if (!rc->cordoned) {
+    recovery_end_now(r, RP_RECOVERY_NONE, true,
+                     "its replace command had not run, and no drain of it is "
+                     "left to undo: it is due again");
+    return;
+  }
+  if (!recovery_can(r, r->p->ops->uncordon, "uncordon"))
+    return;
+  r->cordoned = true;
+  recovery_undo(r, RP_RECOVERY_ROLLED_BACK, U_UNCORDON);
+}
 
 static void
 recovery_decide(struct run *r)
 {
   struct recovery *rc = r->rec;
+  recovery_found(r);
+  r->running_before = true; /* only running workloads are recycled */
+  r->renamed = rc->old_renamed;
   /* Unknown steps (a failure in this run left it): a stop may have been
    * asked for. */
   bool stop_asked = !rc->steps || announced(rc, "stop-old") ||
-                    announced(rc, "restart") || announced(rc, "remove-old");
-  snprintf(rc->found, sizeof(rc->found), "found: %s%s%s", r->name,
-           !rc->old_exists   ? " gone"
-           : rc->old_renamed ? " renamed"
-                             : "",
-           !rc->old_exists   ? ""
-           : rc->old_running ? " and running"
-                             : " and stopped");
-  if (r->strategy == RP_STRATEGY_RECREATE) {
-    size_t used = strlen(rc->found);
-    snprintf(rc->found + used, sizeof(rc->found) - used, ", %s%s",
-             rc->new_exists ? "its replacement " : "no replacement",
-             !rc->new_exists   ? ""
-             : rc->new_running ? "running"
-                               : "not running");
-  }
-  r->running_before = true; /* only running workloads are recycled */
-  r->renamed = rc->old_renamed;
-  if (stop_asked && rc->old_exists) {
-    r->stop_unsettled = true;
-    r->stopped_old = !rc->old_running;
-  }
+                    announced(rc, "restart") || announced(rc, "remove-old") ||
+                    announced(rc, "reset") || announced(rc, "start");
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE:
-    if (!rc->old_exists && !rc->new_exists) {
-      recovery_end_now(r, RP_RECOVERY_NONE, false,
-                       "neither the workload nor a replacement exists");
-      return;
-    }
-    r->created = rc->new_exists;
-    if (rc->new_exists)
-      r->new_id = rp_xstrdup(rc->repl_id);
-    if (!rc->old_exists) {
-      /* The old one went (auto-remove, or the remove had landed): the
-       * replacement is all there is. */
-      r->running_before = false;
-      r->keep_replacement = true;
-      recovery_run(r, recover_replacement_only,
-                   RP_ARRAY_LEN(recover_replacement_only));
-      return;
-    }
-    if (rc->new_exists && stop_asked) {
-      if (r->want_start_first)
-        recovery_run(r, recover_forward_start_first,
-                     RP_ARRAY_LEN(recover_forward_start_first));
-      else
-        recovery_run(r, recover_forward_stop_first,
-                     RP_ARRAY_LEN(recover_forward_stop_first));
-      return;
-    }
-    if (!rc->new_exists && !rc->old_renamed && rc->old_running && !stop_asked) {
-      recovery_end_now(r, RP_RECOVERY_NONE, true,
-                       "the recycle had not begun in the engine");
-      return;
-    }
-    if (!rc->old_running)
-      r->stopped_old = true;
-    recovery_undo(r);
+    recovery_note_stop(r, stop_asked);
+    if (r->in_place)
+      recovery_decide_in_place(r, stop_asked);
+    else
+      recovery_decide_beside(r, stop_asked);
     return;
   case RP_STRATEGY_RESTART:
-    if (!rc->old_exists) {
-      recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
-      return;
-    }
-    /* Up again and staying up, whatever the restart had come to. */
-    r->stopped_old = true;
-    r->rec->action = RP_RECOVERY_FINISHED;
-    r->rec->undo_only = true;
-    r->undoing = true;
-    r->undo_ok = true;
-    r->undo = U_LAND_STOP;
-    undo_next(r);
-    return;
-  case RP_STRATEGY_STOP:
-  case RP_STRATEGY_REMOVE:
     if (!rc->old_exists) {
       recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
       return;
@@ -1596,10 +1782,47 @@ recovery_decide(struct run *r)
                        "it runs untouched, and is due again");
       return;
     }
+    if (!recovery_can(r, r->p->ops->start_workload, "start") ||
+        !recovery_can(r, r->p->ops->stop_workload, "stop"))
+      return;
+    /* Up again and staying up, whatever the restart had come to: a stop
+     * landed first (a no-op on one that is down). */
+    r->stopped_old = true;
+    r->stop_unsettled = true;
+    recovery_undo(r, RP_RECOVERY_FINISHED, U_LAND_STOP);
+    return;
+  case RP_STRATEGY_STOP:
+  case RP_STRATEGY_REMOVE:
+    recovery_note_stop(r, stop_asked);
+    if (!rc->old_exists) {
+      recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
+      return;
+    }
+    if (!stop_asked && rc->old_running) {
+      recovery_end_now(r, RP_RECOVERY_NONE, true,
+                       "it runs untouched, and is due again");
+      return;
+    }
+    if (!recovery_can(r, r->p->ops->stop_workload, "stop"))
+      return;
     if (r->strategy == RP_STRATEGY_STOP)
       recovery_run(r, recover_stop, RP_ARRAY_LEN(recover_stop));
-    else
+    else if (recovery_can(r, r->p->ops->remove, "remove"))
       recovery_run(r, recover_remove, RP_ARRAY_LEN(recover_remove));
+    return;
+  case RP_STRATEGY_FORCE_UPDATE:
+  case RP_STRATEGY_DRAIN_REPLACE:
+    /* What the engine shows of its own work is the preparation's to say. */
+    if (!r->p->ops->recover_by_prepare) {
+      recovery_end_now(r, RP_RECOVERY_NONE, false,
+                       "only a provider that recovers by its preparation can "
+                       "say what the engine did of this strategy");
+      return;
+    }
+    if (r->strategy == RP_STRATEGY_FORCE_UPDATE)
+      recovery_decide_update(r);
+    else
+      recovery_decide_drain_replace(r);
     return;
   default:
     recovery_end_now(r, RP_RECOVERY_NONE, false,
@@ -1636,7 +1859,7 @@ static void
 recovery_look_new(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
-  if (!r->rec->repl_id) {
+  if (!r->rec->repl_id || !r->p->ops->probe) {
     recovery_decide(r);
     return;
   }
@@ -1658,21 +1881,13 @@ recovery_found_cb(void *arg, const char *id, const struct rp_error *err)
   recovery_look_new(r);
 }
 
+/* The old workload looked at: a recreate beside it looks for its
+ * replacement too. */
 static void
-recovery_old_probed_cb(void *arg, const struct rp_probe *st,
-                       const struct rp_error *err)
+recovery_looked_old(struct run *r)
 {
-  struct run *r = arg;
-  if (err) {
-    recovery_failed_look(r, "the workload", err);
-    return;
-  }
   struct recovery *rc = r->rec;
-  rc->old_exists = st->exists;
-  rc->old_running = st->exists && st->running;
-  rc->old_renamed =
-      st->exists && st->name && strcmp(st->name, r->old_name) == 0;
-  if (r->strategy != RP_STRATEGY_RECREATE) {
+  if (r->strategy != RP_STRATEGY_RECREATE || r->in_place) {
     recovery_decide(r);
     return;
   }
@@ -1687,12 +1902,89 @@ recovery_old_probed_cb(void *arg, const struct rp_probe *st,
     recovery_failed_look(r, "the replacement", e);
 }
 
+static void
+recovery_old_probed_cb(void *arg, const struct rp_probe *st,
+                       const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    recovery_failed_look(r, "the workload", err);
+    return;
+  }
+  struct recovery *rc = r->rec;
+  rc->old_exists = st->exists;
+  rc->old_running = st->exists && st->running;
+  rc->old_renamed =
+      st->exists && st->name && strcmp(st->name, r->old_name) == 0;
+  recovery_looked_old(r);
+}
+
+/* A preparation that refuses would refuse again: said, not tried again. */
+static bool
+refusal(const struct rp_error *err)
+{
+  return err->code == RP_EREFUSED || err->code == RP_ECONFLICT ||
+         err->code == RP_ECONFIG || err->code == EINVAL || err->code == ENOTSUP;
+}
+
+static void
+recovery_prepared_cb(void *arg, const struct rp_prepared *pr,
+                     const struct rp_error *err)
+{
+  struct run *r = arg;
+  struct recovery *rc = r->rec;
+  if (err && err->code != RP_ENOTFOUND) {
+    if (!refusal(err)) {
+      recovery_failed_look(r, "the workload", err);
+      return;
+    }
+    cleanup_free char *why =
+        rp_xasprintf("its preparation refused: %s", err->message);
+    recovery_end_now(r, RP_RECOVERY_NONE, false, why);
+    return;
+  }
+  if (!err) {
+    r->plan = pr->plan;
+    rc->old_exists = true;
+    rc->old_running = pr->running;
+    rc->old_renamed = pr->name && strcmp(pr->name, r->old_name) == 0;
+    rc->cordoned = pr->cordoned;
+    rc->acted = pr->acted ? rp_xstrdup(pr->acted) : NULL;
+    r->in_place = pr->in_place;
+    r->replace_final = pr->replace_final;
+    if (pr->settle_ms > 0)
+      r->settle_ms = pr->settle_ms;
+    if (pr->details) {
+      json_object_update(r->details, pr->details);
+      r->pdetails = json_incref(pr->details);
+    }
+  }
+  recovery_looked_old(r);
+}
+
+/* The first look by a preparation (ops->recover_by_prepare). */
+static int
+recovery_prepare(struct run *r, enum rp_kind kind, struct rp_error **err)
+{
+  struct rp_workload *w = rp_workload_new(r->p->name, kind, r->id, r->name, 0);
+  struct rp_recycle_spec spec = {
+      .strategy = r->strategy,
+      .order = r->want_start_first ? RP_ORDER_START_FIRST : RP_ORDER_STOP_FIRST,
+      .grace_ms = r->grace_ms,
+      .health_timeout_ms = r->health_timeout_ms,
+      .recovery = true,
+  };
+  int rc = r->p->ops->prepare(r->p, w, &spec, recovery_prepared_cb, r, err);
+  rp_workload_free(w);
+  if (rc == 0)
+    r->prepared = true;
+  return rc;
+}
+
 bool
 rp_runner_recovers(const struct rp_provider *p)
 {
-  return rp_runner_handles(p) && p->ops->find_replacement && p->ops->probe &&
-         p->ops->rename && p->ops->start_workload && p->ops->stop_workload &&
-         p->ops->remove;
+  return rp_runner_handles(p) && (p->ops->recover_by_prepare || p->ops->probe);
 }
 
 int
@@ -1715,6 +2007,8 @@ rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
   r->grace_ms = item->grace_ms;
   r->health_timeout_ms =
       item->health_timeout_ms > 0 ? item->health_timeout_ms : 60000;
+  /* The engine's own work, unless the preparation knows better. */
+  r->settle_ms = r->health_timeout_ms;
   r->id = rp_xstrdup(item->id);
   r->name = rp_xstrdup(item->name ? item->name : item->id);
   r->old_name = rp_xasprintf("%s%s", r->name, RP_RUNNER_OLD_SUFFIX);
@@ -1731,7 +2025,10 @@ rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
   r->rec->action = RP_RECOVERY_NONE;
   uv_timer_init(env->loop, &r->timer);
   r->timer.data = r;
-  if (p->ops->probe(p, r->id, recovery_old_probed_cb, r, err) != 0) {
+  int rc = p->ops->recover_by_prepare
+               ? recovery_prepare(r, item->kind, err)
+               : p->ops->probe(p, r->id, recovery_old_probed_cb, r, err);
+  if (rc != 0) {
     r->finished = true;
     uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
     return -1;

@@ -184,15 +184,6 @@ resync(struct rp_provider *p)
   rp_ctrd_track_resync(p->ctx);
 }
 
-static int
-recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
-        rp_recover_item_cb item_cb,
-        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
-        struct rp_error **err)
-{
-  return rp_ctrd_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
-}
-
 void
 rp_ctrd_check_stopped(struct rp_ctrd *c)
 {
@@ -250,7 +241,9 @@ const struct rp_provider_ops rp_provider_containerd = {
     .probe = rp_ctrd_op_probe,
     /* No watch: the runner looks by itself (track.c's events are the
      * tracker's). */
-    .recover = recover,
+    /* Its operations act on a preparation's plan, and a probe sees only a
+     * task: crash recovery prepares a container again to look at it. */
+    .recover_by_prepare = true,
     .stop = stop,
     .destroy = destroy,
 };

@@ -7,7 +7,10 @@
  *                 stop, reset, start, restart, remove, drain, probe)
  *   image.c       an image's layer chain id (what a fresh rootfs is
  *                 prepared from), OCI spec details
- *   recover.c     finishing what a crash of reaper left half done
+ *
+ * Crash recovery is the core's (src/runner.c): it prepares a container
+ * again (ops.c, reading only) and finishes or undoes its recycle with these
+ * operations.
  *
  * A workload is a container with a running task: id "NAMESPACE/ID", name
  * ID, labels the container's labels, started at its task's process start. */
@@ -295,15 +298,5 @@ int rp_ctrd_op_drain(struct rp_provider *p, const char *id,
                      rp_drained_cb cb, void *arg, struct rp_error **err);
 int rp_ctrd_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
                      void *arg, struct rp_error **err);
-
-/* --- recover.c ------------------------------------------------------------ */
-
-/* Crash recovery: each unfinished recycle prepared again and finished from
- * where the container is, through the operations above (a running task
- * means nothing is left to do). */
-int rp_ctrd_recover(struct rp_ctrd *c, const struct rp_unfinished *items,
-                    size_t n, rp_recover_item_cb item_cb,
-                    void (*done_cb)(void *arg, const struct rp_error *err),
-                    void *arg, struct rp_error **err);
 
 #endif

@@ -9,7 +9,10 @@
  *                   snapshot.  A recreate that cannot be done fails here,
  *                   before anything is stopped.  recreate is in place: the
  *                   container keeps its id, spec, labels, image, snapshotter
- *                   and snapshot key, and only its rootfs is renewed.
+ *                   and snapshot key, and only its rootfs is renewed.  The
+ *                   same for crash recovery (spec.recovery), which it tells
+ *                   whether the task runs, and RP_ENOTFOUND only when the
+ *                   container is gone.
  *   stop_workload   Kill with the container's stop signal, Wait up to the
  *                   grace period, Kill SIGKILL to every process, Wait; then
  *                   Delete the task (a container keeps one task at most)
@@ -1022,6 +1025,11 @@ static void
 prep_fail(struct prep *pp, const struct rp_error *err, const char *what)
 {
   struct rp_error *e = rp_error_dup(err);
+  /* Only the container's own absence is its being gone (what crash
+   * recovery's preparation answers RP_ENOTFOUND for): once it was read, an
+   * image or a snapshot not found is a preparation that cannot be made. */
+  if (e->code == RP_ENOTFOUND && pp->labels)
+    e->code = RP_ECONFLICT;
   rp_error_prefix(&e, "%s", what);
   prep_end(pp, e);
   rp_error_free(e);

@@ -23,15 +23,10 @@ struct rp_host {
   char boot_id[40];
   char *marker;     /* owned: the once-per-boot marker's path */
   char **env;       /* owned, NULL-terminated: what drain and replace get */
-  uv_timer_t defer; /* reports and recovery run from the loop, not inside
-                       the core's calls */
+  uv_timer_t defer; /* the first report runs from the loop, not inside the
+                       core's call */
   bool list_pending;
   bool timer_inited;
-  /* recovery, when the core asked for it */
-  json_t *recover_items; /* owned: [{id, name}] */
-  rp_recover_item_cb recover_item_cb;
-  void (*recover_done_cb)(void *arg, const struct rp_error *err);
-  void *recover_arg;
   struct hplan *plan; /* the recycle in flight, or NULL */
   int in_flight;      /* recycles */
   bool stopping;
@@ -48,6 +43,7 @@ struct hplan {
   rp_prepared_cb prepared_cb;
   void *prepared_arg;
   char *drain_error; /* owned: why the drain could not start, or NULL */
+  char *acted;       /* owned: crash recovery's rp_prepared.acted, or NULL */
 };
 
 static char **
@@ -125,36 +121,6 @@ maybe_stopped(struct rp_host *h)
   }
 }
 
-/* What a crash of reaper left: only the marker says whether the action
- * started. */
-static void
-run_recovery(struct rp_host *h)
-{
-  cleanup_json json_t *items = h->recover_items;
-  h->recover_items = NULL;
-  bool done = rp_host_marker_exists(h->marker);
-  size_t i;
-  json_t *it;
-  json_array_foreach(items, i, it)
-  {
-    cleanup_free char *detail =
-        done ? rp_xasprintf("the replace action was started in this boot "
-                            "(marker %s): the host is being replaced",
-                            h->marker)
-             : rp_xstrdup("the replace action did not run in this boot; "
-                          "the host is tracked anew");
-    struct rp_recovery r = {
-        .id = json_string_value(json_object_get(it, "id")),
-        .name = json_string_value(json_object_get(it, "name")),
-        .action = done ? RP_RECOVERY_FINISHED : RP_RECOVERY_NONE,
-        .detail = detail,
-        .ok = true,
-    };
-    h->recover_item_cb(h->recover_arg, &r);
-  }
-  h->recover_done_cb(h->recover_arg, NULL);
-}
-
 static void
 defer_cb(uv_timer_t *t)
 {
@@ -166,8 +132,6 @@ defer_cb(uv_timer_t *t)
     report(h);
     h->p->hooks.state(h->p->hooks.core, h->p, true, NULL);
   }
-  if (h->recover_items)
-    run_recovery(h);
 }
 
 static void
@@ -287,6 +251,7 @@ prepared_cb(uv_timer_t *t)
       .name = pl->h->name,
       .running = true,
       .replace_final = true,
+      .acted = pl->acted,
   };
   pl->prepared_cb(pl->prepared_arg, &pr, NULL);
 }
@@ -308,13 +273,14 @@ prepare(struct rp_provider *p, const struct rp_workload *w,
                         "give hosts a policy of their own (match: {kind: "
                         "host}, strategy: drain-replace, replace: [...])",
                         p->name, rp_strategy_name(spec->strategy));
-  if (!spec->replace_argv || !spec->replace_argv[0])
+  if (!spec->recovery && (!spec->replace_argv || !spec->replace_argv[0]))
     return rp_error_set(err, RP_ECONFIG,
                         "provider %s: the policy has no replace action: say "
                         "what replaces this host (replace: [/usr/local/lib/"
                         "reaper/reboot.sh, --local])",
                         p->name);
-  if (rp_host_marker_exists(h->marker))
+  bool marked = rp_host_marker_exists(h->marker);
+  if (marked && !spec->recovery)
     return rp_error_set(err, RP_ECONFLICT,
                         "provider %s: the replace action already ran in this "
                         "boot (marker %s): not again",
@@ -327,6 +293,12 @@ prepare(struct rp_provider *p, const struct rp_workload *w,
   pl->h = h;
   pl->prepared_cb = cb;
   pl->prepared_arg = arg;
+  /* Crash recovery: the marker is made before the action runs, so without
+   * it the action never ran in this boot. */
+  if (spec->recovery && marked)
+    pl->acted = rp_xasprintf("the once-per-boot marker %s says its replace "
+                             "action started in this boot",
+                             h->marker);
   uv_timer_init(p->loop, &pl->timer);
   pl->timer.data = pl;
   uv_timer_start(&pl->timer, prepared_cb, 0, 0);
@@ -341,6 +313,7 @@ plan_closed_cb(uv_handle_t *t)
   struct hplan *pl = t->data;
   struct rp_host *h = pl->h;
   free(pl->drain_error);
+  free(pl->acted);
   free(pl);
   h->in_flight--;
   /* The marker now protects the host until it boots again. */
@@ -501,28 +474,6 @@ replace(struct rp_provider *p, const char *id, void *plan,
   return 0;
 }
 
-static int
-recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
-        rp_recover_item_cb item_cb,
-        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
-        struct rp_error **err)
-{
-  struct rp_host *h = p->ctx;
-  if (h->stopping)
-    return rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
-  json_decref(h->recover_items);
-  h->recover_items = json_array();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new(
-        h->recover_items,
-        json_pack("{s:s?, s:s?}", "id", items[i].id, "name", items[i].name));
-  h->recover_item_cb = item_cb;
-  h->recover_done_cb = done_cb;
-  h->recover_arg = arg;
-  defer(h);
-  return 0;
-}
-
 static void
 timer_closed_cb(uv_handle_t *t)
 {
@@ -538,8 +489,6 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   h->stopping = true;
   h->stop_cb = done_cb;
   h->stop_arg = arg;
-  if (h->recover_items)
-    run_recovery(h); /* done_cb runs once, as promised */
   /* A recycle in flight finishes: its programs are bounded by timeouts. */
   if (h->timer_inited)
     uv_close((uv_handle_t *)&h->defer, timer_closed_cb);
@@ -558,8 +507,6 @@ destroy(struct rp_provider *p)
   free(h->name);
   free(h->marker);
   argv_free(h->env);
-  if (h->recover_items)
-    json_decref(h->recover_items);
   free(h);
   p->ctx = NULL;
 }
@@ -576,7 +523,9 @@ const struct rp_provider_ops rp_provider_host = {
     .release = release,
     .drain = drain,
     .replace = replace,
-    .recover = recover,
+    /* No probe: crash recovery prepares the host again, whose marker says
+     * whether its replace action ran. */
+    .recover_by_prepare = true,
     .stop = stop,
     .destroy = destroy,
 };

@@ -2,7 +2,7 @@
  *   host.c   the ops table: one workload of kind host (the machine reaper
  *            runs on, started at boot), the operations of drain-replace
  *            for the core's recycle runner (prepare, drain, replace,
- *            release), crash recovery
+ *            release)
  *   facts.c  what the machine says about itself (boot time, boot id,
  *            machine id, hostname) and the once-per-boot marker
  *
@@ -28,7 +28,10 @@
  *      REAPER_BOOT_TIME), its output (both streams) kept for the audit
  *      line.  A zero exit is done; anything else failed (not undone:
  *      prepare says replace_final, since the marker stays and the action
- *      does not run again in this boot). */
+ *      does not run again in this boot).
+ * Crash recovery is the core's (src/runner.c): it prepares the host again
+ * (spec.recovery), and the marker says whether the action ran (rp_prepared
+ * .acted): then the recycle is finished; without it, nothing ran. */
 #ifndef RP_HOST_H
 #define RP_HOST_H
 

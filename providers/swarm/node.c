@@ -4,7 +4,10 @@
  *   prepare   every node read; refused (nothing done) when it is the last
  *             active node, when a manager's loss would lose the Raft
  *             quorum, or when another drain of the policy is in flight
- *             (rp_swarm_drain_check: the cluster is the source of truth)
+ *             (rp_swarm_drain_check: the cluster is the source of truth).
+ *             For crash recovery (spec.recovery) no check: the node as it
+ *             is (gone, down), its drain (reaper's mark) and whether the
+ *             mark says the replace action ran
  *   cordon    the WHOLE NodeSpec sent back with its version, availability
  *             drain, its labels kept plus reaper's mark (what uncordon
  *             restores; what other agents and crash recovery see)
@@ -53,7 +56,9 @@ struct node_plan {
   bool counted;                     /* tasks_at_drain is said */
   bool demoted;                     /* its role is worker now, by reaper */
   bool replaced;                    /* the replace action succeeded */
-  bool down; /* seen down (or gone) since: it may be removed */
+  bool down;     /* seen down (or gone) since: it may be removed */
+  bool recovery; /* prepared for crash recovery (spec.recovery) */
+  char *acted;   /* owned: recovery's rp_prepared.acted, or NULL */
 };
 
 static const char *
@@ -70,6 +75,7 @@ plan_free(struct rp_swarm *s, struct node_plan *v)
   json_decref(v->node);
   free(v->old_avail);
   free(v->old_role);
+  free(v->acted);
   free(v);
 }
 
@@ -239,6 +245,46 @@ struct prep {
   void *arg;
 };
 
+/* Crash recovery's reading (spec.recovery): the node as it is, and what its
+ * mark says: the drain to undo (availability, and the role a demotion
+ * changed, as before it) and whether the replace action ran. */
+static int
+recovery_read(struct node_plan *v, json_t *nodes, struct rp_error **err)
+{
+  json_t *node = NULL;
+  size_t i;
+  json_t *n;
+  json_array_foreach(nodes, i, n)
+  {
+    const char *id = json_string_value(json_object_get(n, "ID"));
+    if (id && strcmp(id, v->base.id) == 0)
+      node = n;
+  }
+  if (!node)
+    return rp_error_set(err, RP_ENOTFOUND, "node %s is no longer in the swarm",
+                        v->base.id);
+  keep_node(v, node);
+  cleanup_json json_t *mark = rp_swarm_node_mark(node);
+  const char *avail = json_string_value(json_object_get(mark, "availability"));
+  const char *role = json_string_value(json_object_get(mark, "role"));
+  const char *state = node_str(node, "Status", "State");
+  if (!mark)
+    avail = node_str(node, "Spec", "Availability");
+  v->old_avail = rp_xstrdup(avail ? avail : "active");
+  v->demoted = role != NULL; /* the mark's role is restored */
+  role = role ? role : node_str(node, "Spec", "Role");
+  v->old_role = rp_xstrdup(role ? role : "worker");
+  v->down = state && strcmp(state, "down") == 0;
+  const char *at = json_string_value(json_object_get(mark, "replaced_at"));
+  if (mark && json_object_get(mark, "replaced_at")) {
+    v->replaced = true;
+    v->acted = rp_xasprintf("reaper's mark on the node says its replace "
+                            "action ran (at %s)",
+                            at ? at : "an unknown time");
+  }
+  return 0;
+}
+
 static void
 prep_nodes_cb(void *arg, const struct rp_dockerapi_reply *r,
               const struct rp_error *err)
@@ -249,6 +295,8 @@ prep_nodes_cb(void *arg, const struct rp_dockerapi_reply *r,
   cleanup_error struct rp_error *e = err ? rp_error_dup(err) : NULL;
   if (e)
     rp_error_prefix(&e, "list nodes");
+  else if (v->recovery)
+    recovery_read(v, r->body, &e);
   else
     check(v, r->body, &e);
   if (e) {
@@ -265,12 +313,15 @@ prep_nodes_cb(void *arg, const struct rp_dockerapi_reply *r,
    * this provider's (probe). */
   int64_t settle = v->drain_timeout_ms > DOWN_TIMEOUT_MS ? v->drain_timeout_ms
                                                          : DOWN_TIMEOUT_MS;
+  cleanup_json json_t *mark = rp_swarm_node_mark(v->node);
   struct rp_prepared pr = {
       .plan = v,
       .name = v->base.name,
-      .running = true,
+      .running = !v->down,
       .details = details,
       .settle_ms = settle + SETTLE_SLACK_MS,
+      .cordoned = v->recovery && mark != NULL,
+      .acted = v->acted,
   };
   pp.cb(pp.arg, &pr, NULL);
 }
@@ -280,12 +331,13 @@ rp_swarm_node_prepare(struct rp_swarm *s, const struct rp_workload *w,
                       const struct rp_recycle_spec *spec, rp_prepared_cb cb,
                       void *arg, struct rp_error **err)
 {
-  if (!spec->replace_argv || !spec->replace_argv[0])
+  if (!spec->recovery && (!spec->replace_argv || !spec->replace_argv[0]))
     return rp_error_set(err, RP_ECONFIG,
                         "provider %s: node %s: strategy drain-replace needs "
                         "the policy's replace action (an argv); nothing done",
                         pname(s), w->name);
   struct node_plan *v = rp_xcalloc(1, sizeof(*v));
+  v->recovery = spec->recovery;
   v->policy = spec->policy ? rp_xstrdup(spec->policy) : NULL;
   v->drain_timeout_ms = spec->drain_timeout_ms;
   rp_swarm_plan_add(s, &v->base, RP_KIND_NODE, w);

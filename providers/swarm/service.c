@@ -4,7 +4,10 @@
  * (parallelism, delay, order start-first or stop-first, failure action,
  * rollback), when TaskTemplate.ForceUpdate changes.
  *   prepare  reads the service and its running tasks; refuses a service
- *            whose update someone else started and that still runs
+ *            whose update someone else started and that still runs.  For
+ *            crash recovery (spec.recovery) it refuses nothing, says
+ *            whether the service has an update (under way or done), and
+ *            probe then follows that update
  *   update   sends its WHOLE spec back with ForceUpdate + 1 and the version
  *            read (a stale version fails, "update out of sequence": read
  *            again and sent again, up to three times)
@@ -32,6 +35,8 @@ struct svc_plan {
   json_t *tasks_before; /* owned: running task ids before */
   json_t *sent;         /* owned: {force_update, version, warnings} sent */
   enum rp_swarm_update state; /* as last seen */
+  bool recovery;              /* prepared for crash recovery */
+  char *acted;                /* owned: recovery's rp_prepared.acted */
 };
 
 static void
@@ -42,6 +47,7 @@ plan_free(struct rp_swarm *s, struct svc_plan *v)
   free(v->before_started);
   json_decref(v->tasks_before);
   json_decref(v->sent);
+  free(v->acted);
   free(v);
 }
 
@@ -87,16 +93,27 @@ take_service(struct svc_plan *v, json_t *service, struct rp_error **err)
     return rp_error_set(err, RP_EPROTO, "read the service: no Spec or Version");
   json_t *us = json_object_get(service, "UpdateStatus");
   const char *state = json_string_value(json_object_get(us, "State"));
+  const char *started = json_string_value(json_object_get(us, "StartedAt"));
+  json_decref(v->service);
+  v->service = json_incref(service);
+  free(v->before_started);
+  v->before_started = NULL;
+  if (v->recovery) {
+    /* The update the recycle asked for is the one the service has now, if
+     * any: probe follows it (before_started NULL). */
+    free(v->acted);
+    v->acted = state ? rp_xasprintf("swarm's update of the service is %s "
+                                    "(started %s)",
+                                    state, started ? started : "?")
+                     : NULL;
+    return 0;
+  }
   if (state && (strcmp(state, "updating") == 0 ||
                 strcmp(state, "rollback_started") == 0))
     return rp_error_set(err, RP_ECONFLICT,
                         "an update of the service is in progress (%s): not "
                         "interfering",
                         state);
-  json_decref(v->service);
-  v->service = json_incref(service);
-  free(v->before_started);
-  const char *started = json_string_value(json_object_get(us, "StartedAt"));
   v->before_started = started ? rp_xstrdup(started) : NULL;
   return 0;
 }
@@ -136,6 +153,7 @@ prep_end(struct prep *pp, const struct rp_error *err)
       .running = true,
       .details = details,
       .settle_ms = timeout,
+      .acted = v->acted,
   };
   pp->cb(pp->arg, &pr, NULL);
   free(pp);
@@ -183,6 +201,7 @@ rp_swarm_service_prepare(struct rp_swarm *s, const struct rp_workload *w,
 {
   struct svc_plan *v = rp_xcalloc(1, sizeof(*v));
   v->health_timeout_ms = spec->health_timeout_ms;
+  v->recovery = spec->recovery;
   v->tasks_before = json_array();
   v->state = RP_SWARM_UPDATE_PENDING;
   struct prep *pp = rp_xcalloc(1, sizeof(*pp));

@@ -240,15 +240,6 @@ may_act(struct rp_provider *p)
   return rp_swarm_lease_held(p->ctx);
 }
 
-static int
-recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
-        rp_recover_item_cb item_cb,
-        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
-        struct rp_error **err)
-{
-  return rp_swarm_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
-}
-
 void
 rp_swarm_check_stopped(struct rp_swarm *s)
 {
@@ -336,8 +327,8 @@ const struct rp_provider_ops rp_provider_swarm = {
     .replace = rp_swarm_op_replace,
     .remove = remove_node,
     .probe = probe,
+    .recover_by_prepare = true,
     .may_act = may_act,
-    .recover = recover,
     .describe = describe,
     .stop = stop,
     .destroy = destroy,

@@ -8,7 +8,11 @@
  *   node.c     the operations of drain-replace (nodes): prepare, cordon,
  *              probe, replace, remove, uncordon
  *   lease.c    one agent per cluster acts: a lease in the swarm's own state
- *   recover.c  crash recovery
+ *   sweep.c    drains that other agents left on nodes, put right
+ *
+ * Crash recovery of this agent's own unfinished recycles is the core's
+ * (src/runner.c): it prepares a service or node again (spec.recovery) and
+ * finishes or undoes the recycle with these operations.
  *
  * The provider talks to one swarm manager through the Engine API client it
  * shares with the docker provider (providers/dockerapi/).
@@ -278,7 +282,7 @@ int rp_swarm_op_replace(struct rp_provider *p, const char *id, void *plan,
                         const char *const *argv, int64_t timeout_ms,
                         rp_replaced_cb cb, void *arg, struct rp_error **err);
 
-/* --- recover.c ----------------------------------------------------------- */
+/* --- sweep.c ------------------------------------------------------------ */
 /* Puts right the nodes that another agent (or an earlier run of this one)
  * left with reaper's mark: removed when down, their availability restored
  * when up, unless the mark says their replace action ran.  Called by the
@@ -286,9 +290,5 @@ int rp_swarm_op_replace(struct rp_provider *p, const char *id, void *plan,
  * it; s->sweeping is set until it is done, and then hooks.state(up) lets
  * the work held back go. */
 void rp_swarm_sweep_marks(struct rp_swarm *s);
-int rp_swarm_recover(struct rp_swarm *s, const struct rp_unfinished *items,
-                     size_t n, rp_recover_item_cb item_cb,
-                     void (*done_cb)(void *arg, const struct rp_error *err),
-                     void *arg, struct rp_error **err);
 
 #endif

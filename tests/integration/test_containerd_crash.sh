@@ -9,6 +9,10 @@
 # before it is deleted, after the old snapshot is removed and before a fresh
 # one is prepared, after the new task is created and before it starts).
 # They exist only in test builds (-DREAPER_CRASHPOINTS=ON).
+# A restart killed right after it was asked for: the next start lands a stop
+# of whatever task runs, starts a new one and sees it stay up (finished),
+# what was written into the container kept (a restart renews no
+# filesystem).
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../lib/containerd.sh"
 on_exit ctrd_stop
@@ -55,3 +59,39 @@ YAML
   log "$point: recovered ($action)"
   ctr_ task kill -s SIGKILL $name >/dev/null 2>&1 || true
 done
+
+# --- restart, killed after the restart was asked for ------------------------
+name=ccr-$$
+ctrd_run $name --label keep=label -- sh -c "$loop"
+ctrd_exec $name sh -c 'echo written-inside >/kept' || fail "restart: could not write into $name"
+pid_before=$(ctrd_pid $name)
+rm -f "$T/audit.jsonl"
+ctrd_config() { # MAX-AGE
+  config <<YAML
+agent: { listen: "", audit_log: $T/audit.jsonl }
+providers:
+  - { name: ctr, type: containerd, endpoint: "unix://$CTRD_SOCK", namespaces: [$CTRD_NS] }
+policies:
+  - { name: test, match: { name: "$name" }, max_age: $1, grace: 3s, health_timeout: 10s, strategy: restart }
+YAML
+}
+ctrd_config 1s
+sleep 1.2
+rc=0
+REAPER_CRASH_AT=after-restart "$REAPER" run -c "$T/config.yaml" --once >>"$T/reaper.log" 2>&1 || rc=$?
+assert_eq 137 "$rc" "restart: exit status of the crashed run (SIGKILL)"
+pid_restarted=$(ctrd_pid $name)
+# No longer due: what the next start does is recovery alone.
+ctrd_config 1h
+reaper_once || fail "restart: the run after the crash failed"
+audit_any recycle.recovered '.id == $id and .ok == true and .action == "finished" and .replacement_id == $id' --arg id "$CTRD_NS/$name" ||
+  fail "restart: no recycle.recovered (finished) for $name: $(audit_events recycle.recovered)"
+assert_eq "undo-land-stop undo-start-old" "$(audit_events recycle.step | jq -r 'select(.recovery == true) | .step' | xargs)" "restart: the steps recovery announced"
+wait_for 10 "$name running" ctrd_running $name
+pid_after=$(ctrd_pid $name)
+[ "$pid_after" != "$pid_before" ] && [ "$pid_after" != "$pid_restarted" ] ||
+  fail "restart: the task was not started again ($pid_before, $pid_restarted, $pid_after)"
+assert_eq written-inside "$(ctrd_exec $name cat /kept 2>/dev/null || true)" "restart: a file written before the recycle"
+verify_audit
+log "restart: recovered (finished), a new task, its filesystem kept"
+ctr_ task kill -s SIGKILL $name >/dev/null 2>&1 || true

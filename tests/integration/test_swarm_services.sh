@@ -12,6 +12,10 @@
 # tests/integration/run.sh --suite standin-29.0) at 1.52 through a stand-in
 # of Engine 29, which folds them into TaskTemplate.Networks and refuses a
 # spec that would lose them.
+# Reaper killed right after a service's update was sent (the runner's crash
+# point after-update, in test builds): the next start follows swarm's
+# update until it completes and says so (recycle.recovered, finished),
+# without sending a second one.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../lib/swarm.sh
 source "$(dirname "$0")/../lib/swarm.sh"
@@ -166,3 +170,41 @@ fi
 audit_any recycle.begin '.name == "young" or .name == "pinned"' && fail "a young or excluded service was recycled"
 verify_audit
 log "ok: services renewed by swarm under their own update configuration"
+
+# --- killed right after the update was sent ---------------------------------
+# (The crash points exist only in test builds, -DREAPER_CRASHPOINTS=ON.)
+mv "$T/audit.jsonl" "$T/audit-renewals.jsonl"
+svc late --replicas 1
+late_running() { [ "$(running_count late)" = 1 ]; }
+wait_for 60 "late's task running" late_running
+late_before=$(running_tasks late)
+late_force=$(api /services/late | jq .Spec.TaskTemplate.ForceUpdate)
+late_config() { # MAX-AGE
+  config <<YAML
+agent: { listen: "", audit_log: $T/audit.jsonl }
+providers:
+  - { name: cluster, type: swarm, endpoint: $M }
+policies:
+  - { name: late, match: { provider: cluster, kind: service, name: late }, max_age: $1, grace: 1s, health_timeout: 20s }
+YAML
+}
+late_config 1s
+sleep 2
+rc=0
+REAPER_CRASH_AT=after-update "$REAPER" run -c "$T/config.yaml" --once >>"$T/reaper.log" 2>&1 || rc=$?
+assert_eq 137 "$rc" "exit status of the run killed after the update was sent"
+assert_eq $((late_force + 1)) "$(api /services/late | jq .Spec.TaskTemplate.ForceUpdate)" "late's ForceUpdate after the crash"
+assert_eq 1 "$(audit_count recycle.begin)" "recycle.begin lines before the crash"
+assert_eq 0 "$(audit_count recycle.done)" "recycle.done lines before the crash"
+# No longer due: what the next start does is recovery alone.
+late_config 1h
+reaper_once || fail "the run after the crash failed"
+late_id=$(api /services/late | jq -r .ID)
+audit_any recycle.recovered '.kind == "service" and .id == $id and .action == "finished" and .ok == true and .replacement_id == $id and (.detail | test("update of the service"))' --arg id "$late_id" ||
+  fail "no recycle.recovered (finished) for late: $(audit_events recycle.recovered)"
+assert_eq completed "$(api /services/late | jq -r .UpdateStatus.State)" "late's UpdateStatus after recovery"
+assert_eq $((late_force + 1)) "$(api /services/late | jq .Spec.TaskTemplate.ForceUpdate)" "late's ForceUpdate after recovery (one update)"
+[ "$(running_tasks late)" != "$late_before" ] || fail "late still runs its old task"
+assert_eq 0 "$(audit_events recycle.step | jq -s '[.[] | select(.recovery == true)] | length')" "steps announced by recovery (it only waits)"
+verify_audit
+log "ok: a crash after the update was sent: recovery followed swarm's update to its end"

@@ -206,6 +206,9 @@ deliver_cb(uv_timer_t *timer)
         .clash = t->clash,
         .in_place = t->in_place,
         .details = t->details,
+        .settle_ms = t->settle_ms,
+        .cordoned = t->cordoned,
+        .acted = t->acted,
     };
     a->plan = NULL; /* the core's now, until release */
     t->plans++;
@@ -281,7 +284,8 @@ op_prepare(struct rp_provider *p, const struct rp_workload *w,
            struct rp_error **err)
 {
   struct tp *t = of(p);
-  struct tp_call *c = record(t, TP_PREPARE, w->id, NULL, spec->grace_ms);
+  struct tp_call *c = record(
+      t, TP_PREPARE, w->id, spec->recovery ? "recovery" : NULL, spec->grace_ms);
   if (refused(t, TP_PREPARE, c, err))
     return -1;
   struct tp_answer *a = answer(t, TP_PREPARE, (void *)cb, arg);
@@ -553,7 +557,8 @@ tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log)
   t->loop = loop;
   t->audit_log = audit_log;
   t->running = true;
-  t->p.ops = &tp_ops;
+  t->ops = tp_ops;
+  t->p.ops = &t->ops;
   t->p.ctx = t;
   t->p.name = rp_xstrdup("local");
   t->p.loop = loop;

@@ -51,7 +51,7 @@ struct tp_call {
   enum tp_op op;
   char id[64];  /* the workload acted on (create, find: the one it replaces) */
   char arg[64]; /* rename: the new name; create: the id it made; find: the
-                   name */
+                   name; prepare: "recovery" for crash recovery's */
   int64_t grace_ms;
   /* Lines in the audit log file (on disk, counted at the call). */
   size_t audit_lines;
@@ -101,7 +101,10 @@ struct tp_watch;
 struct tp {
   uv_loop_t *loop;       /* borrowed */
   const char *audit_log; /* borrowed: the file counted at each call */
-  struct rp_provider p;  /* p.ctx is this struct */
+  struct rp_provider p;  /* p.ctx is this struct, p.ops is ops below */
+  /* The table of operations, a copy the test may change (an operation
+   * set to NULL, recover_by_prepare set). */
+  struct rp_provider_ops ops;
 
   /* What prepare finds (rp_prepared), set by the test. */
   const char *name; /* NULL: the workload's own */
@@ -111,6 +114,12 @@ struct tp {
   /* What prepare hands over as its details (borrowed: the test keeps its
    * reference and may add to it later, as a provider's operations do). */
   json_t *details;
+  /* What a preparation for crash recovery says of the recycle's own work
+   * (rp_prepared.cordoned, .acted), and the wait it gives the engine's
+   * work (settle_ms, 0: the runner's own). */
+  bool cordoned;
+  const char *acted;
+  int64_t settle_ms;
 
   /* The script: which call of each operation fails or cannot start (bit
    * n-1 for the nth call), with what, and how long each answer takes. */

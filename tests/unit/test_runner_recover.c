@@ -4,15 +4,16 @@
  * recycle.step names announced before the crash, the replacement a step
  * line named) and what the engine shows now (the old workload there or not,
  * running or not, renamed NAME-reaper-old or not; the replacement found or
- * not, running or not) decide whether it is finished, undone or left
- * alone.  Each test asserts the looks taken before anything is decided
- * (nothing on disk yet), the exact operations that act, in order, each
- * preceded by its own recycle.step line on disk with "recovery": true, and
- * what is reported (action, ok, the workload now running, retry).  A stop
- * announced before the crash may still be under way in the engine: it is
- * asked for again, and answered, before anything is started.  A real loop,
- * a real audit log in a temporary directory, the runner's windows made
- * short; every test ends with the loop closing clean and the log an intact
+ * not, running or not; for a provider that recovers by its preparation,
+ * what that says: in place, drained, the irreversible act taken) decide
+ * whether it is finished, undone or left alone.  Each test asserts the looks
+ * taken before anything is decided (nothing on disk yet), the exact operations
+ * that act, in order, each preceded by its own recycle.step line on disk with
+ * "recovery": true, and what is reported (action, ok, the workload now running,
+ * retry).  A stop announced before the crash may still be under way in the
+ * engine: it is asked for again, and answered, before anything is started.  A
+ * real loop, a real audit log in a temporary directory, the runner's windows
+ * made short; every test ends with the loop closing clean and the log an intact
  * chain. */
 #include <errno.h>
 #include <ftw.h>
@@ -45,6 +46,7 @@ struct fx {
   struct rp_runner_env env;
 
   /* The unfinished recycle, as the audit log tells it. */
+  enum rp_kind kind;
   enum rp_strategy strategy;
   bool start_first;
   int64_t health_timeout_ms;
@@ -170,6 +172,7 @@ start(struct fx *f, struct rp_error **err)
   struct rp_unfinished item = {
       .id = id,
       .name = name,
+      .kind = f->kind,
       .strategy = f->strategy,
       .grace_ms = GRACE_MS,
       .health_timeout_ms = f->health_timeout_ms,
@@ -204,7 +207,7 @@ recover(struct fx *f)
 static bool
 is_look(const struct tp_call *c)
 {
-  return c->op == TP_PROBE || c->op == TP_FIND;
+  return c->op == TP_PROBE || c->op == TP_FIND || c->op == TP_PREPARE;
 }
 
 static bool
@@ -290,9 +293,10 @@ check_result(struct fx *f, const char *action, bool ok, const char *replacement)
   assert_non_null(f->detail);
 }
 
-/* Every test ends here: recovery prepares nothing and makes nothing; the
- * provider got back every watch and owes no answer; the loop closes clean
- * and the log on disk is an intact chain. */
+/* Every test ends here: recovery makes nothing; it prepares only a
+ * provider that recovers by its preparation, once, for recovery, and
+ * releases what it prepared; the provider got back every watch and owes no
+ * answer; the loop closes clean and the log on disk is an intact chain. */
 static void
 end(struct fx *f)
 {
@@ -300,8 +304,16 @@ end(struct fx *f)
   assert_false(f->tp.overflow);
   assert_int_equal(f->tp.pending, 0);
   assert_int_equal(f->tp.watching, 0);
-  assert_int_equal(f->tp.count[TP_PREPARE], 0);
-  assert_int_equal(f->tp.count[TP_RELEASE], 0);
+  if (f->tp.ops.recover_by_prepare) {
+    assert_int_equal(f->tp.count[TP_PREPARE], 1);
+    int i = tp_find(&f->tp, TP_PREPARE, 1);
+    assert_string_equal(f->tp.calls[i].arg, "recovery");
+    assert_int_equal(f->tp.calls[i].audit_lines, 0);
+  } else {
+    assert_int_equal(f->tp.count[TP_PREPARE], 0);
+  }
+  assert_int_equal(f->tp.count[TP_RELEASE], f->tp.prepared);
+  assert_int_equal(f->tp.plans, 0);
   assert_int_equal(f->tp.count[TP_CREATE], 0);
   rp_audit_close(f->audit);
   f->audit = NULL;
@@ -1001,22 +1013,39 @@ test_probe_cannot_start(void **state)
   end(f);
 }
 
-/* A provider without find_replacement is not recovered by the core. */
+/* A provider that can neither probe nor be prepared for recovery is not
+ * recovered by the core: nothing is looked at. */
 static void
-test_needs_find_replacement(void **state)
+test_needs_a_look(void **state)
 {
   struct fx *f = *state;
   assert_true(rp_runner_recovers(&f->tp.p));
-  struct rp_provider_ops ops = *f->tp.p.ops;
-  ops.find_replacement = NULL;
-  const struct rp_provider_ops *was = f->tp.p.ops;
-  f->tp.p.ops = &ops;
+  f->tp.ops.probe = NULL;
   assert_false(rp_runner_recovers(&f->tp.p));
   cleanup_error struct rp_error *err = NULL;
   assert_int_equal(start(f, &err), -1);
   assert_int_equal(err->code, ENOTSUP);
-  f->tp.p.ops = was;
   assert_int_equal(f->tp.n_calls, 0);
+  /* Prepared for recovery, it needs no probe (the host has none). */
+  f->tp.ops.recover_by_prepare = true;
+  assert_true(rp_runner_recovers(&f->tp.p));
+  f->tp.ops.recover_by_prepare = false;
+  end(f);
+}
+
+/* Without find_replacement, a recreate beside goes by the replacement the
+ * log named alone; none named, it is as if none was made. */
+static void
+test_without_find_replacement(void **state)
+{
+  struct fx *f = *state;
+  f->tp.ops.find_replacement = NULL;
+  f->steps = "rename-old create";
+  old_is(f, RENAMED, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "probe(old-1)");
+  check_acts(f, "rename(old-1,web)", "undo-rename-old");
+  check_result(f, RP_RECOVERY_ROLLED_BACK, true, "old-1");
   end(f);
 }
 
@@ -1083,8 +1112,8 @@ test_restart_announced(void **state)
   end(f);
 }
 
-/* Not announced yet: no stop; started (a no-op on one that runs) and seen
- * to stay up. */
+/* Not announced yet, and it runs: untouched, due again (a start of one
+ * that runs is no no-op everywhere: containerd would make a second task). */
 static void
 test_restart_not_announced(void **state)
 {
@@ -1094,7 +1123,23 @@ test_restart_not_announced(void **state)
   old_is(f, "web", SEQ(TP_RUNNING));
   recover(f);
   check_looks(f, "probe(old-1)");
-  check_acts(f, "start(old-1)", "undo-start-old");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  assert_non_null(strstr(f->detail, "due again"));
+  end(f);
+}
+
+/* Not announced, and down: a stop landed first (it clears what a dead task
+ * left), started, seen to stay up. */
+static void
+test_restart_not_announced_down(void **state)
+{
+  struct fx *f = *state;
+  f->strategy = RP_STRATEGY_RESTART;
+  f->steps = "drain";
+  old_is(f, "web", SEQ(TP_EXITED, TP_RUNNING));
+  recover(f);
+  check_acts(f, "stop(old-1) start(old-1)", "undo-land-stop undo-start-old");
   check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
   end(f);
 }
@@ -1233,7 +1278,8 @@ test_remove_not_announced(void **state)
   end(f);
 }
 
-/* A strategy the core does not recover (the engine's own work): said, not
+/* The engine's own work (a forced update) on a provider looked at by probe
+ * alone: what the engine did of it is the preparation's to say; said, not
  * guessed at. */
 static void
 test_force_update_not_recovered_by_core(void **state)
@@ -1241,6 +1287,550 @@ test_force_update_not_recovered_by_core(void **state)
   struct fx *f = *state;
   f->strategy = RP_STRATEGY_FORCE_UPDATE;
   f->steps = "update";
+  recover(f);
+  check_looks(f, "probe(old-1)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, false, NULL);
+  end(f);
+}
+
+/* --- a provider recovered by its preparation --------------------------------
+ * (containerd, swarm, the host: ops->recover_by_prepare) The first look is
+ * a preparation for recovery (it reads, refuses nothing the recycle left):
+ * whether the workload is there and runs, in place or not, drained by the
+ * recycle, its irreversible act taken. */
+
+/* What the preparation says (running), and what probe says afterwards (in
+ * the waits: the preparation is the first look). */
+static void
+prepared_is(struct fx *f, bool running, const struct rp_probe *states, size_t n)
+{
+  f->tp.ops.recover_by_prepare = true;
+  f->tp.running = running;
+  tp_probes(&f->tp, "old-1", states, n);
+}
+
+/* The preparation answers that the workload is gone. */
+static void
+prepared_gone(struct fx *f)
+{
+  f->tp.ops.recover_by_prepare = true;
+  tp_fail(&f->tp, TP_PREPARE, 1, RP_ENOTFOUND, "no such container");
+}
+
+/* --- recreate in place (the container keeps its id: stop, reset, start) */
+
+static void
+in_place(struct fx *f)
+{
+  f->tp.in_place = true;
+  f->tp.ops.rename = NULL;
+  f->tp.ops.create = NULL;
+  f->tp.ops.find_replacement = NULL;
+}
+
+/* Died after recycle.begin: its task runs untouched; nothing to do. */
+static void
+test_in_place_after_begin(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "";
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  assert_non_null(strstr(f->detail, "had not begun"));
+  end(f);
+}
+
+/* The stop was announced and its task is down (stopped, or deleted): the
+ * rest of the recycle, each step announced; up, and staying up, on a fresh
+ * filesystem. */
+static void
+test_in_place_after_stop(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "drain stop-old";
+  prepared_is(f, false, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "stop(old-1) reset(old-1) start(old-1)",
+             "stop-old reset start");
+  assert_int_equal(f->tp.calls[tp_find(&f->tp, TP_STOP, 1)].grace_ms, GRACE_MS);
+  int st = tp_find(&f->tp, TP_START, 1);
+  assert_true(probes_between(&f->tp, st, (int)f->tp.n_calls, "old-1") >= 2);
+  check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
+  assert_non_null(strstr(f->detail, "fresh filesystem"));
+  end(f);
+}
+
+/* The stop was announced and its task still runs (a stop under way when
+ * reaper died): it is asked for again and lands before the reset. */
+static void
+test_in_place_stop_under_way(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old";
+  f->tp.delay_ms[TP_STOP] = 50;
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_acts(f, "stop(old-1) reset(old-1) start(old-1)",
+             "stop-old reset start");
+  assert_int_equal(f->tp.calls[tp_find(&f->tp, TP_RESET, 1)].pending, 0);
+  check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
+  end(f);
+}
+
+/* Died after the reset, or after its start was asked for and the task was
+ * made but not started: the same rest, again from a stop (a no-op on one
+ * that is down), a second reset being harmless. */
+static void
+test_in_place_after_reset_or_start_not_running(void **state)
+{
+  const char *steps[] = {"stop-old reset", "stop-old reset start"};
+  for (size_t i = 0; i < RP_ARRAY_LEN(steps); i++) {
+    struct fx *f = *state;
+    if (i > 0) {
+      teardown(state);
+      setup(state);
+      f = *state;
+    }
+    in_place(f);
+    f->steps = steps[i];
+    prepared_is(f, false, SEQ(TP_RUNNING));
+    recover(f);
+    check_acts(f, "stop(old-1) reset(old-1) start(old-1)",
+               "stop-old reset start");
+    check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
+    end(f);
+  }
+}
+
+/* Died after its start on a fresh filesystem, and it runs: nothing was left
+ * half done. */
+static void
+test_in_place_after_start(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old reset start";
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  end(f);
+}
+
+/* Down, and nothing of the recycle was asked for: started again, after a
+ * stop that clears what a dead task left, and seen to stay up. */
+static void
+test_in_place_down_not_begun(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "";
+  prepared_is(f, false, SEQ(TP_RUNNING));
+  recover(f);
+  check_acts(f, "stop(old-1) start(old-1)", "undo-land-stop undo-start-old");
+  assert_int_equal(f->tp.count[TP_RESET], 0);
+  check_result(f, RP_RECOVERY_ROLLED_BACK, true, "old-1");
+  assert_non_null(strstr(f->detail, "it runs again"));
+  end(f);
+}
+
+/* Its fresh filesystem made, the start fails: nothing to go back to, said. */
+static void
+test_in_place_start_fails_after_reset(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old reset";
+  prepared_is(f, false, SEQ(TP_EXITED));
+  tp_fail(&f->tp, TP_START, 1, RP_EENGINE, "no such snapshot");
+  recover(f);
+  check_acts(f, "stop(old-1) reset(old-1) start(old-1)",
+             "stop-old reset start");
+  check_result(f, RP_RECOVERY_FINISHED, false, NULL);
+  assert_non_null(strstr(f->detail, "without a running task"));
+  end(f);
+}
+
+/* The container is gone: nothing to recreate, not put right. */
+static void
+test_in_place_gone(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old";
+  prepared_gone(f);
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, false, NULL);
+  assert_non_null(strstr(f->detail, "neither"));
+  end(f);
+}
+
+/* A provider that recreates in place must offer reset: said, nothing done. */
+static void
+test_in_place_needs_reset(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->tp.ops.reset = NULL;
+  f->steps = "stop-old";
+  prepared_is(f, false, SEQ(TP_EXITED));
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, false, NULL);
+  assert_non_null(strstr(f->detail, "cannot reset"));
+  end(f);
+}
+
+/* A preparation that cannot read the engine decides nothing: tried again. */
+static void
+test_prepare_unreadable_retries(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old";
+  f->tp.ops.recover_by_prepare = true;
+  tp_fail(&f->tp, TP_PREPARE, 1, RP_EPROTO, "the answer does not decode");
+  recover(f);
+  check_retry(f, "prepare(old-1,recovery)", "does not decode");
+  end(f);
+}
+
+/* One that refuses would refuse again: not put right, not tried again. */
+static void
+test_prepare_refused_not_retried(void **state)
+{
+  struct fx *f = *state;
+  in_place(f);
+  f->steps = "stop-old";
+  f->tp.ops.recover_by_prepare = true;
+  tp_fail(&f->tp, TP_PREPARE, 1, RP_ECONFLICT,
+          "refused: the image's snapshot is not a committed one");
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, false, NULL);
+  assert_non_null(strstr(f->detail, "not a committed one"));
+  end(f);
+}
+
+/* restart, prepared: the stop asked for lands, then a start, up a while. */
+static void
+test_prepared_restart(void **state)
+{
+  struct fx *f = *state;
+  f->strategy = RP_STRATEGY_RESTART;
+  f->steps = "restart";
+  prepared_is(f, false, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "stop(old-1) start(old-1)", "undo-land-stop undo-start-old");
+  check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
+  end(f);
+}
+
+/* --- force-update (the engine replaces the tasks itself) */
+
+static void
+update(struct fx *f, const char *steps, const char *acted)
+{
+  f->kind = RP_KIND_SERVICE;
+  f->strategy = RP_STRATEGY_FORCE_UPDATE;
+  f->steps = steps;
+  f->tp.acted = acted;
+}
+
+#define UPDATING "swarm's update of the service is updating"
+
+/* The update was announced and the engine took it: waited for until it
+ * settles, then finished (the service is its own replacement).  Nothing
+ * acts. */
+static void
+test_update_settles(void **state)
+{
+  struct fx *f = *state;
+  update(f, "update", UPDATING);
+  prepared_is(f, true, SEQ(TP_PENDING, TP_PENDING, TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  assert_int_equal(probes_between(&f->tp, 0, (int)f->tp.n_calls, "old-1"), 3);
+  check_acts(f, "", "");
+  assert_int_equal(f->tp.count[TP_UPDATE], 0);
+  check_result(f, RP_RECOVERY_FINISHED, true, "old-1");
+  assert_non_null(strstr(f->detail, UPDATING));
+  end(f);
+}
+
+/* The engine rolled its update back: said so, the service as it was. */
+static void
+test_update_reverted(void **state)
+{
+  struct fx *f = *state;
+  update(f, "update", UPDATING);
+  prepared_is(f, true, SEQ(TP_PENDING, TP_REVERTED));
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_ROLLED_BACK, true, "old-1");
+  assert_non_null(strstr(f->detail, "rolled back by the engine"));
+  end(f);
+}
+
+/* Not settled within what the preparation gives the engine's work: not
+ * put right. */
+static void
+test_update_not_settled_in_time(void **state)
+{
+  struct fx *f = *state;
+  update(f, "update", UPDATING);
+  f->tp.settle_ms = 300;
+  prepared_is(f, true, SEQ(TP_PENDING));
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_FINISHED, false, NULL);
+  assert_non_null(strstr(f->detail, "not done within"));
+  end(f);
+}
+
+/* The update announced, and the engine shows none: it never landed;
+ * nothing to do (it is due again).  Not announced: the same, unlooked. */
+static void
+test_update_not_taken(void **state)
+{
+  struct fx *f = *state;
+  update(f, "update", NULL);
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  assert_non_null(strstr(f->detail, "no update"));
+  end(f);
+}
+
+static void
+test_update_not_announced(void **state)
+{
+  struct fx *f = *state;
+  update(f, "", UPDATING);
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  end(f);
+}
+
+static void
+test_update_gone(void **state)
+{
+  struct fx *f = *state;
+  update(f, "update", NULL);
+  prepared_gone(f);
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  assert_non_null(strstr(f->detail, "gone"));
+  end(f);
+}
+
+/* --- drain-replace (a node, the host) */
+
+static void
+drain_replace(struct fx *f, const char *steps)
+{
+  f->kind = RP_KIND_NODE;
+  f->strategy = RP_STRATEGY_DRAIN_REPLACE;
+  f->steps = steps;
+}
+
+#define REPLACED "reaper's mark on the node says its replace action ran"
+
+/* Died right after the drain (the cordon landed): the drain is undone. */
+static void
+test_drain_replace_after_cordon(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon");
+  f->tp.cordoned = true;
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_looks(f, "prepare(old-1,recovery)");
+  check_acts(f, "uncordon(old-1)", "undo-cordon");
+  check_result(f, RP_RECOVERY_ROLLED_BACK, true, "old-1");
+  assert_non_null(strstr(f->detail, "drain is undone"));
+  end(f);
+}
+
+/* Its replace command asked for but, by the provider's facts, not run,
+ * and the node still up: the drain is undone too. */
+static void
+test_drain_replace_replace_announced_not_run(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon drain replace");
+  f->tp.cordoned = true;
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_acts(f, "uncordon(old-1)", "undo-cordon");
+  check_result(f, RP_RECOVERY_ROLLED_BACK, true, "old-1");
+  end(f);
+}
+
+/* Not drained (the cordon never landed, or someone undid it): nothing. */
+static void
+test_drain_replace_not_cordoned(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon");
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_NONE, true, NULL);
+  assert_non_null(strstr(f->detail, "due again"));
+  end(f);
+}
+
+/* The replace command ran and the workload is still up: never undone; it
+ * goes by itself (the host's marker, a node's mark). */
+static void
+test_drain_replace_ran_still_up(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon replace");
+  f->tp.cordoned = true;
+  f->tp.acted = REPLACED;
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_FINISHED, true, NULL);
+  assert_non_null(strstr(f->detail, REPLACED));
+  assert_int_equal(f->tp.count[TP_UNCORDON], 0);
+  end(f);
+}
+
+/* The replace command ran (or was asked for) and the workload is down: it
+ * is removed, announced. */
+static void
+test_drain_replace_down_removed(void **state)
+{
+  const char *acted[] = {REPLACED, NULL};
+  for (size_t i = 0; i < RP_ARRAY_LEN(acted); i++) {
+    struct fx *f = *state;
+    if (i > 0) {
+      teardown(state);
+      setup(state);
+      f = *state;
+    }
+    drain_replace(f, "cordon replace");
+    f->tp.cordoned = true;
+    f->tp.acted = acted[i];
+    prepared_is(f, false, SEQ(TP_EXITED));
+    recover(f);
+    check_acts(f, "remove(old-1)", "remove-old");
+    check_result(f, RP_RECOVERY_FINISHED, true, NULL);
+    end(f);
+  }
+}
+
+/* ...and a remove that fails undoes nothing. */
+static void
+test_drain_replace_remove_fails(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon replace");
+  f->tp.cordoned = true;
+  prepared_is(f, false, SEQ(TP_EXITED));
+  tp_fail(&f->tp, TP_REMOVE, 1, RP_EENGINE, "node is not down");
+  recover(f);
+  check_acts(f, "remove(old-1)", "remove-old");
+  assert_int_equal(f->tp.count[TP_UNCORDON], 0);
+  check_result(f, RP_RECOVERY_FINISHED, false, NULL);
+  assert_non_null(strstr(f->detail, "node is not down"));
+  end(f);
+}
+
+/* An undoing that fails is not put right. */
+static void
+test_drain_replace_uncordon_fails(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon");
+  f->tp.cordoned = true;
+  prepared_is(f, true, SEQ(TP_RUNNING));
+  tp_fail(&f->tp, TP_UNCORDON, 1, RP_EENGINE, "update out of sequence");
+  recover(f);
+  check_acts(f, "uncordon(old-1)", "undo-cordon");
+  check_result(f, RP_RECOVERY_ROLLED_BACK, false, NULL);
+  assert_non_null(strstr(f->detail, "out of sequence"));
+  end(f);
+}
+
+/* Gone from the cluster: it was replaced and removed. */
+static void
+test_drain_replace_gone(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon replace gone");
+  prepared_gone(f);
+  recover(f);
+  check_acts(f, "", "");
+  check_result(f, RP_RECOVERY_FINISHED, true, NULL);
+  end(f);
+}
+
+/* The host: no probe, no cordon, no remove.  Its marker says the replace
+ * action ran: finished, nothing done; without it nothing ran: nothing to
+ * do (it is due again, and the action may run). */
+static void
+test_drain_replace_host(void **state)
+{
+  for (int marked = 1; marked >= 0; marked--) {
+    struct fx *f = *state;
+    if (!marked) {
+      teardown(state);
+      setup(state);
+      f = *state;
+    }
+    f->kind = RP_KIND_HOST;
+    f->strategy = RP_STRATEGY_DRAIN_REPLACE;
+    f->steps = "drain replace";
+    f->tp.ops.probe = NULL;
+    f->tp.ops.cordon = NULL;
+    f->tp.ops.uncordon = NULL;
+    f->tp.ops.remove = NULL;
+    f->tp.ops.recover_by_prepare = true;
+    f->tp.acted = marked ? "the once-per-boot marker /s/host-replace.b says "
+                           "its replace action started in this boot"
+                         : NULL;
+    recover(f);
+    check_looks(f, "prepare(old-1,recovery)");
+    check_acts(f, "", "");
+    if (marked) {
+      check_result(f, RP_RECOVERY_FINISHED, true, NULL);
+      assert_non_null(strstr(f->detail, "marker"));
+    } else {
+      check_result(f, RP_RECOVERY_NONE, true, NULL);
+    }
+    end(f);
+  }
+}
+
+/* On a provider looked at by probe alone, what the engine did of a drain
+ * is not known: said, not guessed at. */
+static void
+test_drain_replace_needs_preparation(void **state)
+{
+  struct fx *f = *state;
+  drain_replace(f, "cordon");
   recover(f);
   check_looks(f, "probe(old-1)");
   check_acts(f, "", "");
@@ -1285,11 +1875,13 @@ main(void)
       T(test_find_replacement_fails_retries),
       T(test_find_replacement_cannot_start_retries),
       T(test_probe_cannot_start),
-      T(test_needs_find_replacement),
+      T(test_needs_a_look),
+      T(test_without_find_replacement),
       T(test_steps_unknown_goes_on),
       T(test_steps_unknown_lands_a_stop),
       T(test_restart_announced),
       T(test_restart_not_announced),
+      T(test_restart_not_announced_down),
       T(test_restart_does_not_stay_up),
       T(test_restart_gone),
       T(test_stop_announced),
@@ -1300,6 +1892,34 @@ main(void)
       T(test_remove_landed),
       T(test_remove_not_announced),
       T(test_force_update_not_recovered_by_core),
+      T(test_in_place_after_begin),
+      T(test_in_place_after_stop),
+      T(test_in_place_stop_under_way),
+      T(test_in_place_after_reset_or_start_not_running),
+      T(test_in_place_after_start),
+      T(test_in_place_down_not_begun),
+      T(test_in_place_start_fails_after_reset),
+      T(test_in_place_gone),
+      T(test_in_place_needs_reset),
+      T(test_prepare_unreadable_retries),
+      T(test_prepare_refused_not_retried),
+      T(test_prepared_restart),
+      T(test_update_settles),
+      T(test_update_reverted),
+      T(test_update_not_settled_in_time),
+      T(test_update_not_taken),
+      T(test_update_not_announced),
+      T(test_update_gone),
+      T(test_drain_replace_after_cordon),
+      T(test_drain_replace_replace_announced_not_run),
+      T(test_drain_replace_not_cordoned),
+      T(test_drain_replace_ran_still_up),
+      T(test_drain_replace_down_removed),
+      T(test_drain_replace_remove_fails),
+      T(test_drain_replace_uncordon_fails),
+      T(test_drain_replace_gone),
+      T(test_drain_replace_host),
+      T(test_drain_replace_needs_preparation),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
