@@ -125,8 +125,13 @@ sock=$ENGINE_DIR/docker.sock
 docker run -d --name reaper-default -l "$TEST_LABEL" -v "$sock:/var/run/docker.sock" \
   reaper-test/reaper:pkg >/dev/null
 self=$(cid reaper-default)
-wait_for 30 "the default agent names its own container" \
-  sh -c "docker logs reaper-default 2>&1 | grep -q 'reaper runs in container ${self:0:12}, which it never touches'"
+names_itself() { docker logs reaper-default 2>&1 | grep -q "reaper runs in container ${self:0:12}, which it never touches"; }
+for _ in $(seq 150); do names_itself && break; sleep 0.2; done
+names_itself || {
+  docker logs reaper-default 2>&1 | tail -n 20
+  docker exec reaper-default grep -E ' /etc/(hostname|hosts|resolv.conf) ' /proc/self/mountinfo
+  fail "the default agent does not name its own container ${self:0:12}"
+}
 docker exec reaper-default reaper plan >"$T/plan.txt" 2>&1 || { cat "$T/plan.txt"; fail "plan in the container"; }
 cat "$T/plan.txt"
 grep -E "^local +container +reaper-default .*excluded: reaper's own container" "$T/plan.txt" >/dev/null ||
@@ -150,10 +155,11 @@ policies:
     grace: 1s
 YAML
 chmod 0644 "$T/config.yaml"
-docker volume create --label "$TEST_LABEL" reaper-test-state-$$ >/dev/null
+# Unprivileged, as the README says: a state directory the image's user owns.
+install -d -o 10001 -g 10001 -m 0700 "$T/state"
 docker run -d --name reaper-agent -l "$TEST_LABEL" --user reaper \
   --group-add "$(stat -c %g "$sock")" -v "$sock:/var/run/docker.sock" \
-  -v "reaper-test-state-$$:/var/lib/reaper" -v "$T/config.yaml:/etc/reaper/config.yaml:ro" \
+  -v "$T/state:/var/lib/reaper" -v "$T/config.yaml:/etc/reaper/config.yaml:ro" \
   reaper-test/reaper:pkg run -c /etc/reaper/config.yaml >/dev/null
 self=$(cid reaper-agent)
 log "reaper's container ${self:0:12}, the victim ${victim:0:12}"
@@ -167,10 +173,9 @@ assert_eq "$self" "$(cid reaper-agent)" "reaper's container id"
 docker exec reaper-agent id -u | grep -qx 10001 || fail "reaper's uid inside"
 docker stop -t 30 reaper-agent >/dev/null
 assert_eq 0 "$(docker inspect -f '{{.State.ExitCode}}' reaper-agent)" "reaper's exit code after docker stop"
-docker run --rm -v "reaper-test-state-$$:/var/lib/reaper" --entrypoint cat reaper-test/reaper:pkg \
-  /var/lib/reaper/audit.jsonl >"$T/audit.jsonl"
-docker run --rm -v "reaper-test-state-$$:/var/lib/reaper" reaper-test/reaper:pkg \
-  verify /var/lib/reaper/audit.jsonl || fail "verify of the volume's audit log"
+cp "$T/state/audit.jsonl" "$T/audit.jsonl"
+docker run --rm -v "$T/state:/var/lib/reaper" reaper-test/reaper:pkg \
+  verify /var/lib/reaper/audit.jsonl || fail "verify of the state directory's audit log"
 audit_any recycle.done ".id == \"$victim\"" || fail "no recycle.done of the victim"
 if grep -q "$self" "$T/audit.jsonl"; then fail "reaper's own container appears in the audit log"; fi
 grep -q "reaper runs in container ${self:0:12}, which it never touches" "$T/reaper.log" ||
