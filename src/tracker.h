@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "freshness.h"
 #include "policy.h"
 #include "provider.h"
 #include "workload.h"
@@ -37,6 +38,8 @@ struct rp_entry {
   /* The reason its last recycle was refused (recycle.refused said once per
    * reason), or NULL.  Owned. */
   char *refused;
+  /* Its content (fresh content), as last decided. */
+  struct rp_content_view content;
   struct rp_entry *hash_next; /* the tracker's chain */
 };
 

@@ -20,7 +20,9 @@
 #include <string.h>
 
 #include "docker.h"
+#include "image_index.h"
 #include "log.h"
+#include "strv.h"
 #include "util.h"
 
 #define INSPECT_PARALLEL 8
@@ -30,8 +32,9 @@
  * "remove" where Docker says "destroy" (ENGINE-API-VERSIONS.md, section 5);
  * an engine ignores an event name it does not know. */
 #define EVENT_FILTER                                                           \
-  "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
-  "\"remove\",\"rename\",\"health_status\",\"pause\",\"unpause\"]}"
+  "{\"type\":[\"container\",\"image\"],\"event\":[\"start\",\"die\","          \
+  "\"destroy\",\"remove\",\"rename\",\"health_status\",\"pause\","             \
+  "\"unpause\",\"pull\",\"push\",\"tag\",\"untag\",\"delete\"]}"
 
 struct rp_docker_track {
   struct rp_docker *d;  /* borrowed: owns this */
@@ -61,8 +64,16 @@ struct rp_docker_track {
   bool dropping_stream; /* schedule_reconnect is cancelling the stream */
   bool stopping;
   bool timer_closed;
-  bool self_seen;       /* reaper's own container was in a list: said once */
-  json_t *image_labels; /* owned: image id -> its labels (an object) */
+  bool self_seen; /* reaper's own container was in a list: said once */
+  /* owned: image id -> what tracking needs of it: {"labels": its labels,
+   * "repo_digests": [...], "created": ms, "platform": "os/arch"}, and
+   * "stale": true once an image event may have changed its digests (an
+   * image's labels never change; its RepoDigests do, with a pull or a
+   * push) */
+  json_t *image_facts;
+  /* owned: container id -> the image reference it was created from
+   * (Config.Image), for the containers a list does not inspect again */
+  json_t *refs;
   struct watcher *watchers; /* owned list: who waits on a container's news */
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
    * the containers that carry swarm's task label */
@@ -163,14 +174,43 @@ tasks_path(const char *id)
   return rp_xasprintf("/containers/json?all=1&filters=%s", esc);
 }
 
-/* An image's labels, from its inspect answer (NULL: gone; none then). */
+/* What tracking needs of an image, from its inspect answer (NULL: gone;
+ * nothing known then). */
 static void
 remember_image(struct rp_docker_track *t, const char *image, json_t *body)
 {
   json_t *labels = json_object_get(json_object_get(body, "Config"), "Labels");
-  json_object_set_new(t->image_labels, image,
-                      json_is_object(labels) ? json_deep_copy(labels)
-                                             : json_object());
+  json_t *facts = json_pack("{s:o}", "labels",
+                            json_is_object(labels) ? json_deep_copy(labels)
+                                                   : json_object());
+  json_t *digests = json_object_get(body, "RepoDigests");
+  if (json_is_array(digests) && json_array_size(digests) > 0)
+    json_object_set(facts, "repo_digests", digests);
+  int64_t created = 0;
+  if (rp_parse_time_ms(json_string_value(json_object_get(body, "Created")),
+                       &created) == 0 &&
+      created > 0)
+    json_object_set_new(facts, "created", json_integer(created));
+  const char *os = json_string_value(json_object_get(body, "Os"));
+  const char *arch = json_string_value(json_object_get(body, "Architecture"));
+  if (os && arch && *os && *arch) {
+    struct rp_platform pf;
+    char name[96];
+    rp_platform_from_engine(
+        os, arch, json_string_value(json_object_get(body, "Variant")), &pf);
+    json_object_set_new(
+        facts, "platform",
+        json_string(rp_platform_format(&pf, name, sizeof(name))));
+  }
+  json_object_set_new(t->image_facts, image, facts);
+}
+
+/* Whether an image's facts must be read (again). */
+static bool
+image_unknown(const struct rp_docker_track *t, const char *image)
+{
+  json_t *f = json_object_get(t->image_facts, image);
+  return !f || json_is_true(json_object_get(f, "stale"));
 }
 
 /* After a list: what no listed container needs is forgotten, so that
@@ -189,10 +229,15 @@ forget_unused_facts(struct rp_docker_track *t, json_t *items)
   }
   void *tmp;
   json_t *v;
-  json_object_foreach_safe(t->image_labels, tmp, id, v)
+  json_object_foreach_safe(t->image_facts, tmp, id, v)
   {
     if (!json_object_get(used, id))
-      json_object_del(t->image_labels, id);
+      json_object_del(t->image_facts, id);
+  }
+  json_object_foreach_safe(t->refs, tmp, id, v)
+  {
+    if (!json_object_get(items, id))
+      json_object_del(t->refs, id);
   }
   json_object_foreach_safe(t->tasks, tmp, id, v)
   {
@@ -226,14 +271,26 @@ remember_tasks(struct rp_docker_track *t, json_t *items, json_t *answer)
 
 static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
-              json_t *labels, const char *image_id, bool paused,
-              int64_t started_ms)
+              json_t *labels, const char *image_id, const char *ref,
+              bool paused, int64_t started_ms)
 {
   struct rp_docker_track *t = d->track;
   struct rp_workload *w =
       rp_workload_new(d->p->name, RP_KIND_CONTAINER, id, name, started_ms);
-  json_t *from_image =
-      t && image_id ? json_object_get(t->image_labels, image_id) : NULL;
+  json_t *facts =
+      t && image_id ? json_object_get(t->image_facts, image_id) : NULL;
+  json_t *from_image = json_object_get(facts, "labels");
+  /* What it runs, for fresh content. */
+  if (ref && *ref)
+    w->image.ref = rp_xstrdup(ref);
+  if (image_id && *image_id)
+    w->image.id = rp_xstrdup(image_id);
+  w->image.repo_digests =
+      rp_strv_from_json(json_object_get(facts, "repo_digests"));
+  w->image.created_ms = json_integer_value(json_object_get(facts, "created"));
+  const char *platform = json_string_value(json_object_get(facts, "platform"));
+  if (platform)
+    w->image.platform = rp_xstrdup(platform);
   json_object_clear(w->labels);
   const char *k;
   json_t *v;
@@ -299,8 +356,11 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     return NULL;
   if (name && name[0] == '/')
     name++;
+  const char *ref = json_string_value(json_object_get(config, "Image"));
+  if (d->track && ref)
+    json_object_set_new(d->track->refs, id, json_string(ref));
   return make_workload(d, id, name, json_object_get(config, "Labels"),
-                       json_string_value(json_object_get(in, "Image")),
+                       json_string_value(json_object_get(in, "Image")), ref,
                        json_is_true(json_object_get(state, "Paused")), started);
 }
 
@@ -458,7 +518,7 @@ wait_for_facts(struct rp_docker_track *t, const char *id, const json_t *body,
   json_t *in = (json_t *)(uintptr_t)body;
   const char *image = json_string_value(json_object_get(in, "Image"));
   json_t *labels = json_object_get(json_object_get(in, "Config"), "Labels");
-  bool need_image = image && *image && !json_object_get(t->image_labels, image);
+  bool need_image = image && *image && image_unknown(t, image);
   bool need_task = json_object_get(labels, LABEL_SWARM_TASK) &&
                    t->d->api.kind->swarm && !json_object_get(t->tasks, id);
   if (!need_image && !need_task)
@@ -642,6 +702,22 @@ on_event_line(void *arg, const char *line, size_t len)
   const char *action = json_string_value(json_object_get(ev, "Action"));
   const char *id =
       json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+  if (type && strcmp(type, "image") == 0) {
+    /* A pull, push or tag may give an image new registry digests (the
+     * workloads' content, for fresh content): what is known of images is
+     * read again, at a re-list now.  Their labels stay (they never
+     * change). */
+    rp_debug("provider %s: image event %s", t->d->p->name,
+             action ? action : "?");
+    const char *k;
+    json_t *f;
+    json_object_foreach(t->image_facts, k, f)
+    {
+      json_object_set_new(f, "stale", json_true());
+    }
+    rp_docker_track_resync(t->d);
+    return 0;
+  }
   if (!type || strcmp(type, "container") != 0 || !action || !id)
     return 0;
   if (strlen(id) != 64) {
@@ -759,6 +835,7 @@ list_finish(struct listing *l)
         d, id, json_string_value(json_object_get(item, "name")),
         json_object_get(item, "labels"),
         json_string_value(json_object_get(item, "image")),
+        json_string_value(json_object_get(t->refs, id)),
         json_is_true(json_object_get(item, "paused")), json_integer_value(st));
     json_object_set(fresh, id, st);
   }
@@ -1003,7 +1080,7 @@ list_cb(void *arg, const struct rp_dockerapi_reply *r,
     const char *image = json_string_value(json_object_get(c, "ImageID"));
     if (image && *image) {
       json_object_set_new(item, "image", json_string(image));
-      if (!json_object_get(t->image_labels, image) &&
+      if (image_unknown(t, image) &&
           !json_array_contains_string(l->images, image))
         json_array_append_new(l->images, json_string(image));
     }
@@ -1120,7 +1197,8 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->dirty = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
-  t->image_labels = json_object();
+  t->image_facts = json_object();
+  t->refs = json_object();
   t->tasks = json_object();
   uv_timer_init(d->p->loop, &t->reconnect);
   t->reconnect.data = t;
@@ -1175,7 +1253,8 @@ rp_docker_track_free(struct rp_docker *d)
   json_decref(t->dirty);
   json_decref(t->gone_at);
   json_decref(t->recheck);
-  json_decref(t->image_labels);
+  json_decref(t->image_facts);
+  json_decref(t->refs);
   json_decref(t->tasks);
   while (t->watchers) {
     struct watcher *w = t->watchers;

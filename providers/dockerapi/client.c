@@ -160,11 +160,36 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
   free(c);
 }
 
+static int call_any(struct rp_dockerapi *api,
+                    const struct rp_dockerapi_version *at, const char *method,
+                    const char *path, const json_t *body,
+                    const char *const *headers, int64_t timeout_ms,
+                    rp_dockerapi_cb cb, void *arg, struct rp_error **err);
+
 int
 rp_dockerapi_call_at(struct rp_dockerapi *api,
                      const struct rp_dockerapi_version *at, const char *method,
                      const char *path, const json_t *body, int64_t timeout_ms,
                      rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return call_any(api, at, method, path, body, NULL, timeout_ms, cb, arg, err);
+}
+
+int
+rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
+                          const char *path, const char *const *headers,
+                          int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
+                          struct rp_error **err)
+{
+  return call_any(api, NULL, method, path, NULL, headers, timeout_ms, cb, arg,
+                  err);
+}
+
+static int
+call_any(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
+         const char *method, const char *path, const json_t *body,
+         const char *const *headers, int64_t timeout_ms, rp_dockerapi_cb cb,
+         void *arg, struct rp_error **err)
 {
   if (check_client(api, method, path, err) < 0)
     return -1;
@@ -185,7 +210,9 @@ rp_dockerapi_call_at(struct rp_dockerapi *api,
   struct rp_http_request req = {
       .method = method,
       .path = full,
-      .headers = c->body ? json_headers : NULL,
+      .headers = headers   ? headers
+                 : c->body ? json_headers
+                           : NULL,
       .body = c->body,
       .body_len = c->body ? strlen(c->body) : 0,
       .timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS,

@@ -153,6 +153,14 @@ int rp_dockerapi_call_at(struct rp_dockerapi *api,
                          const json_t *body, int64_t timeout_ms,
                          rp_dockerapi_cb cb, void *arg, struct rp_error **err);
 
+/* A call without a body but with request headers ("Name: value",
+ * NULL-terminated; borrowed until this returns): an image pull's
+ * X-Registry-Auth. */
+int rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
+                              const char *path, const char *const *headers,
+                              int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
+                              struct rp_error **err);
+
 /* A GET without a version prefix (/_ping, /version): served at the
  * engine's newest version and never refused. */
 int rp_dockerapi_call_plain(struct rp_dockerapi *api, const char *method,
