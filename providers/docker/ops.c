@@ -481,6 +481,14 @@ struct plan {
    * checks it: the tag could have moved between the pull and the create),
    * or NULL */
   char *expect_image;
+  /* Made by the name while it named the old image: it must run that image
+   * (another recycle's pull may move the name meanwhile), else it is made
+   * again from the image's id. */
+  bool by_name;
+  /* create made the replacement: a second create from this plan is the
+   * undo making the old container again (it went with auto-remove), from
+   * its own image. */
+  bool made;
 };
 
 struct creation {
@@ -490,6 +498,10 @@ struct creation {
   void *arg;
   char *id; /* owned */
   size_t next_net;
+  json_t *body;           /* owned: what create is asked */
+  const char *expect;     /* borrowed from the plan: the image it must run,
+                             or NULL */
+  bool fallback;          /* on another image, made again from expect */
   bool checked;           /* the image it runs was checked */
   struct rp_error *error; /* owned: why it is being taken back */
 };
@@ -499,10 +511,42 @@ static void creation_connect(struct creation *c);
 static void
 creation_end(struct creation *c, const struct rp_error *err)
 {
+  if (!err)
+    c->plan->made = true;
   c->cb(c->arg, err ? NULL : c->id, err);
   free(c->id);
+  json_decref(c->body);
   rp_error_free(c->error);
   free(c);
+}
+
+static int creation_post(struct creation *c, struct rp_error **err);
+
+/* The name moved to another image between the preparation and the create:
+ * the one made from it goes, and the replacement is made from the old
+ * image's id, which is what this recycle runs. */
+static void
+creation_redo_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                 const struct rp_error *err)
+{
+  struct creation *c = ctx;
+  (void)r;
+  if (err && err->code != RP_ENOTFOUND) {
+    struct rp_error *e = rp_error_dup(err);
+    rp_error_prefix(&e, "remove the replacement made from a moved name");
+    creation_end(c, e);
+    rp_error_free(e);
+    return;
+  }
+  free(c->id);
+  c->id = NULL;
+  c->next_net = 0;
+  c->checked = false;
+  c->fallback = false;
+  json_object_set_new(c->body, "Image", json_string(c->expect));
+  cleanup_error struct rp_error *e = NULL;
+  if (creation_post(c, &e) != 0)
+    creation_end(c, e);
 }
 
 static void
@@ -554,8 +598,8 @@ static void
 creation_connect(struct creation *c)
 {
   json_t *net = json_array_get(c->plan->extra, c->next_net);
-  if (!net && c->plan->expect_image && !c->checked) {
-    /* Made from a name: it must run the very content pulled. */
+  if (!net && c->expect && !c->checked) {
+    /* Made from a name: it must run the very content meant. */
     c->checked = true;
     cleanup_free char *path = rp_xasprintf("/containers/%s/json", c->id);
     cleanup_error struct rp_error *e = NULL;
@@ -592,12 +636,22 @@ creation_checked_cb(void *ctx, const struct rp_dockerapi_reply *r,
     return;
   }
   const char *runs = json_string_value(json_object_get(r->body, "Image"));
-  if (!runs || strcmp(runs, c->plan->expect_image) != 0) {
+  if (runs && strcmp(runs, c->expect) != 0 && c->fallback) {
+    rp_info("provider %s: %s names another image now: the replacement is "
+            "made from image %.19s",
+            c->d->p->name, c->plan->name, c->expect);
+    cleanup_free char *path = rp_xasprintf("/containers/%s?force=1", c->id);
+    cleanup_error struct rp_error *e = NULL;
+    if (call(c->d, "DELETE", path, NULL, 0, creation_redo_cb, c, &e) != 0)
+      creation_undo(c, e);
+    return;
+  }
+  if (!runs || strcmp(runs, c->expect) != 0) {
     struct rp_error *e = NULL;
     rp_error_set(&e, RP_ECONFLICT,
                  "the replacement runs image %.19s, not %.19s pulled for it "
                  "(its tag moved meanwhile)",
-                 runs ? runs : "?", c->plan->expect_image);
+                 runs ? runs : "?", c->expect);
     creation_undo(c, e);
     rp_error_free(e);
     return;
@@ -639,13 +693,30 @@ rp_docker_op_create(struct rp_provider *p, void *plan, rp_created_cb cb,
   c->plan = pl;
   c->cb = cb;
   c->arg = arg;
-  cleanup_free char *esc = rp_url_escape(pl->name);
-  cleanup_free char *path = rp_xasprintf("/containers/create?name=%s", esc);
-  if (call(d, "POST", path, pl->body, 0, creation_cb, c, err) != 0) {
+  c->body = json_deep_copy(pl->body);
+  if (pl->made && pl->old_image) {
+    /* The undo making the old container again: its own image. */
+    json_object_set_new(c->body, "Image", json_string(pl->old_image));
+  } else if (pl->expect_image) {
+    c->expect = pl->expect_image;
+  } else if (pl->by_name && pl->old_image) {
+    c->expect = pl->old_image;
+    c->fallback = true;
+  }
+  if (creation_post(c, err) != 0) {
+    json_decref(c->body);
     free(c);
     return -1;
   }
   return 0;
+}
+
+static int
+creation_post(struct creation *c, struct rp_error **err)
+{
+  cleanup_free char *esc = rp_url_escape(c->plan->name);
+  cleanup_free char *path = rp_xasprintf("/containers/create?name=%s", esc);
+  return call(c->d, "POST", path, c->body, 0, creation_cb, c, err);
 }
 
 void
@@ -1042,6 +1113,8 @@ build(struct prep *pp)
   pl->name = rp_xstrdup(pp->name);
   const char *old = json_string_value(json_object_get(pp->inspect, "Image"));
   pl->old_image = old ? rp_xstrdup(old) : NULL;
+  pl->by_name = !pp->new_content && pp->image_ref &&
+                strncmp(pp->image_ref, "sha256:", 7) != 0;
   /* Old and new cannot hold a host port, a static address or a fixed MAC
    * address at once: start-first falls back. */
   const char *clash = rp_docker_body_clashes(pl->body, pl->extra);

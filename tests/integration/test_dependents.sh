@@ -20,7 +20,7 @@ rc=0; reaper_once || rc=$?
 assert_eq 0 "$rc" "run --once exit status (a refusal is no failure)"
 assert_eq "$host_id" "$(cid host$$)" "host$$ kept"
 running host$$ && running side$$ || fail "a container stopped"
-audit_any recycle.refused '.id == $id and .refused_by == "provider" and (.reason | test("side'$$'.*network_mode container"))' --arg id "$host_id" ||
+audit_any recycle.refused '.id == $id and .refused_by == "provider" and (.detail | test("side'$$'.*network_mode container"))' --arg id "$host_id" ||
   fail "the refusal does not name the dependent"
 assert_eq 0 "$(audit_count recycle.begin)" "recycle.begin lines (nothing begun)"
 assert_eq 0 "$(audit_count recycle.failed)" "recycle.failed lines"
