@@ -36,12 +36,16 @@ struct op {
   /* Fresh content: what it runs, and (moves) the newer digest the
    * replacement is made from.  Owned copies; NULL when not known. */
   bool moves;
+  bool keeps; /* it runs o->digest of its reference: made from that again */
   char *content_key;
   char *image_ref; /* the reference as the workload was created */
   char *digest, *platform_digest;
   char *new_digest, *new_platform_digest;
   int64_t birth_ms;
   struct rp_child *gate; /* the verify gate in flight, or NULL */
+  /* Another recycle's gate is running on the same digest: this one waits
+   * for its verdict (the gate runs once per digest). */
+  bool awaits_gate;
   struct op *next;
 };
 
@@ -624,9 +628,13 @@ launch(struct rp_recycler *r, struct op *o)
     struct rp_runner_env env = {
         .loop = r->loop, .append = runner_append, .ctx = r};
     struct rp_recycle_spec spec = spec_of(o);
-    if (o->moves && r->content) {
+    if (r->content && (o->moves || o->keeps)) {
+      /* Into the new digest; or back into the one it runs, by its name:
+       * another recycle's pull may have moved the name on this engine
+       * (to a digest since quarantined, say), and the replacement must
+       * run the same content and still be made from its reference. */
       spec.image_ref = o->image_ref;
-      spec.image_digest = o->new_digest;
+      spec.image_digest = o->moves ? o->new_digest : o->digest;
       spec.image_cred = rp_content_cred(r->content, o->image_ref);
     }
     cleanup_error struct rp_error *perr = NULL;
@@ -676,13 +684,52 @@ content_gone(struct rp_recycler *r, struct rp_entry *e, json_t *base)
   decide_again(r, e);
 }
 
-/* The verify gate's verdict on the digest o moves to. */
+/* The gate's verdict (passed, in words: how) for one recycle waiting on it:
+ * it goes on, or is refused, nothing done. */
+static void
+gate_verdict(struct op *o, const struct rp_child_result *res, bool passed,
+             const char *how)
+{
+  struct rp_recycler *r = o->r;
+  struct rp_entry *e = o->e;
+  const struct rp_policy *p =
+      r->config ? rp_config_policy(r->config, o->policy) : NULL;
+  if (res->killed || e->gone || r->draining || !p) {
+    /* Stopping, or the workload went: nothing done. */
+    if (!e->gone)
+      e->state = RP_ENTRY_WAITING;
+    r->stats.started--;
+    finish(r, o);
+    return;
+  }
+  if (passed) {
+    launch(r, o);
+    return;
+  }
+  cleanup_free char *why =
+      rp_xasprintf("the verify gate refused %s (%s)", o->new_digest, how);
+  cleanup_json json_t *extra = json_pack(
+      "{s:s, s:s, s:s, s:o}", "digest", o->new_digest, "gate", how, "output",
+      res->output ? res->output : "", "gate_argv", rp_strv_to_json(p->verify));
+  if (res->spawn_error == 0 && !res->timed_out && res->term_signal == 0)
+    json_object_set_new(extra, "exit_status", json_integer(res->exit_code));
+  else
+    json_object_set_new(extra, "exit_status", json_null());
+  if (res->truncated)
+    json_object_set_new(extra, "output_truncated", json_true());
+  refused(r, e, o->base, why, "verify", extra);
+  r->stats.started--;
+  decide_again(r, e);
+  finish(r, o);
+}
+
+/* The verify gate's verdict on the digest o moves to: for o, and for the
+ * recycles that waited on it. */
 static void
 gate_done_cb(void *arg, const struct rp_child_result *res)
 {
   struct op *o = arg;
   struct rp_recycler *r = o->r;
-  struct rp_entry *e = o->e;
   o->gate = NULL;
   const struct rp_policy *p =
       r->config ? rp_config_policy(r->config, o->policy) : NULL;
@@ -690,40 +737,42 @@ gate_done_cb(void *arg, const struct rp_child_result *res)
                 res->term_signal == 0 && res->exit_code == 0;
   char how[160];
   rp_child_describe(res, p ? p->verify_timeout_ms : 0, how, sizeof(how));
-  if (res->killed || e->gone || r->draining || !p) {
-    /* Stopping, or the workload went: no verdict, nothing done. */
-    if (!e->gone)
-      e->state = RP_ENTRY_WAITING;
-    finish(r, o);
-    return;
-  }
-  if (r->content)
+  if (!res->killed && p && r->content) {
     rp_content_set_verdict(r->content, o->content_key, p->verify, o->new_digest,
                            passed);
-  if (passed) {
-    rp_info("verify gate: %s@%.19s passed (%s)", o->image_ref, o->new_digest,
-            how);
-    launch(r, o);
-    return;
+    if (passed)
+      rp_info("verify gate: %s@%s passed (%s)", o->image_ref, o->new_digest,
+              how);
+    else
+      rp_warn("verify gate: %s@%s refused (%s): workloads keep their content",
+              o->image_ref, o->new_digest, how);
   }
-  rp_warn("verify gate: %s@%s refused (%s): %s keeps its content", o->image_ref,
-          o->new_digest, how, e->w->name);
-  cleanup_free char *why =
-      rp_xasprintf("the verify gate refused %s (%s)", o->new_digest, how);
-  cleanup_json json_t *extra =
-      json_pack("{s:s, s:s, s:s}", "digest", o->new_digest, "gate", how,
-                "output", res->output ? res->output : "");
-  if (res->spawn_error == 0 && !res->timed_out && res->term_signal == 0)
-    json_object_set_new(extra, "exit_status", json_integer(res->exit_code));
-  else
-    json_object_set_new(extra, "exit_status", json_null());
-  if (res->truncated)
-    json_object_set_new(extra, "output_truncated", json_true());
-  json_object_set_new(extra, "gate_argv", rp_strv_to_json(p->verify));
-  refused(r, e, o->base, why, "verify", extra);
-  r->stats.started--;
-  decide_again(r, e);
-  finish(r, o);
+  /* Those waiting first gathered: finishing one changes the list. */
+  size_t n = 0;
+  for (struct op *w = r->ops; w; w = w->next)
+    n += w->awaits_gate;
+  cleanup_free struct op **waiting = rp_xcalloc(n + 1, sizeof(*waiting));
+  size_t k = 0;
+  for (struct op *w = r->ops; w; w = w->next)
+    if (w->awaits_gate && strcmp(w->new_digest, o->new_digest) == 0 &&
+        strcmp(w->policy, o->policy) == 0) {
+      w->awaits_gate = false;
+      waiting[k++] = w;
+    }
+  gate_verdict(o, res, passed, how);
+  for (size_t i = 0; i < k; i++)
+    gate_verdict(waiting[i], res, passed, how);
+}
+
+/* A gate running on digest for policy, other than o's. */
+static bool
+gate_running(const struct rp_recycler *r, const struct op *o)
+{
+  for (const struct op *x = r->ops; x; x = x->next)
+    if (x != o && x->gate && strcmp(x->new_digest, o->new_digest) == 0 &&
+        strcmp(x->policy, o->policy) == 0)
+      return true;
+  return false;
 }
 
 /* Runs the policy's verify gate on o's new digest: argv, no shell, the
@@ -774,9 +823,16 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   /* What it runs and may run, as of now (a verdict or a quarantine may
    * have come since it was decided); it is recycled for the reason it was
    * found due. */
-  enum rp_due_reason reason = e->d.due_reason;
+  enum rp_due_reason reason = e->offered_for;
   if (r->content)
     rp_content_judge(r->content, e, now);
+  bool for_content = reason == RP_DUE_UPDATE || reason == RP_DUE_IMAGE_AGE;
+  if (!for_content && e->d.due_ms > now) {
+    /* Decided again while it waited for the budget (a reload, its
+     * content): not due any more. */
+    decide_again(r, e);
+    return;
+  }
   e->d.due_reason = reason;
   cleanup_json json_t *base = rp_recycle_audit_fields(e, now);
   enum rp_strategy strategy = rp_recycle_strategy(p, e);
@@ -794,7 +850,6 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
    * the policy moves and the digest may be rolled out (settled, neither
    * quarantined nor refused). */
   const struct rp_content_view *cv = &e->content;
-  bool for_content = reason == RP_DUE_UPDATE || reason == RP_DUE_IMAGE_AGE;
   bool moves = r->content && cv->newer_digest &&
                strategy == RP_STRATEGY_RECREATE && e->provider->ops->pull &&
                rp_freshness_moves(p, reason, &cv->fr);
@@ -838,6 +893,9 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   o->begin_mono_ms = rp_mono_ms();
   o->started_ms = e->w->started_ms;
   o->moves = moves;
+  o->keeps = !moves && r->content && cv->digest && cv->reference &&
+             strategy == RP_STRATEGY_RECREATE && e->provider->ops->pull &&
+             e->w->image.ref;
   o->content_key = cv->key ? rp_xstrdup(cv->key) : NULL;
   o->image_ref = e->w->image.ref ? rp_xstrdup(e->w->image.ref) : NULL;
   o->digest = cv->digest ? rp_xstrdup(cv->digest) : NULL;
@@ -872,6 +930,10 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   /* The gate comes before recycle.begin: a refusal means nothing was
    * done.  Once per digest (and gate): a verdict is remembered. */
   if (moves && p->verify && verdict == RP_VERDICT_NONE) {
+    if (gate_running(r, o)) {
+      o->awaits_gate = true;
+      return;
+    }
     if (gate_start(r, o, p) == 0)
       return;
     /* A gate that cannot even run lets nothing through. */
@@ -889,6 +951,7 @@ rp_recycler_offer(struct rp_recycler *r, struct rp_entry *e, int64_t now_ms)
   if (e->state == RP_ENTRY_DUE || e->state == RP_ENTRY_RECYCLING)
     return;
   e->state = RP_ENTRY_DUE;
+  e->offered_for = e->d.due_reason;
   if (r->n_due == r->cap_due) {
     r->cap_due = r->cap_due ? r->cap_due * 2 : 16;
     r->due = rp_xrealloc(r->due, r->cap_due * sizeof(*r->due));

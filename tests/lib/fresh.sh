@@ -44,3 +44,22 @@ forget_locally() {
 
 # audit_jq FILTER: jq over the whole audit log (slurped).
 audit_jq() { jq -s "$@" "$T/audit.jsonl"; }
+
+# stage_version REGISTRY REPO VERSION [DOCKERFILE_LINES]: builds a version
+# as push_version does and pushes it under REPO:stage only; prints its
+# digest.  promote then moves the real tag to it: the digest is known
+# before anyone can see it under the tag.
+stage_version() {
+  local reg=$1 repo=$2 version=$3 extra=${4:-}
+  push_version "$reg/$repo:stage" "$version" "$extra"
+}
+
+# promote REGISTRY REPO TAG DIGEST: PUTs the manifest DIGEST under TAG (the
+# same bytes: the same digest), as a CI pipeline's promotion does.
+promote() {
+  local reg=$1 repo=$2 tag=$3 digest=$4 f
+  f=$(mktemp)
+  registry_get "$reg" "$repo" "$digest" application/vnd.docker.distribution.manifest.v2+json >"$f" || return 1
+  registry_manifest "$reg" "$repo" "$tag" application/vnd.docker.distribution.manifest.v2+json "$f" >/dev/null
+  rm -f "$f"
+}
