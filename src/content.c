@@ -362,6 +362,12 @@ rp_content_load(struct rp_content *c, const json_t *line_const)
     d->from_workload = source && strcmp(source, "workload") == 0;
     if (!d->from_workload || !r->last_named)
       set_str(&r->last_named, digest);
+    if (!d->from_workload && pd) {
+      /* What the tag named when last seen: known until the registry says
+       * more (a registry down at start changes nothing of it). */
+      set_str(&r->current, digest);
+      set_str(&r->current_platform, pd);
+    }
   } else if (strcmp(event, "image.quarantined") == 0 && pd) {
     struct quarantine *q = quarantine_get(r, pd);
     q->quarantined = true;
@@ -818,8 +824,7 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
   }
   if (!running) {
     v->facts.state = RP_CONTENT_UNKNOWN;
-    v->note = r->error ? rp_xasprintf("registry: %s", r->error)
-                       : rp_xstrdup("not resolved yet");
+    v->note = rp_xstrdup(r->error ? r->error : "not resolved yet");
     return;
   }
   v->facts.state = RP_CONTENT_KNOWN;
@@ -827,7 +832,7 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
   v->platform_digest = rp_xstrdup(running->platform_digest);
   v->facts.first_seen_ms = running->first_seen_ms;
   if (r->error)
-    v->note = rp_xasprintf("registry: %s", r->error);
+    v->note = rp_xstrdup(r->error);
   if (r->current &&
       strcmp(r->current_platform, running->platform_digest) != 0) {
     struct digest *cur = digest_find(r, r->current);
