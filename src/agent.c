@@ -17,6 +17,7 @@
 #include "policy.h"
 #include "provider.h"
 #include "recovery.h"
+#include "runner.h"
 #include "recycle.h"
 #include "registry_auth.h"
 #include "schedule.h"
@@ -251,6 +252,14 @@ static void stop_agent(struct agent *a, int exit_code);
 
 /* --- crash recovery ----------------------------------------------------- */
 
+/* Whether p's unfinished recycles are put right after a crash: by the core
+ * (the runner's operations) or by the provider itself. */
+static bool
+recovers(const struct rp_provider *p)
+{
+  return rp_runner_recovers(p) || p->ops->recover;
+}
+
 struct recovery_ctx {
   struct agent *a;
   struct rp_provider *p;
@@ -317,6 +326,46 @@ recovery_done_cb(void *arg, const struct rp_error *err)
   update_service_status(a);
 }
 
+/* The core's recovery of one provider: every item at once, each ending in
+ * its recycle.recovered line; done when the last has. */
+struct core_recovery {
+  struct agent *a;
+  struct rp_provider *p;
+  size_t pending;
+  char *first_error; /* the first reason to try again */
+};
+
+static void
+core_recovery_item_done(void *arg, json_t *begin, const struct rp_error *retry)
+{
+  struct core_recovery *cr = arg;
+  if (retry && !cr->first_error) {
+    cr->first_error = rp_xstrdup(retry->message);
+  } else if (begin && !retry) {
+    /* Put right and written: not to be recovered again. */
+    json_t *list = json_object_get(cr->a->unfinished, cr->p->name);
+    size_t i;
+    json_t *l;
+    json_array_foreach(list, i, l) if (l == begin)
+    {
+      json_array_remove(list, i);
+      break;
+    }
+  }
+  if (--cr->pending > 0)
+    return;
+  struct recovery_ctx *rc = rp_xcalloc(1, sizeof(*rc));
+  rc->a = cr->a;
+  rc->p = cr->p;
+  struct rp_error *e = NULL;
+  if (cr->first_error)
+    rp_error_set(&e, RP_EENGINE, "%s", cr->first_error);
+  recovery_done_cb(rc, e);
+  rp_error_free(e);
+  free(cr->first_error);
+  free(cr);
+}
+
 static void
 start_recovery(struct agent *a, struct rp_provider *p)
 {
@@ -339,17 +388,45 @@ start_recovery(struct agent *a, struct rp_provider *p)
         policy ? rp_config_policy(a->config, policy) : NULL;
     int st =
         rp_strategy_parse(json_string_value(json_object_get(l, "strategy")));
+    const char *order = json_string_value(json_object_get(l, "order"));
     items[k] = (struct rp_unfinished){
         .id = json_string_value(json_object_get(l, "id")),
         .name = json_string_value(json_object_get(l, "name")),
         .strategy = st < 0 ? RP_STRATEGY_RECREATE : (enum rp_strategy)st,
         .grace_ms = pol ? pol->grace_ms : 30000,
+        .health_timeout_ms = pol ? pol->health_timeout_ms : 60000,
+        .start_first = order && strcmp(order, "start-first") == 0,
+        .steps = json_object_get(l, "steps"),
+        .replacement_id =
+            json_string_value(json_object_get(l, "replacement_id")),
     };
   }
   if (n)
     rp_warn("provider %s: %zu recycles were unfinished when reaper last "
             "stopped: recovering",
             p->name, n);
+  if (rp_runner_recovers(p)) {
+    /* The core finishes or undoes each with the runner's operations. */
+    struct core_recovery *cr = rp_xcalloc(1, sizeof(*cr));
+    cr->a = a;
+    cr->p = p;
+    cr->pending = 1; /* this loop's own, released below */
+    for (size_t k = 0; k < n; k++) {
+      if (!items[k].id)
+        continue;
+      cleanup_error struct rp_error *err = NULL;
+      cr->pending++;
+      if (rp_recycler_recover(a->recycler, p, &items[k],
+                              json_array_get(begins, k),
+                              core_recovery_item_done, cr, &err) != 0) {
+        cr->pending--;
+        if (!cr->first_error)
+          cr->first_error = rp_xstrdup(err ? err->message : "?");
+      }
+    }
+    core_recovery_item_done(cr, NULL, NULL);
+    return;
+  }
   struct recovery_ctx *rc = rp_xcalloc(1, sizeof(*rc));
   rc->a = a;
   rc->p = p;
@@ -456,7 +533,7 @@ hook_state(void *core, struct rp_provider *p, bool up, const char *reason)
                    strcmp(a->down_reason[i], reason ? reason : "") != 0))
     rp_err("provider %s (%s) unreachable: %s", p->name, p->ops->type,
            reason ? reason : "unknown reason");
-  if (!up && a->up[i] && p->ops->recover && a->opt.mode == RP_AGENT_RUN &&
+  if (!up && a->up[i] && recovers(p) && a->opt.mode == RP_AGENT_RUN &&
       !a->stopping) {
     /* The engine went away, perhaps in the middle of a recycle (an engine
      * restart kills its containers): once it is back, recovery looks for
@@ -530,7 +607,7 @@ unsettled_cb(void *arg, struct rp_entry *e, json_t *begin)
 {
   struct agent *a = arg;
   size_t i = provider_index(a, e->provider);
-  if (!e->provider->ops->recover || a->opt.mode != RP_AGENT_RUN || a->stopping)
+  if (!recovers(e->provider) || a->opt.mode != RP_AGENT_RUN || a->stopping)
     return;
   /* The audit log shows it begun and not put right: recovery takes it as
    * it takes those a crash left (and nothing the log does not name). */
@@ -1248,7 +1325,7 @@ start_providers(struct agent *a, struct rp_error **err)
                           pc->type);
     if (p->ops->init(p, err) != 0)
       return rp_error_prefix(err, "provider %s", pc->name);
-    a->recovering[i] = p->ops->recover && a->opt.mode != RP_AGENT_PLAN;
+    a->recovering[i] = recovers(p) && a->opt.mode != RP_AGENT_PLAN;
   }
   for (size_t i = 0; i < a->n_providers; i++) {
     struct rp_provider *p = &a->providers[i];

@@ -66,6 +66,10 @@ struct rp_recycle_result {
    * become healthy, or not stay up) is told from one of the way there. */
   const char *failed_step;
   json_t *details; /* borrowed, may be NULL: drain status, output... */
+  /* borrowed, may be NULL: the acting steps announced (recycle.step), in
+   * order, undoing ones included: what recovery goes by when a failure left
+   * the recycle half undone. */
+  const json_t *steps;
 };
 
 /* status 0: done; negative: failed, err says why.  err and res borrowed. */
@@ -80,6 +84,13 @@ struct rp_unfinished {
   const char *name; /* its name then */
   enum rp_strategy strategy;
   int64_t grace_ms; /* for a stop that recovery must finish */
+  /* For the core's recovery (src/runner.c), from the log: */
+  int64_t health_timeout_ms; /* the policy's, for a replacement it starts */
+  bool start_first;          /* the recycle's order */
+  /* The acting steps its recycle.step lines announced, in order (an array of
+   * strings; NULL: not known, as for a recycle that failed in this run). */
+  const json_t *steps;
+  const char *replacement_id; /* the last one a step line named, or NULL */
 };
 
 /* What recovery found and did about one unfinished recycle, or about one
@@ -92,6 +103,9 @@ struct rp_recovery {
   const char *replacement_id; /* the workload now running, or NULL */
   const char *detail;         /* what was found and done, in words */
   bool ok;                    /* false: it could not be put right */
+  /* Nothing could even be looked at (the engine's answer was unreadable):
+   * nothing was decided or written; it is tried again later. */
+  bool retry;
 };
 typedef void (*rp_recover_item_cb)(void *arg, const struct rp_recovery *r);
 
@@ -121,7 +135,18 @@ struct rp_prepared {
    * making a second one beside it: stop, reset, start (engines whose
    * container ids are its names). */
   bool in_place;
-  json_t *details; /* may be NULL: what the audit lines should carry */
+  /* May be NULL: what the audit lines should carry.  The runner keeps a
+   * reference and reads it again when the recycle ends, so the provider may
+   * add to it until release what its operations learn (a stop that had to
+   * kill, the exit status, a new process's id). */
+  json_t *details;
+  /* How long the engine's own work may take (a service's update under its
+   * update configuration, a replaced machine going away), when the provider
+   * knows better than the policy; 0: health_timeout + drain_timeout. */
+  int64_t settle_ms;
+  /* drain-replace: a replace command that ran is final even when it failed
+   * (the host's runs once per boot): nothing is undone after it. */
+  bool replace_final;
 };
 typedef void (*rp_prepared_cb)(void *arg, const struct rp_prepared *pr,
                                const struct rp_error *err);
@@ -145,6 +170,11 @@ struct rp_probe {
   int restarts;  /* restarts the engine made since it was created */
   enum rp_health health;
   const char *status; /* the engine's word for its state, for messages */
+  const char *name;   /* its name now, when the engine says (else NULL) */
+  /* May be NULL; also given with an error: what the audit line should carry
+   * from this look (an update's outcome, a drain's tasks), merged into the
+   * recycle's details. */
+  json_t *details;
 };
 typedef void (*rp_probe_cb)(void *arg, const struct rp_probe *st,
                             const struct rp_error *err);
@@ -243,6 +273,14 @@ struct rp_provider_ops {
                struct rp_error **err);
   int (*probe)(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
                struct rp_error **err);
+  /* Crash recovery of a recreate (src/runner.c): the replacement this
+   * provider's create made for old_id under `name`, by what the provider
+   * marked it with; cb gets its id, or NULL when there is none.  A provider
+   * that offers it is recovered by the core, with these operations; one that
+   * does not, by its own `recover` below. */
+  int (*find_replacement)(struct rp_provider *p, const char *old_id,
+                          const char *name, rp_created_cb cb, void *arg,
+                          struct rp_error **err);
   /* In-place recreate (rp_prepared.in_place): a fresh filesystem from the
    * workload's image, once it is stopped. */
   int (*reset)(struct rp_provider *p, const char *id, void *plan, rp_op_cb cb,

@@ -27,11 +27,29 @@ scan_line_cb(void *arg, const json_t *line_const)
   if (!event || !provider || !id || strncmp(event, "recycle.", 8) != 0)
     return 0;
   cleanup_free char *key = rp_xasprintf("%s\x1f%s", provider, id);
-  if (strcmp(event, "recycle.begin") == 0)
-    json_object_set(s->open, key, line);
-  else if (strcmp(event, "recycle.done") == 0 ||
-           strcmp(event, "recycle.failed") == 0 ||
-           strcmp(event, "recycle.recovered") == 0)
+  if (strcmp(event, "recycle.begin") == 0) {
+    json_t *begin = json_deep_copy(line);
+    json_object_set_new(begin, "steps", json_array());
+    json_object_set_new(s->open, key, begin);
+  } else if (strcmp(event, "recycle.step") == 0) {
+    /* What the recycle announced before it died: recovery finishes or
+     * undoes by it (the step named may or may not have acted). */
+    json_t *begin = json_object_get(s->open, key);
+    const char *step = json_string_value(json_object_get(line, "step"));
+    json_t *repl = json_object_get(line, "replacement_id");
+    if (begin && step) {
+      json_t *steps = json_object_get(begin, "steps");
+      if (!json_is_array(steps)) {
+        steps = json_array();
+        json_object_set_new(begin, "steps", steps);
+      }
+      json_array_append_new(steps, json_string(step));
+      if (json_is_string(repl))
+        json_object_set(begin, "replacement_id", repl);
+    }
+  } else if (strcmp(event, "recycle.done") == 0 ||
+             strcmp(event, "recycle.failed") == 0 ||
+             strcmp(event, "recycle.recovered") == 0)
     json_object_del(s->open, key);
   return 0;
 }

@@ -11,7 +11,9 @@
 /* Reads the audit log at path and returns (new reference in *out) an object
  * mapping each provider name to an array of the recycle.begin lines (as
  * parsed objects) that no recycle.done, recycle.failed or
- * recycle.recovered line for the same workload followed.  A missing log
+ * recycle.recovered line for the same workload followed, each with the
+ * steps its recycle.step lines announced ("steps": their names, in order)
+ * and the last replacement they named ("replacement_id").  A missing log
  * gives an empty object.  Lines that do not parse are skipped (verify is the
  * judge of the chain). */
 int rp_recovery_scan(const char *path, json_t **out, struct rp_error **err);

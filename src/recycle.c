@@ -46,6 +46,10 @@ struct op {
   /* Another recycle's gate is running on the same digest: this one waits
    * for its verdict (the gate runs once per digest). */
   bool awaits_gate;
+  /* Owned: the entry's last refusal, taken while this recycle runs: given
+   * back if it is refused too (a reason already said is not said again),
+   * dropped if it went past its preparation (a later refusal is news). */
+  char *refused;
   struct op *next;
 };
 
@@ -62,6 +66,7 @@ struct rp_recycler {
   size_t n_due, cap_due;
   struct op *ops; /* owned list of recycles in flight */
   size_t n_ops;
+  size_t n_recovering; /* crash recoveries run by the core, in flight */
   struct rp_recycler_stats stats;
   void (*idle_cb)(void *arg);
   void *idle_arg;
@@ -173,6 +178,7 @@ op_free(struct op *o)
   if (!o)
     return;
   free(o->policy);
+  free(o->refused);
   if (o->base)
     json_decref(o->base);
   argv_free(o->drain);
@@ -311,7 +317,7 @@ notify_change(struct rp_recycler *r)
 {
   if (r->change_cb)
     r->change_cb(r->change_arg);
-  if (r->idle_cb && r->n_ops == 0) {
+  if (r->idle_cb && r->n_ops == 0 && r->n_recovering == 0) {
     void (*cb)(void *) = r->idle_cb;
     r->idle_cb = NULL;
     cb(r->idle_arg);
@@ -448,6 +454,8 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   bool restarted = !e->gone && e->w->started_ms != o->started_ms;
   const char *event;
   if (status != 0 && err && err->code == RP_EREFUSED) {
+    free(e->refused);
+    e->refused = RP_STEAL(o->refused);
     refused(r, e, o->base, err->message, "provider", NULL);
     if (restarted && !r->draining)
       new_life(r, e);
@@ -510,10 +518,19 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     }
   }
   append(r, event, f, audit_logged_cb, (void *)(uintptr_t)event);
-  if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb)
-    r->unsettled_cb(r->unsettled_arg, e, o->base);
   bool content_failed = status != 0 && o->moves && res && res->rolled_back &&
                         content_failure(res->failed_step);
+  if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb) {
+    /* What recovery goes by: the steps taken, and the order. */
+    cleanup_json json_t *begin = json_deep_copy(o->base);
+    if (res && res->steps)
+      json_object_set_new(begin, "steps", json_deep_copy(res->steps));
+    json_t *order =
+        res && res->details ? json_object_get(res->details, "order") : NULL;
+    if (order)
+      json_object_set(begin, "order", order);
+    r->unsettled_cb(r->unsettled_arg, e, begin);
+  }
   if (restarted && !r->draining)
     new_life(r, e);
   else if (status != 0 && !e->gone && !r->draining)
@@ -696,8 +713,11 @@ gate_verdict(struct op *o, const struct rp_child_result *res, bool passed,
       r->config ? rp_config_policy(r->config, o->policy) : NULL;
   if (res->killed || e->gone || r->draining || !p) {
     /* Stopping, or the workload went: nothing done. */
-    if (!e->gone)
+    if (!e->gone) {
       e->state = RP_ENTRY_WAITING;
+      free(e->refused);
+      e->refused = RP_STEAL(o->refused);
+    }
     r->stats.started--;
     finish(r, o);
     return;
@@ -717,6 +737,8 @@ gate_verdict(struct op *o, const struct rp_child_result *res, bool passed,
     json_object_set_new(extra, "exit_status", json_null());
   if (res->truncated)
     json_object_set_new(extra, "output_truncated", json_true());
+  free(e->refused);
+  e->refused = RP_STEAL(o->refused);
   refused(r, e, o->base, why, "verify", extra);
   r->stats.started--;
   decide_again(r, e);
@@ -881,8 +903,7 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   struct op *o = rp_xcalloc(1, sizeof(*o));
   o->r = r;
   o->e = e;
-  free(e->refused);
-  e->refused = NULL;
+  o->refused = RP_STEAL(e->refused);
   o->policy = rp_xstrdup(p->name);
   o->base = json_incref(base);
   char warning[200] = "";
@@ -1062,7 +1083,8 @@ pump_once(struct rp_recycler *r)
       r->due[kept++] = e;
       continue;
     }
-    busy[pi]++;
+    if (!r->dry_run) /* a plan makes nothing unavailable */
+      busy[pi]++;
     start(r, e, now);
   }
   r->n_due = kept;
@@ -1082,14 +1104,14 @@ rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg), void *arg)
   r->n_due = 0;
   r->idle_cb = idle_cb;
   r->idle_arg = arg;
-  if (r->n_ops == 0)
+  if (r->n_ops == 0 && r->n_recovering == 0)
     notify_change(r);
 }
 
 bool
 rp_recycler_idle(const struct rp_recycler *r)
 {
-  return r->n_ops == 0 && r->n_due == 0;
+  return r->n_ops == 0 && r->n_due == 0 && r->n_recovering == 0;
 }
 
 size_t
@@ -1130,4 +1152,68 @@ const struct rp_recycler_stats *
 rp_recycler_stats(const struct rp_recycler *r)
 {
   return &r->stats;
+}
+
+/* --- crash recovery by the core ------------------------------------------ */
+
+struct recovery_op {
+  struct rp_recycler *r;
+  char *provider;
+  json_t *begin; /* owned: the recycle.begin line */
+  rp_recycler_recovered_cb done;
+  void *arg;
+};
+
+static void
+core_recovered_cb(void *arg, const struct rp_recovery *rec)
+{
+  struct recovery_op *ro = arg;
+  struct rp_recycler *r = ro->r;
+  struct rp_error *retry = NULL;
+  if (rec->retry)
+    rp_error_set(&retry, RP_EENGINE, "%s", rec->detail ? rec->detail : "?");
+  else
+    rp_recycler_recovered(r, ro->provider, ro->begin, rec);
+  r->n_recovering--;
+  if (ro->done)
+    ro->done(ro->arg, ro->begin, retry);
+  rp_error_free(retry);
+  free(ro->provider);
+  json_decref(ro->begin);
+  free(ro);
+  notify_change(r);
+}
+
+int
+rp_recycler_recover(struct rp_recycler *r, struct rp_provider *p,
+                    const struct rp_unfinished *item, json_t *begin,
+                    rp_recycler_recovered_cb done, void *arg,
+                    struct rp_error **err)
+{
+  static const char *const keep[] = {
+      "provider",   "kind",  "id",        "name",     "policy",
+      "started_at", "age_s", "max_age_s", "strategy", "service"};
+  cleanup_json json_t *base = json_object();
+  for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
+    json_t *v = begin ? json_object_get(begin, keep[i]) : NULL;
+    if (v)
+      json_object_set(base, keep[i], v);
+  }
+  json_object_set_new(base, "provider", json_string(p->name));
+  struct recovery_op *ro = rp_xcalloc(1, sizeof(*ro));
+  ro->r = r;
+  ro->provider = rp_xstrdup(p->name);
+  ro->begin = json_incref(begin);
+  ro->done = done;
+  ro->arg = arg;
+  struct rp_runner_env env = {
+      .loop = r->loop, .append = runner_append, .ctx = r};
+  if (rp_runner_recover(&env, p, item, base, core_recovered_cb, ro, err) != 0) {
+    free(ro->provider);
+    json_decref(ro->begin);
+    free(ro);
+    return -1;
+  }
+  r->n_recovering++;
+  return 0;
 }

@@ -109,6 +109,20 @@ void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
 void rp_recycler_recovered(struct rp_recycler *r, const char *provider,
                            json_t *begin, const struct rp_recovery *rec);
 
+/* Recovers one unfinished recycle of p with the core's runner
+ * (rp_runner_recovers(p)): its steps announced, recycle.recovered written
+ * from begin (the recycle.begin line) and what was done; then done(arg,
+ * begin, NULL).  When nothing could even be looked at, nothing is written
+ * and done gets why (retry: it is to be tried again).  Counts as in flight
+ * until then (rp_recycler_idle, drain).  Returns -1 (nothing runs) when it
+ * cannot start. */
+typedef void (*rp_recycler_recovered_cb)(void *arg, json_t *begin,
+                                         const struct rp_error *retry);
+int rp_recycler_recover(struct rp_recycler *r, struct rp_provider *p,
+                        const struct rp_unfinished *item, json_t *begin,
+                        rp_recycler_recovered_cb done, void *arg,
+                        struct rp_error **err);
+
 /* The strategy a policy means for a workload's kind on its provider. */
 enum rp_strategy rp_recycle_strategy(const struct rp_policy *p,
                                      const struct rp_entry *e);

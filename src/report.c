@@ -32,8 +32,8 @@ rp_report_options_init(struct rp_report_options *o)
 
 /* --- samples and groups -------------------------------------------------- */
 
-static void
-samples_push(struct rp_report_samples *s, double v)
+void
+rp_report_samples_push(struct rp_report_samples *s, double v)
 {
   if (s->n == s->cap) {
     s->cap = s->cap ? s->cap * 2 : 16;
@@ -87,6 +87,8 @@ group_clear(struct rp_report_group *g)
   free(g->ratio.v);
   free(g->lateness.v);
   free(g->duration.v);
+  free(g->content_age.v);
+  free(g->latency.v);
   free(g->times);
 }
 
@@ -106,6 +108,8 @@ group_finish(struct rp_report_group *g)
   g->ratio_st = samples_finish(&g->ratio);
   g->lateness_st = samples_finish(&g->lateness);
   g->duration_st = samples_finish(&g->duration);
+  g->content_age_st = samples_finish(&g->content_age);
+  g->latency_st = samples_finish(&g->latency);
 }
 
 /* The group under key in r->group_index, made on first use. */
@@ -128,6 +132,43 @@ group_get(struct rp_report *r, const char *key, struct rp_report_group ***arr,
 }
 
 /* --- reading ------------------------------------------------------------- */
+
+/* recycle.done's "reason", as SPEC lists them (the enum's order). */
+static const char *const reason_words[] = {
+    [RP_REPORT_REASON_MAX_AGE] = "max_age",
+    [RP_REPORT_REASON_HARD_MAX_AGE] = "hard_max_age",
+    [RP_REPORT_REASON_UPDATE] = "update",
+    [RP_REPORT_REASON_IMAGE_AGE] = "image_age",
+    [RP_REPORT_REASON_LABEL] = "label",
+    [RP_REPORT_REASON_PULL] = "pull",
+};
+
+static enum rp_report_reason
+reason_of(const char *s)
+{
+  if (!s)
+    return RP_REPORT_REASON_UNSTATED;
+  for (size_t i = 0; i < RP_ARRAY_LEN(reason_words); i++)
+    if (strcmp(s, reason_words[i]) == 0)
+      return (enum rp_report_reason)i;
+  return RP_REPORT_REASON_OTHER;
+}
+
+/* recycle.refused's "refused_by" (the enum's order). */
+static const char *const refuser_words[] = {
+    [RP_REPORT_REFUSED_VERIFY] = "verify",
+    [RP_REPORT_REFUSED_QUARANTINE] = "quarantine",
+    [RP_REPORT_REFUSED_PROVIDER] = "provider",
+};
+
+static enum rp_report_refuser
+refuser_of(const char *s)
+{
+  for (size_t i = 0; s && i < RP_ARRAY_LEN(refuser_words); i++)
+    if (strcmp(s, refuser_words[i]) == 0)
+      return (enum rp_report_refuser)i;
+  return RP_REPORT_REFUSED_OTHER;
+}
 
 /* What a recycle.* line says about its workload. */
 struct rec {
@@ -203,9 +244,9 @@ add_done(struct rp_report_group *g, const struct rec *e, double duration_s)
 {
   g->done++;
   if (!isnan(e->age_s)) {
-    samples_push(&g->age, e->age_s);
+    rp_report_samples_push(&g->age, e->age_s);
     if (!isnan(e->max_age_s) && e->max_age_s > 0)
-      samples_push(&g->ratio, e->age_s / e->max_age_s);
+      rp_report_samples_push(&g->ratio, e->age_s / e->max_age_s);
     if (e->age_s > g->longest_s || !g->longest_name) {
       g->longest_s = e->age_s;
       free(g->longest_name);
@@ -219,7 +260,7 @@ add_done(struct rp_report_group *g, const struct rec *e, double duration_s)
       g->max_age_max_s = e->max_age_s;
   }
   if (!isnan(duration_s))
-    samples_push(&g->duration, duration_s);
+    rp_report_samples_push(&g->duration, duration_s);
 }
 
 static void
@@ -258,12 +299,21 @@ on_recycle(struct rp_report *r, const struct rec *e)
   if (strcmp(ev, "begin") == 0) {
     double late = num_member(e->line, "lateness_s");
     for (size_t i = 0; !isnan(late) && i < RP_ARRAY_LEN(groups); i++)
-      samples_push(&groups[i]->lateness, late);
+      rp_report_samples_push(&groups[i]->lateness, late);
     open_set(r, key, e, "unfinished", "the recycle began and no line ended it");
   } else if (strcmp(ev, "done") == 0) {
     double dur = num_member(e->line, "duration_s");
-    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
+    const char *reason = str_member(e->line, "reason");
+    double content_age = num_member(e->line, "content_age_s");
+    if (reason || !isnan(content_age) ||
+        json_object_get(e->line, "image_digest"))
+      r->fresh.any = true;
+    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++) {
       add_done(groups[i], e, dur);
+      groups[i]->by_reason[reason_of(reason)]++;
+      if (!isnan(content_age))
+        rp_report_samples_push(&groups[i]->content_age, content_age);
+    }
     add_time(r, pg, e->ts_ms);
     check_overstay(r, e, e->age_s + (isnan(dur) ? 0 : dur), "recycled");
     json_object_del(r->open, key);
@@ -284,8 +334,13 @@ on_recycle(struct rp_report *r, const struct rec *e)
       groups[i]->planned++;
   } else if (strcmp(ev, "refused") == 0) {
     /* Nothing was done: neither a failure nor a recycle. */
-    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
+    enum rp_report_refuser by = refuser_of(str_member(e->line, "refused_by"));
+    if (by == RP_REPORT_REFUSED_VERIFY || by == RP_REPORT_REFUSED_QUARANTINE)
+      r->fresh.any = true;
+    for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++) {
       groups[i]->refused++;
+      groups[i]->refused_by[by]++;
+    }
   } else if (strcmp(ev, "recovered") == 0) {
     for (size_t i = 0; i < RP_ARRAY_LEN(groups); i++)
       groups[i]->recovered++;
@@ -311,6 +366,20 @@ on_recycle(struct rp_report *r, const struct rec *e)
       open_set(r, key, e, "recovery failed", detail);
     }
   }
+  rp_report_fresh_recycle(&r->fresh, e->line, ev, e->ts_ms, pg, sg);
+}
+
+/* image.quarantined: a digest no further workload of the policy is moved
+ * to. */
+static void
+on_quarantined(struct rp_report *r, const json_t *line)
+{
+  const char *policy = str_member(line, "policy");
+  if (!policy)
+    policy = "(none)";
+  cleanup_free char *pkey = rp_xasprintf("p\x1f%s", policy);
+  group_get(r, pkey, &r->policies, &r->n_policies, policy, NULL)->quarantined++;
+  r->overall.quarantined++;
 }
 
 static int
@@ -334,6 +403,16 @@ line_cb(void *arg, const json_t *line)
       r->first_ms = e.ts_ms;
     if (e.ts_ms > r->last_ms)
       r->last_ms = e.ts_ms;
+  }
+  if (strcmp(e.event, "image.seen") == 0) {
+    r->fresh.any = true;
+    rp_report_fresh_seen(&r->fresh, line, e.ts_ms);
+    return 0;
+  }
+  if (strcmp(e.event, "image.quarantined") == 0) {
+    r->fresh.any = true;
+    on_quarantined(r, line);
+    return 0;
   }
   if (strncmp(e.event, "recycle.", 8) != 0)
     return 0;
@@ -376,6 +455,7 @@ open_cmp(const void *a, const void *b)
 static void
 finish(struct rp_report *r)
 {
+  rp_report_fresh_finish(&r->fresh, &r->overall);
   group_finish(&r->overall);
   for (size_t i = 0; i < r->n_policies; i++)
     group_finish(r->policies[i]);
@@ -432,6 +512,7 @@ rp_report_build(const char *const *paths, size_t n_paths,
   r->open = json_object();
   r->overstayed = json_array();
   r->not_recycled = json_array();
+  rp_report_fresh_init(&r->fresh);
 
   for (size_t i = 0; i < n_paths; i++) {
     uint64_t bad = 0;
@@ -483,6 +564,7 @@ rp_report_free(struct rp_report *r)
   json_decref(r->open);
   json_decref(r->overstayed);
   json_decref(r->not_recycled);
+  rp_report_fresh_clear(&r->fresh);
   free(r);
 }
 
@@ -511,6 +593,19 @@ enum fig {
   F_DUR_P95,
   F_PER_HOUR,
   F_PER_DAY,
+  /* Fresh content: after longest_workload in the CSV, so that the columns
+   * of reports before it keep their places. */
+  F_CONTENT_AGE_P50,
+  F_CONTENT_AGE_WORST,
+  F_REASON_FIRST, /* one per enum rp_report_reason, in its order */
+  F_REFUSED_FIRST = F_REASON_FIRST + RP_REPORT_N_REASONS,
+  F_QUARANTINED = F_REFUSED_FIRST + RP_REPORT_N_REFUSERS,
+  F_DIGESTS,
+  F_DIGESTS_ROLLED_OUT,
+  F_DIGESTS_PENDING,
+  F_DIGESTS_SUPERSEDED,
+  F_LATENCY_P50,
+  F_LATENCY_WORST,
   N_FIGS
 };
 
@@ -538,6 +633,33 @@ static const struct {
     [F_DUR_P95] = {"duration_p95_s", FIG_SECONDS},
     [F_PER_HOUR] = {"per_hour", FIG_RATE},
     [F_PER_DAY] = {"per_day", FIG_RATE},
+    [F_CONTENT_AGE_P50] = {"content_age_p50_s", FIG_SECONDS},
+    [F_CONTENT_AGE_WORST] = {"content_age_worst_s", FIG_SECONDS},
+    [F_REASON_FIRST + RP_REPORT_REASON_MAX_AGE] = {"reason_max_age", FIG_COUNT},
+    [F_REASON_FIRST +
+        RP_REPORT_REASON_HARD_MAX_AGE] = {"reason_hard_max_age", FIG_COUNT},
+    [F_REASON_FIRST + RP_REPORT_REASON_UPDATE] = {"reason_update", FIG_COUNT},
+    [F_REASON_FIRST +
+        RP_REPORT_REASON_IMAGE_AGE] = {"reason_image_age", FIG_COUNT},
+    [F_REASON_FIRST + RP_REPORT_REASON_LABEL] = {"reason_label", FIG_COUNT},
+    [F_REASON_FIRST + RP_REPORT_REASON_PULL] = {"reason_pull", FIG_COUNT},
+    [F_REASON_FIRST + RP_REPORT_REASON_OTHER] = {"reason_other", FIG_COUNT},
+    [F_REASON_FIRST +
+        RP_REPORT_REASON_UNSTATED] = {"reason_unstated", FIG_COUNT},
+    [F_REFUSED_FIRST +
+        RP_REPORT_REFUSED_VERIFY] = {"refused_verify", FIG_COUNT},
+    [F_REFUSED_FIRST +
+        RP_REPORT_REFUSED_QUARANTINE] = {"refused_quarantine", FIG_COUNT},
+    [F_REFUSED_FIRST +
+        RP_REPORT_REFUSED_PROVIDER] = {"refused_provider", FIG_COUNT},
+    [F_REFUSED_FIRST + RP_REPORT_REFUSED_OTHER] = {"refused_other", FIG_COUNT},
+    [F_QUARANTINED] = {"quarantined", FIG_COUNT},
+    [F_DIGESTS] = {"digests", FIG_COUNT},
+    [F_DIGESTS_ROLLED_OUT] = {"digests_rolled_out", FIG_COUNT},
+    [F_DIGESTS_PENDING] = {"digests_pending", FIG_COUNT},
+    [F_DIGESTS_SUPERSEDED] = {"digests_superseded", FIG_COUNT},
+    [F_LATENCY_P50] = {"patch_latency_p50_s", FIG_SECONDS},
+    [F_LATENCY_WORST] = {"patch_latency_worst_s", FIG_SECONDS},
 };
 
 static double
@@ -574,6 +696,21 @@ group_figures(const struct rp_report *r, const struct rp_report_group *g,
   v[F_DUR_P95] = STAT(g->duration_st, p95);
   v[F_PER_HOUR] = span > 0 ? (double)g->done * 3600 / span : NAN;
   v[F_PER_DAY] = span > 0 ? (double)g->done * 86400 / span : NAN;
+  v[F_CONTENT_AGE_P50] = STAT(g->content_age_st, p50);
+  v[F_CONTENT_AGE_WORST] = STAT(g->content_age_st, max);
+  for (size_t i = 0; i < RP_REPORT_N_REASONS; i++)
+    v[F_REASON_FIRST + i] = (double)g->by_reason[i];
+  for (size_t i = 0; i < RP_REPORT_N_REFUSERS; i++)
+    v[F_REFUSED_FIRST + i] = (double)g->refused_by[i];
+  /* A quarantine is a policy's: a service has none of its own. */
+  v[F_QUARANTINED] = g->provider ? NAN : (double)g->quarantined;
+  v[F_DIGESTS_ROLLED_OUT] = (double)g->latency_st.n;
+  v[F_DIGESTS_PENDING] = (double)g->digests_pending;
+  v[F_DIGESTS_SUPERSEDED] = (double)g->digests_superseded;
+  v[F_DIGESTS] =
+      v[F_DIGESTS_ROLLED_OUT] + v[F_DIGESTS_PENDING] + v[F_DIGESTS_SUPERSEDED];
+  v[F_LATENCY_P50] = STAT(g->latency_st, p50);
+  v[F_LATENCY_WORST] = STAT(g->latency_st, max);
 #undef STAT
   for (size_t i = 0; i < N_FIGS; i++) {
     double scale = figs[i].kind == FIG_RATIO   ? 1e4
@@ -676,16 +813,63 @@ group_json(const struct rp_report *r, const struct rp_report_group *g)
     json_object_set_new(o, "name", json_string(g->name));
   if (g->provider)
     json_object_set_new(o, "provider", json_string(g->provider));
-  for (size_t i = 0; i < N_FIGS; i++)
+  for (size_t i = 0; i < N_FIGS; i++) {
+    if (i == F_CONTENT_AGE_P50)
+      json_object_set_new(o, "longest_workload",
+                          g->longest_name ? json_string(g->longest_name)
+                                          : json_null());
     json_object_set_new(o, figs[i].name,
                         isnan(v[i]) ? json_null()
                         : figs[i].kind == FIG_COUNT
                             ? json_integer((json_int_t)v[i])
                             : json_real(v[i]));
-  json_object_set_new(o, "longest_workload",
-                      g->longest_name ? json_string(g->longest_name)
-                                      : json_null());
+  }
   return o;
+}
+
+/* A group's patch latency, as the patch_latency member lists it. */
+static json_t *
+latency_json(const struct rp_report *r, const struct rp_report_group *g)
+{
+  double v[N_FIGS];
+  group_figures(r, g, v);
+  json_t *o = json_object();
+  if (g->name)
+    json_object_set_new(o, "name", json_string(g->name));
+  if (g->provider)
+    json_object_set_new(o, "provider", json_string(g->provider));
+  static const struct {
+    const char *name;
+    enum fig f;
+  } m[] = {{"digests", F_DIGESTS},         {"rolled_out", F_DIGESTS_ROLLED_OUT},
+           {"pending", F_DIGESTS_PENDING}, {"superseded", F_DIGESTS_SUPERSEDED},
+           {"median_s", F_LATENCY_P50},    {"worst_s", F_LATENCY_WORST}};
+  for (size_t i = 0; i < RP_ARRAY_LEN(m); i++)
+    json_object_set_new(o, m[i].name,
+                        isnan(v[m[i].f]) ? json_null()
+                        : figs[m[i].f].kind == FIG_COUNT
+                            ? json_integer((json_int_t)v[m[i].f])
+                            : json_real(v[m[i].f]));
+  return o;
+}
+
+/* Patch latency overall, per policy and service (those a new digest
+ * concerned), and per digest. */
+static json_t *
+patch_latency_json(const struct rp_report *r)
+{
+  json_t *pol = json_array(), *svc = json_array();
+  for (size_t i = 0; i < r->n_policies; i++)
+    if (r->policies[i]->latency.n || r->policies[i]->digests_pending ||
+        r->policies[i]->digests_superseded)
+      json_array_append_new(pol, latency_json(r, r->policies[i]));
+  for (size_t i = 0; i < r->n_services; i++)
+    if (r->services[i]->latency.n || r->services[i]->digests_pending ||
+        r->services[i]->digests_superseded)
+      json_array_append_new(svc, latency_json(r, r->services[i]));
+  return json_pack("{s:o, s:o, s:o, s:o}", "overall",
+                   latency_json(r, &r->overall), "policies", pol, "services",
+                   svc, "digests", rp_report_fresh_digests_json(&r->fresh));
 }
 
 json_t *
@@ -733,6 +917,7 @@ rp_report_json(const struct rp_report *r)
   json_object_set_new(o, "services", svc);
   json_object_set(o, "overstayed", r->overstayed);
   json_object_set(o, "not_recycled", r->not_recycled);
+  json_object_set_new(o, "patch_latency", patch_latency_json(r));
   return o;
 }
 
@@ -783,10 +968,12 @@ csv_row(FILE *out, const struct rp_report *r, const char *scope,
   csv_field(out, g->provider);
   for (size_t i = 0; i < N_FIGS; i++) {
     fputc(',', out);
+    if (i == F_CONTENT_AGE_P50) {
+      csv_field(out, g->longest_name);
+      fputc(',', out);
+    }
     fputs(fmt_num(v[i], buf, sizeof(buf)), out);
   }
-  fputc(',', out);
-  csv_field(out, g->longest_name);
   fputs("\r\n", out);
 }
 
@@ -795,8 +982,9 @@ rp_report_write_csv(const struct rp_report *r, FILE *out, struct rp_error **err)
 {
   fputs("scope,name,provider", out);
   for (size_t i = 0; i < N_FIGS; i++)
-    fprintf(out, ",%s", figs[i].name);
-  fputs(",longest_workload\r\n", out);
+    fprintf(out, "%s,%s", i == F_CONTENT_AGE_P50 ? ",longest_workload" : "",
+            figs[i].name);
+  fputs("\r\n", out);
   for (size_t i = 0; i < r->n_policies; i++)
     csv_row(out, r, "policy", r->policies[i]);
   for (size_t i = 0; i < r->n_services; i++)
@@ -875,12 +1063,19 @@ several_providers(const struct rp_report *r)
 typedef void (*row_fn)(struct table *t, const double v[N_FIGS],
                        const struct rp_report_group *g);
 
+typedef bool (*keep_fn)(const struct rp_report_group *g);
+
+/* A row per policy, per service (those keep keeps, when keep is not NULL)
+ * and overall. */
 static void
-group_rows(struct table *t, const struct rp_report *r, row_fn fn)
+group_rows_of(struct table *t, const struct rp_report *r, row_fn fn,
+              keep_fn keep)
 {
   bool prov = several_providers(r);
   double v[N_FIGS];
   for (size_t i = 0; i < r->n_policies; i++) {
+    if (keep && !keep(r->policies[i]))
+      continue;
     group_figures(r, r->policies[i], v);
     table_add(t, "policy");
     table_add(t, r->policies[i]->name);
@@ -888,6 +1083,8 @@ group_rows(struct table *t, const struct rp_report *r, row_fn fn)
   }
   for (size_t i = 0; i < r->n_services; i++) {
     const struct rp_report_group *g = r->services[i];
+    if (keep && !keep(g))
+      continue;
     cleanup_free char *name =
         prov ? rp_xasprintf("%s/%s", g->provider, g->name) : NULL;
     group_figures(r, g, v);
@@ -899,6 +1096,12 @@ group_rows(struct table *t, const struct rp_report *r, row_fn fn)
   table_add(t, "overall");
   table_add(t, "");
   fn(t, v, &r->overall);
+}
+
+static void
+group_rows(struct table *t, const struct rp_report *r, row_fn fn)
+{
+  group_rows_of(t, r, fn, NULL);
 }
 
 static void
@@ -954,6 +1157,50 @@ timing_row(struct table *t, const double v[N_FIGS],
     table_add(t, fmt_dur(v[f], false, a, sizeof(a)));
 }
 
+static void
+refused_row(struct table *t, const double v[N_FIGS],
+            const struct rp_report_group *g)
+{
+  (void)g;
+  char buf[64];
+  table_add(t, fmt_num(v[F_REFUSED], buf, sizeof(buf)));
+  for (size_t i = 0; i < RP_REPORT_N_REFUSERS; i++)
+    table_add(t, fmt_num(v[F_REFUSED_FIRST + i], buf, sizeof(buf)));
+  table_add(t, isnan(v[F_QUARANTINED])
+                   ? "-"
+                   : fmt_num(v[F_QUARANTINED], buf, sizeof(buf)));
+}
+
+static void
+content_row(struct table *t, const double v[N_FIGS],
+            const struct rp_report_group *g)
+{
+  (void)g;
+  char buf[64];
+  table_add(t, fmt_dur(v[F_CONTENT_AGE_P50], false, buf, sizeof(buf)));
+  table_add(t, fmt_dur(v[F_CONTENT_AGE_WORST], false, buf, sizeof(buf)));
+  for (size_t i = 0; i < RP_REPORT_N_REASONS; i++)
+    table_add(t, fmt_num(v[F_REASON_FIRST + i], buf, sizeof(buf)));
+}
+
+static void
+latency_row(struct table *t, const double v[N_FIGS],
+            const struct rp_report_group *g)
+{
+  (void)g;
+  char buf[64];
+  for (int f = F_DIGESTS; f <= F_DIGESTS_SUPERSEDED; f++)
+    table_add(t, fmt_num(v[f], buf, sizeof(buf)));
+  table_add(t, fmt_dur(v[F_LATENCY_P50], false, buf, sizeof(buf)));
+  table_add(t, fmt_dur(v[F_LATENCY_WORST], false, buf, sizeof(buf)));
+}
+
+static bool
+has_digests(const struct rp_report_group *g)
+{
+  return g->latency.n || g->digests_pending || g->digests_superseded;
+}
+
 static const char *
 short_id(const char *id, char *buf, size_t len)
 {
@@ -981,6 +1228,108 @@ workload_cells(struct table *t, json_t *o)
   table_add(t, policy ? policy : "(none)");
   table_add(t, fmt_dur(num_member(o, "max_age_s"), true, buf, sizeof(buf)));
   table_add(t, fmt_dur(num_member(o, "age_s"), true, buf, sizeof(buf)));
+}
+
+/* "sha256:0123456789ab": enough to tell digests apart in a table. */
+static const char *
+short_digest(const char *d, char *buf, size_t len)
+{
+  const char *at = strrchr(d, '@');
+  snprintf(buf, len, "%.19s", at ? at + 1 : d);
+  return buf;
+}
+
+static const char *const digest_states[] = {
+    [RP_REPORT_DIGEST_ROLLED_OUT] = "rolled out",
+    [RP_REPORT_DIGEST_PENDING] = "pending",
+    [RP_REPORT_DIGEST_SUPERSEDED] = "superseded",
+};
+
+/* "web 1h30m, api pending": where a digest went, policy by policy. */
+static char *
+digest_policies(const struct rp_report_digest *d)
+{
+  char *s = rp_xstrdup("");
+  for (size_t k = 0; k < d->n_rollouts; k++) {
+    const struct rp_report_rollout *ro = &d->rollouts[k];
+    if (ro->group->provider)
+      continue; /* a service: the JSON has them */
+    char buf[32];
+    enum rp_report_digest_state st = rp_report_digest_state(d, ro->recycles);
+    const char *what = st == RP_REPORT_DIGEST_ROLLED_OUT
+                           ? fmt_dur((double)(ro->last_ms - d->first_ms) / 1000,
+                                     false, buf, sizeof(buf))
+                           : digest_states[st];
+    char *next =
+        rp_xasprintf("%s%s%s %s", s, *s ? ", " : "", ro->group->name, what);
+    free(s);
+    s = next;
+  }
+  return s;
+}
+
+/* Content age, reasons, patch latency per group, then each new digest. */
+static void
+write_fresh_text(const struct rp_report *r, struct table *t, FILE *out)
+{
+  static const char *const content[] = {"SCOPE",
+                                        "NAME",
+                                        "CONTENT AGE MEDIAN",
+                                        "CONTENT AGE WORST",
+                                        "MAX_AGE",
+                                        "HARD_MAX_AGE",
+                                        "UPDATE",
+                                        "IMAGE_AGE",
+                                        "LABEL",
+                                        "PULL",
+                                        "OTHER",
+                                        "UNSTATED"};
+  fputs("\nContent age at recycle (of the content replaced), and why the "
+        "recycles were due\n",
+        out);
+  table_heading(t, content, RP_ARRAY_LEN(content), 0x3);
+  group_rows(t, r, content_row);
+  table_print(t, out);
+
+  static const char *const latency[] = {
+      "SCOPE",   "NAME",       "NEW DIGESTS",    "ROLLED OUT",
+      "PENDING", "SUPERSEDED", "LATENCY MEDIAN", "LATENCY WORST"};
+  fputs("\nPatch latency (a new digest of a reference: from first seen to "
+        "the last workload moved to it)\n",
+        out);
+  table_heading(t, latency, RP_ARRAY_LEN(latency), 0x3);
+  group_rows_of(t, r, latency_row, has_digests);
+  table_print(t, out);
+
+  const struct rp_report_fresh *f = &r->fresh;
+  list_heading(out, "\nNew digests", f->n_digests);
+  if (!f->n_digests)
+    return;
+  static const char *const head[] = {"REFERENCE",     "DIGEST",   "FIRST SEEN",
+                                     "ROLLED OUT AT", "LATENCY",  "RECYCLES",
+                                     "STATE",         "BY POLICY"};
+  table_heading(t, head, RP_ARRAY_LEN(head), 0xf | 0x3u << 6);
+  for (size_t i = 0; i < f->n_digests; i++) {
+    const struct rp_report_digest *d = f->digests[i];
+    enum rp_report_digest_state st = rp_report_digest_state(d, d->recycles);
+    bool done = st == RP_REPORT_DIGEST_ROLLED_OUT;
+    char buf[40];
+    table_add(t, d->reference);
+    table_add(t, short_digest(d->digest, buf, sizeof(buf)));
+    fmt_time(d->first_ms, buf, sizeof(buf));
+    table_add(t, buf);
+    if (done)
+      fmt_time(d->last_ms, buf, sizeof(buf));
+    table_add(t, done ? buf : "-");
+    table_add(t, done ? fmt_dur((double)(d->last_ms - d->first_ms) / 1000, true,
+                                buf, sizeof(buf))
+                      : "-");
+    table_add(t, fmt_num(d->recycles, buf, sizeof(buf)));
+    table_add(t, digest_states[st]);
+    cleanup_free char *by = digest_policies(d);
+    table_add(t, *by ? by : "-");
+  }
+  table_print(t, out);
 }
 
 int
@@ -1011,9 +1360,9 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
             (unsigned long long)r->bad_lines);
 
   struct table t = {0};
-  static const char *const counts[] = {"SCOPE",     "NAME",        "RECYCLES",
-                                       "FAILED",    "ROLLED BACK", "PLANNED",
-                                       "RECOVERED", "PER HOUR",    "PER DAY"};
+  static const char *const counts[] = {
+      "SCOPE",   "NAME",      "RECYCLES", "FAILED",   "ROLLED BACK",
+      "PLANNED", "RECOVERED", "REFUSED",  "PER HOUR", "PER DAY"};
   fputs("\nRecycles\n", out);
   table_heading(&t, counts, RP_ARRAY_LEN(counts), 0x3);
   group_rows(&t, r, count_row);
@@ -1035,6 +1384,18 @@ rp_report_write_text(const struct rp_report *r, FILE *out,
   table_heading(&t, timing, RP_ARRAY_LEN(timing), 0x3);
   group_rows(&t, r, timing_row);
   table_print(&t, out);
+
+  if (r->overall.refused || r->overall.quarantined) {
+    static const char *const refusals[] = {
+        "SCOPE",         "NAME",        "REFUSED",  "BY VERIFY",
+        "BY QUARANTINE", "BY PROVIDER", "BY OTHER", "DIGESTS QUARANTINED"};
+    fputs("\nRefused recycles, by whom, and digests quarantined\n", out);
+    table_heading(&t, refusals, RP_ARRAY_LEN(refusals), 0x3);
+    group_rows(&t, r, refused_row);
+    table_print(&t, out);
+  }
+  if (r->fresh.any)
+    write_fresh_text(r, &t, out);
 
   cleanup_free char *title = rp_xasprintf(
       "\nLived longer than max age + %s",

@@ -1,12 +1,18 @@
 /* `reaper report --svg`: one plain SVG file, written by hand (no library,
- * no script, no external asset), with two charts:
+ * no script, no external asset), with two charts, and a third when the
+ * logs have fresh content:
  *  1. the cadence: recycles per hour (per day for spans over 3 days, per
  *     week over 400 days) as bars stacked by policy, one colour each;
  *  2. the age at recycle per policy as a fraction of max age: a box plot
  *     (box 25th-75th percentile, bar at the median, whiskers min to max, a
- *     diamond at the 95th percentile) against a red line at 1.0.
- * Bars and boxes carry class and data-* attributes (policy, bin start,
- * count), so that tests and scripts can read the figures back. */
+ *     diamond at the 95th percentile) against a red line at 1.0;
+ *  3. patch latency: a dot per new digest and policy, at the time the
+ *     digest was first seen (x) and its latency (y), in the policy's
+ *     colour; the digests not rolled out (pending, superseded) as hollow
+ *     marks in a band above the plot; a dashed line at the median.
+ * Bars, boxes and dots carry class and data-* attributes (policy, bin
+ * start, count, digest, latency), so that tests and scripts can read the
+ * figures back. */
 #include "report.h"
 
 #include <errno.h>
@@ -421,6 +427,253 @@ ages(const struct rp_report *r, FILE *out, double top)
   return bottom + 40;
 }
 
+/* --- patch latency ----------------------------------------------------------
+ */
+
+/* The unit the latency axis counts in: minutes up to 2 hours, hours up to 3
+ * days, days beyond. */
+static void
+latency_unit(double max_s, double *secs, const char **name)
+{
+  if (max_s <= 2 * 3600) {
+    *secs = 60;
+    *name = "minutes";
+  } else if (max_s <= 3 * 86400) {
+    *secs = 3600;
+    *name = "hours";
+  } else {
+    *secs = 86400;
+    *name = "days";
+  }
+}
+
+/* A step between time ticks giving at most about 8 over span seconds. */
+static int64_t
+time_step(int64_t span)
+{
+  static const int64_t steps[] = {
+      60,         300,        600,         1800,       3600,      3 * 3600,
+      6 * 3600,   12 * 3600,  86400,       2 * 86400,  7 * 86400, 14 * 86400,
+      28 * 86400, 91 * 86400, 182 * 86400, 364 * 86400};
+  for (size_t i = 0; i < RP_ARRAY_LEN(steps); i++)
+    if (span / steps[i] <= 8)
+      return steps[i];
+  return 364 * 86400 * (span / (8 * 364 * 86400) + 1);
+}
+
+static size_t
+policy_index(const struct rp_report *r, const struct rp_report_group *g)
+{
+  for (size_t p = 0; p < r->n_policies; p++)
+    if (r->policies[p] == g)
+      return p;
+  return 0;
+}
+
+/* The data-* attributes of a digest's mark in policy g (NULL: none). */
+static void
+digest_attrs(FILE *out, const struct rp_report_digest *d,
+             const struct rp_report_group *g, const char *first)
+{
+  fputs(" data-reference=\"", out);
+  esc(out, d->reference);
+  fputs("\" data-digest=\"", out);
+  esc(out, d->digest);
+  fputs("\" data-policy=\"", out);
+  esc(out, g ? g->name : "");
+  fprintf(out, "\" data-first-seen=\"%s\"", first);
+}
+
+static double
+latency_chart(const struct rp_report *r, FILE *out, double top)
+{
+  const double left = 70, right = WIDTH - 30, height = 220;
+  const struct rp_report_fresh *f = &r->fresh;
+  text(out, left, top + 14, "start", "class=\"h2\"",
+       "Patch latency: from a new digest's first sighting to the last "
+       "workload moved to it");
+  text(out, left, top + 32, "start", "class=\"note\"",
+       "a dot per new digest and policy (in its colour), at the time the "
+       "digest was first seen");
+  text(out, left, top + 48, "start", "class=\"note\"",
+       "not moved: hollow, no workload moved to it yet; dashed, none before "
+       "a newer digest was seen");
+  double band = top + 74; /* the row of digests not rolled out */
+  double plot_top = band + 24, bottom = plot_top + height;
+
+  double max_s = 0;
+  for (size_t i = 0; i < f->n_digests; i++)
+    for (size_t k = 0; k < f->digests[i]->n_rollouts; k++) {
+      const struct rp_report_rollout *ro = &f->digests[i]->rollouts[k];
+      if (ro->recycles && !ro->group->provider)
+        max_s =
+            fmax(max_s, (double)(ro->last_ms - f->digests[i]->first_ms) / 1000);
+    }
+  double unit;
+  const char *unit_name;
+  latency_unit(max_s, &unit, &unit_name);
+  double step = nice_step(max_s / unit, 5);
+  /* Room above the highest dot, so that it does not sit on the edge. */
+  double ymax = max_s > 0 ? ceil(max_s * 1.05 / unit / step) * step : 1;
+  double scale = height / ymax;
+
+  int64_t from = r->first_ms / 1000, to = r->last_ms / 1000;
+  if (to - from < 3600)
+    to = from + 3600;
+  double xscale = (right - left - 20) / (double)(to - from);
+#define X(secs) (left + 10 + (double)((secs)-from) * xscale)
+
+  fprintf(out, "<g class=\"patch-latency\">\n");
+  for (double v = 0; v <= ymax + 1e-9; v += step) {
+    double y = bottom - v * scale;
+    fprintf(out,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "class=\"grid\"/>\n",
+            left, y, right, y);
+    char lab[32];
+    snprintf(lab, sizeof(lab), "%g", v);
+    text(out, left - 8, y + 4, "end", "class=\"tick\"", lab);
+  }
+  fprintf(out,
+          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" class=\"axis\" "
+          "transform=\"rotate(-90 %.1f %.1f)\">latency, %s</text>\n",
+          left - 46, plot_top + height / 2, left - 46, plot_top + height / 2,
+          unit_name);
+  text(out, 6, band + 4, "start", "class=\"tick\"", "not moved");
+  fprintf(out,
+          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+          "class=\"axisline\"/>\n",
+          left, bottom, right, bottom);
+  fprintf(out,
+          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+          "class=\"axisline\"/>\n",
+          left, plot_top, left, bottom);
+
+  /* Time ticks on round multiples of the step (UTC), the date under the
+   * first one and where it changes. */
+  int64_t ts = time_step(to - from);
+  char day[32] = "";
+  for (int64_t t = (from + ts - 1) / ts * ts; t <= to; t += ts) {
+    double x = X(t);
+    char l1[32], l2[32];
+    fprintf(out,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "class=\"axisline\"/>\n",
+            x, bottom, x, bottom + 4);
+    if (ts < 86400) {
+      FMT_UTC(t, "%H:%M", l1);
+      text(out, x, bottom + 17, "middle", "class=\"tick\"", l1);
+      FMT_UTC(t, "%b %d", l2);
+    } else {
+      FMT_UTC(t, "%b %d", l1);
+      text(out, x, bottom + 17, "middle", "class=\"tick\"", l1);
+      FMT_UTC(t, "%Y", l2);
+    }
+    if (strcmp(l2, day) != 0) {
+      snprintf(day, sizeof(day), "%s", l2);
+      text(out, x, bottom + 31, "middle", "class=\"tick\"", l2);
+    }
+  }
+  text(out, right, bottom + 46, "end", "class=\"note\"", "first seen (UTC)");
+
+  size_t shown = 0;
+  for (size_t i = 0; i < f->n_digests; i++) {
+    const struct rp_report_digest *d = f->digests[i];
+    char first[40], dur[32];
+    FMT_UTC(d->first_ms / 1000, "%Y-%m-%dT%H:%M:%SZ", first);
+    double x = X(d->first_ms / 1000);
+    bool policy_mark = false;
+    double bx = x; /* side by side in the band: one per policy */
+    for (size_t k = 0; k < d->n_rollouts; k++) {
+      const struct rp_report_rollout *ro = &d->rollouts[k];
+      if (ro->group->provider)
+        continue; /* per policy: services would repeat the same marks */
+      policy_mark = true;
+      const char *c = colour(policy_index(r, ro->group));
+      enum rp_report_digest_state st = rp_report_digest_state(d, ro->recycles);
+      if (st == RP_REPORT_DIGEST_ROLLED_OUT) {
+        int64_t lat_ms = ro->last_ms - d->first_ms;
+        double y = bottom - (double)lat_ms / 1000 / unit * scale;
+        fputs("<circle class=\"latency\"", out);
+        digest_attrs(out, d, ro->group, first);
+        fprintf(out,
+                " data-latency-s=\"%.3f\" data-recycles=\"%u\" cx=\"%.1f\" "
+                "cy=\"%.1f\" r=\"5\" fill=\"%s\" stroke=\"#222\" "
+                "stroke-width=\"0.5\"><title>",
+                (double)lat_ms / 1000, ro->recycles, x, y, c);
+        esc(out, d->reference);
+        fputs(" ", out);
+        esc(out, d->digest);
+        fputs(" in ", out);
+        esc(out, ro->group->name);
+        rp_format_duration(lat_ms, dur, sizeof(dur));
+        fprintf(out,
+                ": first seen %s, %u workload%s moved to it, the last "
+                "after %s</title></circle>\n",
+                first, ro->recycles, ro->recycles == 1 ? "" : "s", dur);
+      } else {
+        fputs("<circle class=\"pending\"", out);
+        digest_attrs(out, d, ro->group, first);
+        fprintf(out,
+                " data-state=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" "
+                "fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s><title>",
+                st == RP_REPORT_DIGEST_PENDING ? "pending" : "superseded", bx,
+                band, c,
+                st == RP_REPORT_DIGEST_SUPERSEDED ? " stroke-dasharray=\"2 2\""
+                                                  : "");
+        esc(out, d->reference);
+        fputs(" ", out);
+        esc(out, d->digest);
+        fputs(" in ", out);
+        esc(out, ro->group->name);
+        fprintf(out,
+                ": first seen %s, no workload moved to it%s</title>"
+                "</circle>\n",
+                first,
+                st == RP_REPORT_DIGEST_PENDING ? " yet"
+                                               : " before a newer digest");
+        bx += 12;
+      }
+      shown++;
+    }
+    if (!policy_mark) {
+      /* No policy named the reference in these lines. */
+      fputs("<circle class=\"pending\"", out);
+      digest_attrs(out, d, NULL, first);
+      fprintf(out,
+              " data-state=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"5\" "
+              "fill=\"none\" stroke=\"#777\" stroke-width=\"2\"><title>",
+              d->superseded_ms ? "superseded" : "pending", x, band);
+      esc(out, d->reference);
+      fputs(" ", out);
+      esc(out, d->digest);
+      fprintf(out,
+              ": first seen %s, no workload moved to it</title>"
+              "</circle>\n",
+              first);
+      shown++;
+    }
+  }
+  if (r->overall.latency_st.n) {
+    double med = r->overall.latency_st.p50;
+    double y = bottom - med / unit * scale;
+    char dur[32];
+    rp_format_duration((int64_t)llround(med * 1000), dur, sizeof(dur));
+    fprintf(out,
+            "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+            "class=\"median\" data-median-s=\"%.3f\"/>\n",
+            left, y, right, y, med);
+    cleanup_free char *lab = rp_xasprintf("median %s", dur);
+    text(out, right - 4, y - 5, "end", "class=\"medlabel\"", lab);
+  }
+  if (!shown)
+    text(out, (left + right) / 2, plot_top + height / 2, "middle",
+         "class=\"note\"", "no new digest in this span");
+  fprintf(out, "</g>\n");
+#undef X
+  return bottom + 46;
+}
+
 /* --- the whole picture ---------------------------------------------------- */
 
 /* Swatches and names, wrapped to the width; returns the y below them. */
@@ -486,6 +739,28 @@ rp_report_write_svg(const struct rp_report *r, FILE *out, struct rp_error **err)
   y += 20;
   text(b, 30, y, "start", over || open ? "class=\"alert\"" : "class=\"ok\"",
        sub);
+  if (r->fresh.any) {
+    const struct rp_report_group *g = &r->overall;
+    size_t n = g->latency_st.n + g->digests_pending + g->digests_superseded;
+    snprintf(sub, sizeof(sub), "%zu new digest%s: %zu rolled out", n,
+             n == 1 ? "" : "s", g->latency_st.n);
+    if (g->latency_st.n) {
+      char med[32], worst[32];
+      rp_format_duration((int64_t)llround(g->latency_st.p50 * 1000), med,
+                         sizeof(med));
+      rp_format_duration((int64_t)llround(g->latency_st.max * 1000), worst,
+                         sizeof(worst));
+      size_t len = strlen(sub);
+      snprintf(sub + len, sizeof(sub) - len,
+               " (patch latency median %s, worst %s)", med, worst);
+    }
+    size_t len = strlen(sub);
+    snprintf(sub + len, sizeof(sub) - len, ", %llu pending, %llu superseded",
+             (unsigned long long)g->digests_pending,
+             (unsigned long long)g->digests_superseded);
+    y += 20;
+    text(b, 30, y, "start", "class=\"sub\"", sub);
+  }
   if (r->chain_problem) {
     y += 20;
     text(b, 30, y, "start", "class=\"alert\"",
@@ -495,6 +770,8 @@ rp_report_write_svg(const struct rp_report *r, FILE *out, struct rp_error **err)
   y = legend(r, b, y + 30);
   y = cadence(r, b, y + 14);
   y = ages(r, b, y + 20);
+  if (r->fresh.any)
+    y = latency_chart(r, b, y + 10);
   if (fclose(b) != 0) {
     free(body);
     return rp_error_set(err, EIO, "report: svg: %s", strerror(errno));
@@ -520,6 +797,8 @@ rp_report_write_svg(const struct rp_report *r, FILE *out, struct rp_error **err)
         ".axisline{stroke:#555;stroke-width:1}\n"
         ".maxage{stroke:#d62728;stroke-width:2;stroke-dasharray:6 4}\n"
         ".maxlabel{font-size:12px;fill:#d62728;font-weight:bold}\n"
+        ".median{stroke:#222;stroke-width:1.5;stroke-dasharray:6 4}\n"
+        ".medlabel{font-size:12px;fill:#222}\n"
         "</style>\n",
         out);
   fprintf(out, "<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n");

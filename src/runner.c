@@ -77,6 +77,7 @@ enum undo {
   U_UNCORDON,
   U_REMOVE_NEW,
   U_RENAME_BACK,
+  U_LAND_STOP,
   U_START_OLD,
   U_CHECK_OLD,
   U_END,
@@ -100,18 +101,30 @@ struct run {
   json_t *base;    /* owned: the members every audit line carries */
   json_t *begin;   /* owned: what recycle.begin says, or NULL */
   json_t *details; /* owned: what recycle.done/failed adds */
+  json_t *steps;   /* owned: the steps announced, in order */
   void *plan;      /* the provider's, released at the end */
   bool prepared;   /* prepare was accepted: release is owed once */
+  /* A reference to the provider's details, read again at the end. */
+  json_t *pdetails;
 
   const enum step *prog;
   size_t n, pc;
   enum step at; /* the step running, or the last */
   bool running_before, renamed, created, stopped_old, started_new;
+  /* A stop of the old workload was asked for and not seen to end (it
+   * failed, or reaper died meanwhile): the engine may still carry it out
+   * after the old one was started again. */
+  bool stop_unsettled;
+  bool survived; /* the replacement lasted its survival window */
+  /* Nothing to go back to (crash recovery found the old one gone): a
+   * failure keeps the replacement as it is. */
+  bool keep_replacement;
   bool in_place, reset_done, cordoned, replaced;
   /* The engine removed the old workload when it stopped (it ran with
    * auto-remove): undoing makes it again from the preparation's plan. */
   bool old_gone;
-  char *restored_id; /* owned: the old workload made again */
+  char *restored_id;  /* owned: the old workload made again */
+  bool replace_final; /* a replace command that ran is never undone */
   /* Fresh content: what to pull (owned copies), or NULL. */
   char *image_ref, *image_digest;
   struct rp_registry_cred cred; /* owned strings; NULL: anonymous */
@@ -128,6 +141,8 @@ struct run {
   bool probing, woke;
   bool reverted; /* the engine undid the change itself */
 
+  struct recovery *rec; /* owned: crash recovery's, or NULL */
+
   /* failure */
   struct rp_error *error; /* owned */
   bool undoing;
@@ -139,6 +154,8 @@ struct run {
 static void advance(struct run *r);
 static void fail(struct run *r, const struct rp_error *err, const char *what);
 static void undo_next(struct run *r);
+struct recovery;
+static void recovery_free(struct recovery *rc);
 
 bool
 rp_runner_handles(const struct rp_provider *p)
@@ -217,6 +234,10 @@ run_free(struct run *r)
   json_decref(r->base);
   json_decref(r->begin);
   json_decref(r->details);
+  json_decref(r->steps);
+  json_decref(r->pdetails);
+  if (r->rec)
+    recovery_free(r->rec);
   rp_error_free(r->error);
   free(r);
 }
@@ -245,15 +266,23 @@ finish(struct run *r, int status, bool rolled_back)
   r->finished = true;
   stop_watching(r);
   const char *replacement = NULL;
-  if (status == 0)
-    replacement = r->strategy == RP_STRATEGY_RECREATE  ? r->new_id
-                  : r->strategy == RP_STRATEGY_RESTART ? r->id
-                                                       : NULL;
+  /* A restarted workload, a service renewed by a forced update and a
+   * workload recreated in place are their own replacement. */
+  if (status == 0 && r->strategy == RP_STRATEGY_RECREATE)
+    replacement = r->in_place ? r->id : r->new_id;
+  else if (status == 0 && (r->strategy == RP_STRATEGY_RESTART ||
+                           r->strategy == RP_STRATEGY_FORCE_UPDATE))
+    replacement = r->id;
+  /* What the provider learnt since prepare (a stop that had to kill, a new
+   * task's pid). */
+  if (r->pdetails)
+    json_object_update(r->details, r->pdetails);
   struct rp_recycle_result res = {
       .replacement_id = (char *)(uintptr_t)replacement,
       .rolled_back = rolled_back,
       .failed_step = status == 0 ? NULL : step_name(r->at),
       .details = r->details,
+      .steps = r->steps,
   };
   r->cb(r->arg, status, &res, status == 0 ? NULL : r->error);
   uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
@@ -286,7 +315,10 @@ announced_cb(void *arg, struct rp_error *err)
            "again",
            a->what, r->name, err->message);
     r->timer.data = a;
-    uv_timer_start(&r->timer, announce_retry_cb, AUDIT_RETRY_MS, 0);
+    uv_timer_start(&r->timer, announce_retry_cb,
+                   (uint64_t)(r->env.audit_retry_ms > 0 ? r->env.audit_retry_ms
+                                                        : AUDIT_RETRY_MS),
+                   0);
     return;
   }
   act_fn act = a->act;
@@ -329,6 +361,7 @@ announce(struct run *r, const char *step, const char *target, act_fn act)
   a->act = act;
   a->what = step;
   a->fields = json_deep_copy(r->base);
+  json_array_append_new(r->steps, json_string(step));
   json_object_set_new(a->fields, "step", json_string(step));
   json_object_set_new(a->fields, "target", json_string(target));
   if (act == do_pull && r->image_digest)
@@ -469,8 +502,10 @@ static void
 stopped_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
-  if (!err)
+  if (!err) {
     r->stopped_old = true;
+    r->stop_unsettled = false;
+  }
   op_done(r, err, "stop old", "after-stop-old");
 }
 
@@ -478,9 +513,12 @@ static void
 do_stop_old(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
+  r->stop_unsettled = true;
   if (r->p->ops->stop_workload(r->p, r->id, r->grace_ms, stopped_old_cb, r,
                                &err) != 0)
     cannot_start(r, err);
+  else
+    RP_CRASHPOINT_SOON(r->env.loop, "while-stop-old");
 }
 
 static void
@@ -504,6 +542,8 @@ static void
 removed_old_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
+  if (!err && r->strategy == RP_STRATEGY_DRAIN_REPLACE)
+    json_object_set_new(r->details, "removed", json_true());
   op_done(r, err, "remove old", "after-remove-old");
 }
 
@@ -608,7 +648,7 @@ replaced_cb(void *arg, json_t *outcome, const struct rp_error *err)
   if (outcome)
     json_object_update(d, outcome);
   json_object_set_new(r->details, "replace", d);
-  if (!err)
+  if (!err || r->replace_final)
     r->replaced = true;
   op_done(r, err, "replace", "after-replace");
 }
@@ -686,7 +726,8 @@ wait_failed(struct run *r, const char *fmt, ...)
   }
   fail(r, e,
        w == W_SURVIVE ? "replacement did not stay up"
-                      : "replacement not ready");
+       : w == W_READY ? "replacement not ready"
+                      : step_name(r->at)); /* settled, drained, gone */
   rp_error_free(e);
 }
 
@@ -697,6 +738,8 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   r->probing = false;
   if (r->wait == W_NONE)
     return;
+  if (st && st->details)
+    json_object_update(r->details, st->details);
   int64_t now = rp_mono_ms();
   if (err) {
     wait_failed(r, "%s", err->message);
@@ -719,6 +762,11 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   if (st->reverted) {
     r->reverted = true;
     wait_failed(r, "the engine undid it (%s)", st->status ? st->status : "?");
+    return;
+  }
+  if (r->wait == W_SETTLED && !st->exists &&
+      r->strategy == RP_STRATEGY_FORCE_UPDATE) {
+    wait_failed(r, "it is gone"); /* not settled: no service was updated */
     return;
   }
   if (r->wait == W_SETTLED && !st->pending) {
@@ -771,10 +819,12 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   if ((r->wait == W_SURVIVE || r->wait == W_RESTORED) && now >= r->until_mono) {
     enum wait w = r->wait;
     stop_watching(r);
-    if (w == W_RESTORED)
+    if (w == W_RESTORED) {
       undo_next(r);
-    else
+    } else {
+      r->survived = true;
       advance(r);
+    }
     return;
   }
   if (r->wait == W_READY && now >= r->deadline_mono) {
@@ -856,7 +906,8 @@ advance(struct run *r)
       return;
     case ST_SURVIVE:
       start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
-                 RP_RUNNER_SURVIVE_MS);
+                 r->env.survive_ms > 0 ? r->env.survive_ms
+                                       : RP_RUNNER_SURVIVE_MS);
       return;
     case ST_REMOVE_OLD:
       if (!r->p->ops->remove)
@@ -953,6 +1004,29 @@ do_rename_back(struct run *r)
 }
 
 static void
+landed_cb(void *arg, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (!err) {
+    r->stopped_old = true;
+    r->stop_unsettled = false;
+  }
+  undone_cb(r, err);
+}
+
+/* The engine answers a stop only once the workload is down: a stop asked
+ * for again returns when one still under way has landed, so that the start
+ * that follows is the last word. */
+static void
+do_land_stop(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->stop_workload(r->p, r->id, r->grace_ms, landed_cb, r, &err) !=
+      0)
+    undone_cb(r, err);
+}
+
+static void
 do_start_old(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
@@ -1015,6 +1089,14 @@ undo_next(struct run *r)
     }
     undo_next(r);
     return;
+  case U_LAND_STOP:
+    if (r->stop_unsettled && !r->old_gone && r->running_before &&
+        !r->reset_done) {
+      announce(r, "undo-land-stop", r->id, do_land_stop);
+      return;
+    }
+    undo_next(r);
+    return;
   case U_START_OLD:
     if (r->old_gone && r->plan && r->p->ops->create) {
       /* What the preparation kept makes it again: the same configuration,
@@ -1030,7 +1112,10 @@ undo_next(struct run *r)
       undo_next(r);
       return;
     }
-    if (r->stopped_old && r->running_before && !r->reset_done) {
+    /* Started again when it was stopped, or may have been (a stop that
+     * could not be seen to land). */
+    if ((r->stopped_old || r->stop_unsettled) && r->running_before &&
+        !r->reset_done) {
       announce(r, "undo-start-old", r->id, do_start_old);
       return;
     }
@@ -1046,7 +1131,8 @@ undo_next(struct run *r)
      * asked for before may still land, and the engine restores what it
      * restores. */
     start_wait(r, W_RESTORED, r->restored_id ? r->restored_id : r->id,
-               ROLLBACK_SURVIVE_MS);
+               r->env.restored_ms > 0 ? r->env.restored_ms
+                                      : ROLLBACK_SURVIVE_MS);
     return;
   default:
     free(r->new_id);
@@ -1069,10 +1155,15 @@ fail(struct run *r, const struct rp_error *err, const char *what)
   /* Past the point where the replacement runs and lasted, nothing is
    * undone: the replacement stays, and what is left of the old one is
    * said. */
-  if (r->strategy == RP_STRATEGY_RECREATE &&
-      (r->at == ST_REMOVE_OLD ||
-       (r->want_start_first && r->prog == recreate_start_first &&
-        r->at == ST_STOP_OLD))) {
+  if (r->keep_replacement) {
+    rp_error_prefix(&r->error,
+                    "the old one is gone: the replacement %.12s is left as "
+                    "it is",
+                    r->new_id ? r->new_id : "?");
+    finish(r, -1, false);
+    return;
+  }
+  if (r->strategy == RP_STRATEGY_RECREATE && !r->in_place && r->survived) {
     rp_error_prefix(
         &r->error, "the replacement %.12s runs; the old one remains as %s",
         r->new_id ? r->new_id : "?", r->renamed ? r->old_name : r->id);
@@ -1080,8 +1171,9 @@ fail(struct run *r, const struct rp_error *err, const char *what)
     return;
   }
   if (r->strategy == RP_STRATEGY_FORCE_UPDATE) {
-    /* The engine's own failure action decides; reverted when it undid it. */
-    finish(r, -1, r->reverted);
+    /* The engine's own failure action decides; reverted when it undid it.
+     * An update the engine did not take changed nothing. */
+    finish(r, -1, r->reverted || r->at == ST_UPDATE);
     return;
   }
   if (r->strategy == RP_STRATEGY_DRAIN_REPLACE && r->replaced) {
@@ -1134,6 +1226,11 @@ static void
 begin_write(struct run *r)
 {
   cleanup_json json_t *f = json_deep_copy(r->begin ? r->begin : r->base);
+  /* The order chosen (start-first may have fallen back): crash recovery
+   * reads it. */
+  json_t *order = json_object_get(r->details, "order");
+  if (order)
+    json_object_set(f, "order", order);
   if (r->env.append(r->env.ctx, "recycle.begin", f, begun_cb, r) != 0) {
     char msg[] = "audit append refused";
     struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
@@ -1161,12 +1258,22 @@ prepared_cb(void *arg, const struct rp_prepared *pr, const struct rp_error *err)
   r->plan = pr->plan;
   r->running_before = pr->running;
   if (pr->name && strcmp(pr->name, r->name) != 0) {
+    /* Renamed since it was last seen: the audit lines say the name it has
+     * now, the one crash recovery will look for. */
     free(r->name);
     r->name = rp_xstrdup(pr->name);
+    json_object_set_new(r->base, "name", json_string(r->name));
+    if (r->begin)
+      json_object_set_new(r->begin, "name", json_string(r->name));
   }
-  if (pr->details)
+  if (pr->details) {
     json_object_update(r->details, pr->details);
+    r->pdetails = json_incref(pr->details);
+  }
   r->in_place = pr->in_place;
+  if (pr->settle_ms > 0)
+    r->settle_ms = pr->settle_ms;
+  r->replace_final = pr->replace_final;
   switch (r->strategy) {
   case RP_STRATEGY_RECREATE: {
     if (pr->in_place) {
@@ -1275,6 +1382,7 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
   r->base = json_deep_copy(base);
   r->begin = begin ? json_deep_copy(begin) : NULL;
   r->details = json_object();
+  r->steps = json_array();
   uv_timer_init(env->loop, &r->timer);
   r->timer.data = r;
   if (p->ops->prepare(p, w, spec, prepared_cb, r, err) != 0) {
@@ -1283,5 +1391,382 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
     return -1;
   }
   r->prepared = true;
+  return 0;
+}
+
+/* --- crash recovery ---------------------------------------------------------
+ * A recycle the audit log says began and never ended (reaper died in it, or
+ * a failure left it half undone): what is left of it in the engine is
+ * looked at, and it is finished or undone with the same operations, each
+ * acting step announced as in a recycle.  The rule: once the old
+ * workload's stop was asked for, the replacement goes on (the old one is
+ * going down anyway); before that, the old one gets its name back and runs.
+ * Either way the workload ends running and staying up: a stop asked for
+ * before the crash may land after it (the engine finishes a stop that its
+ * client abandoned), so it is asked for again, which returns once it has
+ * landed, before anything is started again. */
+
+struct recovery {
+  rp_recover_item_cb cb;
+  void *arg;
+  json_t *steps;   /* owned: what the log announced, or NULL */
+  char *repl_id;   /* owned: the replacement the log named, or NULL */
+  char found[256]; /* what was found, for the detail */
+  const char *action;
+  bool undo_only; /* it was only undone (the old one given back) */
+  bool retry;     /* it could not look: nothing decided */
+  bool old_exists, old_running, old_renamed, new_exists, new_running;
+};
+
+static bool
+announced(const struct recovery *rc, const char *step)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(rc->steps, i, v)
+  {
+    const char *s = json_string_value(v);
+    if (s && strcmp(s, step) == 0)
+      return true;
+  }
+  return false;
+}
+
+static void
+recovery_free(struct recovery *rc)
+{
+  json_decref(rc->steps);
+  free(rc->repl_id);
+  free(rc);
+}
+
+/* finish() of a recovery: what was found and done, for recycle.recovered. */
+static void
+recovered_cb(void *arg, int status, const struct rp_recycle_result *res,
+             const struct rp_error *err)
+{
+  struct run *r = arg;
+  struct recovery *rc = r->rec;
+  const char *action = rc->action;
+  const char *now_running = NULL;
+  bool ok;
+  if (rc->undo_only) {
+    /* The old one given back its running state: so only if it stays up. */
+    ok = res && res->rolled_back;
+    now_running = ok ? (r->restored_id ? r->restored_id : r->id) : NULL;
+  } else if (status == 0) {
+    ok = true;
+    now_running = res ? res->replacement_id : NULL;
+  } else if (res && res->rolled_back) {
+    /* Going on failed, and was undone: the old one runs again. */
+    action = RP_RECOVERY_ROLLED_BACK;
+    ok = true;
+    now_running = r->id;
+  } else {
+    ok = false;
+  }
+  cleanup_free char *detail = rp_xasprintf(
+      "%s; %s%s%s", rc->found,
+      !ok                                     ? "not put right"
+      : strcmp(action, RP_RECOVERY_NONE) == 0 ? "nothing to do"
+      : strcmp(action, RP_RECOVERY_ROLLED_BACK) == 0
+          ? "rolled back: the old one runs under its name"
+      : r->strategy == RP_STRATEGY_RECREATE ? "finished: the replacement runs"
+                                            : "finished",
+      err && !ok ? ": " : "", err && !ok ? err->message : "");
+  struct rp_recovery out = {
+      .id = r->id,
+      .name = r->name,
+      .action = action,
+      .replacement_id = now_running,
+      .detail = rc->retry && err ? err->message : detail,
+      .ok = ok,
+      .retry = rc->retry,
+  };
+  rc->cb(rc->arg, &out);
+}
+
+/* Ends a recovery that had nothing to do, or could not look. */
+static void
+recovery_end_now(struct run *r, const char *action, bool ok, const char *why)
+{
+  if (!ok) {
+    rp_error_free(r->error);
+    r->error = NULL;
+    rp_error_set(&r->error, RP_EENGINE, "%s", why);
+    r->rec->action = action;
+    finish(r, -1, false);
+    return;
+  }
+  r->rec->action = action;
+  snprintf(r->rec->found + strlen(r->rec->found),
+           sizeof(r->rec->found) - strlen(r->rec->found), "; %s", why);
+  finish(r, 0, false);
+}
+
+/* Runs prog from its start as a recycle would. */
+static void
+recovery_run(struct run *r, const enum step *prog, size_t n)
+{
+  r->prog = prog;
+  r->n = n;
+  r->pc = 0;
+  r->rec->action = RP_RECOVERY_FINISHED;
+  advance(r);
+}
+
+/* Gives the old workload back its name and a running state, through the
+ * undoing steps. */
+static void
+recovery_undo(struct run *r)
+{
+  r->rec->action = RP_RECOVERY_ROLLED_BACK;
+  r->rec->undo_only = true;
+  r->undoing = true;
+  r->undo_ok = true;
+  r->undo = U_UNCORDON;
+  undo_next(r);
+}
+
+static const enum step recover_forward_stop_first[] = {
+    ST_STOP_OLD, ST_START_NEW, ST_READY, ST_SURVIVE, ST_REMOVE_OLD};
+static const enum step recover_forward_start_first[] = {
+    ST_START_NEW, ST_READY, ST_SURVIVE, ST_STOP_OLD, ST_REMOVE_OLD};
+static const enum step recover_replacement_only[] = {ST_START_NEW, ST_READY,
+                                                     ST_SURVIVE};
+static const enum step recover_stop[] = {ST_STOP_OLD};
+static const enum step recover_remove[] = {ST_STOP_OLD, ST_REMOVE_OLD};
+
+static void
+recovery_decide(struct run *r)
+{
+  struct recovery *rc = r->rec;
+  /* Unknown steps (a failure in this run left it): a stop may have been
+   * asked for. */
+  bool stop_asked = !rc->steps || announced(rc, "stop-old") ||
+                    announced(rc, "restart") || announced(rc, "remove-old");
+  snprintf(rc->found, sizeof(rc->found), "found: %s%s%s", r->name,
+           !rc->old_exists   ? " gone"
+           : rc->old_renamed ? " renamed"
+                             : "",
+           !rc->old_exists   ? ""
+           : rc->old_running ? " and running"
+                             : " and stopped");
+  if (r->strategy == RP_STRATEGY_RECREATE) {
+    size_t used = strlen(rc->found);
+    snprintf(rc->found + used, sizeof(rc->found) - used, ", %s%s",
+             rc->new_exists ? "its replacement " : "no replacement",
+             !rc->new_exists   ? ""
+             : rc->new_running ? "running"
+                               : "not running");
+  }
+  r->running_before = true; /* only running workloads are recycled */
+  r->renamed = rc->old_renamed;
+  if (stop_asked && rc->old_exists) {
+    r->stop_unsettled = true;
+    r->stopped_old = !rc->old_running;
+  }
+  switch (r->strategy) {
+  case RP_STRATEGY_RECREATE:
+    if (!rc->old_exists && !rc->new_exists) {
+      recovery_end_now(r, RP_RECOVERY_NONE, false,
+                       "neither the workload nor a replacement exists");
+      return;
+    }
+    r->created = rc->new_exists;
+    if (rc->new_exists)
+      r->new_id = rp_xstrdup(rc->repl_id);
+    if (!rc->old_exists) {
+      /* The old one went (auto-remove, or the remove had landed): the
+       * replacement is all there is. */
+      r->running_before = false;
+      r->keep_replacement = true;
+      recovery_run(r, recover_replacement_only,
+                   RP_ARRAY_LEN(recover_replacement_only));
+      return;
+    }
+    if (rc->new_exists && stop_asked) {
+      if (r->want_start_first)
+        recovery_run(r, recover_forward_start_first,
+                     RP_ARRAY_LEN(recover_forward_start_first));
+      else
+        recovery_run(r, recover_forward_stop_first,
+                     RP_ARRAY_LEN(recover_forward_stop_first));
+      return;
+    }
+    if (!rc->new_exists && !rc->old_renamed && rc->old_running && !stop_asked) {
+      recovery_end_now(r, RP_RECOVERY_NONE, true,
+                       "the recycle had not begun in the engine");
+      return;
+    }
+    if (!rc->old_running)
+      r->stopped_old = true;
+    recovery_undo(r);
+    return;
+  case RP_STRATEGY_RESTART:
+    if (!rc->old_exists) {
+      recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
+      return;
+    }
+    /* Up again and staying up, whatever the restart had come to. */
+    r->stopped_old = true;
+    r->rec->action = RP_RECOVERY_FINISHED;
+    r->rec->undo_only = true;
+    r->undoing = true;
+    r->undo_ok = true;
+    r->undo = U_LAND_STOP;
+    undo_next(r);
+    return;
+  case RP_STRATEGY_STOP:
+  case RP_STRATEGY_REMOVE:
+    if (!rc->old_exists) {
+      recovery_end_now(r, RP_RECOVERY_FINISHED, true, "it is gone");
+      return;
+    }
+    if (!stop_asked && rc->old_running) {
+      recovery_end_now(r, RP_RECOVERY_NONE, true,
+                       "it runs untouched, and is due again");
+      return;
+    }
+    if (r->strategy == RP_STRATEGY_STOP)
+      recovery_run(r, recover_stop, RP_ARRAY_LEN(recover_stop));
+    else
+      recovery_run(r, recover_remove, RP_ARRAY_LEN(recover_remove));
+    return;
+  default:
+    recovery_end_now(r, RP_RECOVERY_NONE, false,
+                     "the core does not recover this strategy");
+    return;
+  }
+}
+
+static void
+recovery_failed_look(struct run *r, const char *what,
+                     const struct rp_error *err)
+{
+  cleanup_free char *why =
+      rp_xasprintf("could not look at %s: %s", what, err ? err->message : "?");
+  r->rec->retry = true;
+  recovery_end_now(r, RP_RECOVERY_NONE, false, why);
+}
+
+static void
+recovery_new_probed_cb(void *arg, const struct rp_probe *st,
+                       const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    recovery_failed_look(r, "the replacement", err);
+    return;
+  }
+  r->rec->new_exists = st->exists;
+  r->rec->new_running = st->exists && st->running;
+  recovery_decide(r);
+}
+
+static void
+recovery_look_new(struct run *r)
+{
+  cleanup_error struct rp_error *err = NULL;
+  if (!r->rec->repl_id) {
+    recovery_decide(r);
+    return;
+  }
+  if (r->p->ops->probe(r->p, r->rec->repl_id, recovery_new_probed_cb, r,
+                       &err) != 0)
+    recovery_failed_look(r, "the replacement", err);
+}
+
+static void
+recovery_found_cb(void *arg, const char *id, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    recovery_failed_look(r, "the replacement", err);
+    return;
+  }
+  if (id)
+    r->rec->repl_id = rp_xstrdup(id);
+  recovery_look_new(r);
+}
+
+static void
+recovery_old_probed_cb(void *arg, const struct rp_probe *st,
+                       const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (err) {
+    recovery_failed_look(r, "the workload", err);
+    return;
+  }
+  struct recovery *rc = r->rec;
+  rc->old_exists = st->exists;
+  rc->old_running = st->exists && st->running;
+  rc->old_renamed =
+      st->exists && st->name && strcmp(st->name, r->old_name) == 0;
+  if (r->strategy != RP_STRATEGY_RECREATE) {
+    recovery_decide(r);
+    return;
+  }
+  /* The replacement the log named, or the one the provider marked. */
+  if (rc->repl_id || !r->p->ops->find_replacement) {
+    recovery_look_new(r);
+    return;
+  }
+  cleanup_error struct rp_error *e = NULL;
+  if (r->p->ops->find_replacement(r->p, r->id, r->name, recovery_found_cb, r,
+                                  &e) != 0)
+    recovery_failed_look(r, "the replacement", e);
+}
+
+bool
+rp_runner_recovers(const struct rp_provider *p)
+{
+  return rp_runner_handles(p) && p->ops->find_replacement && p->ops->probe &&
+         p->ops->rename && p->ops->start_workload && p->ops->stop_workload &&
+         p->ops->remove;
+}
+
+int
+rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
+                  const struct rp_unfinished *item, const json_t *base,
+                  rp_recover_item_cb cb, void *arg, struct rp_error **err)
+{
+  if (!rp_runner_recovers(p))
+    return rp_error_set(err, ENOTSUP,
+                        "provider %s offers no recovery by the "
+                        "core",
+                        p && p->ops ? p->ops->type : "?");
+  struct run *r = rp_xcalloc(1, sizeof(*r));
+  r->env = *env;
+  r->p = p;
+  r->cb = recovered_cb;
+  r->arg = r;
+  r->strategy = item->strategy;
+  r->want_start_first = item->start_first;
+  r->grace_ms = item->grace_ms;
+  r->health_timeout_ms =
+      item->health_timeout_ms > 0 ? item->health_timeout_ms : 60000;
+  r->id = rp_xstrdup(item->id);
+  r->name = rp_xstrdup(item->name ? item->name : item->id);
+  r->old_name = rp_xasprintf("%s%s", r->name, RP_RUNNER_OLD_SUFFIX);
+  r->base = json_deep_copy(base);
+  json_object_set_new(r->base, "recovery", json_true());
+  r->details = json_object();
+  r->steps = json_array();
+  r->rec = rp_xcalloc(1, sizeof(*r->rec));
+  r->rec->cb = cb;
+  r->rec->arg = arg;
+  r->rec->steps = item->steps ? json_deep_copy(item->steps) : NULL;
+  r->rec->repl_id =
+      item->replacement_id ? rp_xstrdup(item->replacement_id) : NULL;
+  r->rec->action = RP_RECOVERY_NONE;
+  uv_timer_init(env->loop, &r->timer);
+  r->timer.data = r;
+  if (p->ops->probe(p, r->id, recovery_old_probed_cb, r, err) != 0) {
+    r->finished = true;
+    uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
+    return -1;
+  }
   return 0;
 }

@@ -48,6 +48,13 @@ struct rp_runner_env {
   int (*append)(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
                 void *arg);
   void *ctx;
+  /* For tests, which would otherwise wait seconds per recycle: the survival
+   * window, how long a restored old workload must stay up, and the wait
+   * before an undoing step's audit line is tried again.  0: the defaults
+   * (RP_RUNNER_SURVIVE_MS, 1.5 s, 1 s). */
+  int64_t survive_ms;
+  int64_t restored_ms;
+  int64_t audit_retry_ms;
 };
 
 /* Whether p's workloads are recycled by the runner (it offers prepare). */
@@ -65,5 +72,20 @@ int rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
                     const struct rp_recycle_spec *spec, const json_t *base,
                     const json_t *begin, rp_recycle_cb cb, void *arg,
                     struct rp_error **err);
+
+/* Whether the core recovers p's unfinished recycles (rp_runner_recover):
+ * it offers the operations recovery needs, find_replacement among them. */
+bool rp_runner_recovers(const struct rp_provider *p);
+
+/* Puts right what an unfinished recycle (item, borrowed for the call) left
+ * in p's engine: finished when the old workload's stop had been asked for,
+ * undone before that, the workload running and staying up either way (a
+ * stop asked for before is asked for again, and landed, before any start).
+ * base (borrowed) is what its audit lines carry; each acting step is
+ * announced (recycle.step with "recovery": true).  cb runs once, after this
+ * returns; returns -1 (cb never runs) when it cannot start. */
+int rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
+                      const struct rp_unfinished *item, const json_t *base,
+                      rp_recover_item_cb cb, void *arg, struct rp_error **err);
 
 #endif

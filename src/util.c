@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <uv.h>
+
 static void
 oom(size_t n)
 {
@@ -233,5 +235,24 @@ rp_crashpoint(const char *name)
     fprintf(stderr, "reaper: crash point %s: killing myself\n", name);
     raise(SIGKILL);
   }
+}
+
+static void
+crash_soon_cb(uv_timer_t *t)
+{
+  rp_crashpoint(t->data);
+}
+
+void
+rp_crashpoint_soon(struct uv_loop_s *loop, const char *name)
+{
+  const char *at = getenv("REAPER_CRASH_AT");
+  if (!at || strcmp(at, name) != 0)
+    return;
+  static uv_timer_t timer; /* one crash per process */
+  uv_timer_init(loop, &timer);
+  timer.data = (void *)(uintptr_t)name;
+  uv_timer_start(&timer, crash_soon_cb, 300, 0);
+  uv_unref((uv_handle_t *)&timer);
 }
 #endif

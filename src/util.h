@@ -71,8 +71,14 @@ rp_closep(int *fd)
 #ifdef REAPER_CRASHPOINTS
 void rp_crashpoint(const char *name);
 #define RP_CRASHPOINT(name) rp_crashpoint(name)
+/* The same, a moment (300 ms) after an action was asked for: reaper dies
+ * while the engine carries it out (a stop under way). */
+struct uv_loop_s;
+void rp_crashpoint_soon(struct uv_loop_s *loop, const char *name);
+#define RP_CRASHPOINT_SOON(loop, name) rp_crashpoint_soon(loop, name)
 #else
 #define RP_CRASHPOINT(name) ((void)0)
+#define RP_CRASHPOINT_SOON(loop, name) ((void)(loop))
 #endif
 
 #define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))

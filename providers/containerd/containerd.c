@@ -185,14 +185,6 @@ resync(struct rp_provider *p)
 }
 
 static int
-recycle(struct rp_provider *p, const struct rp_workload *w,
-        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
-        struct rp_error **err)
-{
-  return rp_ctrd_recycle(p->ctx, w, spec, cb, arg, err);
-}
-
-static int
 recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
         rp_recover_item_cb item_cb,
         void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
@@ -218,8 +210,9 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   c->stopping = true;
   c->stop_cb = done_cb;
   c->stop_arg = arg;
-  /* Recycles in flight finish (each step is bounded by a timeout), so a
-   * stop never leaves a container without its task half way. */
+  /* Recycles in flight finish (each call is bounded by a timeout; the
+   * operations of a prepared recycle still run), so a stop never leaves a
+   * container without its task half way. */
   rp_ctrd_track_stop(c);
   rp_ctrd_check_stopped(c);
 }
@@ -246,7 +239,17 @@ const struct rp_provider_ops rp_provider_containerd = {
     .init = init,
     .start = start,
     .resync = resync,
-    .recycle = recycle,
+    .prepare = rp_ctrd_op_prepare,
+    .release = rp_ctrd_op_release,
+    .start_workload = rp_ctrd_op_start,
+    .stop_workload = rp_ctrd_op_stop,
+    .remove = rp_ctrd_op_remove,
+    .restart = rp_ctrd_op_restart,
+    .reset = rp_ctrd_op_reset,
+    .drain = rp_ctrd_op_drain,
+    .probe = rp_ctrd_op_probe,
+    /* No watch: the runner looks by itself (track.c's events are the
+     * tracker's). */
     .recover = recover,
     .stop = stop,
     .destroy = destroy,

@@ -3,7 +3,8 @@
  *   grpc.c        gRPC over HTTP/2 on the loop: framing, status, calls
  *   track.c       Containers.List + Tasks.List per namespace, the event
  *                 stream, resync, reconnect
- *   recycle.c     the strategies: recreate, restart, stop, remove
+ *   ops.c         the operations of the core's recycle runner (prepare,
+ *                 stop, reset, start, restart, remove, drain, probe)
  *   image.c       an image's layer chain id (what a fresh rootfs is
  *                 prepared from), OCI spec details
  *   recover.c     finishing what a crash of reaper left half done
@@ -33,12 +34,14 @@
 #define RP_CTRD_MAX_MESSAGE ((size_t)16 << 20)
 
 struct rp_ctrd_track; /* track.c's state */
+struct rp_ctrd_plan;  /* ops.c's: what prepare found for one recycle */
 
 struct rp_ctrd {
   struct rp_provider *p;       /* borrowed: the instance this ctx belongs to */
   struct rp_http_endpoint ep;  /* owned */
   char **namespaces;           /* owned, NULL-terminated */
   struct rp_ctrd_track *track; /* owned by track.c */
+  struct rp_ctrd_plan *plans;  /* borrowed: the recycles prepared (ops.c) */
   int recycles_in_flight;
   bool stopping;
   void (*stop_cb)(void *arg); /* the provider's stop is done */
@@ -260,20 +263,44 @@ int rp_ctrd_image_chain(struct rp_ctrd *c, const char *ns, const char *image,
                                    const struct rp_error *err),
                         void *arg, struct rp_error **err);
 
-/* --- recycle.c, recover.c ------------------------------------------------ */
+/* --- ops.c: the operations of the recycle runner (provider.h) ------------
+ * prepare reads the container and its task (and, for a recreate, the base
+ * of its fresh snapshot); the plan it gives stays listed in c->plans until
+ * release, so that the operations given only an id act on what it found.
+ * Every call they make counts in recycles_in_flight, and so does each
+ * prepared recycle until its release. */
 
-int rp_ctrd_recycle(struct rp_ctrd *c, const struct rp_workload *w,
-                    const struct rp_recycle_spec *spec, rp_recycle_cb cb,
-                    void *arg, struct rp_error **err);
+int rp_ctrd_op_prepare(struct rp_provider *p, const struct rp_workload *w,
+                       const struct rp_recycle_spec *spec, rp_prepared_cb cb,
+                       void *arg, struct rp_error **err);
+void rp_ctrd_op_release(struct rp_provider *p, void *plan);
+/* Kill (stop signal), Wait up to grace_ms, SIGKILL, Wait; Delete the task.
+ * No task, or a stopped one, is only deleted. */
+int rp_ctrd_op_stop(struct rp_provider *p, const char *id, int64_t grace_ms,
+                    rp_op_cb cb, void *arg, struct rp_error **err);
+/* Mounts, a task created on them (the old task's log URI), started. */
+int rp_ctrd_op_start(struct rp_provider *p, const char *id, rp_op_cb cb,
+                     void *arg, struct rp_error **err);
+int rp_ctrd_op_restart(struct rp_provider *p, const char *id, int64_t grace_ms,
+                       rp_op_cb cb, void *arg, struct rp_error **err);
+/* Stopped (again) if need be, the container deleted, then its snapshot. */
+int rp_ctrd_op_remove(struct rp_provider *p, const char *id, int64_t grace_ms,
+                      rp_op_cb cb, void *arg, struct rp_error **err);
+/* With no task left: the snapshot removed and prepared again on the base
+ * that prepare found (a recreate's plan). */
+int rp_ctrd_op_reset(struct rp_provider *p, const char *id, void *plan,
+                     rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_ctrd_op_drain(struct rp_provider *p, const char *id,
+                     const char *const *argv, int64_t timeout_ms,
+                     rp_drained_cb cb, void *arg, struct rp_error **err);
+int rp_ctrd_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
+                     void *arg, struct rp_error **err);
 
-/* Crash recovery of one recycle (recover.c): the steps of the strategy
- * again, from where the container is, except that a task found running
- * means nothing is left to do (cb's status is then 1; 0 when it finished
- * the recycle; negative with err when it could not). */
-int rp_ctrd_resume(struct rp_ctrd *c, const char *wid,
-                   enum rp_strategy strategy, int64_t grace_ms,
-                   rp_recycle_cb cb, void *arg, struct rp_error **err);
+/* --- recover.c ------------------------------------------------------------ */
 
+/* Crash recovery: each unfinished recycle prepared again and finished from
+ * where the container is, through the operations above (a running task
+ * means nothing is left to do). */
 int rp_ctrd_recover(struct rp_ctrd *c, const struct rp_unfinished *items,
                     size_t n, rp_recover_item_cb item_cb,
                     void (*done_cb)(void *arg, const struct rp_error *err),

@@ -64,15 +64,6 @@ resync(struct rp_provider *p)
   rp_docker_track_resync(p->ctx);
 }
 
-static int
-recover(struct rp_provider *p, const struct rp_unfinished *items, size_t n,
-        rp_recover_item_cb item_cb,
-        void (*done_cb)(void *arg, const struct rp_error *err), void *arg,
-        struct rp_error **err)
-{
-  return rp_docker_recover(p->ctx, items, n, item_cb, done_cb, arg, err);
-}
-
 static void
 maybe_stopped(struct rp_docker *d)
 {
@@ -143,9 +134,9 @@ const struct rp_provider_ops rp_provider_docker = {
     .drain = rp_docker_op_drain,
     .probe = rp_docker_op_probe,
     .pull = rp_docker_op_pull,
+    .find_replacement = rp_docker_op_find_replacement,
     .watch = rp_docker_op_watch,
     .unwatch = rp_docker_op_unwatch,
-    .recover = recover,
     .describe = describe,
     .stop = stop,
     .destroy = destroy,

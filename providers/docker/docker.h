@@ -48,12 +48,6 @@ void rp_docker_track_free(struct rp_docker *d);
 struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
                                                     const json_t *inspect);
 
-/* recover.c: crash recovery (see the comment at its top). */
-int rp_docker_recover(struct rp_docker *d, const struct rp_unfinished *items,
-                      size_t n, rp_recover_item_cb item_cb,
-                      void (*done_cb)(void *arg, const struct rp_error *err),
-                      void *arg, struct rp_error **err);
-
 /* ops.c: the recycle runner's operations (provider.h says what each
  * does). */
 int rp_docker_op_prepare(struct rp_provider *p, const struct rp_workload *w,
@@ -81,6 +75,9 @@ int rp_docker_op_pull(struct rp_provider *p, void *plan,
                       void *arg, struct rp_error **err);
 int rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
                        void *arg, struct rp_error **err);
+int rp_docker_op_find_replacement(struct rp_provider *p, const char *old_id,
+                                  const char *name, rp_created_cb cb, void *arg,
+                                  struct rp_error **err);
 void *rp_docker_op_watch(struct rp_provider *p, const char *id,
                          void (*cb)(void *arg), void *arg);
 void rp_docker_op_unwatch(struct rp_provider *p, void *handle);

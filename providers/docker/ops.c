@@ -177,9 +177,74 @@ struct removal {
   rp_op_cb cb;
   void *arg;
   bool stopped_again;
+  /* The engine removes it already (auto-remove): its name is free only once
+   * that removal ends, and what follows (a container made again under the
+   * name) needs it free.  Looked at until gone. */
+  uv_timer_t timer;
+  int64_t gone_by_mono;
+  struct rp_error *error; /* owned: the answer to give once the timer closed */
 };
 
 static void removal_delete(struct removal *m, bool force);
+
+static void
+removal_closed_cb(uv_handle_t *h)
+{
+  struct removal *m = h->data;
+  m->cb(m->arg, m->error);
+  rp_error_free(m->error);
+  free(m);
+}
+
+static void
+removal_end_waiting(struct removal *m, const struct rp_error *err)
+{
+  m->error = err ? rp_error_dup(err) : NULL;
+  uv_close((uv_handle_t *)&m->timer, removal_closed_cb);
+}
+
+static void removal_look_cb(uv_timer_t *t);
+
+static void
+removal_looked_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                  const struct rp_error *err)
+{
+  struct removal *m = ctx;
+  (void)r;
+  if (err && err->code == RP_ENOTFOUND) {
+    removal_end_waiting(m, NULL);
+    return;
+  }
+  if (err || rp_mono_ms() >= m->gone_by_mono) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, err ? err->code : RP_ETIMEOUT,
+                 "the engine's own removal of %.12s did not end%s%s", m->id,
+                 err ? ": " : " within 30s", err ? err->message : "");
+    removal_end_waiting(m, e);
+    rp_error_free(e);
+    return;
+  }
+  uv_timer_start(&m->timer, removal_look_cb, 100, 0);
+}
+
+static void
+removal_look_cb(uv_timer_t *t)
+{
+  struct removal *m = t->data;
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", m->id);
+  cleanup_error struct rp_error *e = NULL;
+  if (call(m->d, "GET", path, NULL, 0, removal_looked_cb, m, &e) != 0)
+    removal_end_waiting(m, e);
+}
+
+static void
+removal_wait_gone(struct removal *m)
+{
+  uv_timer_init(m->d->p->loop, &m->timer);
+  m->timer.data = m;
+  m->gone_by_mono = rp_mono_ms() + 30000;
+  removal_look_cb(&m->timer);
+}
 
 static void
 removal_stopped_cb(void *ctx, const struct rp_dockerapi_reply *r,
@@ -207,9 +272,9 @@ removal_cb(void *ctx, const struct rp_dockerapi_reply *r,
   (void)r;
   if (err && err->code == RP_ECONFLICT &&
       strstr(err->message, "already in progress")) {
-    /* The engine is removing it already (auto-remove): done. */
-    m->cb(m->arg, NULL);
-    free(m);
+    /* The engine is removing it already (auto-remove): done once it is
+     * gone. */
+    removal_wait_gone(m);
     return;
   }
   if (err && err->code == RP_ECONFLICT && !m->stopped_again) {
@@ -295,7 +360,8 @@ probe_cb(void *ctx, const struct rp_dockerapi_reply *r,
   json_t *state = json_object_get(r->body, "State");
   if (!json_is_object(state)) {
     struct rp_error *e = NULL;
-    rp_error_set(&e, RP_EPROTO, "inspect: the answer has no State");
+    rp_error_set(&e, RP_EPROTO, "inspect: the answer %s",
+                 r->body ? "has no State" : "is not JSON");
     pr.cb(pr.arg, NULL, e);
     rp_error_free(e);
     return;
@@ -307,6 +373,9 @@ probe_cb(void *ctx, const struct rp_dockerapi_reply *r,
   st.restarts =
       (int)json_integer_value(json_object_get(r->body, "RestartCount"));
   st.status = json_string_value(json_object_get(state, "Status"));
+  st.name = json_string_value(json_object_get(r->body, "Name"));
+  if (st.name && st.name[0] == '/')
+    st.name++;
   const char *hs = json_string_value(
       json_object_get(json_object_get(state, "Health"), "Status"));
   /* No Health, or an empty status (podman), means no health check. */
@@ -326,6 +395,73 @@ rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
   cleanup_free char *path = rp_xasprintf("/containers/%s/json", id);
   if (call(p->ctx, "GET", path, NULL, 0, probe_cb, pr, err) != 0) {
     free(pr);
+    return -1;
+  }
+  return 0;
+}
+
+/* --- find_replacement: by the mark create put on it
+ * --------------------------*/
+
+struct finding {
+  rp_created_cb cb;
+  void *arg;
+  char *name;
+};
+
+/* The replacement of an old container is the one create made: labelled
+ * reaper.replaces=<old id> and named as the old one was.  Both are asked
+ * for: a label alone is anyone's to set, and the name was the old one's
+ * until reaper renamed it. */
+static void
+found_cb(void *ctx, const struct rp_dockerapi_reply *r,
+         const struct rp_error *err)
+{
+  struct finding *f = ctx;
+  const char *found = NULL;
+  if (!err && !json_is_array(r->body)) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EPROTO, "list containers: the answer is not a list");
+    f->cb(f->arg, NULL, e);
+    rp_error_free(e);
+    free(f->name);
+    free(f);
+    return;
+  }
+  size_t i;
+  json_t *c;
+  json_array_foreach(err ? NULL : r->body, i, c)
+  {
+    const char *id = json_string_value(json_object_get(c, "Id"));
+    const char *n =
+        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    if (n && n[0] == '/')
+      n++;
+    if (id && n && strcmp(n, f->name) == 0)
+      found = id;
+  }
+  f->cb(f->arg, found, err);
+  free(f->name);
+  free(f);
+}
+
+int
+rp_docker_op_find_replacement(struct rp_provider *p, const char *old_id,
+                              const char *name, rp_created_cb cb, void *arg,
+                              struct rp_error **err)
+{
+  cleanup_free char *label =
+      rp_xasprintf("%s=%s", RP_DOCKER_LABEL_REPLACES, old_id);
+  cleanup_json json_t *filters = json_pack("{s:[s]}", "label", label);
+  cleanup_free char *text = json_dumps(filters, JSON_COMPACT);
+  cleanup_free char *esc = rp_url_escape(text);
+  cleanup_free char *path =
+      rp_xasprintf("/containers/json?all=1&filters=%s", esc);
+  struct finding *f = rp_xcalloc(1, sizeof(*f));
+  *f = (struct finding){.cb = cb, .arg = arg, .name = rp_xstrdup(name)};
+  if (call(p->ctx, "GET", path, NULL, 0, found_cb, f, err) != 0) {
+    free(f->name);
+    free(f);
     return -1;
   }
   return 0;

@@ -312,8 +312,8 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
      * would destroy that state.  Left alone, and said, until unpaused. */
     w->refusal = rp_xstrdup("it is paused (its frozen state may be "
                             "evidence); unpause it to let it be recycled");
-  else if (json_object_get(labels, LABEL_SWARM_TASK) && t &&
-           json_is_true(json_object_get(t->tasks, id)))
+  else if (!w->protected_reason && json_object_get(labels, LABEL_SWARM_TASK) &&
+           t && json_is_true(json_object_get(t->tasks, id)))
     w->protected_reason =
         rp_xstrdup("swarm task container: recycled through its service");
   else if (json_object_get(labels, LABEL_SWARM_TASK))

@@ -32,23 +32,22 @@ struct rp_host {
   rp_recover_item_cb recover_item_cb;
   void (*recover_done_cb)(void *arg, const struct rp_error *err);
   void *recover_arg;
-  int in_flight; /* recycles */
+  struct hplan *plan; /* the recycle in flight, or NULL */
+  int in_flight;      /* recycles */
   bool stopping;
   bool timer_closed;
   void (*stop_cb)(void *arg);
   void *stop_arg;
 };
 
-/* One drain-replace. */
-struct hrc {
+/* The one recycle in flight (a host is one workload), from prepare to
+ * release: what its operations share. */
+struct hplan {
   struct rp_host *h; /* borrowed */
-  rp_recycle_cb cb;
-  void *arg;
-  char **drain;   /* owned argv or NULL */
-  char **replace; /* owned argv */
-  int64_t drain_timeout_ms;
-  bool drained; /* a drain program ran */
-  json_t *details;
+  uv_timer_t timer;  /* prepare calls back from the loop; freed when closed */
+  rp_prepared_cb prepared_cb;
+  void *prepared_arg;
+  char *drain_error; /* owned: why the drain could not start, or NULL */
 };
 
 static char **
@@ -236,46 +235,7 @@ resync(struct rp_provider *p)
     report(h);
 }
 
-static void
-hrc_free(struct hrc *r)
-{
-  argv_free(r->drain);
-  argv_free(r->replace);
-  json_decref(r->details);
-  free(r);
-}
-
-static void
-hrc_finish(struct hrc *r, int status, bool rolled_back,
-           const struct rp_error *err)
-{
-  struct rp_host *h = r->h;
-  struct rp_recycle_result res = {
-      .rolled_back = rolled_back,
-      .details = json_object_size(r->details) ? r->details : NULL,
-  };
-  r->cb(r->arg, status, &res, err);
-  hrc_free(r);
-  h->in_flight--;
-  /* The marker now protects the host until it boots again. */
-  if (!h->stopping && !h->list_pending)
-    report(h);
-  maybe_stopped(h);
-}
-
-static void hrc_fail(struct hrc *r, bool rolled_back, int code, const char *fmt,
-                     ...) __attribute__((format(printf, 4, 5)));
-
-static void
-hrc_fail(struct hrc *r, bool rolled_back, int code, const char *fmt, ...)
-{
-  cleanup_error struct rp_error *e = NULL;
-  va_list ap;
-  va_start(ap, fmt);
-  rp_error_setv(&e, code, fmt, ap);
-  va_end(ap);
-  hrc_finish(r, -1, rolled_back, e);
-}
+/* --- the runner's operations: prepare, drain, replace, release ----------- */
 
 static json_t *
 run_json(char *const *argv, const struct rp_child_result *res,
@@ -297,7 +257,7 @@ run_json(char *const *argv, const struct rp_child_result *res,
  * descriptor of reaper's, SIGTERM to the group at the timeout and SIGKILL
  * 5 s later. */
 static int
-run(struct rp_host *h, char **argv, int64_t timeout_ms, rp_child_cb cb,
+run(struct rp_host *h, char *const *argv, int64_t timeout_ms, rp_child_cb cb,
     void *arg, struct rp_error **err)
 {
   struct rp_child_options o = {
@@ -317,81 +277,23 @@ run_ok(const struct rp_child_result *res)
 }
 
 static void
-replaced_cb(void *arg, const struct rp_child_result *res)
+prepared_cb(uv_timer_t *t)
 {
-  struct hrc *r = arg;
-  char what[160];
-  rp_child_describe(res, REPLACE_TIMEOUT_MS, what, sizeof(what));
-  json_object_set_new(r->details, "replace",
-                      run_json(r->replace, res, REPLACE_TIMEOUT_MS));
-  if (!run_ok(res)) {
-    /* The first line of its output says the most. */
-    const char *out = res->output ? res->output : "";
-    int first = (int)strcspn(out, "\n");
-    hrc_fail(r, false, RP_EENGINE,
-             "replace action %s: %s%s%.*s (it does not run again in this "
-             "boot: %s)",
-             r->replace[0], what, first ? ": " : "", first, out, r->h->marker);
-    return;
-  }
-  rp_info("provider %s: the replace action for host %s succeeded",
-          r->h->p->name, r->h->name);
-  hrc_finish(r, 0, false, NULL);
-}
-
-static void
-replace(struct hrc *r)
-{
-  struct rp_host *h = r->h;
-  char ts[40];
-  rp_format_time_ms(rp_wall_ms(), ts, sizeof(ts));
-  cleanup_json json_t *m = json_pack(
-      "{s:s, s:s, s:s, s:o, s:i}", "boot_id", h->boot_id, "host_id", h->id,
-      "at", ts, "argv", argv_json(r->replace), "pid", (int)getpid());
-  cleanup_free char *content = json_dumps(m, JSON_COMPACT);
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_host_marker_create(h->marker, content, &err) != 0) {
-    hrc_fail(r, !r->drained, err->code,
-             "replace action not run: once-per-boot marker: %s", err->message);
-    return;
-  }
-  RP_CRASHPOINT("host-after-marker");
-  rp_warn("provider %s: host %s: running the replace action %s", h->p->name,
-          h->name, r->replace[0]);
-  json_object_set_new(r->details, "marker", json_string(h->marker));
-  if (run(h, r->replace, REPLACE_TIMEOUT_MS, replaced_cb, r, &err) != 0)
-    hrc_fail(r, !r->drained, err->code, "replace action: %s", err->message);
-}
-
-static void
-drained_cb(void *arg, const struct rp_child_result *res)
-{
-  struct hrc *r = arg;
-  char what[160];
-  rp_child_describe(res, r->drain_timeout_ms, what, sizeof(what));
-  json_object_set_new(r->details, "drain",
-                      run_json(r->drain, res, r->drain_timeout_ms));
-  if (res->spawn_error) {
-    /* A drain that is not there is a configuration to fix, not a reason
-     * to replace a host whose work was never stopped. */
-    hrc_fail(r, true, RP_ECONFIG, "drain %s: %s", r->drain[0], what);
-    return;
-  }
-  r->drained = true;
-  if (!run_ok(res))
-    rp_warn("provider %s: host %s: drain %s: %s; replacing all the same",
-            r->h->p->name, r->h->name, r->drain[0], what);
-  if (r->h->stopping) {
-    hrc_fail(r, false, RP_ECANCELED,
-             "agent stopping after the drain: replace action not run");
-    return;
-  }
-  replace(r);
+  struct hplan *pl = t->data;
+  /* A replace action that ran is final, failed or not: the marker keeps
+   * it from running again in this boot, so nothing is undone after it. */
+  struct rp_prepared pr = {
+      .plan = pl,
+      .name = pl->h->name,
+      .running = true,
+      .replace_final = true,
+  };
+  pl->prepared_cb(pl->prepared_arg, &pr, NULL);
 }
 
 static int
-recycle(struct rp_provider *p, const struct rp_workload *w,
-        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+prepare(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_prepared_cb cb, void *arg,
         struct rp_error **err)
 {
   struct rp_host *h = p->ctx;
@@ -417,28 +319,185 @@ recycle(struct rp_provider *p, const struct rp_workload *w,
                         "provider %s: the replace action already ran in this "
                         "boot (marker %s): not again",
                         p->name, h->marker);
-  struct hrc *r = rp_xcalloc(1, sizeof(*r));
-  r->h = h;
-  r->cb = cb;
-  r->arg = arg;
-  r->drain = argv_dup(spec->drain_argv);
-  r->replace = argv_dup(spec->replace_argv);
-  r->drain_timeout_ms = spec->drain_timeout_ms;
-  r->details = json_object();
+  if (h->plan)
+    return rp_error_set(err, RP_ECONFLICT,
+                        "provider %s: the host is being recycled already",
+                        p->name);
+  struct hplan *pl = rp_xcalloc(1, sizeof(*pl));
+  pl->h = h;
+  pl->prepared_cb = cb;
+  pl->prepared_arg = arg;
+  uv_timer_init(p->loop, &pl->timer);
+  pl->timer.data = pl;
+  uv_timer_start(&pl->timer, prepared_cb, 0, 0);
+  h->plan = pl;
   h->in_flight++;
-  if (r->drain && r->drain[0]) {
-    rp_info("provider %s: host %s: draining with %s", p->name, h->name,
-            r->drain[0]);
-    cleanup_error struct rp_error *rerr = NULL;
-    if (run(h, r->drain, r->drain_timeout_ms, drained_cb, r, &rerr) != 0) {
-      h->in_flight--;
-      hrc_free(r);
-      return rp_error_set(err, rerr->code, "provider %s: drain: %s", p->name,
-                          rerr->message);
-    }
-    return 0;
+  return 0;
+}
+
+static void
+plan_closed_cb(uv_handle_t *t)
+{
+  struct hplan *pl = t->data;
+  struct rp_host *h = pl->h;
+  free(pl->drain_error);
+  free(pl);
+  h->in_flight--;
+  /* The marker now protects the host until it boots again. */
+  if (!h->stopping && !h->list_pending)
+    report(h);
+  maybe_stopped(h);
+}
+
+static void
+release(struct rp_provider *p, void *plan)
+{
+  struct rp_host *h = p->ctx;
+  struct hplan *pl = plan ? plan : h->plan;
+  if (!pl)
+    return;
+  h->plan = NULL;
+  uv_close((uv_handle_t *)&pl->timer, plan_closed_cb);
+}
+
+struct hrun {
+  struct rp_host *h;
+  struct hplan *pl;
+  char **argv; /* owned */
+  int64_t timeout_ms;
+  rp_drained_cb drained_cb;
+  rp_replaced_cb replaced_cb;
+  void *arg;
+};
+
+static void
+hrun_free(struct hrun *hr)
+{
+  argv_free(hr->argv);
+  free(hr);
+}
+
+static void
+drained_cb(void *arg, const struct rp_child_result *res)
+{
+  struct hrun *hr = arg;
+  char what[160];
+  rp_child_describe(res, hr->timeout_ms, what, sizeof(what));
+  if (res->spawn_error) {
+    /* A drain that is not there is a configuration to fix, not a reason
+     * to replace a host whose work was never stopped: replace refuses. */
+    hr->pl->drain_error = rp_xasprintf("drain %s: %s", hr->argv[0], what);
+  } else if (!run_ok(res)) {
+    rp_warn("provider %s: host %s: drain %s: %s; replacing all the same",
+            hr->h->p->name, hr->h->name, hr->argv[0], what);
   }
-  replace(r);
+  cleanup_json json_t *outcome = run_json(hr->argv, res, hr->timeout_ms);
+  hr->drained_cb(hr->arg, outcome);
+  hrun_free(hr);
+}
+
+static int
+drain(struct rp_provider *p, const char *id, const char *const *argv,
+      int64_t timeout_ms, rp_drained_cb cb, void *arg, struct rp_error **err)
+{
+  struct rp_host *h = p->ctx;
+  struct hplan *pl = h->plan;
+  int rc = 0;
+  if (!pl || strcmp(id, h->id) != 0)
+    return rp_error_set(err, EINVAL, "provider %s: no recycle of %s in flight",
+                        p->name, id);
+  if (h->stopping)
+    rc = rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
+  struct hrun *hr = rp_xcalloc(1, sizeof(*hr));
+  *hr = (struct hrun){.h = h,
+                      .pl = pl,
+                      .argv = argv_dup(argv),
+                      .timeout_ms = timeout_ms,
+                      .drained_cb = cb,
+                      .arg = arg};
+  if (rc == 0) {
+    rp_info("provider %s: host %s: draining with %s", p->name, h->name,
+            argv[0]);
+    rc = run(h, hr->argv, timeout_ms, drained_cb, hr, err);
+  }
+  if (rc != 0) {
+    /* The runner goes on to replace, which this refuses. */
+    pl->drain_error = rp_xasprintf("drain %s: could not start: %s", argv[0],
+                                   *err ? (*err)->message : "?");
+    hrun_free(hr);
+    return -1;
+  }
+  return 0;
+}
+
+static void
+replaced_cb(void *arg, const struct rp_child_result *res)
+{
+  struct hrun *hr = arg;
+  struct rp_host *h = hr->h;
+  char what[160];
+  rp_child_describe(res, REPLACE_TIMEOUT_MS, what, sizeof(what));
+  cleanup_json json_t *outcome = run_json(hr->argv, res, REPLACE_TIMEOUT_MS);
+  json_object_set_new(outcome, "marker", json_string(h->marker));
+  cleanup_error struct rp_error *err = NULL;
+  if (!run_ok(res)) {
+    /* The first line of its output says the most. */
+    const char *out = res->output ? res->output : "";
+    int first = (int)strcspn(out, "\n");
+    rp_error_set(&err, RP_EENGINE,
+                 "replace action %s: %s%s%.*s (it does not run again in this "
+                 "boot: %s)",
+                 hr->argv[0], what, first ? ": " : "", first, out, h->marker);
+  } else {
+    rp_info("provider %s: the replace action for host %s succeeded", h->p->name,
+            h->name);
+  }
+  hr->replaced_cb(hr->arg, outcome, err);
+  hrun_free(hr);
+}
+
+/* The marker is created BEFORE the action runs: a crash or a second reaper
+ * can never run it twice in one boot. */
+static int
+replace(struct rp_provider *p, const char *id, void *plan,
+        const char *const *argv, int64_t timeout_ms, rp_replaced_cb cb,
+        void *arg, struct rp_error **err)
+{
+  (void)timeout_ms; /* the action's own bound: REPLACE_TIMEOUT_MS */
+  struct rp_host *h = p->ctx;
+  struct hplan *pl = plan;
+  if (!pl || pl != h->plan || strcmp(id, h->id) != 0)
+    return rp_error_set(err, EINVAL, "provider %s: no recycle of %s in flight",
+                        p->name, id);
+  if (h->stopping)
+    return rp_error_set(err, RP_ECANCELED,
+                        "agent stopping after the drain: replace action not "
+                        "run");
+  if (pl->drain_error)
+    return rp_error_set(err, RP_ECONFIG, "%s", pl->drain_error);
+  struct hrun *hr = rp_xcalloc(1, sizeof(*hr));
+  *hr = (struct hrun){
+      .h = h, .pl = pl, .argv = argv_dup(argv), .replaced_cb = cb, .arg = arg};
+  char ts[40];
+  rp_format_time_ms(rp_wall_ms(), ts, sizeof(ts));
+  cleanup_json json_t *m = json_pack(
+      "{s:s, s:s, s:s, s:o, s:i}", "boot_id", h->boot_id, "host_id", h->id,
+      "at", ts, "argv", argv_json(hr->argv), "pid", (int)getpid());
+  cleanup_free char *content = json_dumps(m, JSON_COMPACT);
+  cleanup_error struct rp_error *merr = NULL;
+  if (rp_host_marker_create(h->marker, content, &merr) != 0) {
+    hrun_free(hr);
+    return rp_error_set(err, merr->code,
+                        "replace action not run: once-per-boot marker: %s",
+                        merr->message);
+  }
+  RP_CRASHPOINT("host-after-marker");
+  rp_warn("provider %s: host %s: running the replace action %s", p->name,
+          h->name, argv[0]);
+  if (run(h, hr->argv, REPLACE_TIMEOUT_MS, replaced_cb, hr, err) != 0) {
+    hrun_free(hr);
+    return -1;
+  }
   return 0;
 }
 
@@ -513,7 +572,10 @@ const struct rp_provider_ops rp_provider_host = {
     .init = init,
     .start = start,
     .resync = resync,
-    .recycle = recycle,
+    .prepare = prepare,
+    .release = release,
+    .drain = drain,
+    .replace = replace,
     .recover = recover,
     .stop = stop,
     .destroy = destroy,

@@ -1,28 +1,34 @@
 /* The host provider's internals, shared by its files:
  *   host.c   the ops table: one workload of kind host (the machine reaper
- *            runs on, started at boot), drain-replace, crash recovery
+ *            runs on, started at boot), the operations of drain-replace
+ *            for the core's recycle runner (prepare, drain, replace,
+ *            release), crash recovery
  *   facts.c  what the machine says about itself (boot time, boot id,
  *            machine id, hostname) and the once-per-boot marker
  *
- * drain-replace on a host:
- *   1. refuse when the replace action already ran in this boot (a marker
- *      file named after the boot id, in the state directory)
+ * drain-replace on a host, as src/runner.c orders it (a host has no cordon,
+ * no probe and no remove: those steps are skipped):
+ *   1. prepare: refuse when the replace action already ran in this boot (a
+ * marker file named after the boot id, in the state directory)
  *   2. drain: the policy's `drain` argv, if any, run as src/child.h runs
  *      every program (no shell, a minimal environment, no descriptor of
  *      reaper's) within drain_timeout (then SIGTERM, SIGKILL 5 s later);
  *      it is for stopping the machine's work gracefully (for instance
  *      `[/usr/local/lib/reaper/drain-host]` or a `docker stop` of every
  *      container).  A drain that cannot start fails the recycle and
- *      nothing else happens; one that fails or times out is recorded and
+ *      nothing else happens (replace refuses, before the marker); one that
+ *      fails or times out is recorded and
  *      the replacement goes ahead (the host is past its age), as a swarm
  *      node's drain does
- *   3. the marker is created (0600, O_EXCL, fsync'd) BEFORE the action:
- *      a crash or a second reaper can never run it twice in one boot
- *   4. replace: the policy's `replace` argv run without a shell, with a
+ *   3. replace: the marker is created (0600, O_EXCL, fsync'd) BEFORE the
+ *      action: a crash or a second reaper can never run it twice in one
+ *      boot (the crash point host-after-marker is between the two); then
+ *      the policy's `replace` argv run without a shell, with a
  *      minimal environment (PATH, REAPER_HOST_ID, REAPER_HOST_NAME,
  *      REAPER_BOOT_TIME), its output (both streams) kept for the audit
- *      line.  A zero exit is done; anything else failed (not undone: the
- *      marker stays, so it does not run again in this boot). */
+ *      line.  A zero exit is done; anything else failed (not undone:
+ *      prepare says replace_final, since the marker stays and the action
+ *      does not run again in this boot). */
 #ifndef RP_HOST_H
 #define RP_HOST_H
 

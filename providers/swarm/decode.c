@@ -145,6 +145,26 @@ rp_swarm_node_mark(json_t *node)
   return parse_mark(json_object_get(json_object_get(node, "Spec"), "Labels"));
 }
 
+json_t *
+rp_swarm_node_undrained_spec(json_t *node, const char *avail, const char *role)
+{
+  json_t *spec = json_object_get(node, "Spec");
+  if (!json_is_object(spec))
+    return NULL;
+  cleanup_json json_t *mark = rp_swarm_node_mark(node);
+  if (!avail) {
+    avail = str(mark, "availability");
+    role = str(mark, "role");
+  }
+  json_t *out = json_deep_copy(spec);
+  json_object_set_new(out, "Availability",
+                      json_string(avail ? avail : "active"));
+  if (role)
+    json_object_set_new(out, "Role", json_string(role));
+  json_object_del(json_object_get(out, "Labels"), RP_SWARM_LABEL_MARK);
+  return out;
+}
+
 struct rp_workload *
 rp_swarm_node_workload(const char *provider, json_t *node,
                        const char *self_node)

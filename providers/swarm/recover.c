@@ -7,6 +7,10 @@
  *   node with reaper's mark, down         -> finished: removed now
  *   node with reaper's mark, still up     -> rolled back: availability and
  *                                            role restored, mark removed
+ *                                            (as the runner's uncordon
+ *                                            undoes a drain)
+ *   ...whose replace action ran           -> none: the lease holder
+ *     (the mark says replaced_at)            removes it once it is down
  *   node without the mark                 -> none (the drain was never
  *                                            written, or someone undid it)
  *   service                               -> swarm carries a forced update
@@ -160,14 +164,9 @@ node_read_cb(void *arg, const struct rp_dockerapi_reply *r,
            "that holds the lease removes it once it is");
     return;
   }
-  const char *avail = json_string_value(json_object_get(mark, "availability"));
-  const char *role = json_string_value(json_object_get(mark, "role"));
-  cleanup_json json_t *new_spec = json_deep_copy(spec);
-  json_object_set_new(new_spec, "Availability",
-                      json_string(avail ? avail : "active"));
-  if (role)
-    json_object_set_new(new_spec, "Role", json_string(role));
-  json_object_del(json_object_get(new_spec, "Labels"), RP_SWARM_LABEL_MARK);
+  /* Undone as the recycle's uncordon undoes it, from what the mark says. */
+  cleanup_json json_t *new_spec =
+      rp_swarm_node_undrained_spec(r->body, NULL, NULL);
   cleanup_free char *path =
       rp_xasprintf("/nodes/%s/update?version=%lld", esc,
                    (long long)json_integer_value(json_object_get(
@@ -311,7 +310,6 @@ static void
 sweep_node(struct sweep *sw, json_t *node)
 {
   struct rp_swarm *s = sw->s;
-  json_t *spec = json_object_get(node, "Spec");
   const char *id = json_string_value(json_object_get(node, "ID"));
   cleanup_json json_t *mark = rp_swarm_node_mark(node);
   if (!id || !mark)
@@ -339,15 +337,7 @@ sweep_node(struct sweep *sw, json_t *node)
     method = "DELETE";
     path = rp_xasprintf("/nodes/%s?force=1", esc);
   } else {
-    const char *avail =
-        json_string_value(json_object_get(mark, "availability"));
-    const char *role = json_string_value(json_object_get(mark, "role"));
-    body = json_deep_copy(spec);
-    json_object_set_new(body, "Availability",
-                        json_string(avail ? avail : "active"));
-    if (role)
-      json_object_set_new(body, "Role", json_string(role));
-    json_object_del(json_object_get(body, "Labels"), RP_SWARM_LABEL_MARK);
+    body = rp_swarm_node_undrained_spec(node, NULL, NULL);
     path = rp_xasprintf("/nodes/%s/update?version=%lld", esc,
                         (long long)json_integer_value(json_object_get(
                             json_object_get(node, "Version"), "Index")));

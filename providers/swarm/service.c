@@ -1,17 +1,18 @@
-/* force-update: Swarm itself replaces every task of a service, under the
- * service's own UpdateConfig (parallelism, delay, order start-first or
- * stop-first, failure action, rollback), when TaskTemplate.ForceUpdate
- * changes.  reaper reads the service, sends its WHOLE spec back with
- * ForceUpdate + 1 and the version it read (a stale version fails: "update
- * out of sequence", and the read is done again), then follows
- * UpdateStatus until the update ends:
- *   completed           -> done
- *   paused              -> failed (the update stopped part-way)
- *   rollback_completed  -> failed, rolled back (swarm restored the tasks)
- *   rollback_paused     -> failed
+/* force-update, as operations for the core's recycle runner (src/runner.c
+ * orders them: prepare, update, then probe until settled).  Swarm itself
+ * replaces every task of a service, under the service's own UpdateConfig
+ * (parallelism, delay, order start-first or stop-first, failure action,
+ * rollback), when TaskTemplate.ForceUpdate changes.
+ *   prepare  reads the service and its running tasks; refuses a service
+ *            whose update someone else started and that still runs
+ *   update   sends its WHOLE spec back with ForceUpdate + 1 and the version
+ *            read (a stale version fails, "update out of sequence": read
+ *            again and sent again, up to three times)
+ *   probe    UpdateStatus: pending while updating; completed -> settled
+ *            (with the tasks after); rollback_completed -> reverted;
+ *            paused, rollback_paused -> an error
  * within a time derived from the UpdateConfig and the policy's
- * health_timeout.  An update that someone else started and that is still
- * running is not interfered with: the recycle fails, nothing changed. */
+ * health_timeout (the plan's settle_ms). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -21,114 +22,40 @@
 #include "swarm/swarm.h"
 #include "util.h"
 
-#define POLL_MS 1000
 #define MAX_ATTEMPTS 3
 
-struct svc {
-  struct rp_swarm *s; /* borrowed */
-  rp_recycle_cb cb;
-  void *arg;
-  char *id;   /* owned */
-  char *name; /* owned */
+struct svc_plan {
+  struct rp_swarm_plan base; /* first: the plan is found by its id */
   int64_t health_timeout_ms;
-  int attempts;
   json_t *service;      /* owned: the service as read before the update */
   char *before_started; /* owned: UpdateStatus.StartedAt before, or NULL */
   json_t *tasks_before; /* owned: running task ids before */
-  json_t *details;      /* owned: for the audit line */
-  int64_t deadline;     /* monotonic ms */
-  enum rp_swarm_update state;
-  uv_timer_t timer;
-  struct rp_error *error; /* owned: why it failed */
-  bool rolled_back;
-  struct rp_swarm_job job;
-  bool cancelled; /* the provider is stopping */
-  bool sent;      /* the update has been sent */
+  json_t *sent;         /* owned: {force_update, version, warnings} sent */
+  enum rp_swarm_update state; /* as last seen */
 };
 
-static void read_service(struct svc *v);
-
 static void
-svc_free(struct svc *v)
+plan_free(struct rp_swarm *s, struct svc_plan *v)
 {
-  free(v->id);
-  free(v->name);
+  rp_swarm_plan_remove(s, &v->base);
   json_decref(v->service);
   free(v->before_started);
   json_decref(v->tasks_before);
-  json_decref(v->details);
-  rp_error_free(v->error);
+  json_decref(v->sent);
   free(v);
 }
 
-static void
-closed_cb(uv_handle_t *h)
+void
+rp_swarm_service_release(struct rp_swarm *s, struct rp_swarm_plan *pl)
 {
-  struct svc *v = h->data;
-  struct rp_swarm *s = v->s;
-  svc_free(v);
-  rp_swarm_recycle_ended(s);
+  plan_free(s, (struct svc_plan *)pl);
 }
 
-static void
-finish(struct svc *v, int status)
+static char *
+service_path(const char *id)
 {
-  json_object_set_new(v->details, "update_state",
-                      json_string(rp_swarm_update_name(v->state)));
-  struct rp_recycle_result res = {
-      .replacement_id = status == 0 ? v->id : NULL,
-      .rolled_back = status != 0 && v->rolled_back,
-      .details = v->details,
-  };
-  rp_swarm_job_remove(v->s, &v->job);
-  v->cb(v->arg, status, &res, status == 0 ? NULL : v->error);
-  uv_close((uv_handle_t *)&v->timer, closed_cb);
-}
-
-static void fail(struct svc *v, bool rolled_back, int code, const char *fmt,
-                 ...) __attribute__((format(printf, 4, 5)));
-
-static void
-fail(struct svc *v, bool rolled_back, int code, const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  rp_error_setv(&v->error, code, fmt, ap);
-  va_end(ap);
-  v->rolled_back = rolled_back;
-  finish(v, -1);
-}
-
-typedef void (*step_fn)(struct svc *v, const struct rp_dockerapi_reply *r,
-                        const struct rp_error *err);
-
-struct pending {
-  struct svc *v;
-  step_fn fn;
-};
-
-static void
-pending_cb(void *arg, const struct rp_dockerapi_reply *r,
-           const struct rp_error *err)
-{
-  struct pending pd = *(struct pending *)arg;
-  free(arg);
-  pd.fn(pd.v, r, err);
-}
-
-/* One call; fn runs with its answer or error (also when it cannot start). */
-static void
-api(struct svc *v, const char *method, const char *path, const json_t *body,
-    step_fn fn)
-{
-  struct pending *pd = rp_xcalloc(1, sizeof(*pd));
-  *pd = (struct pending){.v = v, .fn = fn};
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_swarm_call(v->s, method, path, body, 0, pending_cb, pd, &err) != 0) {
-    free(pd);
-    struct rp_dockerapi_reply none = {0};
-    fn(v, &none, err);
-  }
+  cleanup_free char *esc = rp_url_escape(id);
+  return rp_xasprintf("/services/%s", esc);
 }
 
 static char *
@@ -149,17 +76,297 @@ running_ids(json_t *tasks, const char *service_id)
   return ids ? json_incref(ids) : json_array();
 }
 
-/* --- the end: the tasks now ---------------------------------------------- */
+/* The service as read (`GET /services/{id}`): kept when it can be updated;
+ * else the reason it cannot, as an error. */
+static int
+take_service(struct svc_plan *v, json_t *service, struct rp_error **err)
+{
+  if (!json_is_object(json_object_get(service, "Spec")) ||
+      !json_is_integer(
+          json_object_get(json_object_get(service, "Version"), "Index")))
+    return rp_error_set(err, RP_EPROTO, "read the service: no Spec or Version");
+  json_t *us = json_object_get(service, "UpdateStatus");
+  const char *state = json_string_value(json_object_get(us, "State"));
+  if (state && (strcmp(state, "updating") == 0 ||
+                strcmp(state, "rollback_started") == 0))
+    return rp_error_set(err, RP_ECONFLICT,
+                        "an update of the service is in progress (%s): not "
+                        "interfering",
+                        state);
+  json_decref(v->service);
+  v->service = json_incref(service);
+  free(v->before_started);
+  const char *started = json_string_value(json_object_get(us, "StartedAt"));
+  v->before_started = started ? rp_xstrdup(started) : NULL;
+  return 0;
+}
+
+/* --- prepare: the service and its tasks, read only ------------------------ */
+
+struct prep {
+  struct rp_swarm *s;
+  struct svc_plan *v;
+  rp_prepared_cb cb;
+  void *arg;
+};
 
 static void
-tasks_after(struct svc *v, const struct rp_dockerapi_reply *r,
+prep_end(struct prep *pp, const struct rp_error *err)
+{
+  struct svc_plan *v = pp->v;
+  if (err) {
+    plan_free(pp->s, v);
+    pp->cb(pp->arg, NULL, err);
+    free(pp);
+    return;
+  }
+  json_t *tt =
+      json_object_get(json_object_get(v->service, "Spec"), "TaskTemplate");
+  json_int_t force = json_integer_value(json_object_get(tt, "ForceUpdate"));
+  int64_t timeout = rp_swarm_update_timeout_ms(
+      v->service, json_array_size(v->tasks_before), v->health_timeout_ms);
+  cleanup_json json_t *details = json_pack(
+      "{s:O, s:I, s:I, s:I}", "tasks_before", v->tasks_before, "timeout_s",
+      (json_int_t)(timeout / 1000), "force_update", force + 1, "version",
+      json_integer_value(
+          json_object_get(json_object_get(v->service, "Version"), "Index")));
+  struct rp_prepared pr = {
+      .plan = v,
+      .name = v->base.name,
+      .running = true,
+      .details = details,
+      .settle_ms = timeout,
+  };
+  pp->cb(pp->arg, &pr, NULL);
+  free(pp);
+}
+
+static void
+prep_tasks_cb(void *arg, const struct rp_dockerapi_reply *r,
+              const struct rp_error *err)
+{
+  struct prep *pp = arg;
+  if (err) {
+    struct rp_error *e = rp_error_dup(err);
+    rp_error_prefix(&e, "list its tasks");
+    prep_end(pp, e);
+    rp_error_free(e);
+    return;
+  }
+  json_decref(pp->v->tasks_before);
+  pp->v->tasks_before = running_ids(r->body, pp->v->base.id);
+  prep_end(pp, NULL);
+}
+
+static void
+prep_service_cb(void *arg, const struct rp_dockerapi_reply *r,
+                const struct rp_error *err)
+{
+  struct prep *pp = arg;
+  cleanup_error struct rp_error *e = err ? rp_error_dup(err) : NULL;
+  if (e)
+    rp_error_prefix(&e, "read the service");
+  else
+    take_service(pp->v, r->body, &e);
+  if (!e) {
+    cleanup_free char *path = tasks_path(pp->v->base.id);
+    if (rp_swarm_call(pp->s, "GET", path, NULL, 0, prep_tasks_cb, pp, &e) == 0)
+      return;
+  }
+  prep_end(pp, e);
+}
+
+int
+rp_swarm_service_prepare(struct rp_swarm *s, const struct rp_workload *w,
+                         const struct rp_recycle_spec *spec, rp_prepared_cb cb,
+                         void *arg, struct rp_error **err)
+{
+  struct svc_plan *v = rp_xcalloc(1, sizeof(*v));
+  v->health_timeout_ms = spec->health_timeout_ms;
+  v->tasks_before = json_array();
+  v->state = RP_SWARM_UPDATE_PENDING;
+  struct prep *pp = rp_xcalloc(1, sizeof(*pp));
+  *pp = (struct prep){.s = s, .v = v, .cb = cb, .arg = arg};
+  rp_swarm_plan_add(s, &v->base, RP_KIND_SERVICE, w);
+  cleanup_free char *path = service_path(w->id);
+  if (rp_swarm_call(s, "GET", path, NULL, 0, prep_service_cb, pp, err) != 0) {
+    plan_free(s, v);
+    free(pp);
+    s->recycles_in_flight--; /* no release will come */
+    return -1;
+  }
+  return 0;
+}
+
+/* --- update: the whole spec, ForceUpdate + 1 ------------------------------ */
+
+struct upd {
+  struct rp_swarm *s;
+  struct svc_plan *v;
+  rp_op_cb cb;
+  void *arg;
+  int attempts;
+};
+
+static void upd_send(struct upd *u);
+
+static void
+upd_end(struct upd *u, const struct rp_error *err)
+{
+  u->cb(u->arg, err);
+  free(u);
+}
+
+static void
+upd_reread_cb(void *arg, const struct rp_dockerapi_reply *r,
+              const struct rp_error *err)
+{
+  struct upd *u = arg;
+  cleanup_error struct rp_error *e = err ? rp_error_dup(err) : NULL;
+  if (e)
+    rp_error_prefix(&e, "read the service again");
+  else if (take_service(u->v, r->body, &e) == 0) {
+    upd_send(u);
+    return;
+  }
+  upd_end(u, e);
+}
+
+static void
+upd_sent_cb(void *arg, const struct rp_dockerapi_reply *r,
             const struct rp_error *err)
 {
+  struct upd *u = arg;
+  if (err && strstr(err->message, "out of sequence") &&
+      ++u->attempts < MAX_ATTEMPTS) {
+    /* Someone changed the service between our read and our write. */
+    cleanup_free char *path = service_path(u->v->base.id);
+    cleanup_error struct rp_error *e = NULL;
+    if (rp_swarm_call(u->s, "GET", path, NULL, 0, upd_reread_cb, u, &e) != 0)
+      upd_end(u, e);
+    return;
+  }
   if (!err) {
-    cleanup_json json_t *after = running_ids(r->body, v->id);
+    json_t *warnings = json_object_get(r->body, "Warnings");
+    if (json_array_size(warnings))
+      json_object_set(u->v->sent, "warnings", warnings);
+  }
+  upd_end(u, err);
+}
+
+static void
+upd_send(struct upd *u)
+{
+  struct svc_plan *v = u->v;
+  json_t *spec = json_object_get(v->service, "Spec");
+  json_t *tt = json_object_get(spec, "TaskTemplate");
+  json_int_t version = json_integer_value(
+      json_object_get(json_object_get(v->service, "Version"), "Index"));
+  cleanup_error struct rp_error *e = NULL;
+  if (!json_is_object(tt)) {
+    rp_error_set(&e, RP_EPROTO, "the service has no TaskTemplate");
+    upd_end(u, e);
+    return;
+  }
+  cleanup_json json_t *new_spec = json_deep_copy(spec);
+  json_int_t force = json_integer_value(json_object_get(tt, "ForceUpdate"));
+  json_object_set_new(json_object_get(new_spec, "TaskTemplate"), "ForceUpdate",
+                      json_integer(force + 1));
+  json_decref(v->sent);
+  v->sent =
+      json_pack("{s:I, s:I}", "force_update", force + 1, "version", version);
+  cleanup_free char *esc = rp_url_escape(v->base.id);
+  cleanup_free char *path =
+      rp_xasprintf("/services/%s/update?version=%lld", esc, (long long)version);
+  rp_info("provider %s: service %s: forcing an update of its %zu tasks "
+          "(ForceUpdate %lld)",
+          u->s->p->name, v->base.name, json_array_size(v->tasks_before),
+          (long long)(force + 1));
+  if (rp_swarm_call(u->s, "POST", path, new_spec, 0, upd_sent_cb, u, &e) != 0)
+    upd_end(u, e);
+}
+
+static void
+upd_start(void *arg)
+{
+  struct upd *u = arg;
+  if (u->s->stopping) {
+    cleanup_error struct rp_error *e = NULL;
+    rp_error_set(&e, RP_ECANCELED, "reaper stopped before the update was sent");
+    upd_end(u, e);
+    return;
+  }
+  upd_send(u);
+}
+
+int
+rp_swarm_op_update(struct rp_provider *p, const char *id, void *plan,
+                   rp_op_cb cb, void *arg, struct rp_error **err)
+{
+  struct rp_swarm *s = p->ctx;
+  struct svc_plan *v = plan;
+  if (s->stopping)
+    return rp_error_set(err, RP_ECANCELED,
+                        "reaper stopped before the update was sent");
+  if (!v || v->base.kind != RP_KIND_SERVICE || strcmp(v->base.id, id) != 0)
+    return rp_error_set(err, EINVAL, "no service update was prepared");
+  if (!rp_swarm_lease_holding(s))
+    return rp_error_set(err, RP_ECANCELED,
+                        "this agent no longer holds the cluster's lease: not "
+                        "updating");
+  struct upd *u = rp_xcalloc(1, sizeof(*u));
+  *u = (struct upd){.s = s, .v = v, .cb = cb, .arg = arg};
+  /* From the loop: cb never runs under this call. */
+  rp_swarm_later(s, 0, upd_start, u);
+  return 0;
+}
+
+/* --- probe: how far the update is ------------------------------------------*/
+
+struct look {
+  struct rp_swarm *s;
+  struct svc_plan *v;
+  rp_probe_cb cb;
+  void *arg;
+  json_t *details; /* owned */
+};
+
+static void
+look_end(struct look *l, struct rp_probe *st, const struct rp_error *err)
+{
+  st->exists = true;
+  st->running = true;
+  st->details = l->details;
+  l->cb(l->arg, st, err);
+  json_decref(l->details);
+  free(l);
+}
+
+static void look_failed(struct look *l, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+look_failed(struct look *l, int code, const char *fmt, ...)
+{
+  cleanup_error struct rp_error *e = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  rp_error_setv(&e, code, fmt, ap);
+  va_end(ap);
+  struct rp_probe st = {.status = rp_swarm_update_name(l->v->state)};
+  look_end(l, &st, e);
+}
+
+static void
+look_tasks_cb(void *arg, const struct rp_dockerapi_reply *r,
+              const struct rp_error *err)
+{
+  struct look *l = arg;
+  if (!err) {
+    cleanup_json json_t *after = running_ids(r->body, l->v->base.id);
     size_t replaced = 0, i, k;
     json_t *a, *b;
-    json_array_foreach(v->tasks_before, i, b)
+    json_array_foreach(l->v->tasks_before, i, b)
     {
       bool still = false;
       json_array_foreach(after, k, a)
@@ -170,255 +377,102 @@ tasks_after(struct svc *v, const struct rp_dockerapi_reply *r,
       if (!still)
         replaced++;
     }
-    json_object_set(v->details, "tasks_after", after);
-    json_object_set_new(v->details, "tasks_replaced", json_integer(replaced));
+    json_object_set(l->details, "tasks_after", after);
+    json_object_set_new(l->details, "tasks_replaced", json_integer(replaced));
   }
-  rp_info("provider %s: service %s: update completed", v->s->p->name, v->name);
-  finish(v, 0);
+  rp_info("provider %s: service %s: update completed", l->s->p->name,
+          l->v->base.name);
+  struct rp_probe st = {.status = "completed"};
+  look_end(l, &st, NULL);
 }
 
-/* --- following UpdateStatus ---------------------------------------------- */
-
-static void cancelled_now(struct svc *v);
-
 static void
-poll_timer_cb(uv_timer_t *t)
+look_service_cb(void *arg, const struct rp_dockerapi_reply *r,
+                const struct rp_error *err)
 {
-  struct svc *v = t->data;
-  if (v->cancelled) {
-    cancelled_now(v);
+  struct look *l = arg;
+  struct svc_plan *v = l->v;
+  if (err && err->code == RP_ENOTFOUND) {
+    look_failed(l, RP_ENOTFOUND, "the service was removed during its update");
     return;
   }
-  read_service(v);
+  if (err) {
+    /* A manager may be briefly unreachable during an update: the runner
+     * keeps looking until its deadline. */
+    rp_warn("provider %s: service %s: reading its update status: %s",
+            l->s->p->name, v->base.name, err->message);
+    struct rp_probe st = {.pending = true, .status = "unreadable"};
+    look_end(l, &st, NULL);
+    return;
+  }
+  v->state = rp_swarm_update_progress(r->body, v->before_started);
+  const char *msg = json_string_value(
+      json_object_get(json_object_get(r->body, "UpdateStatus"), "Message"));
+  json_object_set_new(l->details, "update_state",
+                      json_string(rp_swarm_update_name(v->state)));
+  if (v->state != RP_SWARM_UPDATE_PENDING && msg)
+    json_object_set_new(l->details, "update_message", json_string(msg));
+  switch (v->state) {
+  case RP_SWARM_UPDATE_COMPLETED: {
+    cleanup_free char *path = tasks_path(v->base.id);
+    cleanup_error struct rp_error *e = NULL;
+    if (rp_swarm_call(l->s, "GET", path, NULL, 0, look_tasks_cb, l, &e) != 0)
+      look_tasks_cb(l, NULL, e);
+    return;
+  }
+  case RP_SWARM_UPDATE_PAUSED:
+    look_failed(l, RP_EENGINE, "swarm paused the update: %s",
+                msg ? msg : "no message");
+    return;
+  case RP_SWARM_UPDATE_ROLLBACK_COMPLETED: {
+    cleanup_free char *why = rp_xasprintf("swarm rolled the update back: %s",
+                                          msg ? msg : "no message");
+    struct rp_probe st = {.reverted = true, .status = why};
+    look_end(l, &st, NULL);
+    return;
+  }
+  case RP_SWARM_UPDATE_ROLLBACK_PAUSED:
+    look_failed(l, RP_EENGINE, "swarm paused the rollback of the update: %s",
+                msg ? msg : "no message");
+    return;
+  default: {
+    struct rp_probe st = {.pending = true,
+                          .status = rp_swarm_update_name(v->state)};
+    look_end(l, &st, NULL);
+    return;
+  }
+  }
 }
 
 /* Swarm goes on with an update whoever follows it: a stopping agent says
  * where it was and leaves. */
 static void
-cancelled_now(struct svc *v)
+look_stopping(void *arg)
 {
-  if (v->sent)
-    fail(v, false, RP_ECANCELED,
-         "reaper stopped while swarm was updating the service (%s): swarm "
-         "carries the update on",
-         rp_swarm_update_name(v->state));
-  else
-    fail(v, true, RP_ECANCELED, "reaper stopped before the update was sent");
-}
-
-static void
-poll_later(struct svc *v)
-{
-  if (v->cancelled) {
-    cancelled_now(v);
-    return;
-  }
-  uv_timer_start(&v->timer, poll_timer_cb, POLL_MS, 0);
-}
-
-static void
-cancel_cb(struct rp_swarm_job *job)
-{
-  struct svc *v = (struct svc *)((char *)job - offsetof(struct svc, job));
-  v->cancelled = true;
-  /* Waiting: the stop takes effect at once, but from the loop, not under
-   * the caller (its callback must not run inside stop()).  Otherwise a
-   * call is in flight: its step ends at poll_later. */
-  if (uv_is_active((uv_handle_t *)&v->timer))
-    uv_timer_start(&v->timer, poll_timer_cb, 0, 0);
-}
-
-static void
-polled(struct svc *v, const struct rp_dockerapi_reply *r,
-       const struct rp_error *err)
-{
-  if (err && err->code == RP_ENOTFOUND) {
-    fail(v, false, RP_ENOTFOUND, "the service was removed during its update");
-    return;
-  }
-  if (!err) {
-    v->state = rp_swarm_update_progress(r->body, v->before_started);
-    const char *msg = json_string_value(
-        json_object_get(json_object_get(r->body, "UpdateStatus"), "Message"));
-    if (v->state != RP_SWARM_UPDATE_PENDING && msg)
-      json_object_set_new(v->details, "update_message", json_string(msg));
-    switch (v->state) {
-    case RP_SWARM_UPDATE_COMPLETED: {
-      cleanup_free char *path = tasks_path(v->id);
-      api(v, "GET", path, NULL, tasks_after);
-      return;
-    }
-    case RP_SWARM_UPDATE_PAUSED:
-      fail(v, false, RP_EENGINE, "swarm paused the update: %s",
-           msg ? msg : "no message");
-      return;
-    case RP_SWARM_UPDATE_ROLLBACK_COMPLETED:
-      fail(v, true, RP_EENGINE, "swarm rolled the update back: %s",
-           msg ? msg : "no message");
-      return;
-    case RP_SWARM_UPDATE_ROLLBACK_PAUSED:
-      fail(v, false, RP_EENGINE, "swarm paused the rollback of the update: %s",
-           msg ? msg : "no message");
-      return;
-    default:
-      break;
-    }
-  } else {
-    /* A manager may be briefly unreachable during an update: keep asking
-     * until the deadline. */
-    rp_warn("provider %s: service %s: reading its update status: %s",
-            v->s->p->name, v->name, err->message);
-  }
-  if (rp_mono_ms() >= v->deadline) {
-    fail(v, false, RP_ETIMEOUT,
-         "the update is still %s after %llds (swarm goes on with it)",
-         rp_swarm_update_name(v->state),
-         (long long)json_integer_value(
-             json_object_get(v->details, "timeout_s")));
-    return;
-  }
-  poll_later(v);
-}
-
-static void
-read_service(struct svc *v)
-{
-  cleanup_free char *esc = rp_url_escape(v->id);
-  cleanup_free char *path = rp_xasprintf("/services/%s", esc);
-  api(v, "GET", path, NULL, polled);
-}
-
-/* --- the update ---------------------------------------------------------- */
-
-static void inspect(struct svc *v);
-
-static void
-updated(struct svc *v, const struct rp_dockerapi_reply *r,
-        const struct rp_error *err)
-{
-  if (err) {
-    if (strstr(err->message, "out of sequence") &&
-        ++v->attempts < MAX_ATTEMPTS) {
-      /* Someone changed the service between our read and our write. */
-      inspect(v);
-      return;
-    }
-    fail(v, true, err->code, "update: %s", err->message);
-    return;
-  }
-  json_t *warnings = json_object_get(r->body, "Warnings");
-  if (json_array_size(warnings))
-    json_object_set(v->details, "warnings", warnings);
-  RP_CRASHPOINT("swarm-after-force-update");
-  v->state = RP_SWARM_UPDATE_PENDING;
-  poll_later(v);
-}
-
-static void
-tasks_before(struct svc *v, const struct rp_dockerapi_reply *r,
-             const struct rp_error *err)
-{
-  if (err) {
-    fail(v, true, err->code, "list its tasks: %s", err->message);
-    return;
-  }
-  json_decref(v->tasks_before);
-  v->tasks_before = running_ids(r->body, v->id);
-  json_object_set(v->details, "tasks_before", v->tasks_before);
-  int64_t timeout = rp_swarm_update_timeout_ms(
-      v->service, json_array_size(v->tasks_before), v->health_timeout_ms);
-  json_object_set_new(v->details, "timeout_s", json_integer(timeout / 1000));
-  v->deadline = rp_mono_ms() + timeout;
-
-  json_t *spec = json_object_get(v->service, "Spec");
-  json_t *tt = json_object_get(spec, "TaskTemplate");
-  json_int_t version = json_integer_value(
-      json_object_get(json_object_get(v->service, "Version"), "Index"));
-  if (!json_is_object(tt)) {
-    fail(v, true, RP_EPROTO, "the service has no TaskTemplate");
-    return;
-  }
-  cleanup_json json_t *new_spec = json_deep_copy(spec);
-  json_t *ntt = json_object_get(new_spec, "TaskTemplate");
-  json_int_t force = json_integer_value(json_object_get(tt, "ForceUpdate"));
-  json_object_set_new(ntt, "ForceUpdate", json_integer(force + 1));
-  json_object_set_new(v->details, "force_update", json_integer(force + 1));
-  json_object_set_new(v->details, "version", json_integer(version));
-  cleanup_free char *esc = rp_url_escape(v->id);
-  cleanup_free char *path =
-      rp_xasprintf("/services/%s/update?version=%lld", esc, (long long)version);
-  if (v->cancelled) {
-    cancelled_now(v);
-    return;
-  }
-  v->sent = true;
-  rp_info("provider %s: service %s: forcing an update of its %zu tasks "
-          "(ForceUpdate %lld)",
-          v->s->p->name, v->name, json_array_size(v->tasks_before),
-          (long long)(force + 1));
-  api(v, "POST", path, new_spec, updated);
-}
-
-static void
-inspected(struct svc *v, const struct rp_dockerapi_reply *r,
-          const struct rp_error *err)
-{
-  if (err) {
-    fail(v, true, err->code, "read the service: %s", err->message);
-    return;
-  }
-  if (!json_is_object(json_object_get(r->body, "Spec")) ||
-      !json_is_integer(
-          json_object_get(json_object_get(r->body, "Version"), "Index"))) {
-    fail(v, true, RP_EPROTO, "read the service: no Spec or Version");
-    return;
-  }
-  json_t *us = json_object_get(r->body, "UpdateStatus");
-  const char *state = json_string_value(json_object_get(us, "State"));
-  if (state && (strcmp(state, "updating") == 0 ||
-                strcmp(state, "rollback_started") == 0)) {
-    fail(v, true, RP_ECONFLICT,
-         "an update of the service is in progress (%s): not interfering",
-         state);
-    return;
-  }
-  json_decref(v->service);
-  v->service = json_incref(r->body);
-  free(v->before_started);
-  const char *started = json_string_value(json_object_get(us, "StartedAt"));
-  v->before_started = started ? rp_xstrdup(started) : NULL;
-  cleanup_free char *path = tasks_path(v->id);
-  api(v, "GET", path, NULL, tasks_before);
-}
-
-static void
-inspect(struct svc *v)
-{
-  cleanup_free char *esc = rp_url_escape(v->id);
-  cleanup_free char *path = rp_xasprintf("/services/%s", esc);
-  api(v, "GET", path, NULL, inspected);
+  struct look *l = arg;
+  look_failed(l, RP_ECANCELED,
+              "reaper stopped while swarm was updating the service (%s): "
+              "swarm carries the update on",
+              rp_swarm_update_name(l->v->state));
 }
 
 int
-rp_swarm_recycle_service(struct rp_swarm *s, const struct rp_workload *w,
-                         const struct rp_recycle_spec *spec, rp_recycle_cb cb,
-                         void *arg, struct rp_error **err)
+rp_swarm_service_probe(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                       rp_probe_cb cb, void *arg, struct rp_error **err)
 {
-  (void)err;
-  struct svc *v = rp_xcalloc(1, sizeof(*v));
-  v->s = s;
-  v->cb = cb;
-  v->arg = arg;
-  v->id = rp_xstrdup(w->id);
-  v->name = rp_xstrdup(w->name);
-  v->health_timeout_ms = spec->health_timeout_ms;
-  v->details = json_object();
-  v->tasks_before = json_array();
-  uv_timer_init(s->p->loop, &v->timer);
-  v->timer.data = v;
-  v->job.cancel = cancel_cb;
-  rp_swarm_job_add(s, &v->job);
-  s->recycles_in_flight++;
-  inspect(v);
+  struct svc_plan *v = (struct svc_plan *)pl;
+  struct look *l = rp_xcalloc(1, sizeof(*l));
+  *l = (struct look){.s = s, .v = v, .cb = cb, .arg = arg};
+  l->details = v->sent ? json_deep_copy(v->sent) : json_object();
+  if (s->stopping) {
+    rp_swarm_later(s, 0, look_stopping, l);
+    return 0;
+  }
+  cleanup_free char *path = service_path(v->base.id);
+  if (rp_swarm_call(s, "GET", path, NULL, 0, look_service_cb, l, err) != 0) {
+    json_decref(l->details);
+    free(l);
+    return -1;
+  }
   return 0;
 }

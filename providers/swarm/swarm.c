@@ -5,6 +5,7 @@
  * command) and removed.  One agent per cluster acts: the one holding the
  * lease (lease.c). */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -94,23 +95,143 @@ resync(struct rp_provider *p)
   rp_swarm_track_resync(p->ctx);
 }
 
+/* --- the runner's operations: services' in service.c, nodes' in node.c */
+
 static int
-recycle(struct rp_provider *p, const struct rp_workload *w,
-        const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
+prepare(struct rp_provider *p, const struct rp_workload *w,
+        const struct rp_recycle_spec *spec, rp_prepared_cb cb, void *arg,
         struct rp_error **err)
 {
   struct rp_swarm *s = p->ctx;
   if (s->stopping)
     return rp_error_set(err, RP_ECANCELED, "provider %s is stopping", p->name);
+  if (rp_swarm_plan_find(s, w->id))
+    return rp_error_set(err, RP_ECONFLICT,
+                        "provider %s: %s is being recycled already", p->name,
+                        w->name);
   if (w->kind == RP_KIND_SERVICE && spec->strategy == RP_STRATEGY_FORCE_UPDATE)
-    return rp_swarm_recycle_service(s, w, spec, cb, arg, err);
+    return rp_swarm_service_prepare(s, w, spec, cb, arg, err);
   if (w->kind == RP_KIND_NODE && spec->strategy == RP_STRATEGY_DRAIN_REPLACE)
-    return rp_swarm_recycle_node(s, w, spec, cb, arg, err);
+    return rp_swarm_node_prepare(s, w, spec, cb, arg, err);
   return rp_error_set(err, RP_ECONFIG,
                       "provider %s: strategy %s does not apply to a %s "
                       "(services: force-update; nodes: drain-replace)",
                       p->name, rp_strategy_name(spec->strategy),
                       rp_kind_name(w->kind));
+}
+
+static void
+release(struct rp_provider *p, void *plan)
+{
+  struct rp_swarm *s = p->ctx;
+  struct rp_swarm_plan *pl = plan;
+  if (pl && pl->kind == RP_KIND_SERVICE)
+    rp_swarm_service_release(s, pl);
+  else if (pl)
+    rp_swarm_node_release(s, pl);
+  /* The recycle that prepare began has ended. */
+  rp_swarm_recycle_ended(s);
+}
+
+static struct rp_swarm_plan *
+plan_of(struct rp_provider *p, const char *id, enum rp_kind kind,
+        struct rp_error **err)
+{
+  struct rp_swarm_plan *pl = rp_swarm_plan_find(p->ctx, id);
+  if (!pl || pl->kind != kind)
+    rp_error_set(err, EINVAL, "provider %s: no recycle of %s %s in flight",
+                 p->name, rp_kind_name(kind), id);
+  return pl && pl->kind == kind ? pl : NULL;
+}
+
+static int
+probe(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
+      struct rp_error **err)
+{
+  struct rp_swarm_plan *pl = rp_swarm_plan_find(p->ctx, id);
+  if (pl && pl->kind == RP_KIND_SERVICE)
+    return rp_swarm_service_probe(p->ctx, pl, cb, arg, err);
+  if (!(pl = plan_of(p, id, RP_KIND_NODE, err)))
+    return -1;
+  return rp_swarm_node_probe(p->ctx, pl, cb, arg, err);
+}
+
+static int
+remove_node(struct rp_provider *p, const char *id, int64_t grace_ms,
+            rp_op_cb cb, void *arg, struct rp_error **err)
+{
+  (void)grace_ms; /* a node is removed once it is down */
+  struct rp_swarm_plan *pl = plan_of(p, id, RP_KIND_NODE, err);
+  if (!pl)
+    return -1;
+  return rp_swarm_node_remove(p->ctx, pl, cb, arg, err);
+}
+
+void
+rp_swarm_plan_add(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                  enum rp_kind kind, const struct rp_workload *w)
+{
+  pl->kind = kind;
+  pl->id = rp_xstrdup(w->id);
+  pl->name = rp_xstrdup(w->name);
+  pl->next = s->plans;
+  s->plans = pl;
+  s->recycles_in_flight++;
+}
+
+void
+rp_swarm_plan_remove(struct rp_swarm *s, struct rp_swarm_plan *pl)
+{
+  for (struct rp_swarm_plan **pp = &s->plans; *pp; pp = &(*pp)->next) {
+    if (*pp == pl) {
+      *pp = pl->next;
+      break;
+    }
+  }
+  free(pl->id);
+  free(pl->name);
+}
+
+struct rp_swarm_plan *
+rp_swarm_plan_find(struct rp_swarm *s, const char *id)
+{
+  for (struct rp_swarm_plan *pl = s->plans; pl; pl = pl->next)
+    if (strcmp(pl->id, id) == 0)
+      return pl;
+  return NULL;
+}
+
+struct later {
+  uv_timer_t timer;
+  void (*fn)(void *arg);
+  void *arg;
+};
+
+static void
+later_closed_cb(uv_handle_t *h)
+{
+  free(h->data);
+}
+
+static void
+later_cb(uv_timer_t *t)
+{
+  struct later *l = t->data;
+  void (*fn)(void *) = l->fn;
+  void *arg = l->arg;
+  uv_close((uv_handle_t *)&l->timer, later_closed_cb);
+  fn(arg);
+}
+
+void
+rp_swarm_later(struct rp_swarm *s, int64_t ms, void (*fn)(void *arg), void *arg)
+{
+  struct later *l = rp_xcalloc(1, sizeof(*l));
+  l->fn = fn;
+  l->arg = arg;
+  uv_timer_init(s->p->loop, &l->timer);
+  l->timer.data = l;
+  uv_timer_start(&l->timer, later_cb, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
 static bool
@@ -140,24 +261,6 @@ rp_swarm_check_stopped(struct rp_swarm *s)
 }
 
 void
-rp_swarm_job_add(struct rp_swarm *s, struct rp_swarm_job *job)
-{
-  job->next = s->jobs;
-  s->jobs = job;
-}
-
-void
-rp_swarm_job_remove(struct rp_swarm *s, struct rp_swarm_job *job)
-{
-  for (struct rp_swarm_job **pp = &s->jobs; *pp; pp = &(*pp)->next) {
-    if (*pp == job) {
-      *pp = job->next;
-      return;
-    }
-  }
-}
-
-void
 rp_swarm_recycle_ended(struct rp_swarm *s)
 {
   s->recycles_in_flight--;
@@ -174,21 +277,17 @@ stop(struct rp_provider *p, void (*done_cb)(void *arg), void *arg)
   s->stop_cb = done_cb;
   s->stop_arg = arg;
   /* The core stops a provider once its recycles have had their time: what
-   * is still in flight ends as soon as it safely can (a drain is undone; a
-   * forced update is left to swarm).  The lease is given up once nothing
-   * is in flight, so that another agent can take over at once. */
+   * is still in flight ends as soon as it safely can, at the runner's next
+   * look (probe fails, saying so) or operation (refused): a drain is undone;
+   * a forced update is left to swarm; a replace action that runs is waited
+   * for.  The lease is given up once nothing is in flight, so that another
+   * agent can take over at once. */
   size_t n = 0;
-  for (struct rp_swarm_job *j = s->jobs; j; j = j->next)
+  for (struct rp_swarm_plan *pl = s->plans; pl; pl = pl->next)
     n++;
-  cleanup_free struct rp_swarm_job **jobs = rp_xcalloc(n + 1, sizeof(*jobs));
-  n = 0;
-  for (struct rp_swarm_job *j = s->jobs; j; j = j->next)
-    jobs[n++] = j;
   if (n)
     rp_warn("provider %s: stopping: cancelling %zu recycles in flight", p->name,
             n);
-  for (size_t i = 0; i < n; i++)
-    jobs[i]->cancel(jobs[i]); /* never ends it under us: from the loop */
   rp_swarm_track_stop(s);
   if (s->recycles_in_flight == 0)
     rp_swarm_lease_stop(s);
@@ -229,7 +328,14 @@ const struct rp_provider_ops rp_provider_swarm = {
     .init = init,
     .start = start,
     .resync = resync,
-    .recycle = recycle,
+    .prepare = prepare,
+    .release = release,
+    .update = rp_swarm_op_update,
+    .cordon = rp_swarm_op_cordon,
+    .uncordon = rp_swarm_op_uncordon,
+    .replace = rp_swarm_op_replace,
+    .remove = remove_node,
+    .probe = probe,
     .may_act = may_act,
     .recover = recover,
     .describe = describe,

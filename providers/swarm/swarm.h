@@ -3,8 +3,10 @@
  *   track.c    list (services, running tasks, nodes), /events, resync
  *   decode.c   pure functions: workloads from API objects, the safety
  *              checks for nodes, the lease, update progress and timeouts
- *   service.c  strategy force-update (services)
- *   node.c     strategy drain-replace (nodes)
+ *   service.c  the operations of force-update (services) for the core's
+ *              recycle runner: prepare, update, probe
+ *   node.c     the operations of drain-replace (nodes): prepare, cordon,
+ *              probe, replace, remove, uncordon
  *   lease.c    one agent per cluster acts: a lease in the swarm's own state
  *   recover.c  crash recovery
  *
@@ -52,12 +54,14 @@
 struct rp_swarm_track;
 struct rp_swarm_lease;
 
-/* A recycle in flight, which stop() cancels: cancel() makes it end as
- * soon as it safely can (a drain is undone, a replace action that runs is
- * waited for); its callback runs as always. */
-struct rp_swarm_job {
-  void (*cancel)(struct rp_swarm_job *job);
-  struct rp_swarm_job *next; /* borrowed: the list on struct rp_swarm */
+/* A recycle in flight, from prepare to release: what its operations share
+ * (service.c's and node.c's plans begin with it).  Found by the workload's
+ * id, since probe and remove are given only that. */
+struct rp_swarm_plan {
+  enum rp_kind kind;          /* RP_KIND_SERVICE or RP_KIND_NODE */
+  char *id;                   /* owned */
+  char *name;                 /* owned */
+  struct rp_swarm_plan *next; /* borrowed: the list on struct rp_swarm */
 };
 
 struct rp_swarm {
@@ -72,7 +76,7 @@ struct rp_swarm {
   struct rp_swarm_track *track; /* owned by track.c */
   struct rp_swarm_lease *lease; /* owned by lease.c */
   int recycles_in_flight;
-  struct rp_swarm_job *jobs; /* borrowed: the recycles in flight */
+  struct rp_swarm_plan *plans; /* borrowed: the recycles in flight */
   bool sweeping; /* rp_swarm_sweep_marks in flight: do not act yet */
   bool stopping;
   void (*stop_cb)(void *arg);
@@ -81,8 +85,16 @@ struct rp_swarm {
 
 /* swarm.c: runs the stop callback once nothing is in flight any more. */
 void rp_swarm_check_stopped(struct rp_swarm *s);
-void rp_swarm_job_add(struct rp_swarm *s, struct rp_swarm_job *job);
-void rp_swarm_job_remove(struct rp_swarm *s, struct rp_swarm_job *job);
+/* A recycle's plan: listed from prepare on (and counted in flight), taken
+ * off at release. */
+void rp_swarm_plan_add(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                       enum rp_kind kind, const struct rp_workload *w);
+void rp_swarm_plan_remove(struct rp_swarm *s, struct rp_swarm_plan *pl);
+/* The plan of the recycle of `id` in flight, or NULL. */
+struct rp_swarm_plan *rp_swarm_plan_find(struct rp_swarm *s, const char *id);
+/* Calls fn(arg) from the loop after ms, once. */
+void rp_swarm_later(struct rp_swarm *s, int64_t ms, void (*fn)(void *arg),
+                    void *arg);
 /* A recycle has ended (its callback has run): once the provider is
  * stopping and none is left, the lease is given up. */
 void rp_swarm_recycle_ended(struct rp_swarm *s);
@@ -134,6 +146,15 @@ struct rp_workload *rp_swarm_node_workload(const char *provider, json_t *node,
  * parsed object, or NULL without one.  A mark that does not parse is still
  * a mark: an empty object. */
 json_t *rp_swarm_node_mark(json_t *node);
+
+/* The NodeSpec that undoes reaper's drain of `node` (`GET /nodes/{id}`):
+ * its spec with availability and role as they were before the drain, and
+ * reaper's mark removed.  "As they were": avail, and role unless NULL (the
+ * recycle's own reading; role NULL when it was not changed); with avail
+ * NULL, what the mark says (crash recovery, another agent's drain), else
+ * "active" and the role unchanged.  New reference; NULL without a Spec. */
+json_t *rp_swarm_node_undrained_spec(json_t *node, const char *avail,
+                                     const char *role);
 
 /* Whether reaper may drain node `id`, given every node (`GET /nodes`).
  * Refuses (returns -1 with the reason in why) when the node is unknown or
@@ -229,15 +250,35 @@ int rp_swarm_lease_peek(struct rp_swarm *s,
                                    const struct rp_error *err),
                         void *arg, struct rp_error **err);
 
-/* --- service.c, node.c, recover.c ---------------------------------------- */
+/* --- service.c, node.c: operations for the runner (provider.h) ---------- */
 
-int rp_swarm_recycle_service(struct rp_swarm *s, const struct rp_workload *w,
+int rp_swarm_service_prepare(struct rp_swarm *s, const struct rp_workload *w,
                              const struct rp_recycle_spec *spec,
-                             rp_recycle_cb cb, void *arg,
+                             rp_prepared_cb cb, void *arg,
                              struct rp_error **err);
-int rp_swarm_recycle_node(struct rp_swarm *s, const struct rp_workload *w,
-                          const struct rp_recycle_spec *spec, rp_recycle_cb cb,
+void rp_swarm_service_release(struct rp_swarm *s, struct rp_swarm_plan *pl);
+int rp_swarm_service_probe(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                           rp_probe_cb cb, void *arg, struct rp_error **err);
+int rp_swarm_op_update(struct rp_provider *p, const char *id, void *plan,
+                       rp_op_cb cb, void *arg, struct rp_error **err);
+
+int rp_swarm_node_prepare(struct rp_swarm *s, const struct rp_workload *w,
+                          const struct rp_recycle_spec *spec, rp_prepared_cb cb,
                           void *arg, struct rp_error **err);
+void rp_swarm_node_release(struct rp_swarm *s, struct rp_swarm_plan *pl);
+int rp_swarm_node_probe(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                        rp_probe_cb cb, void *arg, struct rp_error **err);
+int rp_swarm_node_remove(struct rp_swarm *s, struct rp_swarm_plan *pl,
+                         rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_swarm_op_cordon(struct rp_provider *p, const char *id, void *plan,
+                       rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_swarm_op_uncordon(struct rp_provider *p, const char *id, void *plan,
+                         rp_op_cb cb, void *arg, struct rp_error **err);
+int rp_swarm_op_replace(struct rp_provider *p, const char *id, void *plan,
+                        const char *const *argv, int64_t timeout_ms,
+                        rp_replaced_cb cb, void *arg, struct rp_error **err);
+
+/* --- recover.c ----------------------------------------------------------- */
 /* Puts right the nodes that another agent (or an earlier run of this one)
  * left with reaper's mark: removed when down, their availability restored
  * when up, unless the mark says their replace action ran.  Called by the

@@ -13,6 +13,9 @@
 #                  a private Podman 4.3 service (its Docker-compatible API)
 #   package        test_package: the .deb and the container image, built and
 #                  run on a debootstrapped Debian 12 (engines of its own)
+#   storm          test_storm: reaper killed at random moments for 90 s
+#                  while 24 containers recycle, and its engine restarted
+#                  once (a private dockerd of its own)
 #
 #   tests/integration/run.sh [--suite NAME] [TEST...]   one suite (default
 #                  dockerd), all of its tests or those named
@@ -40,7 +43,7 @@ if [ "${1:-}" = --all ]; then
   a=$!
   (
     rc=0
-    for s in standin-29.0 standin-28.0 standin-25.0 podman; do
+    for s in standin-29.0 standin-28.0 standin-25.0 podman storm; do
       PORT_BASE=19000 "$0" --suite "$s" 2>&1 | sed -u "s/^/[$s] /"
       [ "${PIPESTATUS[0]}" = 0 ] || rc=1
     done
@@ -54,7 +57,7 @@ if [ "${1:-}" = --all ]; then
   for s in dockerd package; do
     grep -q "^integration $s: .* 0 failed" "$ARTIFACTS/$s/summary" 2>/dev/null || rc=1
   done
-  for s in dockerd package standin-29.0 standin-28.0 standin-25.0 podman; do
+  for s in dockerd package standin-29.0 standin-28.0 standin-25.0 podman storm; do
     cat "$ARTIFACTS/$s/summary" 2>/dev/null || echo "integration $s: no summary (it did not run to the end)"
   done
   echo "integration: all suites in $(($(date +%s) - start))s"
@@ -75,7 +78,7 @@ docker_tests() {
     case $t in
     test_swarm_* | test_containerd_* | test_host* | test_tls | test_podman | \
       test_package | test_install | test_alert_rules | test_replace_actions | \
-      test_version_refused) ;;
+      test_version_refused | test_storm) ;;
     *) echo "$t" ;;
     esac
   done
@@ -87,7 +90,11 @@ export TEST_RUN_DIR=${TEST_RUN_DIR:-$(mktemp -d /tmp/rprun.XXXXXX)}
 case $suite in
 dockerd)
   default_tests=$(for t in "$here"/test_*.sh; do basename "$t" .sh; done |
-    grep -vxE 'test_podman|test_package')
+    grep -vxE 'test_podman|test_package|test_storm')
+  ;;
+storm)
+  # Its own engine, which it restarts in the middle: beside the others.
+  default_tests=test_storm
   ;;
 standin-*)
   export STANDIN=${suite#standin-}

@@ -6,7 +6,8 @@
 #             its drain hook (label reaper.drain) ran inside it first
 #   stop      no task any more, the container stays
 #   remove    neither task nor container, nor its snapshot
-# Each is audited begin then done, with kind container and id NS/NAME.
+# Each is audited begin, its steps, then done, with kind container and id
+# NS/NAME.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../lib/containerd.sh"
 on_exit ctrd_stop
@@ -60,6 +61,13 @@ ctr_ containers info st$$ >/dev/null || fail "stop removed the container st$$"
 ctr_ containers info rm$$ >/dev/null 2>&1 && fail "remove left the container rm$$"
 ctr_ snapshots ls | awk '{print $1}' | grep -qx "rm$$" && fail "remove left the snapshot of rm$$"
 
+# The runner's steps, each announced (recycle.step) before it acts: recreate
+# in place (the container keeps its id: no rename, no second container).
+steps() { audit_events recycle.step | jq -r --arg id "$CTRD_NS/$1" 'select(.id == $id) | .step' | paste -sd' '; }
+assert_eq "stop-old reset start" "$(steps rc$$)" "rc$$'s steps (recreate)"
+assert_eq "drain restart" "$(steps rs$$)" "rs$$'s steps (restart)"
+assert_eq "stop-old" "$(steps st$$)" "st$$'s steps (stop)"
+assert_eq "stop-old remove-old" "$(steps rm$$)" "rm$$'s steps (remove)"
 for p in c r s m; do
   assert_eq 1 "$(audit_events recycle.begin | jq -c "select(.policy == \"$p\")" | wc -l)" "recycle.begin of policy $p"
   assert_eq 1 "$(audit_events recycle.done | jq -c "select(.policy == \"$p\")" | wc -l)" "recycle.done of policy $p"

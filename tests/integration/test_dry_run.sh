@@ -14,7 +14,8 @@ assert_eq 0 "$(audit_count recycle.begin)" "recycle.begin lines"
 audit_any agent.start '.dry_run == true' || fail "agent.start does not say dry run"
 # The agent in dry-run mode plans each workload once, not at every tick.
 start_reaper --dry-run
-sleep 3
+wait_for 30 "the second run's plans" sh -c '[ "$(jq -c "select(.event == \"recycle.planned\")" "$0" | wc -l)" -ge 4 ]' "$T/audit.jsonl"
+sleep 3 # ticks that must not plan them again
 stop_reaper
 assert_eq 4 "$(audit_count recycle.planned)" "recycle.planned lines after a second run"
 verify_audit

@@ -2,16 +2,19 @@
 # Crash recovery on bad answers, through tests/lib/faultproxy.py in front of
 # the real dockerd: a recycle left half done (the old container renamed
 # NAME-reaper-old beside its running replacement, as a crash leaves it),
-# and the list recovery reads it from is first JSON of the wrong shape (no
-# Id), then not JSON.  Recovery must not decide on such a list (an old
-# container without Id looks gone): it fails, says why, reaper acts on
-# nothing of that provider, and the next attempt finishes the recycle.
+# and the answer recovery looks at the old container in is first JSON of
+# the wrong shape, then not JSON.  Recovery must not decide on such an
+# answer (the old container would look gone): it fails, says why, writes
+# nothing, reaper acts on nothing of that provider, and the next attempt
+# finishes the recycle.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 
 # What a crash between "start the replacement" and "remove the old one"
 # leaves: reaper killed there (a crash point, in the test build), so that
-# the audit log shows the recycle begun and never ended.
+# the audit log shows the recycle begun and never ended.  Recovery looks at
+# the old container (an inspect) before it decides: that answer is first
+# of the wrong shape (a list), then not JSON.
 run w$$ reaper-test/sleeper:1 sh -c "$loop"
 old_id=$(cid w$$)
 policy_age() {
@@ -31,13 +34,13 @@ new_id=$(cid w$$)
 [ "$new_id" != "$old_id" ] || fail "no replacement was started before the crash"
 assert_eq "/w$$-reaper-old" "$(docker inspect -f '{{.Name}}' "$old_id")" "the old container's name after the crash"
 policy_age 1h
-ALL='GET /v[0-9.]+/containers/json\\?all=1'
-fault '{"rules": [{"match": "'"$ALL"'", "fault": "shape", "shape": "no_id", "count": 1},
-                  {"match": "'"$ALL"'", "fault": "nonjson", "count": 1}]}'
+OLD="GET /v[0-9.]+/containers/$old_id/json"
+fault '{"rules": [{"match": "'"$OLD"'", "fault": "shape", "shape": "object", "count": 1},
+                  {"match": "'"$OLD"'", "fault": "nonjson", "count": 1}]}'
 start_reaper
 wait_for 30 "the recycle finished by recovery" audit_any recycle.recovered '.id == $id and .ok' --arg id "$old_id"
-for why in "item 0 has no container Id" "the answer is not JSON"; do
-  grep -q "crash recovery failed, acting on nothing of it: list containers: $why" "$T/reaper.log" ||
+for why in "the answer has no State" "not JSON"; do
+  grep -q "crash recovery failed, acting on nothing of it: .*$why" "$T/reaper.log" ||
     fail "no failed recovery saying '$why'"
 done
 # Recovery decided only once, on a good list.
@@ -52,4 +55,4 @@ stop_reaper
 no_sanitizer_report
 verify_audit
 grep -E "WARN|ERROR|recover" "$T/reaper.log" | cut -c1-200
-log "recovery refused two bad lists and finished the recycle on the third"
+log "recovery refused two bad answers and finished the recycle on the third"

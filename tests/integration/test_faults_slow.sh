@@ -66,10 +66,11 @@ assert_eq "drop_reply pass" "$(grep -E "POST /v[0-9.]+/containers/create\?name=e
   "the first two creates of e$$"
 
 log "4. f$$ stopped while the inspect that starts its recycle is held"
-# The first inspect of f$$ since step 3 began (its recycle's) is held
-# 10 s: long enough for the stop below to finish first on a busy machine,
-# well within reaper's 30 s request timeout.
-wait_for 40 "f$$'s recycle to begin" grep -q "\"recycle.begin\".*$f_id" "$T/audit.jsonl"
+# The first inspect of f$$ since step 3 began (its recycle's preparation,
+# which reads before recycle.begin is written) is held 10 s: long enough
+# for the stop below to finish first on a busy machine, well within
+# reaper's 30 s request timeout.
+wait_for 40 "f$$'s recycle to be prepared (its inspect held)" grep -qE "GET /v[0-9.]+/containers/$f_id/json -> stall" "$T/proxy.log"
 docker stop -t 1 f$$ >/dev/null
 wait_for 30 "f$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -q '$f_id'"
 audit_any recycle.failed '.id == $id and (.error | test("no longer running: nothing done")) and .rolled_back' --arg id "$f_id" ||

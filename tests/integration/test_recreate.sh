@@ -32,6 +32,7 @@ docker exec -u 0 web$$ sh -c 'echo anon-data >/data/keep; echo named-data >/name
 
 old_id=$(cid web$$)
 before=$(docker inspect web$$)
+anon_labels=$(docker volume inspect -f '{{json .Labels}}' "$(jq -r '.[0].Mounts[] | select(.Destination == "/data") | .Name' <<<"$before")")
 simple_config 1s recreate
 sleep 1.5
 reaper_once || fail "run --once exited non-zero"
@@ -90,3 +91,25 @@ audit_any recycle.begin '.id == $id and .name == "web'$$'" and .kind == "contain
 [ "$(jq -s '[.[].event] | index("recycle.begin") < index("recycle.done")' "$T/audit.jsonl")" = true ] || fail "begin must precede done"
 verify_audit
 log "recreated $old_id -> $new_id with its configuration intact"
+
+# The anonymous volume after the recycle (README, "Anonymous volumes").
+# Docker: re-attached by name (as compose's recreate does), so `docker rm -v`
+# of the replacement leaves it, where it removed it before: Docker decides
+# from how the mount was asked for, and no create request can ask for an
+# existing volume anonymously but --volumes-from a container that the
+# recycle removes.  It is still the engine's anonymous volume, labelled as
+# the engine labelled it (Engine 23+: com.docker.volume.anonymous), so
+# `docker volume prune`, which takes unused anonymous volumes, removes it.
+# Podman: the volume itself says it is anonymous, and rm -v removes it as
+# before the recycle.
+docker rm -f -v web$$ >/dev/null
+if [ "$ENGINE_KIND" = podman ]; then
+  docker volume inspect "$old_anon" >/dev/null 2>&1 && fail "podman rm -v left the anonymous volume $old_anon after the recycle"
+  log "anonymous volume: removed by rm -v after the recycle, as before it"
+else
+  docker volume inspect "$old_anon" >/dev/null 2>&1 || fail "docker rm -v removed the re-attached anonymous volume: the README says it stays"
+  assert_eq "$anon_labels" "$(docker volume inspect -f '{{json .Labels}}' "$old_anon")" "the anonymous volume's labels after the recycle"
+  docker volume prune -f >/dev/null
+  docker volume inspect "$old_anon" >/dev/null 2>&1 && fail "docker volume prune left the unused anonymous volume $old_anon"
+  log "anonymous volume: kept by rm -v after the recycle, removed by volume prune"
+fi

@@ -62,6 +62,12 @@ q '.overall.duration_p95_s > 0 and .overall.lateness_worst_s >= 0' | grep -qx tr
 q '.overall.per_hour > 0' | grep -qx true || fail "no cadence: $(q .overall)"
 assert_eq 0 "$(q '.overstayed | length')" "overstayers"
 assert_eq 0 "$(q '.not_recycled | length')" "workloads not recycled"
+# Fresh content: every recycle counted under one reason (unstated when the
+# agent wrote none); a locally built image has no new digest.
+assert_eq 3 "$(q '[.overall | .reason_max_age, .reason_hard_max_age, .reason_update, .reason_image_age,
+  .reason_label, .reason_pull, .reason_other, .reason_unstated] | add')" "recycles by reason"
+assert_eq 0 "$(q .patch_latency.overall.digests)" "new digests of a local image"
+assert_eq null "$(q .patch_latency.overall.median_s)" "patch latency without a new digest"
 
 "$REAPER" report "$T/audit.jsonl" >"$T/r.txt" || fail "text report failed"
 grep -q '^Lived longer than max age + 5m: none$' "$T/r.txt" || { cat "$T/r.txt"; fail "text: no 'none' for overstayers"; }
@@ -71,7 +77,9 @@ grep -Eq "^policy +web +2 +0 " "$T/r.txt" || { cat "$T/r.txt"; fail "text: no ro
 
 "$REAPER" report --csv "$T/audit.jsonl" >"$T/r.csv" || fail "csv report failed"
 assert_eq 6 "$(wc -l <"$T/r.csv")" "csv rows (heading, 2 policies, 2 services, overall)"
-grep -q $'^policy,web,,2,0,0,0,0,1,1,' "$T/r.csv" || { cat "$T/r.csv"; fail "csv: policy web row"; }
+head -1 "$T/r.csv" | grep -q ',per_day,longest_workload,content_age_p50_s,.*,patch_latency_p50_s,patch_latency_worst_s.$' ||
+  { head -1 "$T/r.csv"; fail "csv: heading without the fresh content columns after longest_workload"; }
+grep -q $'^policy,web,,2,0,0,0,0,0,1,1,' "$T/r.csv" || { cat "$T/r.csv"; fail "csv: policy web row"; }
 
 "$REAPER" report --svg "$T/r.svg" "$T/audit.jsonl" >/dev/null || fail "svg report failed"
 xmllint --noout "$T/r.svg" || fail "the SVG is not well-formed XML"

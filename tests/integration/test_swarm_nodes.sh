@@ -13,7 +13,11 @@
 #  3. the last active node is never drained;
 #  4. an agent stopped while a replaced node has yet to go down leaves it
 #     drained, marked as replaced (never drained or replaced again), and
-#     the next agent to hold the lease removes it once it is down.
+#     the next agent to hold the lease removes it once it is down;
+#  5. an agent killed right after the drain (the runner's crash point
+#     after-cordon, in test builds): the next start undoes the drain as the
+#     audit log names it (recycle.recovered, rolled-back): availability and
+#     labels as they were, reaper's mark gone.
 source "$(dirname "$0")/lib.sh"
 # shellcheck source=../lib/swarm.sh
 source "$(dirname "$0")/../lib/swarm.sh"
@@ -197,3 +201,24 @@ stop_reaper
 [ -f "$T/replace.4.env" ] && fail "the replace action ran again"
 verify_audit
 log "ok: a stop after the replace action leaves the node to be removed once down"
+
+# --- 5. killed right after the drain ----------------------------------------
+# (The crash points exist only in test builds, -DREAPER_CRASHPOINTS=ON.)
+sdocker 0 service update -d --label-rm reaper.max-age web >/dev/null 2>&1
+sdocker 0 node update --label-add reaper.max-age=3s --label-add keep=me "$n1" >/dev/null
+rc=0
+REAPER_CRASH_AT=after-cordon "$REAPER" run -c "$T/config.yaml" --once >>"$T/reaper.log" 2>&1 || rc=$?
+assert_eq 137 "$rc" "exit status of the run killed after the drain"
+assert_eq drain "$(node_json "$n1" | jq -r .Spec.Availability)" "node1's availability after the crash"
+node_json "$n1" | jq -e '.Spec.Labels["reaper.recycle"]' >/dev/null || fail "no mark on node1 after the crash"
+# No longer due: what the next start does is recovery alone.
+sdocker 0 node update --label-rm reaper.max-age "$n1" >/dev/null
+reaper_once || fail "the run after the crash failed"
+spec=$(node_json "$n1" | jq -c .Spec)
+assert_eq active "$(jq -r .Availability <<<"$spec")" "node1's availability after recovery"
+assert_eq '{"keep":"me"}' "$(jq -cS .Labels <<<"$spec")" "node1's labels after recovery"
+audit_any recycle.recovered '.kind == "node" and .id == $id and .action == "rolled-back" and .ok == true' --arg id "$n1" ||
+  fail "no recycle.recovered (rolled-back) for node1"
+[ -f "$T/replace.4.env" ] && fail "a replace action ran for node1"
+verify_audit
+log "ok: a crash after the drain is undone at the next start"

@@ -404,6 +404,64 @@ test_node_mark(void **state)
   json_decref(n);
 }
 
+/* What undoes reaper's drain: the spec as it was, labels kept, the mark
+ * gone; from the recycle's own reading, or from the mark (crash recovery,
+ * another agent's drain). */
+static void
+test_node_undrained_spec(void **state)
+{
+  (void)state;
+  json_t *n = J(WORKER2);
+  json_t *spec = json_object_get(n, "Spec");
+  json_object_set_new(spec, "Availability", json_string("drain"));
+  json_object_set_new(spec, "Role", json_string("worker"));
+  json_object_set_new(
+      json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK,
+      json_string("{\"availability\":\"pause\",\"role\":\"manager\"}"));
+
+  /* From the mark: availability and role as it says. */
+  json_t *u = rp_swarm_node_undrained_spec(n, NULL, NULL);
+  assert_string_equal(json_string_value(json_object_get(u, "Availability")),
+                      "pause");
+  assert_string_equal(json_string_value(json_object_get(u, "Role")), "manager");
+  json_t *want = J("{'keep':'me','reaper.max-age':'2s'}");
+  assert_true(json_equal(json_object_get(u, "Labels"), want));
+  json_decref(u);
+
+  /* From the recycle's reading: its availability; the role left alone
+   * when it did not change it (NULL), else as it was. */
+  u = rp_swarm_node_undrained_spec(n, "active", NULL);
+  assert_string_equal(json_string_value(json_object_get(u, "Availability")),
+                      "active");
+  assert_string_equal(json_string_value(json_object_get(u, "Role")), "worker");
+  assert_true(json_equal(json_object_get(u, "Labels"), want));
+  json_decref(u);
+  u = rp_swarm_node_undrained_spec(n, "active", "manager");
+  assert_string_equal(json_string_value(json_object_get(u, "Role")), "manager");
+  json_decref(u);
+
+  /* The node itself is not changed. */
+  assert_string_equal(json_string_value(json_object_get(spec, "Availability")),
+                      "drain");
+  assert_non_null(
+      json_object_get(json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK));
+
+  /* No mark (someone removed it): active, role unchanged. */
+  json_object_del(json_object_get(spec, "Labels"), RP_SWARM_LABEL_MARK);
+  u = rp_swarm_node_undrained_spec(n, NULL, NULL);
+  assert_string_equal(json_string_value(json_object_get(u, "Availability")),
+                      "active");
+  assert_string_equal(json_string_value(json_object_get(u, "Role")), "worker");
+  json_decref(u);
+  json_decref(want);
+
+  /* No Spec: nothing to write back. */
+  json_t *bare = J("{'ID':'x'}");
+  assert_null(rp_swarm_node_undrained_spec(bare, "active", NULL));
+  json_decref(bare);
+  json_decref(n);
+}
+
 static void
 test_tasks_active(void **state)
 {
@@ -570,6 +628,7 @@ main(void)
       cmocka_unit_test(test_node_workload),
       cmocka_unit_test(test_drain_check),
       cmocka_unit_test(test_node_mark),
+      cmocka_unit_test(test_node_undrained_spec),
       cmocka_unit_test(test_tasks_active),
       cmocka_unit_test(test_lease_read),
       cmocka_unit_test(test_update_progress),
