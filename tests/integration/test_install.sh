@@ -89,6 +89,7 @@ section[PROVIDERS]=$(printf 'providers: [{name: a, type: docker, qqqqzzzz: 1}]\n
 section[POLICIES]=$(printf '%s\npolicies: [{name: p, max_age: 1h, qqqqzzzz: 1}]\n' "$P" | known_keys 'policies\[0\]')
 section[match]=$(printf '%s\npolicies: [{name: p, max_age: 1h, match: {qqqqzzzz: 1}}]\n' "$P" | known_keys 'policies\[0\]\.match')
 section[window]=$(printf '%s\npolicies: [{name: p, max_age: 1h, window: {qqqqzzzz: 1, start: "01:00", end: "02:00"}}]\n' "$P" | known_keys 'policies\[0\]\.window')
+section[update]=$(printf '%s\npolicies: [{name: p, max_age: 1h, update: {qqqqzzzz: 1}}]\n' "$P" | known_keys 'policies\[0\]\.update')
 section[EXCLUDE]=$(printf '%s\n%s\nexclude: {qqqqzzzz: 1}\n' "$P" "$Q" | known_keys exclude)
 section[NOTIFY]=$(printf '%s\n%s\nnotify: [{webhook: "http://x/", qqqqzzzz: 1}]\n' "$P" "$Q" | known_keys 'notify\[0\]')
 # A new table of keys in the parser is a new level for this list.

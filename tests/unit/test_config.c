@@ -772,10 +772,19 @@ test_full_example(void **state)
   assert_int_equal(web->window.end_min, 17 * 60);
   assert_string_equal(web->window.tz, "Europe/Berlin");
   assert_null(web->replace);
+  assert_true(web->update);
+  assert_int_equal(web->update_check_ms, 5 * 60 * 1000);
+  assert_int_equal(web->update_settle_ms, 60 * 60 * 1000);
+  assert_int_equal(web->update_max_failures, 1);
+  assert_int_equal(web->max_image_age_ms, (int64_t)30 * 86400 * 1000);
+  assert_strv(web->verify,
+              (const char *const[]){"/usr/local/bin/verify-image", "--strict",
+                                    NULL});
+  assert_int_equal(web->verify_timeout_ms, 5 * 60 * 1000);
 
   const struct rp_policy *nodes = &c->policies[1];
   assert_string_equal(nodes->name, "nodes");
-  assert_int_equal(nodes->mark.line, 131);
+  assert_int_equal(nodes->mark.line, 151);
   assert_string_equal(nodes->match_provider, "cluster");
   assert_int_equal(nodes->match_kind, RP_KIND_NODE);
   assert_int_equal(nodes->max_age_ms, 86400000);

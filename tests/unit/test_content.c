@@ -70,7 +70,8 @@ setup(void **state)
   f->t = rp_tracker_new();
   f->lines = json_array();
   f->changed = json_array();
-  f->p = (struct rp_policy){.name = (char[]){"web"},
+  static char web[] = "web";
+  f->p = (struct rp_policy){.name = web,
                             .match_kind = -1,
                             .max_age_ms = 24 * HOUR_MS,
                             .update = true,
