@@ -777,9 +777,8 @@ test_full_example(void **state)
   assert_int_equal(web->update_settle_ms, 60 * 60 * 1000);
   assert_int_equal(web->update_max_failures, 1);
   assert_int_equal(web->max_image_age_ms, (int64_t)30 * 86400 * 1000);
-  assert_strv(web->verify,
-              (const char *const[]){"/usr/local/bin/verify-image", "--strict",
-                                    NULL});
+  assert_strv(web->verify, (const char *const[]){"/usr/local/bin/verify-image",
+                                                 "--strict", NULL});
   assert_int_equal(web->verify_timeout_ms, 5 * 60 * 1000);
 
   const struct rp_policy *nodes = &c->policies[1];
