@@ -846,11 +846,11 @@ check_policy_capabilities(struct walk *w, const struct rp_config_node *n,
   /* The settings of fresh content, the first given (for its place). */
   const struct rp_config_node *fresh = NULL;
   const char *fresh_key = NULL;
-  static const char *const fresh_keys[] = {"update", "max_image_age", "verify",
-                                           NULL};
-  for (size_t i = 0; !fresh && fresh_keys[i]; i++)
-    if ((fresh = rp_config_node_get(n, fresh_keys[i])))
-      fresh_key = fresh_keys[i];
+  static const char *const fresh_settings[] = {"update", "max_image_age",
+                                               "verify", NULL};
+  for (size_t i = 0; !fresh && fresh_settings[i]; i++)
+    if ((fresh = rp_config_node_get(n, fresh_settings[i])))
+      fresh_key = fresh_settings[i];
   char path[RP_CONFIG_PATH_LEN];
   for (size_t i = 0; i < c->n_providers; i++) {
     const struct rp_provider_config *pc = &c->providers[i];
