@@ -344,6 +344,14 @@ rp_content_load(struct rp_content *c, const json_t *line_const)
   const char *digest = json_string_value(json_object_get(line, "digest"));
   const char *platform = json_string_value(json_object_get(line, "platform"));
   const char *pd = json_string_value(json_object_get(line, "platform_digest"));
+  char host[96];
+  if (!platform) {
+    /* A line without a platform (not written by this version): this
+     * machine's. */
+    struct rp_platform pf;
+    rp_platform_host(&pf);
+    platform = rp_platform_format(&pf, host, sizeof(host));
+  }
   int64_t ts = 0;
   if (!event || !reference || !digest || !platform ||
       rp_parse_time_ms(json_string_value(json_object_get(line, "ts")), &ts) !=
