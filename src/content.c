@@ -77,7 +77,12 @@ struct ref {
   char *error;                      /* owned: its message, when failed */
   bool resolved_ever;
   struct digest *digests; /* owned list */
-  struct quarantine *q;   /* owned list */
+  /* owned: image id -> the digest of this reference it was seen with
+   * ({"sha256:...": "sha256:..."}): an engine may drop an image's
+   * RepoDigests entry when the tag moves to another image (Podman does),
+   * and the content of a running container does not change with that */
+  json_t *by_image;
+  struct quarantine *q; /* owned list */
   struct ref *next;
 };
 
@@ -130,6 +135,7 @@ ref_free(struct ref *r)
   free(r->current_platform);
   free(r->last_named);
   free(r->error);
+  json_decref(r->by_image);
   for (struct digest *d = r->digests, *n; d; d = n) {
     n = d->next;
     digest_free(d);
@@ -202,6 +208,7 @@ ref_get(struct rp_content *c, const char *reference, const char *platform)
   r->platform = pf;
   rp_platform_format(&pf, r->platform_name, sizeof(r->platform_name));
   r->place = RP_SCHEDULE_NONE;
+  r->by_image = json_object();
   r->next = c->refs;
   c->refs = r;
   return r;
@@ -797,8 +804,17 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
    * platform manifest is what the tag names, else the first known. */
   struct digest *running = NULL;
   bool any = false, want_round = false;
-  for (size_t i = 0; img->repo_digests && img->repo_digests[i]; i++) {
-    const char *dg = repo_digest_of(img->repo_digests[i], name);
+  size_t n_rd = rp_strv_len(img->repo_digests);
+  /* The digest this image was seen with before, should its RepoDigests
+   * no longer say it. */
+  const char *remembered =
+      img->id ? json_string_value(json_object_get(r->by_image, img->id)) : NULL;
+  for (size_t i = 0; i <= n_rd; i++) {
+    const char *dg = NULL;
+    if (i < n_rd)
+      dg = repo_digest_of(img->repo_digests[i], name);
+    else if (!any)
+      dg = remembered;
     if (!dg)
       continue;
     any = true;
@@ -836,6 +852,8 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
     return;
   }
   v->facts.state = RP_CONTENT_KNOWN;
+  if (img->id)
+    json_object_set_new(r->by_image, img->id, json_string(running->digest));
   v->digest = rp_xstrdup(running->digest);
   v->platform_digest = rp_xstrdup(running->platform_digest);
   v->facts.first_seen_ms = running->first_seen_ms;

@@ -22,6 +22,13 @@ push_version() {
   printf 'FROM reaper-test/sleeper:1\nLABEL version=%s\n%s\n' "$version" "$extra" |
     DOCKER_BUILDKIT=0 docker build -q -t "$img" - >/dev/null || return 1
   docker push -q "$img" >/dev/null || return 1
+  if [ "${ENGINE_KIND:-docker}" = podman ]; then
+    # Podman's push converts the manifest and leaves RepoDigests with its
+    # local one: the registry's digest comes with a pull, as it does for
+    # the images containers run in practice.
+    docker image rm -f "$img" >/dev/null 2>&1 || true
+    docker pull -q "$img" >/dev/null || return 1
+  fi
   repo_digest_of "$img"
 }
 
