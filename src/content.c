@@ -427,6 +427,8 @@ round_end(struct ref *r)
       d->platform_digest = rp_xstrdup(r->resolved_platform);
     if (!d->first_seen_ms)
       write_seen(r, d, "registry", now);
+    /* The tag names it (whoever saw it first). */
+    d->from_workload = false;
     if (!r->current || strcmp(r->current, r->resolved) != 0 ||
         strcmp(r->current_platform, r->resolved_platform) != 0) {
       set_str(&r->current, r->resolved);
@@ -801,8 +803,11 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
   }
 
   /* Its digests for this reference, and the one it runs: the one whose
-   * platform manifest is what the tag names, else the first known. */
+   * platform manifest is what the tag names, else one known; among those,
+   * one the tag itself named (an image pulled by its index lists the index
+   * and the platform's manifest: the same content), else the first. */
   struct digest *running = NULL;
+  int best = 0;
   bool any = false, want_round = false;
   size_t n_rd = rp_strv_len(img->repo_digests);
   /* The digest this image was seen with before, should its RepoDigests
@@ -826,13 +831,13 @@ rp_content_judge(struct rp_content *c, struct rp_entry *e, int64_t now_ms)
     }
     if (!d->platform_digest)
       continue;
-    if (r->current_platform &&
-        strcmp(d->platform_digest, r->current_platform) == 0) {
+    int score = 1 + !d->from_workload +
+                2 * (r->current_platform &&
+                     strcmp(d->platform_digest, r->current_platform) == 0);
+    if (score > best) {
       running = d;
-      break;
+      best = score;
     }
-    if (!running)
-      running = d;
   }
   if (want_round && r->checked_once && !r->checking)
     round_start(r, false);

@@ -703,10 +703,11 @@ on_event_line(void *arg, const char *line, size_t len)
   const char *id =
       json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
   if (type && strcmp(type, "image") == 0) {
-    /* A pull, push or tag may give an image new registry digests (the
-     * workloads' content, for fresh content): what is known of images is
-     * read again, at a re-list now.  Their labels stay (they never
-     * change). */
+    /* A pull, push or tag may give an image new registry digests, or
+     * take one away (the workloads' content, for fresh content): what is
+     * known of images is read again, by the next inspect of a container
+     * that runs one and at the next re-list (not at once: a busy build
+     * host sends these all day).  Their labels stay (they never change). */
     rp_debug("provider %s: image event %s", t->d->p->name,
              action ? action : "?");
     const char *k;
@@ -715,7 +716,6 @@ on_event_line(void *arg, const char *line, size_t len)
     {
       json_object_set_new(f, "stale", json_true());
     }
-    rp_docker_track_resync(t->d);
     return 0;
   }
   if (!type || strcmp(type, "container") != 0 || !action || !id)
