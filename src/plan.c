@@ -208,6 +208,11 @@ rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
     json_object_set_new(o, "warning", json_string(e->d.warning));
   if (e->w->note)
     json_object_set_new(o, "note", json_string(e->w->note));
+  /* Why it is not recycled when due: the provider's reason now, or the one
+   * its last recycle was refused for. */
+  const char *refused = e->w->refusal ? e->w->refusal : e->refused;
+  if (refused && !e->d.excluded)
+    json_object_set_new(o, "refused", json_string(refused));
   json_object_set_new(o, "action", json_string(action));
   return o;
 }

@@ -20,7 +20,9 @@
 
 struct rp_provider;
 
-/* How the provider reports to the core.  All borrowed; called on the loop. */
+/* How the provider reports to the core.  All borrowed; called on the loop.
+ * A reported workload's labels object is kept by reference: the provider
+ * never changes it afterwards. */
 struct rp_provider_hooks {
   void *core;
   /* A complete list: the tracker replaces what it had for this provider.
@@ -241,9 +243,8 @@ struct rp_provider_ops {
   int (*start)(struct rp_provider *p, struct rp_error **err);
   /* A full re-list now (periodic resync). */
   void (*resync)(struct rp_provider *p);
-  /* The operations of the recycle runner (above).  A provider that has
-   * `prepare` is recycled by the runner step by step; one that has not yet
-   * (its own `recycle` below) still orders its steps itself. */
+  /* The operations of the recycle runner (above): every provider's
+   * workloads are recycled by the runner, step by step. */
   /* A recycle begins: its callback gives the facts.  Every prepare that
    * returned 0 is matched by one release (plan may be NULL) when that
    * recycle has ended, whatever happened: until then the provider's stop
@@ -317,12 +318,6 @@ struct rp_provider_ops {
                  void *arg);
   void (*unwatch)(struct rp_provider *p, void *handle);
 
-  /* Recycles one workload it reported, ordering the steps itself (the
-   * providers not yet moved to the runner).  Returns -1 (cb never runs)
-   * when it cannot even start. */
-  int (*recycle)(struct rp_provider *p, const struct rp_workload *w,
-                 const struct rp_recycle_spec *spec, rp_recycle_cb cb,
-                 void *arg, struct rp_error **err);
   /* Optional.  Whether this agent may act on the provider's workloads now
    * (e.g. false while another agent holds the cluster's lease: this one
    * tracks and plans but does not act).  NULL means always.  When it turns

@@ -577,52 +577,6 @@ spec_of(const struct op *o)
   };
 }
 
-/* The providers that order their steps themselves: recycle.begin first,
- * then their recycle op. */
-static void
-begin_written_cb(void *arg, struct rp_error *err)
-{
-  struct op *o = arg;
-  struct rp_recycler *r = o->r;
-  struct rp_entry *e = o->e;
-  if (err) {
-    /* Fail closed: the announcement is not on disk, so nothing is done. */
-    rp_log(RP_LOG_ERROR, "audit log not writable, not recycling %s %s: %s",
-           rp_kind_name(e->w->kind), e->w->name, err->message);
-    if (!e->gone)
-      retry_later(r, e);
-    finish(r, o);
-    return;
-  }
-  if (e->gone || r->draining) {
-    /* Between the announcement and the action the workload went away, or
-     * the agent is stopping: say that nothing was done. */
-    cleanup_json json_t *f = json_deep_copy(o->base);
-    json_object_set_new(f, "error",
-                        json_string(e->gone ? "workload gone before the recycle"
-                                            : "agent stopping"));
-    json_object_set_new(f, "rolled_back", json_true());
-    append(r, "recycle.failed", f, audit_logged_cb,
-           (void *)(uintptr_t) "recycle.failed");
-    if (!e->gone)
-      e->state = RP_ENTRY_WAITING;
-    finish(r, o);
-    return;
-  }
-  RP_CRASHPOINT("after-begin");
-  struct rp_recycle_spec spec = spec_of(o);
-  cleanup_error struct rp_error *perr = NULL;
-  if (e->provider->ops->recycle == NULL) {
-    rp_error_set(&perr, ENOTSUP, "provider %s cannot recycle",
-                 e->provider->ops->type);
-  } else if (e->provider->ops->recycle(e->provider, e->w, &spec, recycle_cb, o,
-                                       &perr) == 0) {
-    return;
-  }
-  struct rp_recycle_result res = {.rolled_back = true};
-  recycle_cb(o, -1, &res, perr);
-}
-
 static void
 planned_cb(void *arg, struct rp_error *err)
 {
@@ -639,33 +593,25 @@ launch(struct rp_recycler *r, struct op *o)
   struct rp_entry *e = o->e;
   cleanup_json json_t *begin = o->begin;
   o->begin = NULL;
-  if (rp_runner_handles(e->provider)) {
-    /* The runner reads first (the provider's preparation, which may
-     * refuse), then writes recycle.begin, then acts. */
-    struct rp_runner_env env = {
-        .loop = r->loop, .append = runner_append, .ctx = r};
-    struct rp_recycle_spec spec = spec_of(o);
-    if (r->content && (o->moves || o->keeps)) {
-      /* Into the new digest; or back into the one it runs, by its name:
-       * another recycle's pull may have moved the name on this engine
-       * (to a digest since quarantined, say), and the replacement must
-       * run the same content and still be made from its reference. */
-      spec.image_ref = o->image_ref;
-      spec.image_digest = o->moves ? o->new_digest : o->digest;
-      spec.image_cred = rp_content_cred(r->content, o->image_ref);
-    }
-    cleanup_error struct rp_error *perr = NULL;
-    if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
-                        recycle_cb, o, &perr) != 0) {
-      struct rp_recycle_result res = {.rolled_back = true};
-      recycle_cb(o, -1, &res, perr);
-    }
-    return;
+  /* The runner reads first (the provider's preparation, which may refuse),
+   * then writes recycle.begin, then acts. */
+  struct rp_runner_env env = {
+      .loop = r->loop, .append = runner_append, .ctx = r};
+  struct rp_recycle_spec spec = spec_of(o);
+  if (r->content && (o->moves || o->keeps)) {
+    /* Into the new digest; or back into the one it runs, by its name:
+     * another recycle's pull may have moved the name on this engine (to a
+     * digest since quarantined, say), and the replacement must run the same
+     * content and still be made from its reference. */
+    spec.image_ref = o->image_ref;
+    spec.image_digest = o->moves ? o->new_digest : o->digest;
+    spec.image_cred = rp_content_cred(r->content, o->image_ref);
   }
-  if (append(r, "recycle.begin", begin, begin_written_cb, o) != 0) {
-    char msg[] = "audit append refused";
-    struct rp_error bad = {.code = RP_EAUDIT, .message = msg};
-    begin_written_cb(o, &bad);
+  cleanup_error struct rp_error *perr = NULL;
+  if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
+                      recycle_cb, o, &perr) != 0) {
+    struct rp_recycle_result res = {.rolled_back = true};
+    recycle_cb(o, -1, &res, perr);
   }
 }
 

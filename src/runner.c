@@ -154,6 +154,8 @@ struct run {
 static void advance(struct run *r);
 static void fail(struct run *r, const struct rp_error *err, const char *what);
 static void undo_next(struct run *r);
+static void undo_failed(struct run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 struct recovery;
 static void recovery_free(struct recovery *rc);
 
@@ -715,11 +717,10 @@ wait_failed(struct run *r, const char *fmt, ...)
   rp_error_setv(&e, RP_EENGINE, fmt, ap);
   va_end(ap);
   if (w == W_RESTORED) {
-    r->undo_ok = false;
-    rp_error_prefix(&r->error,
-                    "rollback failed: the old %s did not stay up after its "
-                    "restart (%s)",
-                    "workload", e->message);
+    undo_failed(r,
+                "rollback failed: the old %s did not stay up after its "
+                "restart (%s)",
+                "workload", e->message);
     rp_error_free(e);
     undo_next(r);
     return;
@@ -961,13 +962,32 @@ advance(struct run *r)
 
 /* --- failure and undoing ---------------------------------------------------*/
 
+/* Says why undoing failed, before the failure that started it; crash
+ * recovery undoes with no failure before (r->error NULL), and the reason
+ * is all the error says. */
+static void
+undo_failed(struct run *r, const char *fmt, ...)
+{
+  struct rp_error *why = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  rp_error_setv(&why, RP_EENGINE, fmt, ap);
+  va_end(ap);
+  r->undo_ok = false;
+  if (!r->error) {
+    r->error = why;
+    return;
+  }
+  rp_error_prefix(&r->error, "%s", why->message);
+  rp_error_free(why);
+}
+
 static void
 undone_cb(void *arg, const struct rp_error *err)
 {
   struct run *r = arg;
   if (err) {
-    r->undo_ok = false;
-    rp_error_prefix(&r->error, "rollback failed (%s)", err->message);
+    undo_failed(r, "rollback failed (%s)", err->message);
     rp_err("%s: an undoing step failed: %s", r->name, err->message);
   }
   undo_next(r);
@@ -1105,9 +1125,8 @@ undo_next(struct run *r)
       return;
     }
     if (r->old_gone) {
-      r->undo_ok = false;
-      rp_error_prefix(&r->error, "rollback failed: the old one is gone (the "
-                                 "engine removed it when it stopped)");
+      undo_failed(r, "rollback failed: the old one is gone (the engine "
+                     "removed it when it stopped)");
       r->undo = U_END;
       undo_next(r);
       return;
@@ -1456,7 +1475,10 @@ recovered_cb(void *arg, int status, const struct rp_recycle_result *res,
     now_running = ok ? (r->restored_id ? r->restored_id : r->id) : NULL;
   } else if (status == 0) {
     ok = true;
-    now_running = res ? res->replacement_id : NULL;
+    /* Nothing found, nothing runs: a restarted workload that is gone is no
+     * replacement of itself. */
+    if (rc->old_exists || rc->new_exists)
+      now_running = res ? res->replacement_id : NULL;
   } else if (res && res->rolled_back) {
     /* Going on failed, and was undone: the old one runs again. */
     action = RP_RECOVERY_ROLLED_BACK;

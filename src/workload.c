@@ -48,8 +48,11 @@ rp_workload_dup(const struct rp_workload *w)
   struct rp_workload *c =
       rp_workload_new(w->provider, w->kind, w->id, w->name, w->started_ms);
   if (w->labels) {
+    /* Shared, not copied: a workload's labels never change once it is
+     * made (provider.h), and a provider's list of 10,000 workloads is then
+     * not held twice while the tracker takes it in. */
     json_decref(c->labels);
-    c->labels = json_deep_copy(w->labels);
+    c->labels = json_incref(w->labels);
   }
   if (w->protected_reason)
     c->protected_reason = rp_xstrdup(w->protected_reason);

@@ -45,9 +45,11 @@ struct rp_workload_image {
 struct rp_workload {
   char *provider; /* owned: name of the provider instance ("local") */
   enum rp_kind kind;
-  char *id;           /* owned: engine id, unique within the provider */
-  char *name;         /* owned: human name ("web-1"), may equal id */
-  json_t *labels;     /* owned reference: object of string -> string */
+  char *id;   /* owned: engine id, unique within the provider */
+  char *name; /* owned: human name ("web-1"), may equal id */
+  /* owned reference: object of string -> string; never changed once the
+   * workload is made (copies share it) */
+  json_t *labels;
   int64_t started_ms; /* wall ms since the Epoch of the last start */
   /* The provider's reason never to touch this workload ("reaper's own
    * container", "a task of a service"), or NULL.  Owned. */

@@ -19,9 +19,8 @@
 #include "containerd.h"
 #include "log.h"
 #include "util.h"
+#include "watch.h"
 
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 #define VERSION_TIMEOUT_MS 10000
 
 /* The events the tracker acts on.  containerd ORs the filters. */
@@ -31,33 +30,30 @@ static const char *const event_topics[] = {
 };
 
 struct rp_ctrd_track {
-  struct rp_ctrd *c;    /* borrowed: owns this */
-  uv_timer_t reconnect; /* closed on stop */
-  int64_t backoff_ms;
-  struct rp_http_xfer *stream; /* Events/Subscribe, or NULL */
+  struct rp_ctrd *c;      /* borrowed: owns this */
+  struct rp_watch *watch; /* owned: connect, stream, list, reconnect */
   /* owned: workload id -> {"started": ms, "pid": n} of what was reported
    * running, so that a re-list keeps known start times */
   json_t *known;
-  bool up;         /* connected and listed */
-  bool connecting; /* version/list of a (re)connect in flight */
-  bool listing;
-  bool list_again;
-  json_t *dirty; /* owned: ids an event touched during a list */
-  int calls;     /* calls in flight */
-  bool stopping;
-  bool timer_closed;
   bool warned_proc; /* said once that /proc gives no start times */
 };
 
-static void connect_engine(struct rp_ctrd_track *t);
-static void schedule_reconnect(struct rp_ctrd_track *t, const char *why);
+static bool
+stopping(const struct rp_ctrd_track *t)
+{
+  return rp_watch_stopping(t->watch);
+}
+
+static void
+call_started(struct rp_ctrd_track *t)
+{
+  rp_watch_call_started(t->watch);
+}
 
 static void
 call_done(struct rp_ctrd_track *t)
 {
-  t->calls--;
-  if (t->stopping)
-    rp_ctrd_check_stopped(t->c);
+  rp_watch_call_ended(t->watch);
 }
 
 /* --- start times --------------------------------------------------------- */
@@ -240,7 +236,7 @@ task_got_cb(void *arg, const uint8_t *msg, size_t len,
 {
   struct refresh *r = arg;
   struct rp_ctrd_track *t = r->t;
-  if (!t->stopping) {
+  if (!stopping(t)) {
     Rpctrd__GetTaskResponse *resp =
         err ? NULL : rpctrd__get_task_response__unpack(NULL, len, msg);
     if (err && err->code != RP_ENOTFOUND) {
@@ -275,7 +271,7 @@ container_got_cb(void *arg, const uint8_t *msg, size_t len,
   struct refresh *r = arg;
   struct rp_ctrd_track *t = r->t;
   call_done(t);
-  if (t->stopping) {
+  if (stopping(t)) {
     refresh_free(r);
     return;
   }
@@ -303,7 +299,7 @@ container_got_cb(void *arg, const uint8_t *msg, size_t len,
     refresh_free(r);
     return;
   }
-  t->calls++;
+  call_started(t);
 }
 
 /* Looks at one container again and reports what it finds. */
@@ -327,7 +323,7 @@ refresh(struct rp_ctrd_track *t, const char *ns, const char *cid,
     refresh_free(r);
     return;
   }
-  t->calls++;
+  call_started(t);
 }
 
 /* --- events -------------------------------------------------------------- */
@@ -431,16 +427,6 @@ rp_ctrd_event_decode(const uint8_t *msg, size_t len, struct rp_ctrd_event *out)
   return 0;
 }
 
-/* An event during a list: that container is looked at again after it. */
-static void
-touch(struct rp_ctrd_track *t, const char *ns, const char *cid)
-{
-  if (!t->listing)
-    return;
-  cleanup_free char *wid = rp_xasprintf("%s/%s", ns, cid);
-  json_object_set_new(t->dirty, wid, json_true());
-}
-
 static int
 on_event(void *arg, const uint8_t *msg, size_t len)
 {
@@ -455,8 +441,8 @@ on_event(void *arg, const uint8_t *msg, size_t len)
     return 0;
   rp_debug("provider %s: event %s %s/%s", t->c->p->name, ev.topic, ev.ns,
            ev.container_id);
-  touch(t, ev.ns, ev.container_id);
   cleanup_free char *wid = rp_xasprintf("%s/%s", ev.ns, ev.container_id);
+  rp_watch_touch(t->watch, wid, NULL); /* looked at again after a list */
   switch (ev.kind) {
   case RP_CTRD_EVENT_START:
     refresh(t, ev.ns, ev.container_id, ev.ts_ms);
@@ -478,16 +464,14 @@ static void
 stream_done_cb(void *arg, const struct rp_error *err)
 {
   struct rp_ctrd_track *t = arg;
-  t->stream = NULL;
-  call_done(t);
-  if (t->stopping)
-    return;
-  schedule_reconnect(t, err ? err->message : "the event stream ended");
+  rp_watch_stream_ended(t->watch, err ? err->message : NULL);
 }
 
+/* The watch's stream op. */
 static int
-start_stream(struct rp_ctrd_track *t, struct rp_error **err)
+start_stream(void *ctx, struct rp_http_xfer **xfer, struct rp_error **err)
 {
+  struct rp_ctrd_track *t = ctx;
   /* Filters are ORed; the comma inside one ANDs: only the topics reaper
    * acts on, in the namespaces it watches (a Kubernetes node's k8s.io is
    * busy, and none of reaper's business unless configured). */
@@ -506,13 +490,10 @@ start_stream(struct rp_ctrd_track *t, struct rp_error **err)
   req.n_filters = n;
   req.filters = filters;
   int rc = rp_ctrd_stream(t->c, NULL, RP_CTRD_EVENTS "Subscribe", &req.base, 0,
-                          on_event, stream_done_cb, t, &t->stream, err);
+                          on_event, stream_done_cb, t, xfer, err);
   for (size_t i = 0; i < n; i++)
     free(filters[i]);
-  if (rc != 0)
-    return -1;
-  t->calls++;
-  return 0;
+  return rc;
 }
 
 /* --- list ---------------------------------------------------------------- */
@@ -545,21 +526,10 @@ static void
 list_finish(struct listing *l)
 {
   struct rp_ctrd_track *t = l->t;
-  struct rp_ctrd *c = t->c;
-  t->listing = false;
-  if (t->stopping) {
+  if (stopping(t) || l->failed) {
+    cleanup_free char *why = l->error ? RP_STEAL(l->error) : NULL;
     listing_free(l);
-    json_object_clear(t->dirty);
-    return;
-  }
-  if (l->failed) {
-    cleanup_free char *why = rp_xstrdup(l->error ? l->error : "list failed");
-    listing_free(l);
-    json_object_clear(t->dirty);
-    if (t->connecting)
-      schedule_reconnect(t, why);
-    else
-      rp_warn("provider %s: resync failed: %s", c->p->name, why);
+    rp_watch_list_failed(t->watch, why);
     return;
   }
   size_t n = json_object_size(l->tasks), i = 0;
@@ -582,32 +552,21 @@ list_finish(struct listing *l)
   }
   json_object_clear(t->known);
   json_object_update(t->known, fresh);
-  bool was_up = t->up;
-  t->up = true;
-  t->connecting = false;
-  t->backoff_ms = 0;
-  c->p->hooks.listed(c->p->hooks.core, c->p, v, i);
-  if (!was_up)
-    c->p->hooks.state(c->p->hooks.core, c->p, true, NULL);
+  listing_free(l);
+  rp_watch_listed(t->watch, v, i);
   for (size_t k = 0; k < i; k++)
     rp_workload_free(v[k]);
-  listing_free(l);
-  /* Events that came during the list may be older or newer than it: look
-   * at those containers again. */
-  void *tmp;
-  json_t *val;
-  json_object_foreach_safe(t->dirty, tmp, wid, val)
-  {
-    char ns[80];
-    const char *cid;
-    if (rp_ctrd_split_id(wid, ns, sizeof(ns), &cid) == 0)
-      refresh(t, ns, cid, 0);
-  }
-  json_object_clear(t->dirty);
-  if (t->list_again) {
-    t->list_again = false;
-    rp_ctrd_track_resync(c);
-  }
+}
+
+/* The watch's recheck op: an event came during the list. */
+static void
+recheck(void *ctx, const char *wid, const char *what)
+{
+  (void)what;
+  char ns[80];
+  const char *cid;
+  if (rp_ctrd_split_id(wid, ns, sizeof(ns), &cid) == 0)
+    refresh(ctx, ns, cid, 0);
 }
 
 static void
@@ -676,18 +635,15 @@ tasks_listed_cb(void *arg, const uint8_t *msg, size_t len,
   rp_error_free(e);
 }
 
+/* The watch's list op. */
 static void
-list_all(struct rp_ctrd_track *t)
+list_all(void *ctx)
 {
-  if (t->listing) {
-    t->list_again = true;
-    return;
-  }
+  struct rp_ctrd_track *t = ctx;
   struct listing *l = rp_xcalloc(1, sizeof(*l));
   l->t = t;
   l->containers = json_object();
   l->tasks = json_object();
-  t->listing = true;
   l->pending = 1; /* held until every call is started */
   for (char **ns = t->c->namespaces; *ns && !l->failed; ns++) {
     for (int which = 0; which < 2 && !l->failed; which++) {
@@ -713,7 +669,7 @@ list_all(struct rp_ctrd_track *t)
         free(nc);
         break;
       }
-      t->calls++;
+      call_started(t);
       l->pending++;
     }
   }
@@ -724,39 +680,15 @@ list_all(struct rp_ctrd_track *t)
 /* --- connect ------------------------------------------------------------- */
 
 static void
-reconnect_cb(uv_timer_t *timer)
-{
-  connect_engine(timer->data);
-}
-
-static void
-schedule_reconnect(struct rp_ctrd_track *t, const char *why)
-{
-  struct rp_ctrd *c = t->c;
-  if (t->stopping)
-    return;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  t->up = false;
-  t->connecting = false;
-  c->p->hooks.state(c->p->hooks.core, c->p, false, why);
-  t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
-  if (t->backoff_ms > BACKOFF_MAX_MS)
-    t->backoff_ms = BACKOFF_MAX_MS;
-  if (!uv_is_active((uv_handle_t *)&t->reconnect))
-    uv_timer_start(&t->reconnect, reconnect_cb, (uint64_t)t->backoff_ms, 0);
-}
-
-static void
 version_cb(void *arg, const uint8_t *msg, size_t len,
            const struct rp_error *err)
 {
   struct rp_ctrd_track *t = arg;
   call_done(t);
-  if (t->stopping)
+  if (stopping(t))
     return;
   if (err) {
-    schedule_reconnect(t, err->message);
+    rp_watch_connected(t->watch, err->message);
     return;
   }
   Rpctrd__VersionResponse *v = rpctrd__version_response__unpack(NULL, len, msg);
@@ -765,31 +697,37 @@ version_cb(void *arg, const uint8_t *msg, size_t len,
              v->version ? v->version : "?", v->revision ? v->revision : "?");
     rpctrd__version_response__free_unpacked(v, NULL);
   }
-  cleanup_error struct rp_error *serr = NULL;
-  if (start_stream(t, &serr) != 0) {
-    schedule_reconnect(t, serr->message);
-    return;
-  }
-  list_all(t);
+  rp_watch_connected(t->watch, NULL);
+}
+
+/* The watch's connect op: Version, as a ping. */
+static int
+connect_engine(void *ctx, struct rp_error **err)
+{
+  struct rp_ctrd_track *t = ctx;
+  Rpctrd__Empty req;
+  rpctrd__empty__init(&req);
+  if (rp_ctrd_call(t->c, NULL, RP_CTRD_VERSION, &req.base, VERSION_TIMEOUT_MS,
+                   version_cb, t, err) != 0)
+    return -1;
+  call_started(t);
+  return 0;
 }
 
 static void
-connect_engine(struct rp_ctrd_track *t)
+check_stopped(void *ctx)
 {
-  if (t->stopping || t->connecting)
-    return;
-  t->connecting = true;
-  Rpctrd__Empty req;
-  rpctrd__empty__init(&req);
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_ctrd_call(t->c, NULL, RP_CTRD_VERSION, &req.base, VERSION_TIMEOUT_MS,
-                   version_cb, t, &err) != 0) {
-    t->connecting = false;
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  t->calls++;
+  struct rp_ctrd_track *t = ctx;
+  rp_ctrd_check_stopped(t->c);
 }
+
+static const struct rp_watch_ops watch_ops = {
+    .connect = connect_engine,
+    .stream = start_stream,
+    .list = list_all,
+    .recheck = recheck,
+    .check_stopped = check_stopped,
+};
 
 int
 rp_ctrd_track_start(struct rp_ctrd *c, struct rp_error **err)
@@ -798,48 +736,30 @@ rp_ctrd_track_start(struct rp_ctrd *c, struct rp_error **err)
   struct rp_ctrd_track *t = rp_xcalloc(1, sizeof(*t));
   t->c = c;
   t->known = json_object();
-  t->dirty = json_object();
-  uv_timer_init(c->p->loop, &t->reconnect);
-  t->reconnect.data = t;
+  t->watch = rp_watch_new(c->p, &watch_ops, t);
   c->track = t;
-  connect_engine(t);
+  rp_watch_start(t->watch);
   return 0;
 }
 
 void
 rp_ctrd_track_resync(struct rp_ctrd *c)
 {
-  struct rp_ctrd_track *t = c->track;
-  if (!t || t->stopping || !t->up)
-    return; /* a reconnect lists anyway */
-  list_all(t);
-}
-
-static void
-timer_closed_cb(uv_handle_t *h)
-{
-  struct rp_ctrd_track *t = h->data;
-  t->timer_closed = true;
-  rp_ctrd_check_stopped(t->c);
+  if (c->track)
+    rp_watch_resync(c->track->watch);
 }
 
 void
 rp_ctrd_track_stop(struct rp_ctrd *c)
 {
-  struct rp_ctrd_track *t = c->track;
-  if (!t || t->stopping)
-    return;
-  t->stopping = true;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  uv_close((uv_handle_t *)&t->reconnect, timer_closed_cb);
+  if (c->track)
+    rp_watch_stop(c->track->watch);
 }
 
 bool
 rp_ctrd_track_idle(const struct rp_ctrd *c)
 {
-  const struct rp_ctrd_track *t = c->track;
-  return !t || (t->stopping && t->timer_closed && t->calls == 0);
+  return !c->track || rp_watch_idle(c->track->watch);
 }
 
 void
@@ -849,7 +769,7 @@ rp_ctrd_track_free(struct rp_ctrd *c)
   if (!t)
     return;
   json_decref(t->known);
-  json_decref(t->dirty);
+  rp_watch_free(t->watch);
   free(t);
   c->track = NULL;
 }

@@ -48,6 +48,15 @@ void rp_docker_track_free(struct rp_docker *d);
 struct rp_workload *rp_docker_workload_from_inspect(struct rp_docker *d,
                                                     const json_t *inspect);
 
+/* What tracking reads of `GET /containers/{id}/json` output (its Id, Name,
+ * Image, State's Running, Restarting and StartedAt, and Config.Labels), as
+ * a small object, without parsing the rest of it (an inspect is about
+ * 5 KiB, of which these are a tenth):
+ * rp_docker_workload_from_inspect takes it as the whole.  NULL when the
+ * text is not JSON; a value that is not an object when it is JSON but not
+ * an object (as jansson would have it). */
+json_t *rp_docker_inspect_digest(const char *text, size_t len);
+
 /* ops.c: the recycle runner's operations (provider.h says what each
  * does). */
 int rp_docker_op_prepare(struct rp_provider *p, const struct rp_workload *w,

@@ -7,6 +7,12 @@
  * known (a restart whose event was lost).  At steady state that is no
  * request per container beyond the stream and the re-list.
  *
+ * At scale (10,000 containers: a list of 20 MiB, as many inspects of 5 KiB)
+ * neither answer is parsed whole: the list is read element by element as
+ * it arrives, and of each element and each inspect only the members
+ * tracking needs are parsed (src/json_scan.h); what a list keeps per
+ * container until its inspects are in is its id, name, image and labels.
+ *
  * A workload's labels are its creator's word, never its image's: a label
  * whose key and value the image declares too (LABEL in its Dockerfile) is
  * left out of what the core sees, so that an image cannot exempt itself or
@@ -21,13 +27,13 @@
 
 #include "docker.h"
 #include "image_index.h"
+#include "json_scan.h"
 #include "log.h"
 #include "strv.h"
 #include "util.h"
+#include "watch.h"
 
 #define INSPECT_PARALLEL 8
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 /* Events the tracker acts on: everything else is noise here.  Podman says
  * "remove" where Docker says "destroy" (ENGINE-API-VERSIONS.md, section 5);
  * an engine ignores an event name it does not know. */
@@ -37,39 +43,35 @@
   "\"unpause\",\"pull\",\"push\",\"tag\",\"untag\",\"delete\"]}"
 
 struct rp_docker_track {
-  struct rp_docker *d;  /* borrowed: owns this */
-  uv_timer_t reconnect; /* closed on stop */
-  int64_t backoff_ms;
-  struct rp_http_xfer *stream; /* the /events transfer, or NULL */
-  char since[40];              /* the last event's time, "sec.nanos" */
-  json_t *started;             /* owned: id -> started_ms of running ones */
-  bool up;                     /* connected and listed */
-  bool connecting;             /* ping/list of a (re)connect in flight */
-  bool listing;                /* a list (and its inspects) in flight */
-  bool list_again;             /* a resync was asked for during a list */
-  json_t *dirty;               /* owned: ids an event touched during a list */
+  struct rp_docker *d;    /* borrowed: owns this */
+  struct rp_watch *watch; /* owned: connect, stream, list, reconnect */
+  char since[40];         /* the last event's time, "sec.nanos" */
+  json_t *started;        /* owned: id -> started_ms of running ones */
+  /* owned: id -> the labels object last reported for it (shared with the
+   * tracker, never changed), so that a re-list whose labels are the same
+   * makes no new one: a resync of 10,000 containers then parses and keeps
+   * nothing per container */
+  json_t *reported;
+  json_t *values; /* owned: label values shared between containers
+                     (rp_json_labels) */
   /* Answers race events: an inspect or list asked before a container's
    * die/destroy event may come back after it, saying it runs.  Every event
    * has a number; gone_at maps an id to the number of its last die or
    * destroy, and an answer asked for before that is not believed. */
   uint64_t event_seq;
-  json_t *gone_at;      /* owned: id -> event number of its last die/destroy */
-  json_t *recheck;      /* owned: ids whose event could not be followed (the
-                           inspect failed): the next list inspects them */
-  int calls;            /* API calls in flight */
-  int queries;          /* of those, inspects and lists: answers gone_at
-                           judges.  With none in flight (and no list under
-                           way) gone_at has nothing left to judge and is
-                           emptied, so that it stays small under churn. */
-  bool dropping_stream; /* schedule_reconnect is cancelling the stream */
-  bool stopping;
-  bool timer_closed;
-  bool self_seen; /* reaper's own container was in a list: said once */
+  json_t *gone_at; /* owned: id -> event number of its last die/destroy */
+  json_t *recheck; /* owned: ids whose event could not be followed (the
+                      inspect failed): the next list inspects them */
+  int queries;     /* inspects and lists in flight: answers gone_at
+                      judges.  With none in flight (and no list under
+                      way) gone_at has nothing left to judge and is
+                      emptied, so that it stays small under churn. */
+  bool self_seen;  /* reaper's own container was in a list: said once */
   /* owned: image id -> what tracking needs of it: {"labels": its labels,
    * "repo_digests": [...], "created": ms, "platform": "os/arch"}, and
    * "stale": true once an image event may have changed its digests (an
-   * image's labels never change; its RepoDigests do, with a pull or a
-   * push) */
+   * image's labels never change; its RepoDigests do, with a pull, a push or
+   * a tag) */
   json_t *image_facts;
   /* owned: container id -> the image reference it was created from
    * (Config.Image), for the containers a list does not inspect again */
@@ -80,14 +82,39 @@ struct rp_docker_track {
   json_t *tasks;
 };
 
+/* One container of a list in progress. */
+struct list_item {
+  char id[65];
+  bool task_label; /* it carries swarm's task label */
+  bool paused;     /* frozen (docker pause): tracked, refused */
+  bool inspect;    /* its start time is not known: to inspect */
+  bool gone;       /* not running by its inspect: left out */
+  int64_t started; /* ms, once known */
+  char *image;     /* owned: its image id, or NULL */
+  /* owned, once known: its name, a NUL, then its labels' JSON text (from
+   * the list or the inspect; labels_len 0: none), parsed only when the
+   * list is complete: the workloads, which the tracker keeps, are then
+   * made one after the other rather than scattered among what the list's
+   * parsing freed (RSS stays near what is in use). */
+  char *data;
+  size_t labels_len;
+  /* owned reference, or NULL: the labels reported for it before, when the
+   * list's are the same (labels_unchanged) */
+  json_t *same;
+};
+
 /* One list in progress. */
 struct listing {
   struct rp_docker_track *t;
-  uint64_t asked_at; /* t->event_seq when the list was asked for */
-  json_t *items;     /* owned: id -> workload data from the list */
-  json_t *queue;     /* owned: ids to inspect */
-  size_t next;       /* next index in queue */
-  json_t *images;    /* owned: image ids whose labels are not known yet */
+  uint64_t asked_at;       /* t->event_seq when the list was asked for */
+  struct list_item *items; /* owned */
+  size_t n, cap;
+  bool complete;  /* the whole list answer is in */
+  size_t next;    /* the next item to look at for an inspect */
+  json_t *images; /* owned: image ids whose labels are not known yet */
+  /* owned: the same as a set: no quadratic look-up when every container
+   * has an image of its own */
+  json_t *images_asked;
   size_t next_image;
   bool want_tasks; /* some item carries swarm's task label */
   int inspecting;  /* inspects (containers, images, tasks) in flight */
@@ -104,15 +131,17 @@ struct watcher {
   struct watcher *next;
 };
 
-static void connect_engine(struct rp_docker_track *t);
-static void schedule_reconnect(struct rp_docker_track *t, const char *why);
+static bool
+stopping(const struct rp_docker_track *t)
+{
+  return rp_watch_stopping(t->watch);
+}
 
 static void
-call_done(struct rp_docker_track *t)
+query_started(struct rp_docker_track *t)
 {
-  t->calls--;
-  if (t->stopping)
-    rp_docker_check_stopped(t->d);
+  rp_watch_call_started(t->watch);
+  t->queries++;
 }
 
 static int
@@ -121,8 +150,19 @@ call(struct rp_docker_track *t, const char *method, const char *path,
 {
   if (rp_dockerapi_call(&t->d->api, method, path, NULL, 0, cb, arg, err) != 0)
     return -1;
-  t->calls++;
-  t->queries++;
+  query_started(t);
+  return 0;
+}
+
+/* An inspect, whose answer is read in part (rp_docker_inspect_digest). */
+static int
+inspect(struct rp_docker_track *t, const char *id, rp_dockerapi_cb cb,
+        void *arg, struct rp_error **err)
+{
+  cleanup_free char *path = rp_xasprintf("/containers/%s/json", id);
+  if (rp_dockerapi_get_raw(&t->d->api, path, cb, arg, err) != 0)
+    return -1;
+  query_started(t);
   return 0;
 }
 
@@ -131,27 +171,14 @@ static void
 query_done(struct rp_docker_track *t)
 {
   t->queries--;
-  if (t->queries == 0 && !t->listing)
+  if (t->queries == 0 && !rp_watch_listing(t->watch))
     json_object_clear(t->gone_at);
-  call_done(t);
+  rp_watch_call_ended(t->watch);
 }
 
 /* --- workloads ---------------------------------------------------------- */
 
 #define LABEL_SWARM_TASK "com.docker.swarm.task.id"
-
-static bool
-json_array_contains_string(json_t *a, const char *s)
-{
-  size_t i;
-  json_t *v;
-  json_array_foreach(a, i, v)
-  {
-    if (strcmp(json_string_value(v), s) == 0)
-      return true;
-  }
-  return false;
-}
 
 static char *
 image_path(const char *image)
@@ -175,7 +202,8 @@ tasks_path(const char *id)
 }
 
 /* What tracking needs of an image, from its inspect answer (NULL: gone;
- * nothing known then). */
+ * nothing known then): its labels, and for fresh content its registry
+ * digests, Created and platform. */
 static void
 remember_image(struct rp_docker_track *t, const char *image, json_t *body)
 {
@@ -205,6 +233,15 @@ remember_image(struct rp_docker_track *t, const char *image, json_t *body)
   json_object_set_new(t->image_facts, image, facts);
 }
 
+/* An image's labels as known, or NULL. */
+static json_t *
+image_labels_of(const struct rp_docker_track *t, const char *image)
+{
+  return image
+             ? json_object_get(json_object_get(t->image_facts, image), "labels")
+             : NULL;
+}
+
 /* Whether an image's facts must be read (again). */
 static bool
 image_unknown(const struct rp_docker_track *t, const char *image)
@@ -214,20 +251,17 @@ image_unknown(const struct rp_docker_track *t, const char *image)
 }
 
 /* After a list: what no listed container needs is forgotten, so that
- * neither map grows with churn. */
+ * neither map grows with churn.  listed: the ids of the running ones. */
 static void
-forget_unused_facts(struct rp_docker_track *t, json_t *items)
+forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
+                    json_t *listed)
 {
   cleanup_json json_t *used = json_object();
-  const char *id;
-  json_t *item;
-  json_object_foreach(items, id, item)
-  {
-    const char *image = json_string_value(json_object_get(item, "image"));
-    if (image)
-      json_object_set_new(used, image, json_true());
-  }
+  for (size_t i = 0; i < l->n; i++)
+    if (l->items[i].image)
+      json_object_set_new(used, l->items[i].image, json_true());
   void *tmp;
+  const char *id;
   json_t *v;
   json_object_foreach_safe(t->image_facts, tmp, id, v)
   {
@@ -236,12 +270,12 @@ forget_unused_facts(struct rp_docker_track *t, json_t *items)
   }
   json_object_foreach_safe(t->refs, tmp, id, v)
   {
-    if (!json_object_get(items, id))
+    if (!json_object_get(listed, id))
       json_object_del(t->refs, id);
   }
   json_object_foreach_safe(t->tasks, tmp, id, v)
   {
-    if (!json_object_get(items, id))
+    if (!json_object_get(listed, id))
       json_object_del(t->tasks, id);
   }
 }
@@ -249,16 +283,13 @@ forget_unused_facts(struct rp_docker_track *t, json_t *items)
 /* Which of the listed containers with swarm's task label the engine calls
  * tasks (`answer`: the is-task=true list). */
 static void
-remember_tasks(struct rp_docker_track *t, json_t *items, json_t *answer)
+remember_tasks(struct rp_docker_track *t, const struct listing *l,
+               json_t *answer)
 {
   json_object_clear(t->tasks);
-  const char *id;
-  json_t *item;
-  json_object_foreach(items, id, item)
-  {
-    if (json_object_get(json_object_get(item, "labels"), LABEL_SWARM_TASK))
-      json_object_set_new(t->tasks, id, json_false());
-  }
+  for (size_t i = 0; i < l->n; i++)
+    if (l->items[i].task_label)
+      json_object_set_new(t->tasks, l->items[i].id, json_false());
   size_t i;
   json_t *c;
   json_array_foreach(answer, i, c)
@@ -269,10 +300,15 @@ remember_tasks(struct rp_docker_track *t, json_t *items, json_t *answer)
   }
 }
 
+/* labels: the container's (taken over: an object becomes the workload's,
+ * less what is not its creator's word, unless that was done already:
+ * filtered), or NULL.  task_label: the container's own labels have swarm's
+ * task label. */
 static struct rp_workload *
-make_workload(struct rp_docker *d, const char *id, const char *name,
-              json_t *labels, const char *image_id, const char *ref,
-              bool paused, int64_t started_ms)
+make_workload_as(struct rp_docker *d, const char *id, const char *name,
+                 json_t *labels, bool filtered, bool task_label,
+                 const char *image_id, const char *ref, bool paused,
+                 int64_t started_ms)
 {
   struct rp_docker_track *t = d->track;
   struct rp_workload *w =
@@ -291,19 +327,23 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
   const char *platform = json_string_value(json_object_get(facts, "platform"));
   if (platform)
     w->image.platform = rp_xstrdup(platform);
-  json_object_clear(w->labels);
-  const char *k;
-  json_t *v;
-  size_t image_only = 0;
-  json_object_foreach(json_is_object(labels) ? labels : NULL, k, v)
-  {
-    if (!json_is_string(v))
-      continue;
-    if (json_equal(json_object_get(from_image, k), v)) {
-      image_only++; /* the image's word, not the creator's */
-      continue;
+  if (json_is_object(labels) && filtered) {
+    json_decref(w->labels);
+    w->labels = labels;
+  } else if (json_is_object(labels)) {
+    void *tmp;
+    const char *k;
+    json_t *v;
+    json_object_foreach_safe(labels, tmp, k, v)
+    {
+      /* Not a string, or the image's word rather than the creator's. */
+      if (!json_is_string(v) || json_equal(json_object_get(from_image, k), v))
+        json_object_del(labels, k);
     }
-    json_object_set(w->labels, k, v);
+    json_decref(w->labels);
+    w->labels = labels;
+  } else if (labels) {
+    json_decref(labels);
   }
   if (d->self_id && strcmp(d->self_id, id) == 0)
     w->protected_reason = rp_xstrdup("reaper's own container");
@@ -312,11 +352,11 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
      * would destroy that state.  Left alone, and said, until unpaused. */
     w->refusal = rp_xstrdup("it is paused (its frozen state may be "
                             "evidence); unpause it to let it be recycled");
-  else if (!w->protected_reason && json_object_get(labels, LABEL_SWARM_TASK) &&
-           t && json_is_true(json_object_get(t->tasks, id)))
+  else if (!w->protected_reason && task_label && t &&
+           json_is_true(json_object_get(t->tasks, id)))
     w->protected_reason =
         rp_xstrdup("swarm task container: recycled through its service");
-  else if (json_object_get(labels, LABEL_SWARM_TASK))
+  else if (task_label)
     w->note = rp_xstrdup("carries swarm's task label, but the engine says "
                          "it is not a swarm task: a plain container");
   /* Compose's project and service: the replicas' one name, for the
@@ -334,6 +374,16 @@ make_workload(struct rp_docker *d, const char *id, const char *name,
                            "it); exclude it to leave it to systemd",
                            unit);
   return w;
+}
+
+static struct rp_workload *
+make_workload(struct rp_docker *d, const char *id, const char *name,
+              json_t *labels, const char *image_id, const char *ref,
+              bool paused, int64_t started_ms)
+{
+  bool task_label = json_object_get(labels, LABEL_SWARM_TASK) != NULL;
+  return make_workload_as(d, id, name, labels, false, task_label, image_id, ref,
+                          paused, started_ms);
 }
 
 struct rp_workload *
@@ -356,10 +406,12 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     return NULL;
   if (name && name[0] == '/')
     name++;
+  json_t *labels = json_object_get(config, "Labels");
   const char *ref = json_string_value(json_object_get(config, "Image"));
   if (d->track && ref)
     json_object_set_new(d->track->refs, id, json_string(ref));
-  return make_workload(d, id, name, json_object_get(config, "Labels"),
+  return make_workload(d, id, name,
+                       json_is_object(labels) ? json_copy(labels) : NULL,
                        json_string_value(json_object_get(in, "Image")), ref,
                        json_is_true(json_object_get(state, "Paused")), started);
 }
@@ -431,6 +483,135 @@ inspect_problem(json_t *body, const char *id)
   return NULL;
 }
 
+/* A JSON string's value, from its text (a slice); NULL when it is not a
+ * string. */
+static char *
+slice_string(struct rp_json_slice v)
+{
+  if (!v.p || v.n < 2 || v.p[0] != '"')
+    return NULL;
+  if (rp_json_plain_string(v))
+    return rp_xstrndup(v.p + 1, v.n - 2);
+  cleanup_json json_t *j = rp_json_value(v);
+  return json_is_string(j) ? rp_xstrdup(json_string_value(j)) : NULL;
+}
+
+/* Of a container's State, what tracking reads. */
+static json_t *
+state_digest(struct rp_json_slice state)
+{
+  static const char *const keys[] = {"Running", "Restarting", "Paused",
+                                     "StartedAt"};
+  struct rp_json_slice v[RP_ARRAY_LEN(keys)];
+  if (rp_json_members(state.p, state.n, keys, RP_ARRAY_LEN(keys), v) < 0)
+    return rp_json_value(state); /* not an object: as it is */
+  json_t *d = json_object();
+  for (size_t k = 0; k < RP_ARRAY_LEN(keys); k++) {
+    if (!v[k].p)
+      continue;
+    json_t *x = rp_json_value(v[k]);
+    if (!x) {
+      json_decref(d);
+      return NULL;
+    }
+    json_object_set_new(d, keys[k], x);
+  }
+  return d;
+}
+
+/* rp_docker_inspect_digest; with labels_out, Config.Labels is not parsed
+ * but handed out as text ({NULL, 0} when there is none, and the digest's
+ * Config left empty). */
+static json_t *
+inspect_digest(const char *text, size_t len, struct rp_json_slice *labels_out)
+{
+  static const char *const keys[] = {"Id", "Name", "Image", "State", "Config"};
+  if (labels_out)
+    *labels_out = (struct rp_json_slice){NULL, 0};
+  struct rp_json_slice v[RP_ARRAY_LEN(keys)];
+  if (rp_json_members(text, len, keys, RP_ARRAY_LEN(keys), v) < 0)
+    /* Not an object: jansson says whether it is JSON at all. */
+    return json_loadb(text, len, JSON_DECODE_ANY, NULL);
+  json_t *d = json_object();
+  for (size_t k = 0; k < RP_ARRAY_LEN(keys); k++) {
+    if (!v[k].p)
+      continue;
+    json_t *x;
+    struct rp_json_slice labels;
+    if (strcmp(keys[k], "State") == 0) {
+      x = state_digest(v[k]);
+    } else if (strcmp(keys[k], "Config") != 0) {
+      x = rp_json_value(v[k]);
+    } else {
+      /* Of Config, only its Labels (and Image: the reference it was
+       * created from, for fresh content). */
+      struct rp_json_slice image;
+      int has_image = rp_json_member(v[k].p, v[k].n, "Image", &image);
+      int found = rp_json_member(v[k].p, v[k].n, "Labels", &labels);
+      if (found == 1 && labels_out) {
+        *labels_out = labels;
+        found = 0;
+      }
+      x = found < 0    ? rp_json_value(v[k])
+          : found == 0 ? json_object()
+                       : json_pack("{s:o*}", "Labels", rp_json_value(labels));
+      if (found == 1 && !json_object_get(x, "Labels")) {
+        json_decref(x);
+        x = NULL;
+      }
+      if (x && has_image == 1 && !json_object_get(x, "Image")) {
+        json_t *iv = rp_json_value(image);
+        if (json_is_string(iv))
+          json_object_set_new(x, "Image", iv);
+        else
+          json_decref(iv);
+      }
+    }
+    if (!x) {
+      json_decref(d);
+      return NULL;
+    }
+    json_object_set_new(d, keys[k], x);
+  }
+  return d;
+}
+
+json_t *
+rp_docker_inspect_digest(const char *text, size_t len)
+{
+  return inspect_digest(text, len, NULL);
+}
+
+/* Whether an inspect answer (that inspect_problem found sound) is of a
+ * running container, and since when: as rp_docker_workload_from_inspect
+ * decides. */
+static bool
+inspect_running(json_t *body, int64_t *started)
+{
+  json_t *state = json_object_get(body, "State");
+  if (!json_is_true(json_object_get(state, "Running")) ||
+      json_is_true(json_object_get(state, "Restarting")))
+    return false;
+  return rp_parse_time_ms(
+             json_string_value(json_object_get(state, "StartedAt")), started) ==
+             0 &&
+         *started > 0;
+}
+
+/* What was reported of a running container: its start, its labels.  Only
+ * what changed is stored again, so that a resync that finds nothing new
+ * allocates nothing that outlives it (which would pin the pages its
+ * parsing used, and RSS would climb with every resync). */
+static void
+remember(struct rp_docker_track *t, const struct rp_workload *w)
+{
+  json_t *st = json_object_get(t->started, w->id);
+  if (!st || json_integer_value(st) != w->started_ms)
+    json_object_set_new(t->started, w->id, json_integer(w->started_ms));
+  if (json_object_get(t->reported, w->id) != w->labels)
+    json_object_set(t->reported, w->id, w->labels);
+}
+
 /* --- inspect, for events ------------------------------------------------ */
 
 struct inspect_one {
@@ -466,7 +647,7 @@ static void
 fact_wait_done(struct fact_wait *fw)
 {
   struct rp_docker_track *t = fw->t;
-  if (!t->stopping) {
+  if (!stopping(t)) {
     if (fw->failed) {
       rp_warn("provider %s: %.12s: the engine's facts about it are not "
               "known: looked at again at the next resync",
@@ -564,11 +745,12 @@ report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
   struct rp_workload *w =
       body ? rp_docker_workload_from_inspect(d, body) : NULL;
   if (w) {
-    json_object_set_new(t->started, w->id, json_integer(w->started_ms));
+    remember(t, w);
     d->p->hooks.upsert(d->p->hooks.core, d->p, w);
     rp_workload_free(w);
   } else if (json_object_get(t->started, id)) {
     json_object_del(t->started, id);
+    json_object_del(t->reported, id);
     d->p->hooks.removed(d->p->hooks.core, d->p, id);
   }
 }
@@ -579,8 +761,10 @@ inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
 {
   struct inspect_one *io = arg;
   struct rp_docker_track *t = io->t;
-  const char *bad = err ? NULL : inspect_problem(r->body, io->id);
-  if (t->stopping) {
+  cleanup_json json_t *body =
+      err ? NULL : rp_docker_inspect_digest(r->raw, r->raw_len);
+  const char *bad = err ? NULL : inspect_problem(body, io->id);
+  if (stopping(t)) {
     /* nothing to report to */
   } else if (err && err->code == RP_ENOTFOUND) {
     report_inspect(t, io->id, NULL, io->asked_at);
@@ -592,12 +776,12 @@ inspect_one_cb(void *arg, const struct rp_dockerapi_reply *r,
             t->d->p->name, io->id, err ? err->message : bad);
     json_object_set_new(t->recheck, io->id, json_true());
   } else if (gone_since(t, io->id, io->asked_at) &&
-             json_is_true(json_object_get(json_object_get(r->body, "State"),
-                                          "Running"))) {
+             json_is_true(
+                 json_object_get(json_object_get(body, "State"), "Running"))) {
     /* Asked before it died: the answer is stale; a later start event
      * brings it back. */
   } else {
-    report_inspect(t, io->id, r->body, io->asked_at);
+    report_inspect(t, io->id, body, io->asked_at);
   }
   free(io);
   query_done(t);
@@ -610,9 +794,8 @@ inspect_event(struct rp_docker_track *t, const char *id)
   io->t = t;
   io->asked_at = t->event_seq;
   snprintf(io->id, sizeof(io->id), "%s", id);
-  cleanup_free char *path = rp_xasprintf("/containers/%s/json", io->id);
   cleanup_error struct rp_error *err = NULL;
-  if (call(t, "GET", path, inspect_one_cb, io, &err) != 0) {
+  if (inspect(t, io->id, inspect_one_cb, io, &err) != 0) {
     rp_warn("provider %s: inspect %.12s: %s", t->d->p->name, id, err->message);
     free(io);
   }
@@ -703,11 +886,11 @@ on_event_line(void *arg, const char *line, size_t len)
   const char *id =
       json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
   if (type && strcmp(type, "image") == 0) {
-    /* A pull, push or tag may give an image new registry digests, or
-     * take one away (the workloads' content, for fresh content): what is
-     * known of images is read again, by the next inspect of a container
-     * that runs one and at the next re-list (not at once: a busy build
-     * host sends these all day).  Their labels stay (they never change). */
+    /* A pull, push or tag may give an image new registry digests, or take
+     * one away (the workloads' content, for fresh content): what is known
+     * of images is read again, by the next inspect of a container that
+     * runs one and at the next re-list (not at once: a busy build host
+     * sends these all day).  Their labels stay (they never change). */
     rp_debug("provider %s: image event %s", t->d->p->name,
              action ? action : "?");
     const char *k;
@@ -728,8 +911,7 @@ on_event_line(void *arg, const char *line, size_t len)
   rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
   tell_watchers(t, id);
   t->event_seq++;
-  if (t->listing)
-    json_object_set_new(t->dirty, id, json_true());
+  rp_watch_touch(t->watch, id, NULL); /* looked at again after a list */
   if (strcmp(action, "start") == 0 || strcmp(action, "rename") == 0 ||
       strcmp(action, "pause") == 0 || strcmp(action, "unpause") == 0) {
     inspect_event(t, id);
@@ -738,6 +920,7 @@ on_event_line(void *arg, const char *line, size_t len)
     json_object_set_new(t->gone_at, id, json_integer((json_int_t)t->event_seq));
     if (json_object_get(t->started, id)) {
       json_object_del(t->started, id);
+      json_object_del(t->reported, id);
       t->d->p->hooks.removed(t->d->p->hooks.core, t->d->p, id);
     }
   }
@@ -750,28 +933,23 @@ stream_done_cb(void *arg, const struct rp_error *err)
   struct rp_docker_track *t = arg;
   /* Events may be lost until the stream is back: the watchers look. */
   tell_watchers(t, NULL);
-  t->stream = NULL;
-  call_done(t);
-  if (t->stopping || t->dropping_stream)
-    return; /* our own cancel: the reconnect is being scheduled */
-  cleanup_free char *why = err ? rp_dockerapi_explain(&t->d->api, err)
-                               : rp_xstrdup("the event stream ended");
-  schedule_reconnect(t, why);
+  cleanup_free char *why = err ? rp_dockerapi_explain(&t->d->api, err) : NULL;
+  rp_watch_stream_ended(t->watch, why);
 }
 
+/* The watch's stream op: from the last event seen, so that a reconnect
+ * loses none the engine still has. */
 static int
-start_stream(struct rp_docker_track *t, struct rp_error **err)
+start_stream(void *ctx, struct rp_http_xfer **xfer, struct rp_error **err)
 {
+  struct rp_docker_track *t = ctx;
   cleanup_free char *filters = rp_url_escape(EVENT_FILTER);
   cleanup_free char *path =
       t->since[0]
           ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
           : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_dockerapi_stream(&t->d->api, path, on_event_line, stream_done_cb, t,
-                          &t->stream, err) != 0)
-    return -1;
-  t->calls++;
-  return 0;
+  return rp_dockerapi_stream(&t->d->api, path, on_event_line, stream_done_cb, t,
+                             xfer, err);
 }
 
 /* --- list --------------------------------------------------------------- */
@@ -781,11 +959,28 @@ static void list_pump(struct listing *l);
 static void
 listing_free(struct listing *l)
 {
-  json_decref(l->items);
-  json_decref(l->queue);
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->items[i].data);
+    free(l->items[i].image);
+    if (l->items[i].same)
+      json_decref(l->items[i].same);
+  }
+  free(l->items);
   json_decref(l->images);
+  json_decref(l->images_asked);
   free(l->error);
   free(l);
+}
+
+static void
+list_fail(struct listing *l, char *why)
+{
+  if (!l->failed) {
+    l->failed = true;
+    l->error = why;
+  } else {
+    free(why);
+  }
 }
 
 static void
@@ -793,61 +988,72 @@ list_finish(struct listing *l)
 {
   struct rp_docker_track *t = l->t;
   struct rp_docker *d = t->d;
-  t->listing = false;
-  if (t->stopping) {
+  if (stopping(t) || l->failed) {
+    cleanup_free char *why = l->error ? RP_STEAL(l->error) : NULL;
     listing_free(l);
-    json_object_clear(t->dirty);
+    rp_watch_list_failed(t->watch, why);
     return;
   }
-  if (l->failed) {
-    cleanup_free char *why = rp_xstrdup(l->error ? l->error : "list failed");
-    listing_free(l);
-    json_object_clear(t->dirty);
-    if (t->connecting)
-      schedule_reconnect(t, why);
-    else
-      rp_warn("provider %s: resync failed, keeping what was known: %s",
-              d->p->name, why);
-    return;
-  }
-  /* The containers whose events could not be followed have been looked
-   * at. */
-  size_t qi;
-  json_t *qid;
-  json_array_foreach(l->queue, qi, qid)
-  {
-    json_object_del(t->recheck, json_string_value(qid));
-  }
-  /* Every item now has its start time: report the whole list. */
-  size_t n = json_object_size(l->items), i = 0;
-  cleanup_free struct rp_workload **v = rp_xcalloc(n + 1, sizeof(*v));
-  cleanup_json json_t *fresh = json_object();
-  const char *id;
-  json_t *item;
-  json_object_foreach(l->items, id, item)
-  {
-    json_t *st = json_object_get(item, "started");
-    if (!json_is_integer(st))
+  /* Every item now has its start time: report the whole list.  Each item
+   * gives its labels up as its workload is made, so that the list never
+   * holds two copies of them. */
+  cleanup_free struct rp_workload **v = rp_xcalloc(l->n + 1, sizeof(*v));
+  cleanup_json json_t *fresh = json_object(); /* the running ones' ids */
+  size_t n = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    struct list_item *it = &l->items[i];
+    /* The containers whose events could not be followed have been looked
+     * at. */
+    if (it->inspect)
+      json_object_del(t->recheck, it->id);
+    if (it->gone)
       continue; /* stopped between list and inspect */
-    if (gone_since(t, id, l->asked_at))
+    if (gone_since(t, it->id, l->asked_at))
       continue; /* died after the list was made: the list is stale there */
-    v[i++] = make_workload(
-        d, id, json_string_value(json_object_get(item, "name")),
-        json_object_get(item, "labels"),
-        json_string_value(json_object_get(item, "image")),
-        json_string_value(json_object_get(t->refs, id)),
-        json_is_true(json_object_get(item, "paused")), json_integer_value(st));
-    json_object_set(fresh, id, st);
+    const char *name = it->data;
+    if (it->same) {
+      v[n++] = make_workload_as(
+          d, it->id, name, RP_STEAL(it->same), true, it->task_label, it->image,
+          json_string_value(json_object_get(t->refs, it->id)), it->paused,
+          it->started);
+      remember(t, v[n - 1]);
+      json_object_set_new(fresh, it->id, json_true());
+      continue;
+    }
+    struct rp_json_slice text = {name + strlen(name) + 1, it->labels_len};
+    json_t *labels = text.n ? rp_json_labels(text, t->values) : json_object();
+    if (!labels) {
+      /* Stepped over as JSON, but jansson finds it is not (UTF-8): the
+       * answer was not JSON after all, and the list fails as it would
+       * have had it been parsed whole. */
+      for (size_t k = 0; k < n; k++)
+        rp_workload_free(v[k]);
+      cleanup_free char *why = rp_xasprintf(
+          "list containers: %.12s: the answer is not JSON", it->id);
+      listing_free(l);
+      rp_watch_list_failed(t->watch, why);
+      return;
+    }
+    v[n++] = make_workload(d, it->id, name, labels, it->image,
+                           json_string_value(json_object_get(t->refs, it->id)),
+                           it->paused, it->started);
+    remember(t, v[n - 1]);
+    json_object_set_new(fresh, it->id, json_true());
+    /* Its text is done with: the next ones' labels take its place. */
+    free(it->data);
+    it->data = NULL;
   }
-  json_object_update(t->started, fresh);
-  forget_unused_facts(t, l->items);
+  forget_unused_facts(t, l, fresh);
   /* Forget what the list no longer has. */
   void *tmp;
+  const char *id;
   json_t *val;
   json_object_foreach_safe(t->started, tmp, id, val)
   {
-    if (!json_object_get(fresh, id))
+    if (!json_object_get(fresh, id)) {
+      json_object_del(t->reported, id); /* first: id is started's key */
       json_object_del(t->started, id);
+    }
   }
   if (d->self_id && !t->self_seen && json_object_get(fresh, d->self_id)) {
     t->self_seen = true;
@@ -855,35 +1061,83 @@ list_finish(struct listing *l)
             "touches",
             d->p->name, d->self_id);
   }
-  bool was_up = t->up;
-  t->up = true;
-  t->connecting = false;
-  t->backoff_ms = 0;
-  d->p->hooks.listed(d->p->hooks.core, d->p, v, i);
-  if (!was_up)
-    d->p->hooks.state(d->p->hooks.core, d->p, true, NULL);
-  for (size_t k = 0; k < i; k++)
-    rp_workload_free(v[k]);
   listing_free(l);
-  /* Events that came in while the list was in flight may be older or newer
-   * than it: look at those containers again. */
-  json_object_foreach_safe(t->dirty, tmp, id, val)
-  {
-    inspect_event(t, id);
-  }
-  json_object_clear(t->dirty);
+  rp_watch_listed(t->watch, v, n);
+  for (size_t k = 0; k < n; k++)
+    rp_workload_free(v[k]);
+  rp_json_intern_prune(t->values);
+}
+
+/* The watch's recheck op: an event came during the list. */
+static void
+recheck(void *ctx, const char *id, const char *what)
+{
+  (void)what;
+  inspect_event(ctx, id);
+}
+
+/* The watch's after_list op. */
+static void
+after_list(void *ctx, bool ok)
+{
+  struct rp_docker_track *t = ctx;
   /* With no inspect in flight, no answer can be stale any more. */
-  if (t->queries == 0)
+  if (ok && t->queries == 0)
     json_object_clear(t->gone_at);
-  if (t->list_again) {
-    t->list_again = false;
-    rp_docker_track_resync(d);
+}
+
+/* Whether the labels in text (a list element's Labels; {NULL, 0}: none)
+ * make the labels object `before` reported for the container (NULL: none
+ * was): the same members but for what make_workload leaves out (values
+ * that are not strings, and what its image declares too).  Without making
+ * anything: what is not plain (escapes, bytes past ASCII) says no, and is
+ * then parsed. */
+static bool
+labels_unchanged(struct rp_json_slice text, json_t *before, json_t *from_image)
+{
+  if (!before)
+    return false;
+  size_t kept = 0;
+  struct rp_json_iter iter;
+  struct rp_json_slice name, value;
+  rp_json_iter_init(&iter, text.p, text.n);
+  int rc = 0;
+  while (text.p && (rc = rp_json_iter_next(&iter, &name, &value)) == 1) {
+    if (value.p[0] != '"')
+      continue; /* not a string: left out */
+    if (!rp_json_plain_string(name) || !rp_json_plain_string(value))
+      return false;
+    const char *k = name.p + 1, *v = value.p + 1;
+    size_t kn = name.n - 2, vn = value.n - 2;
+    json_t *img = json_object_getn(from_image, k, kn);
+    if (json_is_string(img) && json_string_length(img) == vn &&
+        memcmp(json_string_value(img), v, vn) == 0)
+      continue; /* the image's: left out */
+    json_t *was = json_object_getn(before, k, kn);
+    if (!json_is_string(was) || json_string_length(was) != vn ||
+        memcmp(json_string_value(was), v, vn) != 0)
+      return false;
+    kept++;
   }
+  return rc >= 0 && kept == json_object_size(before);
+}
+
+/* Keeps an item's name and labels' text. */
+static void
+item_keep(struct list_item *it, const char *name, struct rp_json_slice labels)
+{
+  size_t n = strlen(name);
+  free(it->data);
+  it->data = rp_xmalloc(n + 1 + labels.n);
+  memcpy(it->data, name, n + 1);
+  if (labels.n)
+    memcpy(it->data + n + 1, labels.p, labels.n);
+  it->labels_len = labels.n;
 }
 
 struct list_inspect {
   struct listing *l;
-  char id[72];
+  size_t index; /* of the item */
 };
 
 static void
@@ -893,26 +1147,35 @@ list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
   struct list_inspect *li = arg;
   struct listing *l = li->l;
   struct rp_docker_track *t = l->t;
+  struct list_item *it = &l->items[li->index];
   l->inspecting--;
-  json_t *item = json_object_get(l->items, li->id);
-  const char *bad = err ? NULL : inspect_problem(r->body, li->id);
+  struct rp_json_slice labels;
+  cleanup_json json_t *body =
+      err ? NULL : inspect_digest(r->raw, r->raw_len, &labels);
+  const char *bad = err ? NULL : inspect_problem(body, it->id);
   if ((err && err->code != RP_ENOTFOUND) || bad) {
     /* A list is all or nothing: a container whose state is unknown must
      * not drop out of it. */
-    l->failed = true;
-    if (!l->error)
-      l->error =
-          rp_xasprintf("inspect %.12s: %s", li->id, err ? err->message : bad);
-  } else if (item) {
-    struct rp_workload *w =
-        err ? NULL : rp_docker_workload_from_inspect(t->d, r->body);
-    if (w) {
-      json_object_set_new(item, "started", json_integer(w->started_ms));
-      json_object_set_new(item, "name", json_string(w->name));
-      rp_workload_free(w);
-    } else {
-      json_object_del(l->items, li->id); /* no longer running */
-    }
+    list_fail(
+        l, rp_xasprintf("inspect %.12s: %s", it->id, err ? err->message : bad));
+  } else if (err || !inspect_running(body, &it->started)) {
+    it->gone = true; /* no longer running */
+  } else {
+    it->paused =
+        json_is_true(json_object_get(json_object_get(body, "State"), "Paused"));
+    /* What rp_docker_workload_from_inspect would take, without making a
+     * workload that the list's end makes anyway. */
+    const char *name = json_string_value(json_object_get(body, "Name"));
+    if (name && name[0] == '/')
+      name++;
+    if (labels.p && labels.p[0] != '{')
+      labels.n = 0; /* not an object (null): none */
+    /* The reference it was created from (fresh content). */
+    const char *ref = json_string_value(
+        json_object_get(json_object_get(body, "Config"), "Image"));
+    if (ref)
+      json_object_set_new(t->refs, it->id, json_string(ref));
+    item_keep(it, name ? name : it->id, labels);
   }
   free(li);
   query_done(t);
@@ -935,24 +1198,19 @@ list_fact_cb(void *arg, const struct rp_dockerapi_reply *r,
   struct rp_docker_track *t = l->t;
   l->inspecting--;
   if (lf->image[0]) {
-    if (err && err->code != RP_ENOTFOUND) {
-      l->failed = true;
-      if (!l->error)
-        l->error =
-            rp_xasprintf("inspect image %.19s: %s", lf->image, err->message);
-    } else {
+    if (err && err->code != RP_ENOTFOUND)
+      list_fail(
+          l, rp_xasprintf("inspect image %.19s: %s", lf->image, err->message));
+    else
       remember_image(t, lf->image, err ? NULL : r->body);
-    }
   } else if (err || !json_is_array(r->body)) {
     /* Without the engine's word, a container with the task label would
      * be either wrongly spared or recreated out of its service: all or
      * nothing, the list fails. */
-    l->failed = true;
-    if (!l->error)
-      l->error = rp_xasprintf("list swarm task containers: %s",
-                              err ? err->message : "the answer is not a list");
+    list_fail(l, rp_xasprintf("list swarm task containers: %s",
+                              err ? err->message : "the answer is not a list"));
   } else {
-    remember_tasks(t, l->items, r->body);
+    remember_tasks(t, l, r->body);
   }
   free(lf);
   query_done(t);
@@ -970,222 +1228,215 @@ list_fact_start(struct listing *l, const char *image)
   cleanup_error struct rp_error *err = NULL;
   if (call(t, "GET", path, list_fact_cb, lf, &err) != 0) {
     free(lf);
-    l->failed = true;
-    l->error = rp_xstrdup(err->message);
+    list_fail(l, rp_xstrdup(err->message));
     return false;
   }
   l->inspecting++;
   return true;
 }
 
+/* Starts what the list waits for, at most INSPECT_PARALLEL at a time: the
+ * task list, image inspects, container inspects; finishes it when nothing
+ * is left. */
 static void
 list_pump(struct listing *l)
 {
   struct rp_docker_track *t = l->t;
-  if (!l->failed && !t->stopping && l->want_tasks) {
+  if (!l->complete)
+    return; /* the list answer is still coming */
+  if (!l->failed && !stopping(t) && l->want_tasks) {
     l->want_tasks = false;
     list_fact_start(l, NULL);
   }
-  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
+  while (!l->failed && !stopping(t) && l->inspecting < INSPECT_PARALLEL &&
          l->next_image < json_array_size(l->images)) {
     const char *image =
         json_string_value(json_array_get(l->images, l->next_image++));
     if (!list_fact_start(l, image))
       break;
   }
-  while (!l->failed && !t->stopping && l->inspecting < INSPECT_PARALLEL &&
-         l->next < json_array_size(l->queue)) {
-    const char *id = json_string_value(json_array_get(l->queue, l->next++));
+  while (!l->failed && !stopping(t) && l->inspecting < INSPECT_PARALLEL &&
+         l->next < l->n) {
+    size_t i = l->next++;
+    if (!l->items[i].inspect)
+      continue;
     struct list_inspect *li = rp_xcalloc(1, sizeof(*li));
     li->l = l;
-    snprintf(li->id, sizeof(li->id), "%s", id);
-    cleanup_free char *path = rp_xasprintf("/containers/%s/json", li->id);
+    li->index = i;
     cleanup_error struct rp_error *err = NULL;
-    if (call(t, "GET", path, list_item_inspected_cb, li, &err) != 0) {
+    if (inspect(t, l->items[i].id, list_item_inspected_cb, li, &err) != 0) {
       free(li);
-      l->failed = true;
-      l->error = rp_xstrdup(err->message);
+      list_fail(l, rp_xstrdup(err->message));
       break;
     }
     l->inspecting++;
   }
   if (l->inspecting == 0 &&
-      (l->failed || t->stopping ||
-       (l->next >= json_array_size(l->queue) &&
-        l->next_image >= json_array_size(l->images) && !l->want_tasks)))
+      (l->failed || stopping(t) ||
+       (l->next >= l->n && l->next_image >= json_array_size(l->images) &&
+        !l->want_tasks)))
     list_finish(l);
 }
 
+/* One container of the list answer, as it arrives: what tracking needs of
+ * it, checked.  All or nothing: one entry that is not a container makes
+ * the whole answer suspect, and skipping it would make a tracked container
+ * vanish (forgotten, then found again with its history lost). */
+static int
+list_item_cb(void *arg, size_t index, const char *text, size_t len,
+             struct rp_error **err)
+{
+  struct listing *l = arg;
+  struct rp_docker_track *t = l->t;
+  static const char *const keys[] = {"Id",      "Names",  "Labels",
+                                     "ImageID", "Status", "State"};
+  struct rp_json_slice v[RP_ARRAY_LEN(keys)];
+  if (rp_json_members(text, len, keys, RP_ARRAY_LEN(keys), v) < 0)
+    return rp_error_set(err, RP_EPROTO, "the answer is not JSON");
+  cleanup_free char *id = slice_string(v[0]);
+  if (!id || strlen(id) != 64)
+    return rp_error_set(err, RP_EPROTO, "item %zu has no container Id", index);
+  struct rp_json_slice labels = v[2];
+  if (labels.p && labels.p[0] == 'n')
+    labels.p = NULL; /* null: none */
+  if (labels.p && labels.p[0] != '{')
+    return rp_error_set(err, RP_EPROTO,
+                        "item %zu has Labels that are not an object", index);
+  if (l->n == l->cap) {
+    l->cap = l->cap ? 2 * l->cap : 256;
+    l->items = rp_xrealloc(l->items, l->cap * sizeof(*l->items));
+  }
+  struct list_item *it = &l->items[l->n];
+  memset(it, 0, sizeof(*it));
+  memcpy(it->id, id, 65);
+  cleanup_free char *lstate = slice_string(v[5]);
+  it->paused = lstate && strcmp(lstate, "paused") == 0;
+  it->image = slice_string(v[3]);
+  if (it->image && !*it->image) {
+    free(it->image);
+    it->image = NULL;
+  }
+  /* Whether it carries swarm's task label: found without parsing them. */
+  struct rp_json_slice task;
+  it->task_label = labels.p && rp_json_member(labels.p, labels.n,
+                                              LABEL_SWARM_TASK, &task) == 1;
+  json_t *known = json_object_get(t->started, id);
+  cleanup_free char *status = slice_string(v[4]);
+  int64_t max_up = status_max_uptime_ms(status);
+  bool restarted = known && max_up >= 0 &&
+                   rp_wall_ms() - json_integer_value(known) > max_up + 5000;
+  if (known && !restarted && !json_object_get(t->recheck, id)) {
+    /* Its start time is known: the list's name and labels are what is
+     * new.  (The others' come with their inspect.) */
+    it->started = json_integer_value(known);
+    cleanup_json json_t *names = v[1].p ? rp_json_value(v[1]) : NULL;
+    const char *name = json_string_value(json_array_get(names, 0));
+    if (name && name[0] == '/')
+      name++;
+    json_t *before = json_object_get(t->reported, id);
+    json_t *from_image = image_labels_of(t, it->image);
+    if (labels_unchanged(labels, before, from_image)) {
+      it->same = json_incref(before);
+      labels = (struct rp_json_slice){NULL, 0};
+    }
+    item_keep(it, name ? name : id,
+              labels.p ? labels : (struct rp_json_slice){NULL, 0});
+  } else {
+    it->inspect = true;
+  }
+  l->n++;
+  if (it->image && image_unknown(t, it->image) &&
+      !json_object_get(l->images_asked, it->image)) {
+    json_object_set_new(l->images_asked, it->image, json_true());
+    json_array_append_new(l->images, json_string(it->image));
+  }
+  if (it->task_label && t->d->api.kind->swarm)
+    l->want_tasks = true;
+  return 0;
+}
+
 static void
-list_cb(void *arg, const struct rp_dockerapi_reply *r,
-        const struct rp_error *err)
+list_done_cb(void *arg, const struct rp_error *err)
 {
   struct listing *l = arg;
   struct rp_docker_track *t = l->t;
   query_done(t);
-  if (err && err->code == RP_EVERSION) {
-    l->failed = true;
-    l->error = rp_dockerapi_explain(&t->d->api, err);
+  l->complete = true;
+  if (err) {
+    list_fail(l, err->code == RP_EVERSION
+                     ? rp_dockerapi_explain(&t->d->api, err)
+                     : rp_xasprintf("list containers: %s", err->message));
     list_finish(l);
     return;
-  }
-  if (err || !json_is_array(r->body)) {
-    l->failed = true;
-    l->error = rp_xasprintf("list containers: %s",
-                            err       ? err->message
-                            : r->body ? "the answer is not a list"
-                                      : "the answer is not JSON");
-    list_finish(l);
-    return;
-  }
-  /* All or nothing: one entry that is not a container makes the whole
-   * answer suspect, and skipping it would make a tracked container vanish
-   * (forgotten, then found again with its history lost). */
-  size_t i;
-  json_t *c;
-  json_array_foreach(r->body, i, c)
-  {
-    const char *id = json_string_value(json_object_get(c, "Id"));
-    json_t *labels = json_object_get(c, "Labels");
-    const char *bad =
-        !json_is_object(c)        ? "is not an object"
-        : !id || strlen(id) != 64 ? "has no container Id"
-        : labels && !json_is_object(labels) && !json_is_null(labels)
-            ? "has Labels that are not an object"
-            : NULL;
-    if (bad) {
-      l->failed = true;
-      l->error = rp_xasprintf("list containers: item %zu %s", i, bad);
-      list_finish(l);
-      return;
-    }
-  }
-  int64_t now = rp_wall_ms();
-  json_array_foreach(r->body, i, c)
-  {
-    const char *id = json_string_value(json_object_get(c, "Id"));
-    const char *name =
-        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
-    if (name && name[0] == '/')
-      name++;
-    json_t *labels = json_object_get(c, "Labels");
-    json_t *item = json_is_object(labels)
-                       ? json_pack("{s:s, s:O}", "name", name ? name : id,
-                                   "labels", labels)
-                       : json_pack("{s:s, s:o}", "name", name ? name : id,
-                                   "labels", json_object());
-    const char *lstate = json_string_value(json_object_get(c, "State"));
-    json_object_set_new(item, "paused",
-                        json_boolean(lstate && strcmp(lstate, "paused") == 0));
-    const char *image = json_string_value(json_object_get(c, "ImageID"));
-    if (image && *image) {
-      json_object_set_new(item, "image", json_string(image));
-      if (image_unknown(t, image) &&
-          !json_array_contains_string(l->images, image))
-        json_array_append_new(l->images, json_string(image));
-    }
-    if (json_object_get(labels, LABEL_SWARM_TASK) && t->d->api.kind->swarm)
-      l->want_tasks = true;
-    json_t *known = json_object_get(t->started, id);
-    int64_t max_up =
-        status_max_uptime_ms(json_string_value(json_object_get(c, "Status")));
-    bool restarted =
-        known && max_up >= 0 && now - json_integer_value(known) > max_up + 5000;
-    if (known && !restarted && !json_object_get(t->recheck, id))
-      json_object_set(item, "started", known);
-    else
-      json_array_append_new(l->queue, json_string(id));
-    json_object_set_new(l->items, id, item);
   }
   list_pump(l);
 }
 
+/* The watch's list op: the list, then the inspects and facts it needs. */
 static void
-list_containers(struct rp_docker_track *t)
+list_containers(void *ctx)
 {
-  if (t->listing) {
-    t->list_again = true;
-    return;
-  }
+  struct rp_docker_track *t = ctx;
   struct listing *l = rp_xcalloc(1, sizeof(*l));
   l->t = t;
-  l->items = json_object();
-  l->queue = json_array();
   l->images = json_array();
+  l->images_asked = json_object();
   l->asked_at = t->event_seq;
-  t->listing = true;
   cleanup_error struct rp_error *err = NULL;
-  if (call(t, "GET", "/containers/json", list_cb, l, &err) != 0) {
-    l->failed = true;
-    l->error = rp_xstrdup(err->message);
+  /* Running containers, paused ones included: an engine whose list leaves
+   * them out is asked for both by status. */
+  const char *path =
+      t->d->api.kind->list_hides_paused
+          ? "/containers/json?filters=%7B%22status%22%3A%5B%22running%22%2C"
+            "%22paused%22%5D%7D"
+          : "/containers/json";
+  if (rp_dockerapi_list(&t->d->api, path, list_item_cb, list_done_cb, l,
+                        &err) != 0) {
+    l->complete = true;
+    list_fail(l, rp_xstrdup(err->message));
     list_finish(l);
+    return;
   }
+  query_started(t);
 }
 
 /* --- connect ------------------------------------------------------------ */
 
 static void
-reconnect_cb(uv_timer_t *timer)
-{
-  connect_engine(timer->data);
-}
-
-static void
-schedule_reconnect(struct rp_docker_track *t, const char *why)
-{
-  struct rp_docker *d = t->d;
-  if (t->stopping)
-    return;
-  if (t->stream) {
-    /* Its done callback runs now: it must not report "cancelled" as the
-     * cause, nor double the backoff a second time. */
-    t->dropping_stream = true;
-    rp_http_cancel(t->stream);
-    t->dropping_stream = false;
-  }
-  t->up = false;
-  t->connecting = false;
-  d->p->hooks.state(d->p->hooks.core, d->p, false, why);
-  t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
-  if (t->backoff_ms > BACKOFF_MAX_MS)
-    t->backoff_ms = BACKOFF_MAX_MS;
-  if (!uv_is_active((uv_handle_t *)&t->reconnect))
-    uv_timer_start(&t->reconnect, reconnect_cb, (uint64_t)t->backoff_ms, 0);
-}
-
-static void
 ping_cb(void *arg, const struct rp_error *err)
 {
   struct rp_docker_track *t = arg;
-  call_done(t);
-  if (t->stopping)
-    return;
-  if (err) {
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  cleanup_error struct rp_error *serr = NULL;
-  if (start_stream(t, &serr) != 0) {
-    schedule_reconnect(t, serr->message);
-    return;
-  }
-  list_containers(t);
+  rp_watch_call_ended(t->watch);
+  rp_watch_connected(t->watch, err ? err->message : NULL);
+}
+
+/* The watch's connect op: the version negotiation (GET /_ping and
+ * /version), again on every reconnect (engines are upgraded in place). */
+static int
+connect_engine(void *ctx, struct rp_error **err)
+{
+  struct rp_docker_track *t = ctx;
+  if (rp_dockerapi_negotiate(&t->d->api, ping_cb, t, err) != 0)
+    return -1;
+  rp_watch_call_started(t->watch);
+  return 0;
 }
 
 static void
-connect_engine(struct rp_docker_track *t)
+check_stopped(void *ctx)
 {
-  if (t->stopping || t->connecting)
-    return;
-  t->connecting = true;
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_dockerapi_negotiate(&t->d->api, ping_cb, t, &err) != 0) {
-    t->connecting = false;
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  t->calls++;
+  struct rp_docker_track *t = ctx;
+  rp_docker_check_stopped(t->d);
 }
+
+static const struct rp_watch_ops watch_ops = {
+    .connect = connect_engine,
+    .stream = start_stream,
+    .list = list_containers,
+    .recheck = recheck,
+    .after_list = after_list,
+    .check_stopped = check_stopped,
+};
 
 int
 rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
@@ -1194,53 +1445,37 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   struct rp_docker_track *t = rp_xcalloc(1, sizeof(*t));
   t->d = d;
   t->started = json_object();
-  t->dirty = json_object();
+  t->reported = json_object();
+  t->values = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
   t->image_facts = json_object();
   t->refs = json_object();
   t->tasks = json_object();
-  uv_timer_init(d->p->loop, &t->reconnect);
-  t->reconnect.data = t;
+  t->watch = rp_watch_new(d->p, &watch_ops, t);
   d->track = t;
-  connect_engine(t);
+  rp_watch_start(t->watch);
   return 0;
 }
 
 void
 rp_docker_track_resync(struct rp_docker *d)
 {
-  struct rp_docker_track *t = d->track;
-  if (!t || t->stopping || !t->up)
-    return; /* a reconnect lists anyway */
-  list_containers(t);
-}
-
-static void
-timer_closed_cb(uv_handle_t *h)
-{
-  struct rp_docker_track *t = h->data;
-  t->timer_closed = true;
-  rp_docker_check_stopped(t->d);
+  if (d->track)
+    rp_watch_resync(d->track->watch);
 }
 
 void
 rp_docker_track_stop(struct rp_docker *d)
 {
-  struct rp_docker_track *t = d->track;
-  if (!t || t->stopping)
-    return;
-  t->stopping = true;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  uv_close((uv_handle_t *)&t->reconnect, timer_closed_cb);
+  if (d->track)
+    rp_watch_stop(d->track->watch);
 }
 
 bool
 rp_docker_track_idle(const struct rp_docker *d)
 {
-  const struct rp_docker_track *t = d->track;
-  return !t || (t->stopping && t->timer_closed && t->calls == 0);
+  return !d->track || rp_watch_idle(d->track->watch);
 }
 
 void
@@ -1250,7 +1485,8 @@ rp_docker_track_free(struct rp_docker *d)
   if (!t)
     return;
   json_decref(t->started);
-  json_decref(t->dirty);
+  json_decref(t->reported);
+  json_decref(t->values);
   json_decref(t->gone_at);
   json_decref(t->recheck);
   json_decref(t->image_facts);
@@ -1261,6 +1497,7 @@ rp_docker_track_free(struct rp_docker *d)
     t->watchers = w->next;
     free(w);
   }
+  rp_watch_free(t->watch);
   free(t);
   d->track = NULL;
 }

@@ -1,5 +1,6 @@
-/* The Engine API call layer: one call on the loop (rp_dockerapi_call) and
- * the line-split /events stream (rp_dockerapi_stream).  This is the one
+/* The Engine API call layer: one call on the loop (rp_dockerapi_call),
+ * the line-split /events stream (rp_dockerapi_stream) and a list read
+ * element by element as it comes (rp_dockerapi_list).  This is the one
  * place where HTTP statuses and the engine's {"message": ...} bodies become
  * rp_errors. */
 #include "dockerapi.h"
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json_scan.h"
 #include "util.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
@@ -19,6 +21,8 @@
 #define MAX_LINE ((size_t)1 << 20)
 /* How much of an error body a stream keeps for the message. */
 #define MAX_ERROR_BODY ((size_t)64 << 10)
+/* A list's element (a container is a few KiB); longer is not one. */
+#define MAX_ITEM ((size_t)1 << 20)
 /* How much of a non-JSON error body goes into a message. */
 #define MAX_RAW_IN_MESSAGE 512
 
@@ -134,6 +138,7 @@ struct call {
   rp_dockerapi_cb cb;
   void *arg;
   char *body; /* owned: the serialized request, sent until the callback */
+  bool raw;   /* a good answer is not parsed (rp_dockerapi_get_raw) */
 };
 
 static void
@@ -146,7 +151,8 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
   cleanup_error struct rp_error *e = NULL;
 
   if (err == NULL) {
-    body = parse_body(resp->body, resp->body_len);
+    if (!c->raw || resp->status >= 400)
+      body = parse_body(resp->body, resp->body_len);
     r = (struct rp_dockerapi_reply){.status = resp->status,
                                     .body = body,
                                     .raw = resp->body,
@@ -160,36 +166,11 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
   free(c);
 }
 
-static int call_any(struct rp_dockerapi *api,
-                    const struct rp_dockerapi_version *at, const char *method,
-                    const char *path, const json_t *body,
-                    const char *const *headers, int64_t timeout_ms,
-                    rp_dockerapi_cb cb, void *arg, struct rp_error **err);
-
-int
-rp_dockerapi_call_at(struct rp_dockerapi *api,
-                     const struct rp_dockerapi_version *at, const char *method,
-                     const char *path, const json_t *body, int64_t timeout_ms,
-                     rp_dockerapi_cb cb, void *arg, struct rp_error **err)
-{
-  return call_any(api, at, method, path, body, NULL, timeout_ms, cb, arg, err);
-}
-
-int
-rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
-                          const char *path, const char *const *headers,
-                          int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
-                          struct rp_error **err)
-{
-  return call_any(api, NULL, method, path, NULL, headers, timeout_ms, cb, arg,
-                  err);
-}
-
 static int
-call_any(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
-         const char *method, const char *path, const json_t *body,
-         const char *const *headers, int64_t timeout_ms, rp_dockerapi_cb cb,
-         void *arg, struct rp_error **err)
+call_at(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
+        const char *method, const char *path, const json_t *body,
+        const char *const *headers, int64_t timeout_ms, bool raw,
+        rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
   if (check_client(api, method, path, err) < 0)
     return -1;
@@ -199,6 +180,7 @@ call_any(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
   struct call *c = rp_xcalloc(1, sizeof(*c));
   c->cb = cb;
   c->arg = arg;
+  c->raw = raw;
   if (body) {
     c->body = json_dumps(body, JSON_COMPACT);
     if (c->body == NULL) {
@@ -224,6 +206,33 @@ call_any(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
                         full);
   }
   return 0;
+}
+
+int
+rp_dockerapi_call_at(struct rp_dockerapi *api,
+                     const struct rp_dockerapi_version *at, const char *method,
+                     const char *path, const json_t *body, int64_t timeout_ms,
+                     rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return call_at(api, at, method, path, body, NULL, timeout_ms, false, cb, arg,
+                 err);
+}
+
+int
+rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
+                          const char *path, const char *const *headers,
+                          int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
+                          struct rp_error **err)
+{
+  return call_at(api, NULL, method, path, NULL, headers, timeout_ms, false, cb,
+                 arg, err);
+}
+
+int
+rp_dockerapi_get_raw(struct rp_dockerapi *api, const char *path,
+                     rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return call_at(api, NULL, "GET", path, NULL, NULL, 0, true, cb, arg, err);
 }
 
 int
@@ -317,10 +326,14 @@ rp_dockerapi_line_splitter_end(struct rp_dockerapi_line_splitter *ls,
 
 struct stream {
   int (*on_line)(void *arg, const char *line, size_t len);
+  /* A list (rp_dockerapi_list) rather than lines: its elements. */
+  int (*on_item)(void *arg, size_t index, const char *item, size_t len,
+                 struct rp_error **err);
   void (*done_cb)(void *arg, const struct rp_error *err);
   void *arg;
   char *what; /* owned: "GET /v1.43/events" */
   struct rp_dockerapi_line_splitter lines;
+  struct rp_json_splitter items;
   struct rp_buf error_body; /* (the start of) the body of an error reply */
   long status;              /* from the last status line seen */
   struct rp_error *err;     /* owned: why we stopped the stream ourselves */
@@ -333,6 +346,7 @@ stream_free(struct stream *s)
 {
   free(s->what);
   rp_dockerapi_line_splitter_clear(&s->lines);
+  rp_json_splitter_clear(&s->items);
   rp_buf_free(&s->error_body);
   rp_error_free(s->err);
   free(s);
@@ -361,6 +375,44 @@ stream_line_cb(void *arg, const char *line, size_t len)
   return s->finished || rc != 0;
 }
 
+/* The consumer's on_item; non-zero when the list must end. */
+static int
+stream_item_cb(void *arg, size_t index, const char *item, size_t len)
+{
+  struct stream *s = arg;
+  int rc = s->on_item(s->arg, index, item, len, &s->err);
+  if (rc != 0 && !s->err)
+    rp_error_set(&s->err, RP_ECANCELED, "%s: stopped", s->what);
+  return s->finished || rc != 0;
+}
+
+/* A list's chunk: 1 when the transfer must end. */
+static int
+list_data(struct stream *s, const char *data, size_t n)
+{
+  if (s->items.not_array) {
+    /* Not a list: kept (its start) to tell JSON from garbage at the end. */
+    size_t room = rp_buf_room(&s->error_body);
+    rp_buf_add(&s->error_body, data, n < room ? n : room);
+    return 0;
+  }
+  int rc = rp_json_splitter_feed(&s->items, data, n, stream_item_cb, s);
+  if (rc < 0 && s->items.not_array)
+    return list_data(s, data, n);
+  if (rc < 0) {
+    const char *why = s->items.why;
+    if (strcmp(why, "an element is not an object") == 0)
+      rp_error_set(&s->err, RP_EPROTO, "item %zu is not an object",
+                   s->items.index);
+    else if (strcmp(why, "an element is too long") == 0)
+      rp_error_set(&s->err, RP_EPROTO, "item %zu is over %zu bytes",
+                   s->items.index, s->items.max_elem);
+    else
+      rp_error_set(&s->err, RP_EPROTO, "the answer is not JSON");
+  }
+  return rc != 0;
+}
+
 static int
 stream_data_cb(void *arg, const char *data, size_t n)
 {
@@ -374,6 +426,15 @@ stream_data_cb(void *arg, const char *data, size_t n)
     return 0;
   }
   s->in_data = true;
+  if (s->on_item) {
+    rc = list_data(s, data, n);
+    s->in_data = false;
+    if (s->finished) {
+      stream_free(s);
+      return 1;
+    }
+    return rc;
+  }
   rc = rp_dockerapi_line_splitter_feed(&s->lines, data, n, stream_line_cb, s);
   s->in_data = false;
   if (rc < 0)
@@ -403,6 +464,17 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
     cleanup_json json_t *body = parse_body(s->error_body.p, s->error_body.len);
     status_error(resp->status, body, s->error_body.p, s->error_body.len, &e);
     s->done_cb(s->arg, e);
+  } else if (s->on_item) {
+    /* The whole list came, or the answer was no list at all. */
+    if (s->items.not_array) {
+      cleanup_json json_t *body =
+          parse_body(s->error_body.p, s->error_body.len);
+      rp_error_set(&e, RP_EPROTO, "the answer is not %s",
+                   body ? "a list" : "JSON");
+    } else if (rp_json_splitter_end(&s->items) != 0) {
+      rp_error_set(&e, RP_EPROTO, "the answer is not JSON");
+    }
+    s->done_cb(s->arg, e);
   } else {
     /* A last line without its newline still counts.  finished is set, so
      * the consumer's return value no longer matters. */
@@ -411,6 +483,37 @@ stream_done_cb(void *arg, const struct rp_http_response *resp,
   }
   if (!s->in_data)
     stream_free(s);
+}
+
+int
+rp_dockerapi_list(struct rp_dockerapi *api, const char *path,
+                  int (*on_item)(void *arg, size_t index, const char *item,
+                                 size_t len, struct rp_error **err),
+                  void (*done_cb)(void *arg, const struct rp_error *err),
+                  void *arg, struct rp_error **err)
+{
+  if (check_client(api, "GET", path, err) < 0)
+    return -1;
+  cleanup_free char *full = versioned(api, NULL, path);
+  struct stream *s = rp_xcalloc(1, sizeof(*s));
+  s->on_item = on_item;
+  s->done_cb = done_cb;
+  s->arg = arg;
+  s->what = rp_xasprintf("GET %s", full);
+  rp_json_splitter_init(&s->items, MAX_ITEM);
+  rp_buf_init(&s->error_body, MAX_ERROR_BODY);
+  struct rp_http_request req = {
+      .method = "GET",
+      .path = full,
+      .timeout_ms = DEFAULT_TIMEOUT_MS,
+      .on_data = stream_data_cb,
+      .on_header = stream_status_cb,
+  };
+  if (rp_http_send(api->p->http, &api->ep, &req, stream_done_cb, s, NULL) < 0) {
+    stream_free(s);
+    return rp_error_set(err, EIO, "GET %s: cannot start the request", full);
+  }
+  return 0;
 }
 
 int

@@ -71,6 +71,10 @@ struct rp_dockerapi_engine {
   /* It can be a swarm node, whose task containers the list's is-task
    * filter names (Podman has no swarm, and refuses that filter). */
   bool swarm;
+  /* The list without all=1 leaves paused containers out (Podman): the
+   * tracker asks for running and paused ones by a status filter, so that a
+   * paused container is seen, and left alone with its reason in plan. */
+  bool list_hides_paused;
 };
 
 /* The row for an API version, or NULL outside [OLDEST, NEWEST]. */
@@ -161,6 +165,12 @@ int rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
                               int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
                               struct rp_error **err);
 
+/* A GET whose answer the caller reads in part (src/json_scan.h), rather
+ * than parsed whole: as rp_dockerapi_call, but on success r->body is NULL
+ * and r->raw the text (an error status is still parsed for its message). */
+int rp_dockerapi_get_raw(struct rp_dockerapi *api, const char *path,
+                         rp_dockerapi_cb cb, void *arg, struct rp_error **err);
+
 /* A GET without a version prefix (/_ping, /version): served at the
  * engine's newest version and never refused. */
 int rp_dockerapi_call_plain(struct rp_dockerapi *api, const char *method,
@@ -183,6 +193,24 @@ int rp_dockerapi_stream(struct rp_dockerapi *api, const char *path,
                         void (*done_cb)(void *arg, const struct rp_error *err),
                         void *arg, struct rp_http_xfer **xfer,
                         struct rp_error **err);
+
+/* GET /vX.Y + path whose answer is a JSON array of objects (a list, e.g.
+ * "/containers/json"), read as it comes: on_item gets each element's text
+ * (borrowed for the call; only its structure is checked: parse it), with
+ * its index, so that a list of any length is never held whole.  A non-zero
+ * return from on_item ends the list, with the error it set in *err (or
+ * RP_ECANCELED).  done_cb runs exactly once: err NULL when the whole array
+ * came; else why: transport errors and statuses >= 400 as for a call,
+ * RP_EPROTO "the answer is not a list" (JSON, but no array), "the answer is
+ * not JSON" (garbage, or cut short), "item N is not an object", "item N is
+ * over 1048576 bytes".  The elements before a failure have been handed
+ * over: a caller that needs the whole list drops them.  30 s timeout.
+ * Returns -1 (done_cb never runs) when it cannot start. */
+int rp_dockerapi_list(struct rp_dockerapi *api, const char *path,
+                      int (*on_item)(void *arg, size_t index, const char *item,
+                                     size_t len, struct rp_error **err),
+                      void (*done_cb)(void *arg, const struct rp_error *err),
+                      void *arg, struct rp_error **err);
 
 /* Decides the version to speak, again on every (re)connect (engines are
  * upgraded in place): GET /_ping (unversioned: it is never refused) for the

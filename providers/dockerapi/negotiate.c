@@ -30,7 +30,11 @@ static const struct rp_dockerapi_engine engines[] = {
     {.name = "Podman Engine",
      .shows_fixed_addresses = false,
      .endpoint_mac_always = true,
-     .swarm = false},
+     .swarm = false,
+     /* Seen here: GET /containers/json leaves a paused container out;
+      * filters={"status":["running","paused"]} lists both (Docker also
+      * takes that filter, but it would leave out its restarting ones). */
+     .list_hides_paused = true},
 };
 
 struct negotiation {

@@ -13,33 +13,22 @@
 #include "log.h"
 #include "swarm/swarm.h"
 #include "util.h"
+#include "watch.h"
 
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
 #define GATHER_MS 250
 #define EVENT_FILTER "{\"type\":[\"service\",\"node\"]}"
 #define RUNNING_FILTER "{\"desired-state\":[\"running\"]}"
 
 struct rp_swarm_track {
-  struct rp_swarm *s;   /* borrowed: owns this */
-  uv_timer_t reconnect; /* closed on stop */
-  uv_timer_t gather;    /* events gathered before their reads; closed on stop */
-  int timers_open;
-  int64_t backoff_ms;
-  struct rp_http_xfer *stream; /* the /events transfer, or NULL */
-  char since[40];              /* the last event's time, "sec.nanos" */
+  struct rp_swarm *s;     /* borrowed: owns this */
+  struct rp_watch *watch; /* owned: connect, stream, list, reconnect */
+  uv_timer_t gather; /* events gathered before their reads; closed on stop */
+  bool gather_closed;
+  char since[40];   /* the last event's time, "sec.nanos" */
   json_t *reported; /* owned: id -> kind name of what the core was given */
   json_t *dirty;    /* owned: id -> "service" | "node", to read again */
-  bool up;          /* connected and listed */
-  bool connecting;  /* ping, info, list of a (re)connect in flight */
-  bool listing;
-  bool list_again;
-  int calls; /* API calls in flight */
-  bool stopping;
 };
 
-static void connect_engine(struct rp_swarm_track *t);
-static void schedule_reconnect(struct rp_swarm_track *t, const char *why);
 static void flush_dirty(struct rp_swarm_track *t);
 
 static const char *
@@ -48,12 +37,16 @@ pname(const struct rp_swarm_track *t)
   return t->s->p->name;
 }
 
+static bool
+stopping(const struct rp_swarm_track *t)
+{
+  return rp_watch_stopping(t->watch);
+}
+
 static void
 call_done(struct rp_swarm_track *t)
 {
-  t->calls--;
-  if (t->stopping)
-    rp_swarm_check_stopped(t->s);
+  rp_watch_call_ended(t->watch);
 }
 
 static int
@@ -62,14 +55,14 @@ call(struct rp_swarm_track *t, const char *path, rp_dockerapi_cb cb, void *arg,
 {
   if (rp_swarm_call(t->s, "GET", path, NULL, 0, cb, arg, err) != 0)
     return -1;
-  t->calls++;
+  rp_watch_call_started(t->watch);
   return 0;
 }
 
 bool
 rp_swarm_track_up(const struct rp_swarm *s)
 {
-  return s->track && s->track->up && !s->track->stopping;
+  return s->track && rp_watch_up(s->track->watch);
 }
 
 /* --- reporting ---------------------------------------------------------- */
@@ -116,7 +109,7 @@ static void
 refresh_finish(struct refresh *r)
 {
   struct rp_swarm_track *t = r->t;
-  if (!t->stopping && !r->failed) {
+  if (!stopping(t) && !r->failed) {
     struct rp_workload *w = NULL;
     if (!r->gone && r->is_node) {
       w = rp_swarm_node_workload(pname(t), r->obj, self_node(t));
@@ -146,7 +139,7 @@ refresh_cb(void *arg, const struct rp_dockerapi_reply *rep,
     r->gone = true;
   } else if (err) {
     r->failed = true;
-    if (!t->stopping)
+    if (!stopping(t))
       rp_warn("provider %s: read %s %s: %s", pname(t),
               r->is_node ? "node" : "service", r->id, err->message);
   } else if (tasks) {
@@ -219,7 +212,7 @@ gather_cb(uv_timer_t *timer)
 static void
 flush_dirty(struct rp_swarm_track *t)
 {
-  if (t->stopping || t->listing)
+  if (stopping(t) || rp_watch_listing(t->watch))
     return; /* after a list, its own flush comes */
   void *tmp;
   const char *id;
@@ -265,7 +258,7 @@ on_event_line(void *arg, const char *line, size_t len)
     return 0; /* the lease's renewals: nothing to track */
   rp_debug("provider %s: event %s %s %s", pname(t), type, action, id);
   json_object_set_new(t->dirty, id, json_string(is_node ? "node" : "service"));
-  if (!t->listing && !uv_is_active((uv_handle_t *)&t->gather))
+  if (!rp_watch_listing(t->watch) && !uv_is_active((uv_handle_t *)&t->gather))
     uv_timer_start(&t->gather, gather_cb, GATHER_MS, 0);
   return 0;
 }
@@ -274,28 +267,22 @@ static void
 stream_done_cb(void *arg, const struct rp_error *err)
 {
   struct rp_swarm_track *t = arg;
-  t->stream = NULL;
-  call_done(t);
-  if (t->stopping)
-    return;
-  cleanup_free char *why = err ? rp_dockerapi_explain(&t->s->api, err)
-                               : rp_xstrdup("the event stream ended");
-  schedule_reconnect(t, why);
+  cleanup_free char *why = err ? rp_dockerapi_explain(&t->s->api, err) : NULL;
+  rp_watch_stream_ended(t->watch, why);
 }
 
+/* The watch's stream op. */
 static int
-start_stream(struct rp_swarm_track *t, struct rp_error **err)
+start_stream(void *ctx, struct rp_http_xfer **xfer, struct rp_error **err)
 {
+  struct rp_swarm_track *t = ctx;
   cleanup_free char *filters = rp_url_escape(EVENT_FILTER);
   cleanup_free char *path =
       t->since[0]
           ? rp_xasprintf("/events?filters=%s&since=%s", filters, t->since)
           : rp_xasprintf("/events?filters=%s", filters);
-  if (rp_dockerapi_stream(&t->s->api, path, on_event_line, stream_done_cb, t,
-                          &t->stream, err) != 0)
-    return -1;
-  t->calls++;
-  return 0;
+  return rp_dockerapi_stream(&t->s->api, path, on_event_line, stream_done_cb, t,
+                             xfer, err);
 }
 
 /* --- list --------------------------------------------------------------- */
@@ -308,24 +295,23 @@ struct listing {
 };
 
 static void
+listing_free(struct listing *l)
+{
+  json_decref(l->services);
+  json_decref(l->tasks);
+  json_decref(l->nodes);
+  free(l->error);
+  free(l);
+}
+
+static void
 list_finish(struct listing *l)
 {
   struct rp_swarm_track *t = l->t;
-  struct rp_provider *p = t->s->p;
-  t->listing = false;
-  if (t->stopping || l->error) {
-    cleanup_free char *why = l->error ? rp_xstrdup(l->error) : NULL;
-    json_decref(l->services);
-    json_decref(l->tasks);
-    json_decref(l->nodes);
-    free(l->error);
-    free(l);
-    if (t->stopping)
-      return;
-    if (t->connecting)
-      schedule_reconnect(t, why);
-    else
-      rp_warn("provider %s: resync failed: %s", pname(t), why);
+  if (stopping(t) || l->error) {
+    cleanup_free char *why = l->error ? RP_STEAL(l->error) : NULL;
+    listing_free(l);
+    rp_watch_list_failed(t->watch, why);
     return;
   }
   cleanup_json json_t *groups = rp_swarm_group_tasks(l->tasks);
@@ -352,27 +338,23 @@ list_finish(struct listing *l)
   for (i = 0; i < k; i++)
     json_object_set_new(t->reported, v[i]->id,
                         json_string(rp_kind_name(v[i]->kind)));
-  bool was_up = t->up;
-  t->up = true;
-  t->connecting = false;
-  t->backoff_ms = 0;
-  p->hooks.listed(p->hooks.core, p, v, k);
-  if (!was_up)
-    p->hooks.state(p->hooks.core, p, true, NULL);
+  listing_free(l);
+  rp_watch_listed(t->watch, v, k);
   for (i = 0; i < k; i++)
     rp_workload_free(v[i]);
-  json_decref(l->services);
-  json_decref(l->tasks);
-  json_decref(l->nodes);
-  free(l);
+}
+
+/* The watch's after_list op. */
+static void
+after_list(void *ctx, bool ok)
+{
+  struct rp_swarm_track *t = ctx;
+  if (!ok)
+    return; /* what is dirty is read at the next event or list */
   /* Events that came in during the list may be older or newer than it. */
   flush_dirty(t);
   if (rp_swarm_lease_holding(t->s))
     rp_swarm_sweep_marks(t->s);
-  if (t->list_again) {
-    t->list_again = false;
-    rp_swarm_track_resync(t->s);
-  }
 }
 
 static void
@@ -416,16 +398,13 @@ list_nodes_cb(void *arg, const struct rp_dockerapi_reply *r,
   list_part(l, r, err, &l->nodes, "nodes");
 }
 
+/* The watch's list op. */
 static void
-list_all(struct rp_swarm_track *t)
+list_all(void *ctx)
 {
-  if (t->listing) {
-    t->list_again = true;
-    return;
-  }
+  struct rp_swarm_track *t = ctx;
   struct listing *l = rp_xcalloc(1, sizeof(*l));
   l->t = t;
-  t->listing = true;
   cleanup_free char *tfilter = rp_url_escape(RUNNING_FILTER);
   cleanup_free char *tpath = rp_xasprintf("/tasks?filters=%s", tfilter);
   struct {
@@ -450,41 +429,6 @@ list_all(struct rp_swarm_track *t)
 
 /* --- connect ------------------------------------------------------------ */
 
-static void
-reconnect_cb(uv_timer_t *timer)
-{
-  connect_engine(timer->data);
-}
-
-static void
-schedule_reconnect(struct rp_swarm_track *t, const char *why)
-{
-  struct rp_provider *p = t->s->p;
-  if (t->stopping)
-    return;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  t->up = false;
-  t->connecting = false;
-  p->hooks.state(p->hooks.core, p, false, why);
-  t->backoff_ms = t->backoff_ms ? t->backoff_ms * 2 : BACKOFF_MIN_MS;
-  if (t->backoff_ms > BACKOFF_MAX_MS)
-    t->backoff_ms = BACKOFF_MAX_MS;
-  if (!uv_is_active((uv_handle_t *)&t->reconnect))
-    uv_timer_start(&t->reconnect, reconnect_cb, (uint64_t)t->backoff_ms, 0);
-}
-
-static void
-listen_and_list(struct rp_swarm_track *t)
-{
-  cleanup_error struct rp_error *err = NULL;
-  if (start_stream(t, &err) != 0) {
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  list_all(t);
-}
-
 /* The service reaper's own container belongs to, when it runs as a task
  * (e.g. the cluster agent as a one-replica service): never force-updated
  * by itself. */
@@ -494,7 +438,7 @@ self_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
 {
   struct rp_swarm_track *t = arg;
   call_done(t);
-  if (t->stopping)
+  if (stopping(t))
     return;
   const char *svc = NULL;
   if (!err)
@@ -508,9 +452,11 @@ self_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
             "never updates",
             pname(t), svc);
   }
-  listen_and_list(t);
+  rp_watch_connected(t->watch, NULL);
 }
 
+/* Whether the engine is a swarm manager (the one thing this provider can
+ * watch), and what it says of the cluster. */
 static void
 info_cb(void *arg, const struct rp_dockerapi_reply *r,
         const struct rp_error *err)
@@ -518,10 +464,10 @@ info_cb(void *arg, const struct rp_dockerapi_reply *r,
   struct rp_swarm_track *t = arg;
   struct rp_swarm *s = t->s;
   call_done(t);
-  if (t->stopping)
+  if (stopping(t))
     return;
   if (err) {
-    schedule_reconnect(t, err->message);
+    rp_watch_connected(t->watch, err->message);
     return;
   }
   json_t *sw = json_object_get(r->body, "Swarm");
@@ -534,12 +480,12 @@ info_cb(void *arg, const struct rp_dockerapi_reply *r,
         *engine ? " (" : "", engine, *engine ? ")" : "",
         state ? state : "unknown",
         strncmp(engine, "Podman", 6) == 0 ? ": podman has no swarm" : "");
-    schedule_reconnect(t, why);
+    rp_watch_connected(t->watch, why);
     return;
   }
   if (!json_is_true(json_object_get(sw, "ControlAvailable"))) {
-    schedule_reconnect(t, "the engine is a swarm worker, not a manager: "
-                          "point the swarm provider at a manager");
+    rp_watch_connected(t->watch, "the engine is a swarm worker, not a manager: "
+                                 "point the swarm provider at a manager");
     return;
   }
   free(s->node_id);
@@ -557,7 +503,7 @@ info_cb(void *arg, const struct rp_dockerapi_reply *r,
     if (call(t, path, self_inspected_cb, t, &cerr) == 0)
       return;
   }
-  listen_and_list(t);
+  rp_watch_connected(t->watch, NULL);
 }
 
 static void
@@ -565,31 +511,42 @@ ping_cb(void *arg, const struct rp_error *err)
 {
   struct rp_swarm_track *t = arg;
   call_done(t);
-  if (t->stopping)
+  if (stopping(t))
     return;
   if (err) {
-    schedule_reconnect(t, err->message);
+    rp_watch_connected(t->watch, err->message);
     return;
   }
   cleanup_error struct rp_error *ierr = NULL;
   if (call(t, "/info", info_cb, t, &ierr) != 0)
-    schedule_reconnect(t, ierr->message);
+    rp_watch_connected(t->watch, ierr->message);
+}
+
+/* The watch's connect op: the version negotiation, then GET /info. */
+static int
+connect_engine(void *ctx, struct rp_error **err)
+{
+  struct rp_swarm_track *t = ctx;
+  if (rp_dockerapi_negotiate(&t->s->api, ping_cb, t, err) != 0)
+    return -1;
+  rp_watch_call_started(t->watch);
+  return 0;
 }
 
 static void
-connect_engine(struct rp_swarm_track *t)
+check_stopped(void *ctx)
 {
-  if (t->stopping || t->connecting)
-    return;
-  t->connecting = true;
-  cleanup_error struct rp_error *err = NULL;
-  if (rp_dockerapi_negotiate(&t->s->api, ping_cb, t, &err) != 0) {
-    t->connecting = false;
-    schedule_reconnect(t, err->message);
-    return;
-  }
-  t->calls++;
+  struct rp_swarm_track *t = ctx;
+  rp_swarm_check_stopped(t->s);
 }
+
+static const struct rp_watch_ops watch_ops = {
+    .connect = connect_engine,
+    .stream = start_stream,
+    .list = list_all,
+    .after_list = after_list,
+    .check_stopped = check_stopped,
+};
 
 int
 rp_swarm_track_start(struct rp_swarm *s, struct rp_error **err)
@@ -599,30 +556,26 @@ rp_swarm_track_start(struct rp_swarm *s, struct rp_error **err)
   t->s = s;
   t->reported = json_object();
   t->dirty = json_object();
-  uv_timer_init(s->p->loop, &t->reconnect);
-  t->reconnect.data = t;
+  t->watch = rp_watch_new(s->p, &watch_ops, t);
   uv_timer_init(s->p->loop, &t->gather);
   t->gather.data = t;
-  t->timers_open = 2;
   s->track = t;
-  connect_engine(t);
+  rp_watch_start(t->watch);
   return 0;
 }
 
 void
 rp_swarm_track_resync(struct rp_swarm *s)
 {
-  struct rp_swarm_track *t = s->track;
-  if (!t || t->stopping || !t->up)
-    return; /* a reconnect lists anyway */
-  list_all(t);
+  if (s->track)
+    rp_watch_resync(s->track->watch);
 }
 
 static void
-timer_closed_cb(uv_handle_t *h)
+gather_closed_cb(uv_handle_t *h)
 {
   struct rp_swarm_track *t = h->data;
-  t->timers_open--;
+  t->gather_closed = true;
   rp_swarm_check_stopped(t->s);
 }
 
@@ -630,20 +583,17 @@ void
 rp_swarm_track_stop(struct rp_swarm *s)
 {
   struct rp_swarm_track *t = s->track;
-  if (!t || t->stopping)
+  if (!t || stopping(t))
     return;
-  t->stopping = true;
-  if (t->stream)
-    rp_http_cancel(t->stream);
-  uv_close((uv_handle_t *)&t->reconnect, timer_closed_cb);
-  uv_close((uv_handle_t *)&t->gather, timer_closed_cb);
+  rp_watch_stop(t->watch);
+  uv_close((uv_handle_t *)&t->gather, gather_closed_cb);
 }
 
 bool
 rp_swarm_track_idle(const struct rp_swarm *s)
 {
   const struct rp_swarm_track *t = s->track;
-  return !t || (t->stopping && t->timers_open == 0 && t->calls == 0);
+  return !t || (rp_watch_idle(t->watch) && t->gather_closed);
 }
 
 void
@@ -654,6 +604,7 @@ rp_swarm_track_free(struct rp_swarm *s)
     return;
   json_decref(t->reported);
   json_decref(t->dirty);
+  rp_watch_free(t->watch);
   free(t);
   s->track = NULL;
 }

@@ -23,6 +23,9 @@ int rp_fuzz_config_run(const uint8_t *data, size_t size);
 int rp_fuzz_audit_verify_run(const uint8_t *data, size_t size);
 /* The docker provider's decoding of inspect output. */
 int rp_fuzz_docker_inspect_run(const uint8_t *data, size_t size);
+/* Stepping over JSON (json_scan.h) against jansson: skip, members, the
+ * list splitter fed in chunks the input chooses. */
+int rp_fuzz_json_scan_run(const uint8_t *data, size_t size);
 /* The /events line splitter, fed in chunks the input chooses. */
 int rp_fuzz_event_lines_run(const uint8_t *data, size_t size);
 /* rp_parse_time_ms and rp_duration_parse. */

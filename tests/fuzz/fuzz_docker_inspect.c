@@ -1,6 +1,8 @@
 /* The docker provider's decoding of what the engine says about a container
- * (GET /containers/{id}/json): the workload it tracks, the body of the
- * create request that recreates it, and whether it publishes host ports.
+ * (GET /containers/{id}/json): the workload it tracks (from the answer
+ * parsed whole, and from the digest tracking reads instead, which must
+ * agree with it), the body of the create request that recreates it, and
+ * whether it publishes host ports.
  * An engine (or whatever answers on its socket) may say anything: none of
  * it may crash reaper, and what is built from it keeps its promises
  * (docker.h): a workload has the container's Id and a real start time, a
@@ -87,19 +89,79 @@ check_create_body(json_t *inspect, json_t *image,
   (void)rp_docker_body_clashes(body, extra);
 }
 
+/* The digest (what tracking parses of an inspect) says what the whole
+ * does about everything tracking reads: the members, the workload. */
+static void
+check_digest(struct rp_docker *d, const uint8_t *data, size_t size)
+{
+  /* A NUL byte is never JSON; jansson drops one that follows a number
+   * ("[1\0]" parses): compared up to the first one. */
+  const char *nul = memchr(data, '\0', size);
+  size_t len = nul ? (size_t)(nul - (const char *)data) : size;
+  cleanup_json json_t *digest =
+      rp_docker_inspect_digest((const char *)data, len);
+  cleanup_json json_t *inspect =
+      json_loadb((const char *)data, len, JSON_DECODE_ANY, NULL);
+  if (!inspect)
+    return; /* the digest may step over what jansson refuses (UTF-8) */
+  RP_FUZZ_CHECK(digest != NULL);
+  RP_FUZZ_CHECK(json_is_object(digest) == json_is_object(inspect));
+  if (!json_is_object(inspect)) {
+    RP_FUZZ_CHECK(json_equal(digest, inspect));
+    return;
+  }
+  static const char *const keys[] = {"Id", "Name", "Image"};
+  for (size_t i = 0; i < RP_ARRAY_LEN(keys); i++)
+    RP_FUZZ_CHECK(json_equal(json_object_get(digest, keys[i]),
+                             json_object_get(inspect, keys[i])) ||
+                  (!json_object_get(digest, keys[i]) &&
+                   !json_object_get(inspect, keys[i])));
+  /* Of State, what tracking reads (all of it when it is no object). */
+  json_t *state = json_object_get(inspect, "State");
+  json_t *dstate = json_object_get(digest, "State");
+  RP_FUZZ_CHECK((state == NULL) == (dstate == NULL));
+  RP_FUZZ_CHECK(json_is_object(state) ? json_is_object(dstate)
+                                      : !state || json_equal(state, dstate));
+  static const char *const skeys[] = {"Running", "Restarting", "StartedAt"};
+  for (size_t i = 0; json_is_object(state) && i < RP_ARRAY_LEN(skeys); i++) {
+    json_t *a = json_object_get(state, skeys[i]);
+    json_t *b = json_object_get(dstate, skeys[i]);
+    RP_FUZZ_CHECK(a ? b && json_equal(a, b) : !b);
+  }
+  json_t *config = json_object_get(inspect, "Config");
+  json_t *dconfig = json_object_get(digest, "Config");
+  RP_FUZZ_CHECK((config == NULL) == (dconfig == NULL));
+  RP_FUZZ_CHECK(json_is_object(config) == json_is_object(dconfig));
+  json_t *labels = json_object_get(config, "Labels");
+  json_t *dlabels = json_object_get(dconfig, "Labels");
+  RP_FUZZ_CHECK((labels == NULL) == (dlabels == NULL));
+  RP_FUZZ_CHECK(!labels || json_equal(labels, dlabels));
+  struct rp_workload *a = rp_docker_workload_from_inspect(d, inspect);
+  struct rp_workload *b = rp_docker_workload_from_inspect(d, digest);
+  RP_FUZZ_CHECK((a == NULL) == (b == NULL));
+  if (a) {
+    RP_FUZZ_CHECK(strcmp(a->id, b->id) == 0 && strcmp(a->name, b->name) == 0);
+    RP_FUZZ_CHECK(a->started_ms == b->started_ms);
+    RP_FUZZ_CHECK(json_equal(a->labels, b->labels));
+  }
+  rp_workload_free(a);
+  rp_workload_free(b);
+}
+
 int
 rp_fuzz_docker_inspect_run(const uint8_t *data, size_t size)
 {
   cleanup_json json_t *inspect =
       json_loadb((const char *)data, size, JSON_DECODE_ANY, NULL);
-  if (!inspect)
-    return 0;
 
   /* What track.c's decoding reads of its provider: the name and, to tell
    * reaper's own container, self_id. */
   static char provider_name[] = PROVIDER_NAME, self_id[] = FULL_ID;
   struct rp_provider p = {.name = provider_name};
   struct rp_docker d = {.p = &p, .self_id = self_id};
+  check_digest(&d, data, size);
+  if (!inspect)
+    return 0;
   check_workload(&d, inspect);
 
   /* References to other containers are rewritten through this map: the

@@ -19,7 +19,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${1:-60}
-targets=${FUZZ_TARGETS:-config audit_verify docker_inspect event_lines time image_ref registry_answers}
+targets=${FUZZ_TARGETS:-config audit_verify docker_inspect event_lines json_scan time image_ref registry_answers}
 build=$top/build-fuzz
 crashes=$here/crashes
 
@@ -33,6 +33,7 @@ max_len() {
   audit_verify) echo 16384 ;;
   docker_inspect) echo 16384 ;;
   event_lines) echo 32768 ;;
+  json_scan) echo 16384 ;;
   time) echo 64 ;;
   image_ref) echo 512 ;;
   registry_answers) echo 8192 ;;

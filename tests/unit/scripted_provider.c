@@ -24,6 +24,8 @@ struct tp_answer {
   char new_id[64];      /* create */
   struct tp_plan *plan; /* prepare: handed to the core on success */
   struct rp_probe st;   /* probe */
+  char id[64];          /* rename: the workload renamed... */
+  char name[64];        /* ...and its new name */
   bool delivered;
   struct tp_answer *next;
 };
@@ -45,7 +47,7 @@ static const char *const op_names[TP__COUNT] = {
     [TP_RESET] = "reset",     [TP_UPDATE] = "update",
     [TP_CORDON] = "cordon",   [TP_UNCORDON] = "uncordon",
     [TP_REPLACE] = "replace", [TP_WATCH] = "watch",
-    [TP_UNWATCH] = "unwatch", [TP_RECYCLE] = "recycle",
+    [TP_UNWATCH] = "unwatch", [TP_FIND] = "find",
 };
 
 const char *
@@ -136,6 +138,7 @@ record(struct tp *t, enum tp_op op, const char *id, const char *arg,
   snprintf(c->arg, sizeof(c->arg), "%s", arg ? arg : "");
   c->grace_ms = grace_ms;
   c->audit_lines = count_lines(t->audit_log);
+  c->pending = t->pending;
   if (t->on_call)
     t->on_call(t, c, t->on_call_arg);
   return c;
@@ -215,6 +218,15 @@ deliver_cb(uv_timer_t *timer)
   case TP_PROBE:
     ((rp_probe_cb)a->cb)(a->arg, err ? NULL : &a->st, err);
     break;
+  case TP_FIND:
+    ((rp_created_cb)a->cb)(a->arg, err || !a->new_id[0] ? NULL : a->new_id,
+                           err);
+    break;
+  case TP_RENAME:
+    if (!err)
+      tp_name(t, a->id, a->name);
+    ((rp_op_cb)a->cb)(a->arg, err);
+    break;
   case TP_DRAIN: {
     cleanup_json json_t *o =
         err ? json_pack("{s:i, s:s}", "exit_code", 1, "error", err->message)
@@ -225,11 +237,6 @@ deliver_cb(uv_timer_t *timer)
   case TP_REPLACE: {
     cleanup_json json_t *o = json_pack("{s:i}", "exit_code", err ? 1 : 0);
     ((rp_replaced_cb)a->cb)(a->arg, o, err);
-    break;
-  }
-  case TP_RECYCLE: {
-    struct rp_recycle_result res = {0};
-    ((rp_recycle_cb)a->cb)(a->arg, err ? -1 : 0, &res, err);
     break;
   }
   default:
@@ -306,7 +313,9 @@ op_rename(struct rp_provider *p, const char *id, const char *name, rp_op_cb cb,
   struct tp_call *c = record(t, TP_RENAME, id, name, 0);
   if (refused(t, TP_RENAME, c, err))
     return -1;
-  answer(t, TP_RENAME, (void *)cb, arg);
+  struct tp_answer *a = answer(t, TP_RENAME, (void *)cb, arg);
+  snprintf(a->id, sizeof(a->id), "%s", id);
+  snprintf(a->name, sizeof(a->name), "%s", name);
   return 0;
 }
 
@@ -453,6 +462,21 @@ op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb, void *arg,
                                                  : t->probes[i].n - 1;
     a->st = t->probes[i].v[at];
   }
+  if (a->st.exists && !a->st.name)
+    a->st.name = tp_name_of(t, id);
+  return 0;
+}
+
+static int
+op_find(struct rp_provider *p, const char *old_id, const char *name,
+        rp_created_cb cb, void *arg, struct rp_error **err)
+{
+  struct tp *t = of(p);
+  struct tp_call *c = record(t, TP_FIND, old_id, name, 0);
+  if (refused(t, TP_FIND, c, err))
+    return -1;
+  struct tp_answer *a = answer(t, TP_FIND, (void *)cb, arg);
+  snprintf(a->new_id, sizeof(a->new_id), "%s", t->found ? t->found : "");
   return 0;
 }
 
@@ -489,19 +513,6 @@ op_unwatch(struct rp_provider *p, void *handle)
   protocol(t, "unwatch of a handle not watching");
 }
 
-static int
-op_recycle(struct rp_provider *p, const struct rp_workload *w,
-           const struct rp_recycle_spec *spec, rp_recycle_cb cb, void *arg,
-           struct rp_error **err)
-{
-  struct tp *t = of(p);
-  struct tp_call *c = record(t, TP_RECYCLE, w->id, NULL, spec->grace_ms);
-  if (refused(t, TP_RECYCLE, c, err))
-    return -1;
-  answer(t, TP_RECYCLE, (void *)cb, arg);
-  return 0;
-}
-
 static enum rp_strategy
 default_strategy(enum rp_kind kind)
 {
@@ -523,6 +534,7 @@ static const struct rp_provider_ops tp_ops = {
     .restart = op_restart,
     .drain = op_drain,
     .probe = op_probe,
+    .find_replacement = op_find,
     .reset = op_reset,
     .update = op_update,
     .cordon = op_cordon,
@@ -530,13 +542,6 @@ static const struct rp_provider_ops tp_ops = {
     .replace = op_replace,
     .watch = op_watch,
     .unwatch = op_unwatch,
-};
-
-/* No small operations: the core cannot run it step by step. */
-static const struct rp_provider_ops tp_self_ordered_ops = {
-    .type = "scripted-self-ordered",
-    .default_strategy = default_strategy,
-    .recycle = op_recycle,
 };
 
 /* --- the script ------------------------------------------------------------*/
@@ -552,12 +557,6 @@ tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log)
   t->p.ctx = t;
   t->p.name = rp_xstrdup("local");
   t->p.loop = loop;
-}
-
-void
-tp_self_ordered(struct tp *t)
-{
-  t->p.ops = &tp_self_ordered_ops;
 }
 
 void
@@ -602,6 +601,31 @@ tp_probes(struct tp *t, const char *id, const struct rp_probe *states, size_t n)
 }
 
 void
+tp_name(struct tp *t, const char *id, const char *name)
+{
+  size_t i = 0;
+  while (i < t->n_names && strcmp(t->names[i].id, id) != 0)
+    i++;
+  if (i == TP_MAX_PROBED) {
+    protocol(t, "tp_name: too many names");
+    return;
+  }
+  if (i == t->n_names)
+    t->n_names++;
+  snprintf(t->names[i].id, sizeof(t->names[i].id), "%s", id);
+  snprintf(t->names[i].name, sizeof(t->names[i].name), "%s", name);
+}
+
+const char *
+tp_name_of(const struct tp *t, const char *id)
+{
+  for (size_t i = 0; i < t->n_names; i++)
+    if (strcmp(t->names[i].id, id) == 0)
+      return t->names[i].name;
+  return NULL;
+}
+
+void
 tp_stop(struct tp *t)
 {
   t->stopping = true;
@@ -642,7 +666,8 @@ tp_trace(const struct tp *t, bool with_probes)
   for (size_t i = 0; i < t->n_calls; i++) {
     const struct tp_call *c = &t->calls[i];
     if (c->op == TP_PREPARE || c->op == TP_RELEASE || c->op == TP_WATCH ||
-        c->op == TP_UNWATCH || (c->op == TP_PROBE && !with_probes))
+        c->op == TP_UNWATCH ||
+        ((c->op == TP_PROBE || c->op == TP_FIND) && !with_probes))
       continue;
     char *n =
         rp_xasprintf("%s%s%s(%s%s%s)", out, *out ? " " : "", tp_op_name(c->op),

@@ -6,7 +6,9 @@
  * answers each call as the test scripted it: success, an error, "cannot
  * start" (the operation returns -1), or, for probe, a sequence of states
  * per workload.  Answers come from a uv timer, never under the caller, as
- * provider.h demands of a real provider.
+ * provider.h demands of a real provider.  It keeps only what crash recovery
+ * looks at: each workload's name as probe says it (set by the test, changed
+ * by a rename that succeeds), and the replacement find_replacement finds.
  *
  * Not a file matching tests/unit/test_*.c: CMake links it into the tests
  * that use it (see CMakeLists.txt). */
@@ -40,18 +42,22 @@ enum tp_op {
   TP_REPLACE,
   TP_WATCH,
   TP_UNWATCH,
-  TP_RECYCLE, /* the whole recycle, ordered by the provider (tp_self_ordered) */
+  TP_FIND, /* find_replacement (crash recovery) */
   TP__COUNT
 };
 
 /* One call as the core made it. */
 struct tp_call {
   enum tp_op op;
-  char id[64];  /* the workload acted on (create: the one it replaces) */
-  char arg[64]; /* rename: the new name; create: the id it made */
+  char id[64];  /* the workload acted on (create, find: the one it replaces) */
+  char arg[64]; /* rename: the new name; create: the id it made; find: the
+                   name */
   int64_t grace_ms;
   /* Lines in the audit log file (on disk, counted at the call). */
   size_t audit_lines;
+  /* Answers to earlier calls not delivered yet: 0 when every operation
+   * asked for before this one had ended. */
+  int pending;
   bool refused; /* scripted "cannot start": the call returned -1 */
 };
 
@@ -123,6 +129,16 @@ struct tp {
   } probes[TP_MAX_PROBED];
   size_t n_probes;
 
+  /* The names probe says (when a probe script's state has none): per id,
+   * set by tp_name and by a rename that succeeds. */
+  struct {
+    char id[64];
+    char name[64];
+  } names[TP_MAX_PROBED];
+  size_t n_names;
+  /* What find_replacement answers: the replacement's id, or NULL (none). */
+  const char *found;
+
   /* What happened. */
   struct tp_call calls[TP_MAX_CALLS];
   size_t n_calls;
@@ -147,10 +163,6 @@ struct tp {
 
 /* A provider named "local" on loop; audit_log is counted at every call. */
 void tp_init(struct tp *t, uv_loop_t *loop, const char *audit_log);
-/* The provider offers no small operations, only its own `recycle` (as the
- * providers not moved to the runner yet): the core writes recycle.begin,
- * then hands it the whole recycle (TP_RECYCLE, answered as scripted). */
-void tp_self_ordered(struct tp *t);
 /* Frees what the calls left (call after the loop ran dry). */
 void tp_clear(struct tp *t);
 
@@ -161,6 +173,10 @@ void tp_refuse(struct tp *t, enum tp_op op, int nth, const char *msg);
 /* What probe says of id, call after call (the last state repeats). */
 void tp_probes(struct tp *t, const char *id, const struct rp_probe *states,
                size_t n);
+/* The name probe says of id from now on (until a rename). */
+void tp_name(struct tp *t, const char *id, const char *name);
+/* The name of id as the provider knows it now, or NULL. */
+const char *tp_name_of(const struct tp *t, const char *id);
 /* As a provider's stop: answers on their way are delivered at once with
  * RP_ECANCELED, and later calls return -1 with RP_ECANCELED, as the docker
  * provider's do once it stops. */
@@ -171,7 +187,8 @@ void tp_poke(struct tp *t, const char *id);
 const char *tp_op_name(enum tp_op op);
 /* The calls that act, in order, as "rename(old-1,web-reaper-old)
  * create(old-1,new-1) stop(old-1)" (owned).  Prepare, release, watch and
- * unwatch are left out, and probes too unless with_probes. */
+ * unwatch are left out, and the looks (probe, find) too unless
+ * with_probes. */
 char *tp_trace(const struct tp *t, bool with_probes);
 /* The index in t->calls of the nth (1-based) call of op, or -1. */
 int tp_find(const struct tp *t, enum tp_op op, int nth);

@@ -19,6 +19,7 @@
 #include "../fuzz/fuzz_config.c"
 #include "../fuzz/fuzz_docker_inspect.c"
 #include "../fuzz/fuzz_event_lines.c"
+#include "../fuzz/fuzz_json_scan.c"
 #include "../fuzz/fuzz_image_ref.c"
 #include "../fuzz/fuzz_registry_answers.c"
 #include "../fuzz/fuzz_time.c"
@@ -114,6 +115,13 @@ test_event_lines(void **state)
 }
 
 static void
+test_json_scan(void **state)
+{
+  (void)state;
+  run_target("json_scan", rp_fuzz_json_scan_run);
+}
+
+static void
 test_time(void **state)
 {
   (void)state;
@@ -142,6 +150,7 @@ main(void)
       cmocka_unit_test(test_audit_verify),
       cmocka_unit_test(test_docker_inspect),
       cmocka_unit_test(test_event_lines),
+      cmocka_unit_test(test_json_scan),
       cmocka_unit_test(test_time),
       cmocka_unit_test(test_image_ref),
       cmocka_unit_test(test_registry_answers),

@@ -48,6 +48,7 @@ struct conn {
   bool closing;
   int open_handles;
   int step;
+  const char *const *pieces; /* pieces_timer_cb's */
 };
 
 struct peer {
@@ -155,6 +156,27 @@ static const char *const chunk_pieces[] = {
     "{\"a\":", "1}\n{\"b\"", ":2}\r\n{\"c\"", ":3}\n", "{\"d\":4}", NULL};
 static const char chunk_all[] = "{\"a\":1}\n{\"b\":2}\r\n{\"c\":3}\n{\"d\":4}";
 
+/* A list, in pieces cut inside strings, escapes and objects. */
+static const char *const list_pieces[] = {
+    " [{\"Id\": \"a\", \"L\": {\"x\": \"}]\\", "\"\"}}, {\"Id\"", ": \"b\"}",
+    ", {\"Id\": \"c\", \"N\": [1, {}]}]\n", NULL};
+/* The same, cut short: the answer ends cleanly before the array does. */
+static const char *const cut_pieces[] = {"[{\"Id\": \"a\"}, {\"Id\"", NULL};
+
+static void
+pieces_timer_cb(uv_timer_t *t)
+{
+  struct conn *c = t->data;
+  const char *const *pieces = c->pieces;
+  const char *piece = pieces[c->step++];
+  if (piece) {
+    conn_printf(c, false, "%zx\r\n%s\r\n", strlen(piece), piece);
+    return;
+  }
+  uv_timer_stop(t);
+  conn_printf(c, true, "0\r\n\r\n");
+}
+
 static void
 chunk_timer_cb(uv_timer_t *t)
 {
@@ -233,6 +255,18 @@ route(struct conn *c, const char *method, const char *path, const char *headers,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 "Transfer-Encoding: chunked\r\nTrailer: X-Trailer\r\n\r\n");
     uv_timer_start(&c->timer, chunk_timer_cb, 20, 20);
+  } else if (strcmp(p, "/list") == 0 || strcmp(p, "/listcut") == 0) {
+    conn_printf(c, false,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n");
+    c->pieces = strcmp(p, "/list") == 0 ? list_pieces : cut_pieces;
+    uv_timer_start(&c->timer, pieces_timer_cb, 10, 10);
+  } else if (strcmp(p, "/listobj") == 0) {
+    reply(c, 200, "OK", "application/json", "{\"items\": []}", 13);
+  } else if (strcmp(p, "/listhtml") == 0) {
+    reply(c, 200, "OK", "text/html", "<html></html>", 13);
+  } else if (strcmp(p, "/listnum") == 0) {
+    reply(c, 200, "OK", "application/json", "[{}, 2]", 7);
   } else if (strcmp(p, "/big") == 0) {
     size_t n = 100000;
     char *b = rp_xmalloc(n);
@@ -1246,6 +1280,74 @@ test_docker_stream_ends(void **state)
   dres_clear(&r);
 }
 
+static int
+dres_item_cb(void *arg, size_t index, const char *item, size_t len,
+             struct rp_error **err)
+{
+  struct dres *r = arg;
+  assert_int_equal(index, (size_t)r->nlines);
+  r->lines = rp_xrealloc(r->lines, sizeof(char *) * (size_t)(r->nlines + 1));
+  r->lines[r->nlines++] = rp_xstrndup(item, len);
+  if (r->stop_after && r->nlines == r->stop_after)
+    return rp_error_set(err, RP_EPROTO, "item %zu is not wanted", index);
+  return 0;
+}
+
+/* A list read element by element: each whole, wherever the chunks were
+ * cut; what is not a list, not JSON or cut short said in words; a consumer
+ * that refuses an element ends it with its own error. */
+static void
+test_docker_list(void **state)
+{
+  struct fx *f = *state;
+  struct dres r = {0};
+  struct rp_error *err = NULL;
+  assert_int_equal(
+      rp_dockerapi_list(&f->d, "/list", dres_item_cb, dres_done_cb, &r, &err),
+      0);
+  run_until(f, &r.calls, 1);
+  assert_null(r.message);
+  assert_int_equal(r.nlines, 3);
+  assert_string_equal(r.lines[0],
+                      "{\"Id\": \"a\", \"L\": {\"x\": \"}]\\\"\"}}");
+  assert_string_equal(r.lines[1], "{\"Id\": \"b\"}");
+  assert_string_equal(r.lines[2], "{\"Id\": \"c\", \"N\": [1, {}]}");
+  assert_string_equal(f->peer.last_path, "/v1.41/list");
+  dres_clear(&r);
+
+  const struct {
+    const char *path;
+    int items;
+    const char *message;
+  } bad[] = {
+      {"/listcut", 1, "the answer is not JSON"},
+      {"/listobj", 0, "the answer is not a list"},
+      {"/listhtml", 0, "the answer is not JSON"},
+      {"/listnum", 1, "item 1 is not an object"},
+      {"/json404", 0, "404 Not Found: No such container: x"},
+  };
+  for (size_t i = 0; i < RP_ARRAY_LEN(bad); i++) {
+    assert_int_equal(rp_dockerapi_list(&f->d, bad[i].path, dres_item_cb,
+                                       dres_done_cb, &r, &err),
+                     0);
+    run_until(f, &r.calls, 1);
+    assert_non_null(r.message);
+    assert_string_equal(r.message, bad[i].message);
+    assert_int_equal(r.nlines, bad[i].items);
+    dres_clear(&r);
+  }
+
+  r.stop_after = 2;
+  assert_int_equal(
+      rp_dockerapi_list(&f->d, "/list", dres_item_cb, dres_done_cb, &r, &err),
+      0);
+  run_until(f, &r.calls, 1);
+  assert_int_equal(r.code, RP_EPROTO);
+  assert_string_equal(r.message, "item 1 is not wanted");
+  assert_int_equal(r.nlines, 2);
+  dres_clear(&r);
+}
+
 static void
 negotiate(struct fx *f, const char *version, const char *min, int pinned,
           struct dres *r)
@@ -1467,6 +1569,7 @@ main(void)
       T(test_docker_call_status_errors),
       T(test_docker_stream_lines),
       T(test_docker_stream_ends),
+      T(test_docker_list),
       T(test_dockerapi_negotiates),
       T(test_dockerapi_version_refused),
       T(test_dockerapi_versions),

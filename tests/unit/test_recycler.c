@@ -671,30 +671,6 @@ test_gone_before_the_recycle(void **state)
   assert_int_equal(json_array_size(begins), 0);
 }
 
-/* A provider that orders its own steps: gone between its recycle.begin and
- * the provider's recycle, nothing is asked of the provider, and the log
- * says so. */
-static void
-test_gone_before_the_recycle_self_ordered(void **state)
-{
-  struct fx *f = *state;
-  tp_self_ordered(&f->tp);
-  f->victim = "pair-1";
-  offer(f, add(f, "pair-1", 61, NULL));
-  forget_victim(f); /* the begin line is not on disk yet */
-  RUN_UNTIL(f, f->failed == 1);
-  assert_int_equal(f->tp.n_calls, 0);
-  assert_int_equal(rp_schedule_count(f->schedule), 0);
-  end(f);
-  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
-  assert_int_equal(json_array_size(begins), 1);
-  cleanup_json json_t *fails = lines_of(f->log, "recycle.failed");
-  assert_string_equal(str_of(json_array_get(fails, 0), "error"),
-                      "workload gone before the recycle");
-  assert_true(
-      json_is_true(json_object_get(json_array_get(fails, 0), "rolled_back")));
-}
-
 /* Gone while it waited for its policy's budget: it leaves the queue, and
  * the caller frees it. */
 static void
@@ -796,28 +772,6 @@ test_drain_while_preparing(void **state)
   cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
   assert_int_equal(json_array_size(begins), 1);
   assert_string_equal(str_of(json_array_get(begins, 0), "name"), "one-a");
-}
-
-/* A provider that orders its own steps: stopping between a recycle.begin
- * and the provider's recycle, the line that ends it says nothing was
- * done. */
-static void
-test_drain_before_the_first_step_self_ordered(void **state)
-{
-  struct fx *f = *state;
-  tp_self_ordered(&f->tp);
-  struct rp_entry *a = add(f, "one-a", 61, NULL);
-  offer(f, a);
-  rp_recycler_drain(f->rec, idle_cb, f);
-  assert_int_equal(f->idle, 0);
-  RUN_UNTIL(f, f->idle == 1);
-  assert_int_equal(f->tp.n_calls, 0);
-  assert_int_equal(a->state, RP_ENTRY_WAITING);
-  assert_int_equal(rp_schedule_count(f->schedule), 0);
-  end(f);
-  cleanup_json json_t *fails = lines_of(f->log, "recycle.failed");
-  assert_string_equal(str_of(json_array_get(fails, 0), "error"),
-                      "agent stopping");
 }
 
 static void
@@ -951,26 +905,6 @@ test_fails_closed_without_audit(void **state)
   assert_string_equal(str_of(json_array_get(begins, 0), "name"), "pair-b");
 }
 
-/* A provider that orders its own steps: its recycle.begin fails, and the
- * provider is never asked anything. */
-static void
-test_fails_closed_without_audit_self_ordered(void **state)
-{
-  struct fx *f = *state;
-  tp_self_ordered(&f->tp);
-  struct rp_entry *a = add(f, "pair-a", 61, NULL);
-  rp_audit_inject_fault(f->audit, EIO, 0, false);
-  offer(f, a);
-  RUN_UNTIL(f,
-            !rp_audit_healthy(f->audit) && rp_recycler_in_flight(f->rec) == 0);
-  assert_int_equal(f->tp.n_calls, 0);
-  assert_int_equal(a->state, RP_ENTRY_WAITING);
-  assert_true(a->due_ms > rp_wall_ms()); /* later */
-  end(f);
-  cleanup_json json_t *begins = lines_of(f->log, "recycle.begin");
-  assert_int_equal(json_array_size(begins), 0);
-}
-
 int
 main(void)
 {
@@ -986,15 +920,12 @@ main(void)
       T(test_refused_at_preparation_once_per_reason),
       T(test_refused_at_tracking_once_per_reason),
       T(test_gone_before_the_recycle),
-      T(test_gone_before_the_recycle_self_ordered),
       T(test_gone_while_waiting),
       T(test_drain_at_stop),
       T(test_drain_while_preparing),
-      T(test_drain_before_the_first_step_self_ordered),
       T(test_cancelled_at_stop),
       T(test_dry_run_plans_and_calls_nothing),
       T(test_fails_closed_without_audit),
-      T(test_fails_closed_without_audit_self_ordered),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
