@@ -992,6 +992,28 @@ rp_recycler_pump(struct rp_recycler *r)
   r->pumping = false;
 }
 
+/* Whether a workload depends on b (by id or name): b needs it as it is. */
+static bool
+depends(const struct rp_workload *a, const struct rp_workload *b)
+{
+  return a->depends_on && (rp_strv_contains(a->depends_on, b->id) ||
+                           rp_strv_contains(a->depends_on, b->name));
+}
+
+/* Whether e's recycle must wait for one in flight: one of the two depends
+ * on the other (a namespace, a link, volumes), and recreating both at once
+ * would make one from the other half-replaced.  They go one after the
+ * other, dependents after what they depend on as the queue has them. */
+static bool
+entangled(const struct rp_recycler *r, const struct rp_entry *e)
+{
+  for (const struct op *o = r->ops; o; o = o->next)
+    if (o->e != e && o->e->provider == e->provider &&
+        (depends(e->w, o->e->w) || depends(o->e->w, e->w)))
+      return true;
+  return false;
+}
+
 static void
 pump_once(struct rp_recycler *r)
 {
@@ -1025,7 +1047,8 @@ pump_once(struct rp_recycler *r)
     bool may_act = (!e->provider->ops->may_act ||
                     e->provider->ops->may_act(e->provider)) &&
                    (!r->gate || r->gate(r->gate_arg, e));
-    if (busy[pi] >= limit || r->draining || !may_act) {
+    if (busy[pi] >= limit || r->draining || !may_act ||
+        (!r->dry_run && entangled(r, e))) {
       r->due[kept++] = e;
       continue;
     }

@@ -58,6 +58,7 @@ rp_workload_dup(const struct rp_workload *w)
     c->protected_reason = rp_xstrdup(w->protected_reason);
   if (w->note)
     c->note = rp_xstrdup(w->note);
+  c->depends_on = w->depends_on ? rp_strv_dup(w->depends_on) : NULL;
   if (w->service)
     c->service = rp_xstrdup(w->service);
   if (w->refusal)
@@ -78,6 +79,7 @@ rp_workload_free(struct rp_workload *w)
   free(w->name);
   free(w->protected_reason);
   free(w->note);
+  rp_strv_free(w->depends_on);
   free(w->service);
   free(w->refusal);
   if (w->labels)

@@ -69,6 +69,11 @@ struct rp_workload {
   char *note;
   /* What it runs (owned members). */
   struct rp_workload_image image;
+  /* The workloads it needs as they are while it runs (a namespace it
+   * shares, a link, the volumes it takes from another), as their ids or
+   * names: the two are never recycled at the same time.  Owned,
+   * NULL-terminated, or NULL. */
+  char **depends_on;
   /* Opaque provider detail the core passes back untouched (e.g. the image
    * id), owned reference, may be NULL. */
   json_t *extra;

@@ -64,6 +64,22 @@ resync(struct rp_provider *p)
   rp_docker_track_resync(p->ctx);
 }
 
+const char *
+rp_docker_own_name(const json_t *names)
+{
+  size_t i;
+  json_t *v;
+  json_array_foreach(names, i, v)
+  {
+    const char *n = json_string_value(v);
+    if (n && n[0] == '/')
+      n++;
+    if (n && *n && !strchr(n, '/'))
+      return n;
+  }
+  return NULL;
+}
+
 static void
 maybe_stopped(struct rp_docker *d)
 {

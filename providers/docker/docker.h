@@ -91,6 +91,11 @@ void *rp_docker_op_watch(struct rp_provider *p, const char *id,
                          void (*cb)(void *arg), void *arg);
 void rp_docker_op_unwatch(struct rp_provider *p, void *handle);
 
+/* docker.c: a container's own name among the Names of a list item ("/web";
+ * a legacy link adds "/app/db" to the linked container's), without its
+ * "/"; NULL when there is none. */
+const char *rp_docker_own_name(const json_t *names);
+
 /* track.c: cb runs on every event the engine sends about container id,
  * until unwatched (the handle; never after unwatch). */
 void *rp_docker_track_watch(struct rp_docker *d, const char *id,

@@ -433,10 +433,7 @@ found_cb(void *ctx, const struct rp_dockerapi_reply *r,
   json_array_foreach(err ? NULL : r->body, i, c)
   {
     const char *id = json_string_value(json_object_get(c, "Id"));
-    const char *n =
-        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
-    if (n && n[0] == '/')
-      n++;
+    const char *n = rp_docker_own_name(json_object_get(c, "Names"));
     if (id && n && strcmp(n, f->name) == 0)
       found = id;
   }
@@ -1034,12 +1031,9 @@ listed_all(struct prep *pp, const struct rp_dockerapi_reply *r,
   json_array_foreach(r->body, i, c)
   {
     const char *id = json_string_value(json_object_get(c, "Id"));
-    const char *name =
-        json_string_value(json_array_get(json_object_get(c, "Names"), 0));
+    const char *name = rp_docker_own_name(json_object_get(c, "Names"));
     if (!id || !name)
       continue;
-    if (name[0] == '/')
-      name++;
     json_object_set_new(pp->id_names, id, json_string(name));
     if (strlen(id) >= 12) {
       char short_id[13];

@@ -80,6 +80,10 @@ struct rp_docker_track {
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
    * the containers that carry swarm's task label */
   json_t *tasks;
+  /* owned: id -> what a running container depends on, for those that do
+   * (network, pid, ipc: the id whose namespace it shares; links: the names
+   * it links to; name: its own), from its inspect (fixed at create) */
+  json_t *deps;
 };
 
 /* One container of a list in progress. */
@@ -300,6 +304,196 @@ remember_tasks(struct rp_docker_track *t, const struct listing *l,
   }
 }
 
+/* --- what depends on what ------------------------------------------------
+ * Recreating a container gives it new namespaces and a new address: another
+ * container sharing its network namespace would be left without a network,
+ * one sharing its PID namespace would have its processes killed, one on its
+ * IPC namespace would keep a namespace no one else has, and one linked to it
+ * (the legacy --link) would keep a link to a container that is gone.  Such a
+ * container is refused (shown in plan, recycle.refused once) with the
+ * dependents named; the dependents themselves are recreated with their
+ * dependency by name.  --volumes-from needs nothing: volumes outlive a
+ * recreate.  What a container depends on is fixed when it is created, so
+ * its inspect tells it once. */
+
+/* "container:<id>" -> the id, else NULL. */
+static const char *
+namespace_owner(const json_t *mode)
+{
+  const char *m = json_string_value(mode);
+  return m && strncmp(m, "container:", 10) == 0 && m[10] ? m + 10 : NULL;
+}
+
+/* Notes what a running container (an inspect digest) depends on; true when
+ * that changed. */
+static bool
+note_deps(struct rp_docker_track *t, const char *id, const char *name,
+          const json_t *digest)
+{
+  json_t *hc = json_object_get((json_t *)(uintptr_t)digest, "HostConfig");
+  cleanup_json json_t *deps = json_object();
+  static const char *const modes[][2] = {
+      {"network", "NetworkMode"}, {"pid", "PidMode"}, {"ipc", "IpcMode"}};
+  for (size_t i = 0; i < RP_ARRAY_LEN(modes); i++) {
+    const char *owner = namespace_owner(json_object_get(hc, modes[i][1]));
+    if (owner && strcmp(owner, id) != 0)
+      json_object_set_new(deps, modes[i][0], json_string(owner));
+  }
+  json_t *links = json_array();
+  size_t i;
+  json_t *l;
+  json_array_foreach(json_object_get(hc, "Links"), i, l)
+  {
+    /* "/target:/this/alias" */
+    const char *link = json_string_value(l);
+    const char *colon = link ? strchr(link, ':') : NULL;
+    if (!link || !colon)
+      continue;
+    const char *target = link[0] == '/' ? link + 1 : link;
+    if (colon > target)
+      json_array_append_new(links,
+                            json_stringn(target, (size_t)(colon - target)));
+  }
+  if (json_array_size(links))
+    json_object_set_new(deps, "links", links);
+  else
+    json_decref(links);
+  /* "<container>[:ro|:rw]": its volumes are taken at create, and need it
+   * to be there, under that name, when this one is recreated. */
+  json_t *from = json_array();
+  json_array_foreach(json_object_get(hc, "VolumesFrom"), i, l)
+  {
+    const char *entry = json_string_value(l);
+    const char *colon = entry ? strchr(entry, ':') : NULL;
+    size_t len = entry ? (colon ? (size_t)(colon - entry) : strlen(entry)) : 0;
+    if (len)
+      json_array_append_new(from, json_stringn(entry, len));
+  }
+  if (json_array_size(from))
+    json_object_set_new(deps, "volumes_from", from);
+  else
+    json_decref(from);
+  json_t *before = json_object_get(t->deps, id);
+  if (json_object_size(deps) == 0) {
+    if (!before)
+      return false;
+    json_object_del(t->deps, id);
+    return true;
+  }
+  json_object_set_new(deps, "name", json_string(name ? name : id));
+  if (before && json_equal(before, deps))
+    return false;
+  json_object_set(t->deps, id, deps);
+  return true;
+}
+
+/* A running container is gone: what it depended on no longer holds.  True
+ * when it depended on something. */
+static bool
+forget_deps(struct rp_docker_track *t, const char *id)
+{
+  if (!json_object_get(t->deps, id))
+    return false;
+  json_object_del(t->deps, id);
+  return true;
+}
+
+static bool
+member_is(const json_t *o, const char *key, const char *value)
+{
+  const char *v =
+      json_string_value(json_object_get((json_t *)(uintptr_t)o, key));
+  return v && value && strcmp(v, value) == 0;
+}
+
+/* What id needs as it is (rp_workload.depends_on), or NULL. */
+static char **
+depends_on(const struct rp_docker_track *t, const char *id)
+{
+  json_t *dep = json_object_get(t->deps, id);
+  if (!dep)
+    return NULL;
+  char **v = NULL;
+  static const char *const modes[] = {"network", "pid", "ipc"};
+  for (size_t i = 0; i < RP_ARRAY_LEN(modes); i++)
+    if (json_is_string(json_object_get(dep, modes[i])))
+      rp_strv_push(&v, json_string_value(json_object_get(dep, modes[i])));
+  static const char *const lists[] = {"links", "volumes_from"};
+  for (size_t i = 0; i < RP_ARRAY_LEN(lists); i++) {
+    size_t k;
+    json_t *x;
+    json_array_foreach(json_object_get(dep, lists[i]), k, x)
+    {
+      rp_strv_push(&v, json_string_value(x));
+    }
+  }
+  return v;
+}
+
+static int
+compare_strings(const void *a, const void *b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Why id (named name) must not be recreated under the containers that
+ * depend on it, or NULL: each dependent and how, in name order, so that
+ * the reason is the same until they change. */
+static char *
+dependents_reason(const struct rp_docker_track *t, const char *id,
+                  const char *name)
+{
+  char *what[16];
+  size_t n = 0, more = 0;
+  const char *dep_id;
+  json_t *dep;
+  json_object_foreach(t->deps, dep_id, dep)
+  {
+    const char *dep_name = json_string_value(json_object_get(dep, "name"));
+    const char *how = NULL;
+    if (member_is(dep, "network", id))
+      how = "shares its network namespace (network container:)";
+    else if (member_is(dep, "pid", id))
+      how = "shares its PID namespace (pid container:), whose processes "
+            "would be killed";
+    else if (member_is(dep, "ipc", id))
+      how = "shares its IPC namespace (ipc container:)";
+    else {
+      size_t i;
+      json_t *l;
+      json_array_foreach(json_object_get(dep, "links"), i, l)
+      {
+        if (name && strcmp(json_string_value(l), name) == 0)
+          how = "links to it (--link), and would keep a link to a container "
+                "that is gone";
+      }
+    }
+    if (!how)
+      continue;
+    if (n == RP_ARRAY_LEN(what)) {
+      more++;
+      continue;
+    }
+    what[n++] = rp_xasprintf("%s %s", dep_name ? dep_name : dep_id, how);
+  }
+  if (n == 0)
+    return NULL;
+  qsort(what, n, sizeof(*what), compare_strings);
+  struct rp_buf b;
+  rp_buf_init(&b, 4096);
+  for (size_t i = 0; i < n; i++) {
+    rp_buf_addf(&b, "%s%s", i ? "; " : "", what[i]);
+    free(what[i]);
+  }
+  if (more)
+    rp_buf_addf(&b, "; and %zu more", more);
+  rp_buf_addf(&b,
+              ": recreating it would break %s; recycle %s with it, or "
+              "exclude it",
+              n + more > 1 ? "them" : "it", n + more > 1 ? "them" : "that one");
+  return rp_buf_take(&b);
+}
+
 /* labels: the container's (taken over: an object becomes the workload's,
  * less what is not its creator's word, unless that was done already:
  * filtered), or NULL.  task_label: the container's own labels have swarm's
@@ -352,8 +546,12 @@ make_workload_as(struct rp_docker *d, const char *id, const char *name,
      * would destroy that state.  Left alone, and said, until unpaused. */
     w->refusal = rp_xstrdup("it is paused (its frozen state may be "
                             "evidence); unpause it to let it be recycled");
-  else if (!w->protected_reason && task_label && t &&
-           json_is_true(json_object_get(t->tasks, id)))
+  else if (t && !w->protected_reason)
+    w->refusal = dependents_reason(t, id, name);
+  if (t)
+    w->depends_on = depends_on(t, id);
+  if (!w->protected_reason && task_label && t &&
+      json_is_true(json_object_get(t->tasks, id)))
     w->protected_reason =
         rp_xstrdup("swarm task container: recycled through its service");
   else if (task_label)
@@ -496,17 +694,16 @@ slice_string(struct rp_json_slice v)
   return json_is_string(j) ? rp_xstrdup(json_string_value(j)) : NULL;
 }
 
-/* Of a container's State, what tracking reads. */
+/* Of an object (a slice), the members named, parsed; the object whole when
+ * it is not one (its reader says what is wrong). */
 static json_t *
-state_digest(struct rp_json_slice state)
+members_digest(struct rp_json_slice obj, const char *const *keys, size_t n)
 {
-  static const char *const keys[] = {"Running", "Restarting", "Paused",
-                                     "StartedAt"};
-  struct rp_json_slice v[RP_ARRAY_LEN(keys)];
-  if (rp_json_members(state.p, state.n, keys, RP_ARRAY_LEN(keys), v) < 0)
-    return rp_json_value(state); /* not an object: as it is */
+  struct rp_json_slice v[8];
+  if (n > RP_ARRAY_LEN(v) || rp_json_members(obj.p, obj.n, keys, n, v) < 0)
+    return rp_json_value(obj); /* not an object: as it is */
   json_t *d = json_object();
-  for (size_t k = 0; k < RP_ARRAY_LEN(keys); k++) {
+  for (size_t k = 0; k < n; k++) {
     if (!v[k].p)
       continue;
     json_t *x = rp_json_value(v[k]);
@@ -519,13 +716,32 @@ state_digest(struct rp_json_slice state)
   return d;
 }
 
+/* Of a container's State, what tracking reads. */
+static json_t *
+state_digest(struct rp_json_slice state)
+{
+  static const char *const keys[] = {"Running", "Restarting", "Paused",
+                                     "StartedAt"};
+  return members_digest(state, keys, RP_ARRAY_LEN(keys));
+}
+
+/* Of its HostConfig, how it depends on other containers. */
+static json_t *
+host_config_digest(struct rp_json_slice hc)
+{
+  static const char *const keys[] = {"NetworkMode", "PidMode", "IpcMode",
+                                     "Links", "VolumesFrom"};
+  return members_digest(hc, keys, RP_ARRAY_LEN(keys));
+}
+
 /* rp_docker_inspect_digest; with labels_out, Config.Labels is not parsed
  * but handed out as text ({NULL, 0} when there is none, and the digest's
  * Config left empty). */
 static json_t *
 inspect_digest(const char *text, size_t len, struct rp_json_slice *labels_out)
 {
-  static const char *const keys[] = {"Id", "Name", "Image", "State", "Config"};
+  static const char *const keys[] = {"Id",    "Name",   "Image",
+                                     "State", "Config", "HostConfig"};
   if (labels_out)
     *labels_out = (struct rp_json_slice){NULL, 0};
   struct rp_json_slice v[RP_ARRAY_LEN(keys)];
@@ -540,6 +756,8 @@ inspect_digest(const char *text, size_t len, struct rp_json_slice *labels_out)
     struct rp_json_slice labels;
     if (strcmp(keys[k], "State") == 0) {
       x = state_digest(v[k]);
+    } else if (strcmp(keys[k], "HostConfig") == 0) {
+      x = host_config_digest(v[k]);
     } else if (strcmp(keys[k], "Config") != 0) {
       x = rp_json_value(v[k]);
     } else {
@@ -732,6 +950,14 @@ wait_for_facts(struct rp_docker_track *t, const char *id, const json_t *body,
   return true;
 }
 
+/* Whether an inspect answer (or NULL: gone) is of a running container. */
+static bool
+inspect_running_now(const json_t *body)
+{
+  int64_t started;
+  return body && inspect_running((json_t *)(uintptr_t)body, &started);
+}
+
 static void
 report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
                uint64_t asked_at)
@@ -742,6 +968,16 @@ report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
           json_object_get((json_t *)(uintptr_t)body, "State"), "Running")) &&
       wait_for_facts(t, id, body, asked_at))
     return;
+  /* What it depends on changed (it started, or went): the containers it
+   * depends on are made again, their refusal with them.  Noted first: its
+   * own workload says what it depends on. */
+  bool running = inspect_running_now(body);
+  const char *name =
+      json_string_value(json_object_get((json_t *)(uintptr_t)body, "Name"));
+  if (name && name[0] == '/')
+    name++;
+  bool deps_changed =
+      running ? note_deps(t, id, name, body) : forget_deps(t, id);
   struct rp_workload *w =
       body ? rp_docker_workload_from_inspect(d, body) : NULL;
   if (w) {
@@ -753,6 +989,8 @@ report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
     json_object_del(t->reported, id);
     d->p->hooks.removed(d->p->hooks.core, d->p, id);
   }
+  if (deps_changed)
+    rp_watch_resync(t->watch);
 }
 
 static void
@@ -923,6 +1161,8 @@ on_event_line(void *arg, const char *line, size_t len)
       json_object_del(t->reported, id);
       t->d->p->hooks.removed(t->d->p->hooks.core, t->d->p, id);
     }
+    if (forget_deps(t, id))
+      rp_watch_resync(t->watch); /* what it depended on is free again */
   }
   return 0;
 }
@@ -1000,6 +1240,23 @@ list_finish(struct listing *l)
   cleanup_free struct rp_workload **v = rp_xcalloc(l->n + 1, sizeof(*v));
   cleanup_json json_t *fresh = json_object(); /* the running ones' ids */
   size_t n = 0;
+  /* A dependent the list no longer has holds nothing back any more: its
+   * dependencies go before the list's workloads (their refusals) are
+   * made. */
+  {
+    cleanup_json json_t *listed = json_object();
+    for (size_t i = 0; i < l->n; i++)
+      if (!l->items[i].gone && !gone_since(t, l->items[i].id, l->asked_at))
+        json_object_set_new(listed, l->items[i].id, json_true());
+    void *it_tmp;
+    const char *dep_id;
+    json_t *dep;
+    json_object_foreach_safe(t->deps, it_tmp, dep_id, dep)
+    {
+      if (!json_object_get(listed, dep_id))
+        json_object_del(t->deps, dep_id);
+    }
+  }
   for (size_t i = 0; i < l->n; i++) {
     struct list_item *it = &l->items[i];
     /* The containers whose events could not be followed have been looked
@@ -1175,6 +1432,8 @@ list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
         json_object_get(json_object_get(body, "Config"), "Image"));
     if (ref)
       json_object_set_new(t->refs, it->id, json_string(ref));
+    /* Noted before the list's workloads are made, at its end. */
+    note_deps(t, it->id, name, body);
     item_keep(it, name ? name : it->id, labels);
   }
   free(li);
@@ -1330,9 +1589,7 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
      * new.  (The others' come with their inspect.) */
     it->started = json_integer_value(known);
     cleanup_json json_t *names = v[1].p ? rp_json_value(v[1]) : NULL;
-    const char *name = json_string_value(json_array_get(names, 0));
-    if (name && name[0] == '/')
-      name++;
+    const char *name = rp_docker_own_name(names);
     json_t *before = json_object_get(t->reported, id);
     json_t *from_image = image_labels_of(t, it->image);
     if (labels_unchanged(labels, before, from_image)) {
@@ -1452,6 +1709,7 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->image_facts = json_object();
   t->refs = json_object();
   t->tasks = json_object();
+  t->deps = json_object();
   t->watch = rp_watch_new(d->p, &watch_ops, t);
   d->track = t;
   rp_watch_start(t->watch);
@@ -1492,6 +1750,7 @@ rp_docker_track_free(struct rp_docker *d)
   json_decref(t->image_facts);
   json_decref(t->refs);
   json_decref(t->tasks);
+  json_decref(t->deps);
   while (t->watchers) {
     struct watcher *w = t->watchers;
     t->watchers = w->next;

@@ -122,10 +122,24 @@ check_digest(struct rp_docker *d, const uint8_t *data, size_t size)
   RP_FUZZ_CHECK((state == NULL) == (dstate == NULL));
   RP_FUZZ_CHECK(json_is_object(state) ? json_is_object(dstate)
                                       : !state || json_equal(state, dstate));
-  static const char *const skeys[] = {"Running", "Restarting", "StartedAt"};
+  static const char *const skeys[] = {"Running", "Restarting", "Paused",
+                                      "StartedAt"};
   for (size_t i = 0; json_is_object(state) && i < RP_ARRAY_LEN(skeys); i++) {
     json_t *a = json_object_get(state, skeys[i]);
     json_t *b = json_object_get(dstate, skeys[i]);
+    RP_FUZZ_CHECK(a ? b && json_equal(a, b) : !b);
+  }
+  /* Of HostConfig, how it depends on other containers. */
+  json_t *hc = json_object_get(inspect, "HostConfig");
+  json_t *dhc = json_object_get(digest, "HostConfig");
+  RP_FUZZ_CHECK((hc == NULL) == (dhc == NULL));
+  RP_FUZZ_CHECK(json_is_object(hc) ? json_is_object(dhc)
+                                   : !hc || json_equal(hc, dhc));
+  static const char *const hkeys[] = {"NetworkMode", "PidMode", "IpcMode",
+                                      "Links"};
+  for (size_t i = 0; json_is_object(hc) && i < RP_ARRAY_LEN(hkeys); i++) {
+    json_t *a = json_object_get(hc, hkeys[i]);
+    json_t *b = json_object_get(dhc, hkeys[i]);
     RP_FUZZ_CHECK(a ? b && json_equal(a, b) : !b);
   }
   json_t *config = json_object_get(inspect, "Config");

@@ -75,9 +75,10 @@ done
 for c in host side pidh pids ipch ipcs db app data user; do
   running $c$$ || fail "$c$$ is not running"
 done
-assert_eq "container:host$$" "$(docker inspect -f '{{.HostConfig.NetworkMode}}' side$$)" "side$$'s network mode"
-assert_eq "container:pidh$$" "$(docker inspect -f '{{.HostConfig.PidMode}}' pids$$)" "pids$$'s PID mode"
-assert_eq "container:ipch$$" "$(docker inspect -f '{{.HostConfig.IpcMode}}' ipcs$$)" "ipcs$$'s IPC mode"
+# (The engine keeps a container: mode as the id it named.)
+assert_eq "container:${id[host]}" "$(docker inspect -f '{{.HostConfig.NetworkMode}}' side$$)" "side$$'s network mode"
+assert_eq "container:${id[pidh]}" "$(docker inspect -f '{{.HostConfig.PidMode}}' pids$$)" "pids$$'s PID mode"
+assert_eq "container:${id[ipch]}" "$(docker inspect -f '{{.HostConfig.IpcMode}}' ipcs$$)" "ipcs$$'s IPC mode"
 docker inspect -f '{{json .HostConfig.Links}}' app$$ | grep -q "db$$:/app$$/database" || fail "app$$'s link: $(docker inspect -f '{{json .HostConfig.Links}}' app$$)"
 assert_eq "[\"data$$\"]" "$(docker inspect -f '{{json .HostConfig.VolumesFrom}}' user$$)" "user$$'s volumes-from"
 assert_eq kept "$(docker exec user$$ cat /shared/f)" "the shared volume's data, seen by user$$"

@@ -28,6 +28,7 @@
 #include "config.h"
 #include "policy.h"
 #include "recycle.h"
+#include "strv.h"
 #include "schedule.h"
 #include "scripted_provider.h"
 #include "tracker.h"
@@ -376,6 +377,43 @@ test_budget_percent(void **state)
   assert_int_equal(rp_recycler_in_flight(f->rec), 3);
   RUN_UNTIL(f, f->done == 9);
   assert_int_equal(f->max_in_flight, 3);
+  end(f);
+}
+
+/* A workload that depends on another (a namespace it shares, a link, the
+ * volumes it takes) is never recycled at the same time as that one: it
+ * waits, and the budget goes to the next one meanwhile. */
+static void
+test_dependents_wait_for_what_they_depend_on(void **state)
+{
+  struct fx *f = *state;
+  f->tp.delay_ms[TP_STOP] = 30;
+  struct rp_entry *a = add(f, "pair-a", 63, NULL);
+  struct rp_entry *b = add(f, "pair-b", 62, NULL);
+  struct rp_entry *c = add(f, "pair-c", 61, NULL);
+  rp_strv_push(&b->w->depends_on, "pair-a"); /* by name */
+  offer(f, a);
+  offer(f, b);
+  offer(f, c);
+  /* max_unavailable 2: a and c go; b waits for a. */
+  assert_int_equal(rp_recycler_in_flight(f->rec), 2);
+  assert_int_equal(rp_recycler_waiting(f->rec), 1);
+  assert_int_equal(b->state, RP_ENTRY_DUE);
+  RUN_UNTIL(f, f->done == 3);
+  cleanup_free char *order = prepared_order(&f->tp);
+  assert_string_equal(order, "pair-a pair-c pair-b");
+  /* b was prepared only after a's last act (its release, bookkeeping, may
+   * come later). */
+  int last_a = -1, first_b = -1;
+  for (size_t i = 0; i < f->tp.n_calls; i++) {
+    enum tp_op op = f->tp.calls[i].op;
+    if (strcmp(f->tp.calls[i].id, "pair-a") == 0 && op != TP_RELEASE &&
+        op != TP_UNWATCH)
+      last_a = (int)i;
+    if (first_b < 0 && strcmp(f->tp.calls[i].id, "pair-b") == 0)
+      first_b = (int)i;
+  }
+  assert_true(last_a >= 0 && first_b > last_a);
   end(f);
 }
 
@@ -912,6 +950,7 @@ main(void)
   const struct CMUnitTest tests[] = {
       T(test_budget_number),
       T(test_budget_percent),
+      T(test_dependents_wait_for_what_they_depend_on),
       T(test_hard_expired_first_then_most_overdue),
       T(test_window_holds_back_until_hard_expiry),
       T(test_retry_backoff_doubles_and_caps),
