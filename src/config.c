@@ -807,11 +807,13 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
                              &pol->verify_timeout_ms) < 0)
     return -1;
   if ((pol->update || pol->max_image_age_ms > 0) && pol->strategy_set &&
-      pol->strategy != RP_STRATEGY_RECREATE) {
+      pol->strategy != RP_STRATEGY_RECREATE &&
+      pol->strategy != RP_STRATEGY_FORCE_UPDATE) {
     v = rp_config_node_get(n, "strategy");
     return rp_config_fail(ps, v->mark, rp_config_join(p, at, "strategy"),
                           "strategy %s cannot run new content: update and "
-                          "max_image_age need recreate",
+                          "max_image_age need recreate (or force-update for "
+                          "services)",
                           rp_strategy_name(pol->strategy));
   }
   return 0;

@@ -432,9 +432,11 @@ finish(struct rp_recycler *r, struct op *o)
 static bool
 content_failure(const char *step)
 {
-  return step &&
-         (strcmp(step, "start-new") == 0 || strcmp(step, "ready") == 0 ||
-          strcmp(step, "survive") == 0 || strcmp(step, "start") == 0);
+  /* (settled: a service's update, which its engine failed or rolled
+   * back) */
+  return step && (strcmp(step, "start-new") == 0 ||
+                  strcmp(step, "ready") == 0 || strcmp(step, "survive") == 0 ||
+                  strcmp(step, "start") == 0 || strcmp(step, "settled") == 0);
 }
 
 static void decide_again(struct rp_recycler *r, struct rp_entry *e);
@@ -814,13 +816,15 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
     refused(r, e, base, e->w->refusal, "provider", NULL);
     return;
   }
-  /* Into new content: a recreate, by a provider that can fetch it, when
+  /* Into new content: a recreate or a service's update, by a provider that
+   * can fetch it, when
    * the policy moves and the digest may be rolled out (settled, neither
    * quarantined nor refused). */
   const struct rp_content_view *cv = &e->content;
   bool moves = r->content && cv->newer_digest &&
-               strategy == RP_STRATEGY_RECREATE && e->provider->ops->pull &&
-               rp_freshness_moves(p, reason, &cv->fr);
+               (strategy == RP_STRATEGY_RECREATE ||
+                strategy == RP_STRATEGY_FORCE_UPDATE) &&
+               e->provider->ops->pull && rp_freshness_moves(p, reason, &cv->fr);
   enum rp_verdict verdict =
       moves && p->verify
           ? rp_content_verdict(r->content, p->verify, cv->newer_digest)

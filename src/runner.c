@@ -58,7 +58,7 @@ static const enum step remove_steps[] = {ST_DRAIN, ST_STOP_OLD, ST_REMOVE_OLD};
 static const enum step recreate_in_place[] = {
     ST_PULL,       ST_DRAIN, ST_STOP_OLD, ST_RESET,
     ST_START_SAME, ST_READY, ST_SURVIVE};
-static const enum step force_update_steps[] = {ST_UPDATE, ST_SETTLED};
+static const enum step force_update_steps[] = {ST_PULL, ST_UPDATE, ST_SETTLED};
 static const enum step drain_replace_steps[] = {
     ST_CORDON, ST_DRAINED, ST_DRAIN, ST_REPLACE, ST_GONE, ST_REMOVE_OLD};
 

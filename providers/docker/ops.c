@@ -16,8 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "docker.h"
 #include "image_ref.h"
 #include "log.h"
@@ -1467,7 +1465,7 @@ pull_fetch(struct pull *pl)
   struct call *c = rp_xcalloc(1, sizeof(*c));
   *c = (struct call){.d = pl->d, .then = pull_fetched_cb, .ctx = pl};
   /* A pull may take long: layers are downloaded in this call. */
-  int rc = rp_dockerapi_call_headers(&pl->d->api, "POST", path,
+  int rc = rp_dockerapi_call_headers(&pl->d->api, "POST", path, NULL,
                                      header ? headers : NULL, PULL_TIMEOUT_MS,
                                      call_cb, c, &err);
   rp_registry_secret_free(RP_STEAL(header));
@@ -1477,26 +1475,6 @@ pull_fetch(struct pull *pl)
     return;
   }
   pl->d->recycles_in_flight++;
-}
-
-/* X-Registry-Auth: base64url of {"username", "password", "serveraddress"},
- * as the docker CLI sends it (owned secret). */
-static char *
-engine_auth(const struct rp_registry_cred *cred, const char *domain)
-{
-  cleanup_json json_t *o =
-      json_pack("{s:s, s:s, s:s}", "username", cred->username, "password",
-                cred->password ? cred->password : "", "serveraddress", domain);
-  char *text = json_dumps(o, JSON_COMPACT);
-  if (!text)
-    return NULL;
-  size_t n = strlen(text);
-  char *out = rp_xmalloc(4 * ((n + 2) / 3) + 1);
-  EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
-  rp_registry_secret_free(text);
-  for (char *c = out; *c; c++)
-    *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
-  return out;
 }
 
 int
@@ -1533,7 +1511,7 @@ rp_docker_op_pull(struct rp_provider *p, void *plan,
             : rp_xstrdup(spec->image_ref);
   pl->tag = rp_xstrdup(parsed.tag ? parsed.tag : "latest");
   if (spec->image_cred && spec->image_cred->username)
-    pl->auth = engine_auth(spec->image_cred, parsed.domain);
+    pl->auth = rp_dockerapi_registry_auth(spec->image_cred, parsed.domain);
   rp_image_ref_clear(&parsed);
   pull_inspect(pl);
   return 0;

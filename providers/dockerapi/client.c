@@ -5,6 +5,8 @@
  * rp_errors. */
 #include "dockerapi.h"
 
+#include <openssl/evp.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -220,12 +222,31 @@ rp_dockerapi_call_at(struct rp_dockerapi *api,
 
 int
 rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
-                          const char *path, const char *const *headers,
-                          int64_t timeout_ms, rp_dockerapi_cb cb, void *arg,
-                          struct rp_error **err)
+                          const char *path, const json_t *body,
+                          const char *const *headers, int64_t timeout_ms,
+                          rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
-  return call_at(api, NULL, method, path, NULL, headers, timeout_ms, false, cb,
+  return call_at(api, NULL, method, path, body, headers, timeout_ms, false, cb,
                  arg, err);
+}
+
+char *
+rp_dockerapi_registry_auth(const struct rp_registry_cred *cred,
+                           const char *domain)
+{
+  cleanup_json json_t *o =
+      json_pack("{s:s, s:s, s:s}", "username", cred->username, "password",
+                cred->password ? cred->password : "", "serveraddress", domain);
+  char *text = json_dumps(o, JSON_COMPACT);
+  if (!text)
+    return NULL;
+  size_t n = strlen(text);
+  char *out = rp_xmalloc(4 * ((n + 2) / 3) + 1);
+  EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
+  rp_registry_secret_free(text);
+  for (char *c = out; *c; c++)
+    *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+  return out;
 }
 
 int
