@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "content.h"
 #include "http_client.h"
 #include "log.h"
 #include "notify.h"
@@ -18,6 +19,7 @@
 #include "recovery.h"
 #include "runner.h"
 #include "recycle.h"
+#include "registry_auth.h"
 #include "schedule.h"
 #include "service.h"
 #include "status.h"
@@ -54,6 +56,10 @@ struct agent {
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
   struct rp_status *status; /* owned: the HTTP listener, or NULL */
+  /* owned until the stop frees it (NULL from then on): what content each
+   * image reference has (fresh content) */
+  struct rp_content *content;
+  json_t *image_lines; /* owned until fed to content: the log's image.* */
   /* owned until the stop closes it (NULL from then on, and in plan mode):
    * notifications and the advance notices of recycles */
   struct rp_notifier *notify;
@@ -111,6 +117,10 @@ redecide(struct agent *a, struct rp_entry *e)
   char old_warning[sizeof(e->d.warning)];
   memcpy(old_warning, e->d.warning, sizeof(old_warning));
   rp_policy_decide(a->config, e->w, &e->d);
+  /* Fresh content may bring the deadline forward (a newer digest, old
+   * content); the recycler reads e->content for what to create from. */
+  if (a->content)
+    rp_content_judge(a->content, e, rp_wall_ms());
   if (e->d.warning[0] && strcmp(e->d.warning, old_warning) != 0 &&
       e->state != RP_ENTRY_RECYCLING) {
     cleanup_free char *key =
@@ -167,7 +177,8 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
   bool changed =
       e->w->started_ms != w->started_ms || strcmp(e->w->name, w->name) != 0 ||
       !same_labels(e->w->labels, w->labels) ||
-      (e->w->protected_reason == NULL) != (w->protected_reason == NULL);
+      (e->w->protected_reason == NULL) != (w->protected_reason == NULL) ||
+      !rp_workload_image_equal(&e->w->image, &w->image);
   if (!changed)
     return;
   if (e->w->started_ms != w->started_ms && e->state != RP_ENTRY_RECYCLING) {
@@ -185,6 +196,8 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
 static void
 forget(struct agent *a, struct rp_entry *e)
 {
+  if (a->content)
+    rp_content_release(a->content, e);
   rp_tracker_unlink(a->tracker, e);
   rp_notify_upcoming_remove(a->notify, e->w->provider, e->w->id);
   if (!rp_recycler_forget(a->recycler, e))
@@ -537,7 +550,8 @@ gate_cb(void *arg, const struct rp_entry *e)
 {
   struct agent *a = arg;
   size_t i = provider_index(a, e->provider);
-  return a->up[i] && !a->recovering[i];
+  return a->up[i] && !a->recovering[i] &&
+         (!a->content || rp_content_checked(a->content, e));
 }
 
 /* A recycle failed half-way: the provider's recovery puts right what it
@@ -595,6 +609,10 @@ check_ready(struct agent *a)
   for (size_t i = 0; i < a->n_providers; i++)
     if (!a->listed[i] || a->recovering[i])
       return;
+  /* What the tags name is known (or asked for and failed) before a first
+   * decision acts on it, or plan shows it. */
+  if (a->content && !rp_content_ready(a->content))
+    return;
   a->ready = true;
   if (a->opt.mode == RP_AGENT_PLAN) {
     size_t n;
@@ -622,6 +640,105 @@ check_ready(struct agent *a)
     a->stop_timer.data = a;
     uv_timer_start(&a->stop_timer, once_timer_cb, 50, 0);
   }
+}
+
+/* --- fresh content ---------------------------------------------------- */
+
+static void
+content_logged_cb(void *arg, struct rp_error *err)
+{
+  const char *what = arg;
+  if (err)
+    rp_err("audit: could not write %s: %s", what, err->message);
+}
+
+static int
+content_append_cb(void *ctx, const char *event, json_t *fields)
+{
+  struct agent *a = ctx;
+  rp_notify_event(a->notify, event, fields);
+  return rp_audit_append(a->audit, &a->loop, event, fields, content_logged_cb,
+                         (void *)(uintptr_t)event);
+}
+
+struct content_changed {
+  struct agent *a;
+  const char *key;
+};
+
+static void
+content_changed_one_cb(void *arg, struct rp_entry *e)
+{
+  struct content_changed *cc = arg;
+  if (e->content.key && strcmp(e->content.key, cc->key) == 0)
+    redecide(cc->a, e);
+}
+
+/* What a reference names, or what is known of it, changed: its workloads
+ * are decided again (a newer digest brings deadlines forward, a quarantine
+ * or a refusal takes them back). */
+static void
+content_changed_cb(void *ctx, const char *key)
+{
+  struct agent *a = ctx;
+  struct content_changed cc = {a, key};
+  rp_tracker_foreach(a->tracker, content_changed_one_cb, &cc);
+  rp_recycler_pump(a->recycler);
+}
+
+static void
+content_ready_cb(void *ctx)
+{
+  struct agent *a = ctx;
+  check_ready(a);
+  rp_recycler_pump(a->recycler);
+}
+
+static json_t *
+status_content_cb(void *ctx)
+{
+  struct agent *a = ctx;
+  return a->content ? rp_content_stats(a->content) : NULL;
+}
+
+/* Registry credentials as the docker CLI reads them: a file that cannot be
+ * read is said, and the registries are asked anonymously. */
+static struct rp_registry_auth *
+load_registry_auth(void)
+{
+  struct rp_registry_auth *auth = NULL;
+  cleanup_error struct rp_error *err = NULL;
+  if (rp_registry_auth_load(NULL, &auth, &err) != 0) {
+    rp_warn("registry credentials: %s; registries are asked anonymously",
+            err->message);
+    return NULL;
+  }
+  return auth;
+}
+
+static int
+start_content(struct agent *a)
+{
+  struct rp_content_env env = {
+      .loop = &a->loop,
+      .http = a->http,
+      .append = a->audit ? content_append_cb : NULL,
+      .changed = content_changed_cb,
+      .ready = content_ready_cb,
+      .ctx = a,
+  };
+  a->content = rp_content_new(&env);
+  rp_recycler_set_content(a->recycler, a->content, redecide_cb, a);
+  rp_content_set_auth(a->content, load_registry_auth());
+  size_t i;
+  json_t *line;
+  json_array_foreach(a->image_lines, i, line)
+  {
+    rp_content_load(a->content, line);
+  }
+  json_decref(a->image_lines);
+  a->image_lines = NULL;
+  return 0;
 }
 
 /* --- audit -------------------------------------------------------------- */
@@ -773,6 +890,10 @@ struct reload_job {
   bool check_trust;     /* the file's permissions are checked too */
   struct rp_config *c;  /* owned: what was loaded */
   struct rp_error *err; /* owned: why not */
+  /* owned: registry credentials, read again (docker login may have
+   * changed them) */
+  struct rp_registry_auth *auth;
+  bool auth_failed;
 };
 
 static void
@@ -785,6 +906,14 @@ reload_work_cb(uv_work_t *req)
   if (rc == 0)
     rc = j->path ? rp_config_load_file(j->path, &j->c, &j->err)
                  : rp_config_load_default(&j->c, &j->err);
+  if (rc == 0) {
+    struct rp_error *aerr = NULL;
+    j->auth_failed = rp_registry_auth_load(NULL, &j->auth, &aerr) != 0;
+    if (aerr)
+      rp_warn("registry credentials: %s; registries are asked anonymously",
+              aerr->message);
+    rp_error_free(aerr);
+  }
 }
 
 static void reload(struct agent *a);
@@ -800,8 +929,11 @@ reload_done_cb(uv_work_t *req, int status)
   } else if (j->err) {
     reload_rejected(a, j->err);
   } else {
+    if (a->content)
+      rp_content_set_auth(a->content, RP_STEAL(j->auth));
     reload_apply(a, j->c);
   }
+  rp_registry_auth_free(j->auth);
   /* systemd heard of the reload (RELOADING=1) when it began: now of its
    * end, be the new file applied or rejected. */
   if (!a->stopping) {
@@ -875,6 +1007,9 @@ provider_stopped_cb(void *arg)
   }
   rp_schedule_close(a->schedule);
   a->schedule = NULL;
+  rp_recycler_set_content(a->recycler, NULL, NULL, NULL);
+  rp_content_free(a->content);
+  a->content = NULL;
   a->http_sent_at_close = rp_http_sent(a->http);
   rp_http_close(a->http);
   rp_status_close(a->status);
@@ -1101,6 +1236,7 @@ start_status(struct agent *a, struct rp_error **err)
       .api_requests = status_api_cb,
       .config = status_config_cb,
       .notifications = status_notifications_cb,
+      .content = status_content_cb,
   };
   if (rp_status_start(&a->loop, c->listen, c->listen_names,
                       c->listen_token_file, &src, &a->status, err) != 0)
@@ -1172,6 +1308,9 @@ agent_free(struct agent *a)
   free(a->recovery_waits);
   if (a->unfinished)
     json_decref(a->unfinished);
+  if (a->image_lines)
+    json_decref(a->image_lines);
+  rp_content_free(a->content);
   rp_recycler_free(a->recycler);
   rp_tracker_free(a->tracker);
   json_decref(a->warned);
@@ -1210,7 +1349,8 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
     }
     if (warning)
       rp_warn("audit log %s: %s", config->audit_log, warning);
-    if (rp_recovery_scan(config->audit_log, &a->unfinished, err) != 0) {
+    if (rp_recovery_scan_images(config->audit_log, &a->unfinished,
+                                &a->image_lines, err) != 0) {
       agent_free(a);
       return 1;
     }
@@ -1223,6 +1363,16 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
       agent_free(a);
       return 1;
     }
+  }
+
+  if (opt->mode == RP_AGENT_PLAN) {
+    /* plan writes nothing, but shows what the log says of images (first
+     * seen, quarantines): read, never opened for writing. */
+    cleanup_json json_t *unused = NULL;
+    cleanup_error struct rp_error *perr = NULL;
+    if (rp_recovery_scan_images(config->audit_log, &unused, &a->image_lines,
+                                &perr) != 0)
+      rp_debug("plan: the audit log is not read: %s", perr->message);
   }
 
   uv_loop_init(&a->loop);
@@ -1259,8 +1409,8 @@ rp_agent_run(struct rp_config *config, const struct rp_agent_options *opt,
    * fails it, instead of killing the agent: the audit log fails closed. */
   signal(SIGXFSZ, SIG_IGN);
 
-  if (rp_http_new(&a->loop, &a->http, err) != 0 || start_status(a, err) != 0 ||
-      start_providers(a, err) != 0) {
+  if (rp_http_new(&a->loop, &a->http, err) != 0 || start_content(a) != 0 ||
+      start_status(a, err) != 0 || start_providers(a, err) != 0) {
     stop_agent(a, 1);
   } else {
     uv_timer_start(&a->resync_timer, watch_audit_cb,

@@ -27,6 +27,7 @@
 #include "config_values.h"
 #include "config_yaml.h"
 #include "file_trust.h"
+#include "image_ref.h"
 #include "provider.h"
 #include "strmap.h"
 #include "strv.h"
@@ -46,6 +47,7 @@
 #define DEFAULT_DRAIN_TIMEOUT_MS (30 * 1000)
 #define DEFAULT_NOTIFY_TIMEOUT_MS (10 * 1000)
 #define DEFAULT_NOTIFY_RETRIES 3
+#define DEFAULT_VERIFY_TIMEOUT_MS (5 * 60 * 1000)
 
 /* Positions the structs do not keep but cross-checks need after the
  * sections are parsed. */
@@ -611,21 +613,85 @@ policy_defaults(struct rp_policy *pol)
   pol->max_unavailable = (struct rp_budget){.value = 1, .percent = false};
   pol->health_timeout_ms = DEFAULT_HEALTH_TIMEOUT_MS;
   pol->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
+  pol->update_check_ms = RP_CONFIG_DEFAULT_CHECK_MS;
+  pol->update_max_failures = 1;
+  pol->verify_timeout_ms = DEFAULT_VERIFY_TIMEOUT_MS;
+}
+
+bool
+rp_policy_follows_content(const struct rp_policy *p)
+{
+  return p && (p->update || p->max_image_age_ms > 0 || p->pull || p->verify);
+}
+
+int64_t
+rp_policy_check_ms(const struct rp_policy *p)
+{
+  return p->update ? p->update_check_ms : RP_CONFIG_DEFAULT_CHECK_MS;
+}
+
+/* update: {check, settle, max_failures, allow} */
+static int
+parse_update(struct walk *w, const struct rp_config_node *n, const char *at,
+             struct rp_policy *pol)
+{
+  static const char *const keys[] = {"check", "settle", "max_failures", "allow",
+                                     NULL};
+  struct rp_config_parse *ps = &w->ps;
+  char path[RP_CONFIG_PATH_LEN], p[RP_CONFIG_PATH_LEN];
+  rp_config_join(path, at, "update");
+  pol->update = true;
+  if (rp_config_node_is_null(n))
+    return 0; /* `update:` alone: every default */
+  if (rp_config_want_map(ps, n, path) < 0 ||
+      rp_config_check_keys(ps, n, path, keys, NULL) < 0)
+    return -1;
+  const struct rp_config_node *v;
+  if ((v = rp_config_node_get(n, "check")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, path, "check"), 1,
+                             &pol->update_check_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "settle")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, path, "settle"), 0,
+                             &pol->update_settle_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "max_failures")) &&
+      rp_config_get_int(ps, v, rp_config_join(p, path, "max_failures"), 1, 1000,
+                        &pol->update_max_failures) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "allow"))) {
+    rp_config_join(p, path, "allow");
+    if (rp_config_get_strv(ps, v, p, false, &pol->update_allow) < 0)
+      return -1;
+    for (size_t i = 0; pol->update_allow[i]; i++)
+      if (!rp_image_digest_valid(pol->update_allow[i])) {
+        char q[RP_CONFIG_PATH_LEN];
+        return rp_config_fail(ps, v->kids[i]->mark,
+                              rp_config_join_index(q, p, i),
+                              "'%s' is not a digest (sha256: and 64 "
+                              "lower-case hex digits, as RepoDigests lists "
+                              "it)",
+                              pol->update_allow[i]);
+      }
+  }
+  return 0;
 }
 
 static int
 parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
   static const char *const keys[] = {
-      "name",           "match",    "max_age",      "jitter",
-      "grace",          "strategy", "order",        "max_unavailable",
-      "health_timeout", "pull",     "hard_max_age", "drain",
-      "drain_timeout",  "window",   "replace",      "notify_before",
-      "selectable",     NULL};
+      "name",           "match",    "max_age",       "jitter",
+      "grace",          "strategy", "order",         "max_unavailable",
+      "health_timeout", "pull",     "hard_max_age",  "drain",
+      "drain_timeout",  "window",   "replace",       "notify_before",
+      "selectable",     "update",   "max_image_age", "verify",
+      "verify_timeout", NULL};
   static const struct rp_config_moved_key moved[] = {
-      {"provider", "match"}, {"kind", "match"},   {"labels", "match"},
-      {"days", "window"},    {"start", "window"}, {"end", "window"},
-      {"tz", "window"},      {NULL, NULL}};
+      {"provider", "match"},      {"kind", "match"},   {"labels", "match"},
+      {"days", "window"},         {"start", "window"}, {"end", "window"},
+      {"tz", "window"},           {"check", "update"}, {"settle", "update"},
+      {"max_failures", "update"}, {"allow", "update"}, {NULL, NULL}};
   struct rp_config_parse *ps = &w->ps;
   struct rp_policy *pol = &w->c->policies[idx];
   const struct rp_config_node *v;
@@ -726,6 +792,30 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
       rp_config_get_duration(ps, v, rp_config_join(p, at, "notify_before"), 0,
                              &pol->notify_before_ms) < 0)
     return -1;
+  if ((v = rp_config_node_get(n, "update")) && parse_update(w, v, at, pol) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "max_image_age")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "max_image_age"), 1,
+                             &pol->max_image_age_ms) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "verify")) &&
+      rp_config_get_strv(ps, v, rp_config_join(p, at, "verify"), true,
+                         &pol->verify) < 0)
+    return -1;
+  if ((v = rp_config_node_get(n, "verify_timeout")) &&
+      rp_config_get_duration(ps, v, rp_config_join(p, at, "verify_timeout"), 1,
+                             &pol->verify_timeout_ms) < 0)
+    return -1;
+  if ((pol->update || pol->max_image_age_ms > 0) && pol->strategy_set &&
+      pol->strategy != RP_STRATEGY_RECREATE &&
+      pol->strategy != RP_STRATEGY_FORCE_UPDATE) {
+    v = rp_config_node_get(n, "strategy");
+    return rp_config_fail(ps, v->mark, rp_config_join(p, at, "strategy"),
+                          "strategy %s cannot run new content: update and "
+                          "max_image_age need recreate (or force-update for "
+                          "services)",
+                          rp_strategy_name(pol->strategy));
+  }
   return 0;
 }
 
@@ -755,6 +845,14 @@ check_policy_capabilities(struct walk *w, const struct rp_config_node *n,
   const struct rp_config_node *pull = rp_config_node_get(n, "pull");
   const struct rp_config_node *drain = rp_config_node_get(n, "drain");
   const struct rp_config_node *replace = rp_config_node_get(n, "replace");
+  /* The settings of fresh content, the first given (for its place). */
+  const struct rp_config_node *fresh = NULL;
+  const char *fresh_key = NULL;
+  static const char *const fresh_settings[] = {"update", "max_image_age",
+                                               "verify", NULL};
+  for (size_t i = 0; !fresh && fresh_settings[i]; i++)
+    if ((fresh = rp_config_node_get(n, fresh_settings[i])))
+      fresh_key = fresh_settings[i];
   char path[RP_CONFIG_PATH_LEN];
   for (size_t i = 0; i < c->n_providers; i++) {
     const struct rp_provider_config *pc = &c->providers[i];
@@ -788,6 +886,20 @@ check_policy_capabilities(struct walk *w, const struct rp_config_node *n,
                               "provider %s (%s) cannot pull a %s's image; "
                               "narrow the policy's match",
                               pc->name, pc->type, kind);
+      if (fresh && !cap->fresh_content) {
+        /* The key itself, for its place. */
+        const struct rp_config_node *key = NULL;
+        for (size_t j = 0; j < n->n_kids; j += 2)
+          if (strcmp(n->kids[j]->text, fresh_key) == 0)
+            key = n->kids[j];
+        return rp_config_fail(ps, key ? key->mark : fresh->mark,
+                              rp_config_join(path, at, fresh_key),
+                              "provider %s (%s) cannot follow a %s's image "
+                              "at its registry (fresh content: update, "
+                              "max_image_age, verify); narrow the policy's "
+                              "match (provider:, kind:)",
+                              pc->name, pc->type, kind);
+      }
       if (drain && pol->drain && !cap->drain)
         return rp_config_fail(ps, drain->mark,
                               rp_config_join(path, at, "drain"),
@@ -1076,6 +1188,8 @@ free_policy(struct rp_policy *p)
   rp_strv_free(p->drain);
   free(p->window.tz);
   rp_strv_free(p->replace);
+  rp_strv_free(p->update_allow);
+  rp_strv_free(p->verify);
 }
 
 void

@@ -80,7 +80,28 @@ struct rp_policy {
   /* A workload's reaper.policy label may pick this policy even when its
    * match block does not accept the workload (default false). */
   bool selectable;
+
+  /* Fresh content (SPEC.md "Fresh content"; content.h).  update: a newer
+   * digest of the workload's own tag is rolled out before max_age. */
+  bool update;
+  int64_t update_check_ms;  /* how often a reference is resolved */
+  int64_t update_settle_ms; /* a new digest waits this long (default 0) */
+  int update_max_failures;  /* failed rollouts before a quarantine (1) */
+  char **update_allow;      /* owned strv of digests never quarantined */
+  int64_t max_image_age_ms; /* 0 = no limit on content age */
+  char **verify;            /* owned argv: the gate before new content */
+  int64_t verify_timeout_ms;
 };
+
+/* How often a reference that a policy of fresh content uses is resolved
+ * when the policy has no update.check. */
+#define RP_CONFIG_DEFAULT_CHECK_MS (5 * 60 * 1000)
+
+/* Whether the policy makes reaper follow its workloads' image references at
+ * their registries (update, max_image_age, pull or verify). */
+bool rp_policy_follows_content(const struct rp_policy *p);
+/* How often such a policy wants each reference resolved. */
+int64_t rp_policy_check_ms(const struct rp_policy *p);
 
 struct rp_provider_config {
   char *name;     /* owned */

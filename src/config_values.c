@@ -316,17 +316,12 @@ rp_config_zone_check(const char *s, const char **why)
 
 /* Every event in SPEC.md's audit log, and recycle.upcoming: the advance
  * notice a policy's notify_before asks for. */
-const char *const rp_config_events[] = {"recycle.begin",
-                                        "recycle.done",
-                                        "recycle.failed",
-                                        "recycle.planned",
-                                        "recycle.recovered",
-                                        "recycle.upcoming",
-                                        "agent.start",
-                                        "agent.stop",
-                                        "config.reload",
-                                        "audit.checkpoint",
-                                        NULL};
+const char *const rp_config_events[] = {
+    "recycle.begin",     "recycle.done",      "recycle.failed",
+    "recycle.planned",   "recycle.recovered", "recycle.refused",
+    "recycle.step",      "recycle.upcoming",  "image.seen",
+    "image.quarantined", "agent.start",       "agent.stop",
+    "config.reload",     "audit.checkpoint",  NULL};
 
 bool
 rp_config_event_known(const char *s)

@@ -428,6 +428,87 @@ write_notifications(FILE *out, const struct rp_metrics_view *v)
   }
 }
 
+/* One row per policy: its workloads whose tag names newer content, and the
+ * oldest content one of them runs. */
+struct content_row {
+  const char *policy;
+  size_t outdated;
+  int64_t oldest_ms; /* -1: none known */
+};
+
+static void
+write_content(FILE *out, const struct rp_metrics_view *v)
+{
+  if (!v->content)
+    return;
+  json_t *resolves = json_object_get(v->content, "resolves");
+  family(out, "reaper_registry_resolves_total", "counter",
+         "Image references resolved at their registries (fresh content), by "
+         "outcome (ok, unreachable, timeout, unauthorized, denied, "
+         "not_found, rate_limited, server_error, bad_answer, no_platform, "
+         "canceled).");
+  const char *k;
+  json_t *n;
+  json_object_foreach(resolves, k, n)
+  {
+    fprintf(out, "reaper_registry_resolves_total{outcome=\"%s\"} %lld\n", k,
+            (long long)json_integer_value(n));
+  }
+  family(out, "reaper_registry_requests_total", "counter",
+         "HTTP requests sent to registries (tokens included).");
+  fprintf(
+      out, "reaper_registry_requests_total %lld\n",
+      (long long)json_integer_value(json_object_get(v->content, "requests")));
+  family(out, "reaper_quarantined_images", "gauge",
+         "Digests quarantined for their reference: rollouts into them failed "
+         "update.max_failures times.");
+  fprintf(out, "reaper_quarantined_images %zu\n",
+          json_array_size(json_object_get(v->content, "quarantined")));
+
+  cleanup_free struct content_row *rows = NULL;
+  size_t n_rows = 0;
+  for (size_t i = 0; i < v->n_entries; i++) {
+    const struct rp_entry *e = v->entries[i];
+    const struct rp_content_view *cv = &e->content;
+    if (!e->d.policy || e->d.excluded || cv->facts.state == RP_CONTENT_NONE)
+      continue;
+    struct content_row *r = NULL;
+    for (size_t j = 0; j < n_rows && !r; j++)
+      if (strcmp(rows[j].policy, e->d.policy->name) == 0)
+        r = &rows[j];
+    if (!r) {
+      rows = rp_xrealloc(rows, (n_rows + 1) * sizeof(*rows));
+      r = &rows[n_rows++];
+      *r = (struct content_row){.policy = e->d.policy->name, .oldest_ms = -1};
+    }
+    if (cv->fr.newer != RP_NEWER_NONE)
+      r->outdated++;
+    if (cv->fr.birth_ms > 0 && v->now_ms - cv->fr.birth_ms > r->oldest_ms)
+      r->oldest_ms = v->now_ms - cv->fr.birth_ms;
+  }
+  family(out, "reaper_outdated_workloads", "gauge",
+         "Workloads whose tag names newer content than they run (rolled out, "
+         "settling, quarantined or refused), by policy.");
+  for (size_t i = 0; i < n_rows; i++) {
+    fputs("reaper_outdated_workloads{policy=\"", out);
+    rp_metrics_write_label_value(out, rows[i].policy);
+    fprintf(out, "\"} %zu\n", rows[i].outdated);
+  }
+  family(out, "reaper_image_age_seconds", "gauge",
+         "The age of the oldest content a workload of the policy runs "
+         "(from when its digest was first seen, or its image's Created when "
+         "plausible).");
+  for (size_t i = 0; i < n_rows; i++) {
+    if (rows[i].oldest_ms < 0)
+      continue;
+    fputs("reaper_image_age_seconds{policy=\"", out);
+    rp_metrics_write_label_value(out, rows[i].policy);
+    fputs("\"} ", out);
+    number(out, (double)(rows[i].oldest_ms / 1000));
+    fputc('\n', out);
+  }
+}
+
 void
 rp_metrics_write(const struct rp_metrics *m, const struct rp_metrics_view *v,
                  FILE *out)
@@ -452,6 +533,7 @@ rp_metrics_write(const struct rp_metrics *m, const struct rp_metrics_view *v,
   write_forecast(out, v);
   write_recycles(out, m);
   write_notifications(out, v);
+  write_content(out, v);
   write_providers(out, v);
 
   family(out, "reaper_audit_healthy", "gauge",

@@ -36,6 +36,14 @@
  *                                                   workload of the policy
  *                                                   lives past its max age,
  *                                                   0 when none
+ *   reaper_registry_resolves_total{outcome}         counter: references
+ *                                                   resolved (fresh content)
+ *   reaper_registry_requests_total                  counter
+ *   reaper_quarantined_images                       gauge
+ *   reaper_outdated_workloads{policy}               gauge: a newer digest
+ *                                                   of their tag waits
+ *   reaper_image_age_seconds{policy}                gauge: the oldest
+ *                                                   content a workload runs
  *   reaper_notifications_total{sink,outcome}        counter; sink as
  *                                                   "webhook[0]", outcome one
  *                                                   of sent, failed, dropped,
@@ -109,6 +117,8 @@ struct rp_metrics_view {
   const struct rp_config *config;
   /* rp_notify_stats' array, or NULL: no notification series. */
   json_t *notifications;
+  /* rp_content_stats' object, or NULL: no fresh-content series. */
+  json_t *content;
 };
 
 /* Writes the whole exposition to out. */

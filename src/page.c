@@ -296,8 +296,90 @@ ends(const char *s, const char *suffix)
 /* What is happening to a workload, as a word and a colour, from plan's
  * action; the action itself is on hover, and shown as it is when its
  * wording is not one of plan's. */
+/* "sha256:" and 12 hex digits, as docker shows ids. */
 static void
-state_cell(FILE *out, json_t *w)
+short_digest(FILE *out, const char *d)
+{
+  fputs("<span class=\"mono\">", out);
+  char b[20];
+  snprintf(b, sizeof(b), "%.19s", d);
+  esc(out, b);
+  fputs("</span>", out);
+}
+
+/* What the workload runs (fresh content): its digest and content age, and
+ * whether a newer digest waits, or why it is not known. */
+static void
+content_line(FILE *out, json_t *img, int64_t now_ms)
+{
+  if (!json_is_object(img))
+    return;
+  const char *state = str(img, "state");
+  fputs("<div class=\"sub\">image ", out);
+  if (strcmp(state, "known") != 0) {
+    esc(out, *str(img, "note") ? str(img, "note") : state);
+    fputs("</div>", out);
+    return;
+  }
+  short_digest(out, str(img, "digest"));
+  json_t *age = json_object_get(img, "content_age_s");
+  if (json_is_integer(age)) {
+    char b[32];
+    fprintf(out, " · %s old",
+            human((int64_t)json_integer_value(age), b, sizeof(b)));
+  }
+  json_t *n = json_object_get(img, "newer");
+  if (json_is_object(n)) {
+    const char *ns = str(n, "state");
+    const char *pill =
+        strcmp(ns, "quarantined") == 0 || strcmp(ns, "refused") == 0 ? "p-bad"
+        : strcmp(ns, "ready") == 0                                   ? "p-warn"
+                                                                     : "p-info";
+    fputs(" · newer ", out);
+    short_digest(out, str(n, "digest"));
+    fprintf(out, " <span class=\"pill %s\">", pill);
+    esc(out, strcmp(ns, "refused") == 0 ? "refused by verify" : ns);
+    fputs("</span>", out);
+    if (has(n, "until")) {
+      fputs(" until ", out);
+      when(out, str(n, "until"), now_ms);
+    }
+  }
+  fputs("</div>", out);
+}
+
+/* The digests quarantined for their reference (fresh content). */
+static void
+quarantine_table(FILE *out, json_t *images)
+{
+  json_t *q = json_object_get(images, "quarantined");
+  if (json_array_size(q) == 0)
+    return;
+  section_open(out, "Quarantined images", json_array_size(q),
+               "rollouts into them failed: no workload moves to them");
+  fputs("<table><tr><th>Reference</th><th>Digest</th><th>Policy</th>"
+        "<th>Failures</th><th>Last failure</th></tr>",
+        out);
+  size_t i;
+  json_t *r;
+  json_array_foreach(q, i, r)
+  {
+    fputs("<tr><td class=\"name\">", out);
+    esc(out, str(r, "reference"));
+    fputs("</td><td>", out);
+    short_digest(out, str(r, "digest"));
+    fputs("</td><td>", out);
+    esc(out, str(r, "policy"));
+    fprintf(out, "</td><td>%lld</td><td class=\"err\">",
+            (long long)json_integer_value(json_object_get(r, "failures")));
+    esc(out, str(r, "error"));
+    fputs("</td></tr>", out);
+  }
+  fputs("</table></section>", out);
+}
+
+static void
+state_cell(FILE *out, json_t *w, int64_t now_ms)
 {
   const char *action = str(w, "action");
   const char *pill = NULL, *word = NULL;
@@ -340,6 +422,7 @@ state_cell(FILE *out, json_t *w)
     esc(out, str(w, "warning"));
     fputs("</div>", out);
   }
+  content_line(out, json_object_get(w, "image"), now_ms);
   fputs("</td>", out);
 }
 
@@ -386,7 +469,7 @@ workloads_table(FILE *out, json_t *workloads, int64_t now_ms)
       fputs("—", out);
     }
     fputs("</td>", out);
-    state_cell(out, w);
+    state_cell(out, w, now_ms);
     fputs("</tr>", out);
   }
   fputs("</table></section>", out);
@@ -699,6 +782,7 @@ rp_page_write(FILE *out, json_t *st, int64_t now_ms)
   if (json_is_array(json_object_get(st, "forecast")))
     forecast_table(out, json_object_get(st, "forecast"));
   workloads_table(out, workloads, now_ms);
+  quarantine_table(out, json_object_get(st, "images"));
   recent_table(out, json_object_get(st, "recent"), now_ms);
   providers_table(out, json_object_get(st, "providers"));
   fputs("</main><footer>", out);

@@ -50,13 +50,120 @@ rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf, size_t len)
     break;
   }
   int64_t due = e->state == RP_ENTRY_WAITING ? e->due_ms : e->d.due_ms;
+  /* Why, when it is not its max age: its content, a label, the ceiling. */
+  char why[40] = "";
+  if (e->d.due_reason != RP_DUE_MAX_AGE)
+    snprintf(why, sizeof(why), " (%s)", rp_due_reason_name(e->d.due_reason));
   if (due <= now_ms) {
-    snprintf(buf, len, "%s now", strategy);
+    snprintf(buf, len, "%s now%s", strategy, why);
   } else {
     rp_format_time_ms(due, when, sizeof(when));
-    snprintf(buf, len, "%s at %s%s", strategy, when,
+    snprintf(buf, len, "%s at %s%s%s", strategy, when, why,
              e->failures ? " (retry)" : "");
   }
+}
+
+/* The newer digest's state as of now: settling ends by itself. */
+static enum rp_newer_state
+newer_now(const struct rp_content_view *cv, int64_t now_ms)
+{
+  if (cv->fr.newer == RP_NEWER_SETTLING && now_ms >= cv->fr.newer_ready_ms)
+    return RP_NEWER_READY;
+  return cv->fr.newer;
+}
+
+static const char *
+short_digest(const char *d, char *buf, size_t len)
+{
+  /* "sha256:" and 12 hex digits: as docker shows ids */
+  snprintf(buf, len, "%.19s", d ? d : "?");
+  return buf;
+}
+
+void
+rp_plan_content_text(const struct rp_entry *e, int64_t now_ms, char *buf,
+                     size_t len)
+{
+  const struct rp_content_view *cv = &e->content;
+  char d[24], t[40], age[32];
+  buf[0] = '\0';
+  switch (cv->facts.state) {
+  case RP_CONTENT_NONE:
+    return;
+  case RP_CONTENT_LOCAL:
+  case RP_CONTENT_PINNED:
+  case RP_CONTENT_UNKNOWN:
+    snprintf(buf, len, "image: %s", cv->note ? cv->note : "not known");
+    return;
+  case RP_CONTENT_KNOWN:
+    break;
+  }
+  size_t n = (size_t)snprintf(buf, len, "image %s",
+                              short_digest(cv->digest, d, sizeof(d)));
+  if (cv->fr.birth_ms > 0 && n < len) {
+    rp_format_duration((now_ms - cv->fr.birth_ms) / 1000 * 1000, age,
+                       sizeof(age));
+    n += (size_t)snprintf(buf + n, len - n, " (%s old)", age);
+  }
+  if (n >= len || cv->fr.newer == RP_NEWER_NONE)
+    return;
+  short_digest(cv->newer_digest, d, sizeof(d));
+  switch (newer_now(cv, now_ms)) {
+  case RP_NEWER_SETTLING:
+    rp_format_time_ms(cv->fr.newer_ready_ms, t, sizeof(t));
+    snprintf(buf + n, len - n, ", newer %s settling until %s", d, t);
+    break;
+  case RP_NEWER_READY:
+    snprintf(buf + n, len - n, ", newer %s waits", d);
+    break;
+  case RP_NEWER_QUARANTINED:
+    snprintf(buf + n, len - n, ", newer %s quarantined", d);
+    break;
+  case RP_NEWER_REFUSED:
+    snprintf(buf + n, len - n, ", newer %s refused by verify", d);
+    break;
+  case RP_NEWER_NONE:
+    break;
+  }
+}
+
+static json_t *
+content_json(const struct rp_entry *e, int64_t now_ms)
+{
+  const struct rp_content_view *cv = &e->content;
+  char t[40];
+  json_t *o =
+      json_pack("{s:s}", "state", rp_content_state_name(cv->facts.state));
+  if (cv->reference)
+    json_object_set_new(o, "reference", json_string(cv->reference));
+  if (cv->digest)
+    json_object_set_new(o, "digest", json_string(cv->digest));
+  if (cv->platform_digest)
+    json_object_set_new(o, "platform_digest", json_string(cv->platform_digest));
+  if (cv->facts.first_seen_ms > 0)
+    json_object_set_new(
+        o, "first_seen",
+        json_string(rp_format_time_ms(cv->facts.first_seen_ms, t, sizeof(t))));
+  if (cv->fr.birth_ms > 0)
+    json_object_set_new(
+        o, "content_age_s",
+        json_integer((json_int_t)((now_ms - cv->fr.birth_ms) / 1000)));
+  if (cv->facts.state == RP_CONTENT_LOCAL)
+    json_object_set_new(o, "local_build", json_true());
+  if (cv->note)
+    json_object_set_new(o, "note", json_string(cv->note));
+  if (cv->fr.newer != RP_NEWER_NONE) {
+    enum rp_newer_state st = newer_now(cv, now_ms);
+    json_t *n = json_pack("{s:s?, s:s?, s:s}", "digest", cv->newer_digest,
+                          "platform_digest", cv->newer_platform_digest, "state",
+                          rp_newer_state_name(st));
+    if (st == RP_NEWER_SETTLING)
+      json_object_set_new(
+          n, "until",
+          json_string(rp_format_time_ms(cv->fr.newer_ready_ms, t, sizeof(t))));
+    json_object_set_new(o, "newer", n);
+  }
+  return o;
 }
 
 json_t *
@@ -89,7 +196,11 @@ rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
         json_string(rp_strategy_name(rp_recycle_strategy(e->d.policy, e))));
     if (e->failures)
       json_object_set_new(o, "failures", json_integer(e->failures));
+    json_object_set_new(o, "due_reason",
+                        json_string(rp_due_reason_name(e->d.due_reason)));
   }
+  if (e->content.facts.state != RP_CONTENT_NONE)
+    json_object_set_new(o, "image", content_json(e, now_ms));
   json_object_set_new(o, "excluded", json_boolean(e->d.excluded));
   if (e->d.reason[0])
     json_object_set_new(o, "reason", json_string(e->d.reason));
@@ -153,10 +264,13 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
       deadline[19] = '\0';
     }
     rp_plan_action(e, now_ms, action, sizeof(action));
-    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s%s%s%s%s\n",
+    char content[320];
+    rp_plan_content_text(e, now_ms, content, sizeof(content));
+    fprintf(out, "%-10s %-9s %-28s %-12s %-20s %-10s %-20s %s%s%s%s%s%s%s\n",
             e->w->provider, rp_kind_name(e->w->kind), e->w->name,
             actionable(e) ? e->d.policy->name : "-", started, age, deadline,
-            action, e->w->note ? "; note: " : "", e->w->note ? e->w->note : "",
+            action, content[0] ? "; " : "", content,
+            e->w->note ? "; note: " : "", e->w->note ? e->w->note : "",
             e->d.warning[0] ? "; warning: " : "", e->d.warning);
   }
   if (n == 0)

@@ -21,6 +21,13 @@ json_t *rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms);
 void rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf,
                     size_t len);
 
+/* What plan says of a workload's content, in words ("" when no policy
+ * follows it): its digest and age, and whether a newer digest waits or why
+ * not ("settling until T", "quarantined", "refused by verify"), or why it is
+ * not known ("built locally..."). */
+void rp_plan_content_text(const struct rp_entry *e, int64_t now_ms, char *buf,
+                          size_t len);
+
 /* Sorts entries by due time (excluded and unmatched last). */
 int rp_plan_cmp(const void *a, const void *b);
 

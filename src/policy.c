@@ -275,6 +275,17 @@ effective_max_age(const struct rp_policy *p, const struct rp_workload *w,
   return p->max_age_ms;
 }
 
+const char *
+rp_due_reason_name(enum rp_due_reason r)
+{
+  static const char *const names[RP_DUE__COUNT] = {
+      [RP_DUE_MAX_AGE] = "max_age",     [RP_DUE_HARD_MAX_AGE] = "hard_max_age",
+      [RP_DUE_LABEL] = "label",         [RP_DUE_UPDATE] = "update",
+      [RP_DUE_IMAGE_AGE] = "image_age",
+  };
+  return (int)r >= 0 && r < RP_DUE__COUNT ? names[r] : "max_age";
+}
+
 void
 rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
                  struct rp_decision *out)
@@ -291,6 +302,8 @@ rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
   }
   out->policy = p;
   out->max_age_ms = effective_max_age(p, w, out);
+  out->due_reason =
+      out->max_age_ms != p->max_age_ms ? RP_DUE_LABEL : RP_DUE_MAX_AGE;
   out->jitter_ms =
       rp_policy_jitter_ms(w->provider, w->id, out->max_age_ms, p->jitter);
   out->deadline_ms =
@@ -300,10 +313,15 @@ rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
     /* The latest a workload may live, whatever else says (labels, windows,
      * the policy's own max_age): no deadline lies past it. */
     out->hard_ms = add_sat(w->started_ms, p->hard_max_age_ms);
-    if (out->deadline_ms > out->hard_ms)
+    if (out->deadline_ms > out->hard_ms) {
       out->deadline_ms = out->hard_ms;
-    if (out->due_ms > out->hard_ms)
+      out->due_reason = RP_DUE_HARD_MAX_AGE;
+    }
+    if (out->due_ms > out->hard_ms) {
+      /* The window would hold it past its ceiling. */
       out->due_ms = out->hard_ms;
+      out->due_reason = RP_DUE_HARD_MAX_AGE;
+    }
   }
 }
 

@@ -11,6 +11,18 @@
 #include "config.h"
 #include "workload.h"
 
+/* Why a workload is due: what made its deadline the earliest. */
+enum rp_due_reason {
+  RP_DUE_MAX_AGE,      /* the policy's max_age */
+  RP_DUE_HARD_MAX_AGE, /* the policy's hard_max_age came first */
+  RP_DUE_LABEL,        /* its reaper.max-age label set its max age */
+  RP_DUE_UPDATE,       /* its tag names new content (update:) */
+  RP_DUE_IMAGE_AGE,    /* its content is older than max_image_age */
+  RP_DUE__COUNT
+};
+/* "max_age", "hard_max_age", "label", "update", "image_age". */
+const char *rp_due_reason_name(enum rp_due_reason r);
+
 struct rp_decision {
   const struct rp_policy *policy; /* borrowed from the config; NULL when
                                      excluded or nothing matches */
@@ -22,6 +34,7 @@ struct rp_decision {
   int64_t deadline_ms; /* start + max_age - jitter */
   int64_t due_ms;      /* deadline moved into the window (>= deadline) */
   int64_t hard_ms;     /* start + hard_max_age, 0 when none */
+  enum rp_due_reason due_reason; /* what set deadline_ms */
 };
 
 /* Matches and computes deadlines.  A workload is excluded when the provider

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "error.h"
 #include "http_client.h"
+#include "registry_auth.h"
 #include "workload.h"
 
 struct rp_provider;
@@ -44,8 +45,13 @@ struct rp_recycle_spec {
   enum rp_order order;
   int64_t grace_ms;
   int64_t health_timeout_ms;
-  bool pull;
-  const char *const *drain_argv; /* NULL-terminated or NULL */
+  /* Fresh content: the replacement is made from this digest of the
+   * workload's own reference (pulled first: the `pull` operation), or, when
+   * image_digest is NULL, from what the workload runs. */
+  const char *image_ref;    /* the reference as the workload was created */
+  const char *image_digest; /* "sha256:...", the tag digest to run */
+  const struct rp_registry_cred *image_cred; /* for the pull, or NULL */
+  const char *const *drain_argv;             /* NULL-terminated or NULL */
   int64_t drain_timeout_ms;
   const char *const *replace_argv; /* NULL-terminated or NULL */
   bool dry_run; /* never set: dry runs never reach a provider */
@@ -65,7 +71,11 @@ struct rp_recycle_spec {
 struct rp_recycle_result {
   char *replacement_id; /* borrowed in the callback; NULL when none */
   bool rolled_back;     /* the failure left the old workload in place */
-  json_t *details;      /* borrowed, may be NULL: drain status, output... */
+  /* The step that failed ("pull", "start-new", "ready", "survive"...), or
+   * NULL: a failure of the replacement itself (it did not start, or not
+   * become healthy, or not stay up) is told from one of the way there. */
+  const char *failed_step;
+  json_t *details; /* borrowed, may be NULL: drain status, output... */
   /* borrowed, may be NULL: the acting steps announced (recycle.step), in
    * order, undoing ones included: what recovery goes by when a failure left
    * the recycle half undone. */
@@ -197,6 +207,10 @@ typedef void (*rp_drained_cb)(void *arg, json_t *outcome);
 /* The same for a replace command, whose failure (err) is the recycle's. */
 typedef void (*rp_replaced_cb)(void *arg, json_t *outcome,
                                const struct rp_error *err);
+/* A pull: details (borrowed, may be NULL) for the audit line, e.g. the
+ * image's id before and after. */
+typedef void (*rp_pulled_cb)(void *arg, json_t *details,
+                             const struct rp_error *err);
 
 /* A setting that only one type of provider takes. */
 enum rp_option_type {
@@ -219,6 +233,10 @@ struct rp_capability {
   bool pull;           /* pull: true */
   bool drain;          /* a drain hook (drain:) */
   bool replace;        /* a replace command (replace:) */
+  /* Fresh content: the workload's image reference is followed at its
+   * registry, and a replacement can be made from a given digest of it
+   * (update:, max_image_age:, verify:; the `pull` operation). */
+  bool fresh_content;
 };
 #define RP_STRATEGY_BIT(s) (1u << (unsigned)(s))
 
@@ -301,6 +319,14 @@ struct rp_provider_ops {
   int (*replace)(struct rp_provider *p, const char *id, void *plan,
                  const char *const *argv, int64_t timeout_ms, rp_replaced_cb cb,
                  void *arg, struct rp_error **err);
+  /* Fresh content: fetches spec->image_digest of spec->image_ref (by digest,
+   * once: content already there is not fetched again) with
+   * spec->image_cred, makes spec->image_ref name it, and has the plan's
+   * create make the replacement from spec->image_ref and check that it runs
+   * exactly that content (a tag moved meanwhile fails the create). */
+  int (*pull)(struct rp_provider *p, void *plan,
+              const struct rp_recycle_spec *spec, rp_pulled_cb cb, void *arg,
+              struct rp_error **err);
   /* Optional: cb runs whenever the engine says something of `id` (it
    * started, died, its health changed), so that the runner looks at once
    * instead of waiting for its next look.  Returns a handle for unwatch. */

@@ -6,7 +6,8 @@
 #include "util.h"
 
 struct scan {
-  json_t *open; /* "provider\x1fid" -> the recycle.begin line */
+  json_t *open;   /* "provider\x1fid" -> the recycle.begin line */
+  json_t *images; /* image.* lines, or NULL */
 };
 
 static int
@@ -17,6 +18,12 @@ scan_line_cb(void *arg, const json_t *line_const)
   const char *event = json_string_value(json_object_get(line, "event"));
   const char *provider = json_string_value(json_object_get(line, "provider"));
   const char *id = json_string_value(json_object_get(line, "id"));
+  if (s->images && event &&
+      (strcmp(event, "image.seen") == 0 ||
+       strcmp(event, "image.quarantined") == 0)) {
+    json_array_append(s->images, line);
+    return 0;
+  }
   if (!event || !provider || !id || strncmp(event, "recycle.", 8) != 0)
     return 0;
   cleanup_free char *key = rp_xasprintf("%s\x1f%s", provider, id);
@@ -50,9 +57,17 @@ scan_line_cb(void *arg, const json_t *line_const)
 int
 rp_recovery_scan(const char *path, json_t **out, struct rp_error **err)
 {
+  return rp_recovery_scan_images(path, out, NULL, err);
+}
+
+int
+rp_recovery_scan_images(const char *path, json_t **out, json_t **images,
+                        struct rp_error **err)
+{
   cleanup_json json_t *by_provider = json_object();
   cleanup_json json_t *open = json_object();
-  struct scan s = {open};
+  cleanup_json json_t *image_lines = images ? json_array() : NULL;
+  struct scan s = {open, image_lines};
   /* A recycle may begin in a part that rotation closed since: read them
    * all, oldest first.  No file at all is a new log. */
   char **files = NULL;
@@ -79,5 +94,7 @@ rp_recovery_scan(const char *path, json_t **out, struct rp_error **err)
     json_array_append(arr, line);
   }
   *out = RP_STEAL(by_provider);
+  if (images)
+    *images = RP_STEAL(image_lines);
   return 0;
 }

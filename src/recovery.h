@@ -18,4 +18,10 @@
  * judge of the chain). */
 int rp_recovery_scan(const char *path, json_t **out, struct rp_error **err);
 
+/* The same read, which also gathers (when images is not NULL: a new array
+ * in *images) the image.seen and image.quarantined lines in the log's order,
+ * for content.c: one pass over the log for both. */
+int rp_recovery_scan_images(const char *path, json_t **out, json_t **images,
+                            struct rp_error **err);
+
 #endif

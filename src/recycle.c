@@ -1,13 +1,21 @@
 #include "recycle.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
+#include "child.h"
+#include "content.h"
+#include "freshness.h"
+#include "image_ref.h"
 #include "log.h"
 #include "policy.h"
 #include "runner.h"
 #include "strv.h"
 #include "util.h"
+
+/* The verify gate's output kept for the audit line. */
+#define GATE_OUTPUT_MAX 4096
 
 /* A failed recycle is retried after 15 s, then 30 s, 1 min... at most every
  * 15 min: a broken workload is not hammered, and is not forgotten. */
@@ -24,6 +32,20 @@ struct op {
   char **replace;        /* owned argv copy or NULL */
   int64_t begin_mono_ms;
   int64_t started_ms; /* the start of the life this recycle ends */
+  json_t *begin;      /* owned: what recycle.begin says, until it is sent */
+  /* Fresh content: what it runs, and (moves) the newer digest the
+   * replacement is made from.  Owned copies; NULL when not known. */
+  bool moves;
+  bool keeps; /* it runs o->digest of its reference: made from that again */
+  char *content_key;
+  char *image_ref; /* the reference as the workload was created */
+  char *digest, *platform_digest;
+  char *new_digest, *new_platform_digest;
+  int64_t birth_ms;
+  struct rp_child *gate; /* the verify gate in flight, or NULL */
+  /* Another recycle's gate is running on the same digest: this one waits
+   * for its verdict (the gate runs once per digest). */
+  bool awaits_gate;
   /* Owned: the entry's last refusal, taken while this recycle runs: given
    * back if it is refused too (a reason already said is not said again),
    * dropped if it went past its preparation (a later refusal is news). */
@@ -56,7 +78,20 @@ struct rp_recycler {
   void *unsettled_arg;
   void (*audit_cb)(void *arg, const char *event, json_t *fields);
   void *audit_arg;
+  struct rp_content *content; /* borrowed, may be NULL */
+  void (*redecide)(void *arg, struct rp_entry *e);
+  void *redecide_arg;
 };
+
+void
+rp_recycler_set_content(struct rp_recycler *r, struct rp_content *c,
+                        void (*redecide)(void *arg, struct rp_entry *e),
+                        void *arg)
+{
+  r->content = c;
+  r->redecide = redecide;
+  r->redecide_arg = arg;
+}
 
 void
 rp_recycler_on_audit(struct rp_recycler *r,
@@ -148,6 +183,14 @@ op_free(struct op *o)
     json_decref(o->base);
   argv_free(o->drain);
   argv_free(o->replace);
+  if (o->begin)
+    json_decref(o->begin);
+  free(o->content_key);
+  free(o->image_ref);
+  free(o->digest);
+  free(o->platform_digest);
+  free(o->new_digest);
+  free(o->new_platform_digest);
   free(o);
 }
 
@@ -207,6 +250,22 @@ rp_recycle_audit_fields(const struct rp_entry *e, int64_t now_ms)
                         "max_age_s", (json_int_t)(e->d.max_age_ms / 1000));
   if (e->w->service)
     json_object_set_new(f, "service", json_string(e->w->service));
+  json_object_set_new(f, "reason",
+                      json_string(rp_due_reason_name(e->d.due_reason)));
+  /* The reference, as docker normalizes it (the report matches it with
+   * image.seen's). */
+  const char *ref = e->w->image.ref;
+  if (e->content.reference) {
+    json_object_set_new(f, "image", json_string(e->content.reference));
+  } else if (ref && strncmp(ref, "sha256:", 7) != 0) {
+    struct rp_image_ref parsed = {0};
+    cleanup_error struct rp_error *err = NULL;
+    if (rp_image_ref_parse(ref, &parsed, &err) == 0) {
+      cleanup_free char *canon = rp_image_ref_format(&parsed);
+      json_object_set_new(f, "image", json_string(canon));
+      rp_image_ref_clear(&parsed);
+    }
+  }
   return f;
 }
 
@@ -279,12 +338,16 @@ audit_logged_cb(void *arg, struct rp_error *err)
  * may go away meanwhile: a dependency removed, an image allowed). */
 static void
 refused(struct rp_recycler *r, struct rp_entry *e, json_t *base,
-        const char *reason, const char *by)
+        const char *reason, const char *by, json_t *extra)
 {
   if (!e->refused || strcmp(e->refused, reason) != 0) {
     cleanup_json json_t *f = json_deep_copy(base);
-    json_object_set_new(f, "reason", json_string(reason));
+    /* "reason" is why it was due (every recycle line has it); the words
+     * of the refusal are its detail. */
+    json_object_set_new(f, "detail", json_string(reason));
     json_object_set_new(f, "refused_by", json_string(by));
+    if (extra)
+      json_object_update(f, extra);
     rp_log(RP_LOG_WARN, "not recycling %s %s (%s): %s",
            rp_kind_name(e->w->kind), e->w->name, e->w->id, reason);
     append(r, "recycle.refused", f, audit_logged_cb,
@@ -320,6 +383,21 @@ finish(struct rp_recycler *r, struct op *o)
   notify_change(r);
 }
 
+/* Whether a failed step is the new content's own failure (it did not
+ * start, become healthy or stay up), not one on the way (a pull, a
+ * rename, a create refused for its configuration). */
+static bool
+content_failure(const char *step)
+{
+  /* (settled: a service's update, which its engine failed or rolled
+   * back) */
+  return step && (strcmp(step, "start-new") == 0 ||
+                  strcmp(step, "ready") == 0 || strcmp(step, "survive") == 0 ||
+                  strcmp(step, "start") == 0 || strcmp(step, "settled") == 0);
+}
+
+static void decide_again(struct rp_recycler *r, struct rp_entry *e);
+
 static void
 recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
            const struct rp_error *err)
@@ -337,7 +415,7 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   if (status != 0 && err && err->code == RP_EREFUSED) {
     free(e->refused);
     e->refused = RP_STEAL(o->refused);
-    refused(r, e, o->base, err->message, "provider");
+    refused(r, e, o->base, err->message, "provider", NULL);
     if (restarted && !r->draining)
       new_life(r, e);
     finish(r, o);
@@ -355,6 +433,17 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     e->retry_ms = 0;
     e->handled_start_ms = o->started_ms;
     e->state = RP_ENTRY_IDLE;
+    /* What the replacement runs, and ran before (manifest digests, as
+     * RepoDigests lists them), and how old the old content was. */
+    const char *now_runs = o->moves ? o->new_digest : o->digest;
+    json_object_set_new(f, "image_digest",
+                        now_runs ? json_string(now_runs) : json_null());
+    json_object_set_new(f, "previous_image_digest",
+                        o->digest ? json_string(o->digest) : json_null());
+    if (o->birth_ms > 0)
+      json_object_set_new(
+          f, "content_age_s",
+          json_integer((json_int_t)((rp_wall_ms() - o->birth_ms) / 1000)));
     rp_log(RP_LOG_INFO, "recycled %s %s (%s) in %.1fs%s%s",
            rp_kind_name(e->w->kind), name, o->e->w->id, secs,
            res && res->replacement_id ? ", replacement " : "",
@@ -367,6 +456,8 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
         json_string(err && err->message ? err->message : "unknown error"));
     json_object_set_new(f, "rolled_back", json_boolean(rolled_back));
     json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
+    if (o->moves)
+      json_object_set_new(f, "image_digest", json_string(o->new_digest));
     r->stats.failed++;
     if (rolled_back)
       r->stats.rolled_back++;
@@ -386,6 +477,8 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     }
   }
   append(r, event, f, audit_logged_cb, (void *)(uintptr_t)event);
+  bool content_failed = status != 0 && o->moves && res && res->rolled_back &&
+                        content_failure(res->failed_step);
   if (status != 0 && !(res && res->rolled_back) && r->unsettled_cb) {
     /* What recovery goes by: the steps taken, and the order. */
     cleanup_json json_t *begin = json_deep_copy(o->base);
@@ -403,6 +496,17 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
     retry_later(r, e);
   else if (status != 0)
     e->state = RP_ENTRY_WAITING;
+  if (content_failed && r->content) {
+    /* The new content did not start, or not become healthy, or not stay
+     * up: one failure of that digest (a quarantine at max_failures). */
+    const struct rp_policy *p =
+        r->config ? rp_config_policy(r->config, o->policy) : NULL;
+    rp_content_rollout_failed(r->content, o->content_key, p, o->new_digest,
+                              o->new_platform_digest,
+                              err && err->message ? err->message : "failed");
+    if (!r->draining && e->state == RP_ENTRY_WAITING)
+      decide_again(r, e);
+  }
   finish(r, o);
 }
 
@@ -425,7 +529,6 @@ spec_of(const struct op *o)
       .order = p->order,
       .grace_ms = p->grace_ms,
       .health_timeout_ms = p->health_timeout_ms,
-      .pull = p->pull,
       .drain_argv = (const char *const *)o->drain,
       .drain_timeout_ms = p->drain_timeout_ms,
       .policy = o->policy,
@@ -441,27 +544,262 @@ planned_cb(void *arg, struct rp_error *err)
     rp_err("audit: could not write recycle.planned: %s", err->message);
 }
 
+/* The runner (or the provider's own recycle) takes it from here: the
+ * begin line is o->begin. */
+static void
+launch(struct rp_recycler *r, struct op *o)
+{
+  struct rp_entry *e = o->e;
+  cleanup_json json_t *begin = o->begin;
+  o->begin = NULL;
+  /* The runner reads first (the provider's preparation, which may refuse),
+   * then writes recycle.begin, then acts. */
+  struct rp_runner_env env = {
+      .loop = r->loop, .append = runner_append, .ctx = r};
+  struct rp_recycle_spec spec = spec_of(o);
+  if (r->content && (o->moves || o->keeps)) {
+    /* Into the new digest; or back into the one it runs, by its name:
+     * another recycle's pull may have moved the name on this engine (to a
+     * digest since quarantined, say), and the replacement must run the same
+     * content and still be made from its reference. */
+    spec.image_ref = o->image_ref;
+    spec.image_digest = o->moves ? o->new_digest : o->digest;
+    spec.image_cred = rp_content_cred(r->content, o->image_ref);
+  }
+  cleanup_error struct rp_error *perr = NULL;
+  if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
+                      recycle_cb, o, &perr) != 0) {
+    struct rp_recycle_result res = {.rolled_back = true};
+    recycle_cb(o, -1, &res, perr);
+  }
+}
+
+/* The entry is decided again by its owner (or, without one, waits for
+ * its next deadline as it was). */
+static void
+decide_again(struct rp_recycler *r, struct rp_entry *e)
+{
+  if (e->gone)
+    return;
+  if (e->state == RP_ENTRY_DUE || e->state == RP_ENTRY_RECYCLING)
+    e->state = RP_ENTRY_WAITING;
+  if (r->redecide)
+    r->redecide(r->redecide_arg, e);
+}
+
+/* It was due for its content (update, image_age), and what made it due went
+ * away since it was decided: the new digest was quarantined (said, as
+ * nothing is done), refused by the verify gate (said when the gate ran), or
+ * replaced by another.  Decided again: its other deadlines stand. */
+static void
+content_gone(struct rp_recycler *r, struct rp_entry *e, json_t *base)
+{
+  const struct rp_content_view *cv = &e->content;
+  if (cv->fr.newer == RP_NEWER_QUARANTINED && cv->newer_digest) {
+    cleanup_free char *why =
+        rp_xasprintf("its tag's new digest %s is quarantined (replacements "
+                     "into it failed): it keeps its content",
+                     cv->newer_digest);
+    cleanup_json json_t *extra = json_pack("{s:s}", "digest", cv->newer_digest);
+    refused(r, e, base, why, "quarantine", extra);
+  }
+  decide_again(r, e);
+}
+
+/* The gate's verdict (passed, in words: how) for one recycle waiting on it:
+ * it goes on, or is refused, nothing done. */
+static void
+gate_verdict(struct op *o, const struct rp_child_result *res, bool passed,
+             const char *how)
+{
+  struct rp_recycler *r = o->r;
+  struct rp_entry *e = o->e;
+  const struct rp_policy *p =
+      r->config ? rp_config_policy(r->config, o->policy) : NULL;
+  if (res->killed || e->gone || r->draining || !p) {
+    /* Stopping, or the workload went: nothing done. */
+    if (!e->gone) {
+      e->state = RP_ENTRY_WAITING;
+      free(e->refused);
+      e->refused = RP_STEAL(o->refused);
+    }
+    r->stats.started--;
+    finish(r, o);
+    return;
+  }
+  if (passed) {
+    launch(r, o);
+    return;
+  }
+  cleanup_free char *why =
+      rp_xasprintf("the verify gate refused %s (%s)", o->new_digest, how);
+  cleanup_json json_t *extra = json_pack(
+      "{s:s, s:s, s:s, s:o}", "digest", o->new_digest, "gate", how, "output",
+      res->output ? res->output : "", "gate_argv", rp_strv_to_json(p->verify));
+  if (res->spawn_error == 0 && !res->timed_out && res->term_signal == 0)
+    json_object_set_new(extra, "exit_status", json_integer(res->exit_code));
+  else
+    json_object_set_new(extra, "exit_status", json_null());
+  if (res->truncated)
+    json_object_set_new(extra, "output_truncated", json_true());
+  free(e->refused);
+  e->refused = RP_STEAL(o->refused);
+  refused(r, e, o->base, why, "verify", extra);
+  r->stats.started--;
+  decide_again(r, e);
+  finish(r, o);
+}
+
+/* The verify gate's verdict on the digest o moves to: for o, and for the
+ * recycles that waited on it. */
+static void
+gate_done_cb(void *arg, const struct rp_child_result *res)
+{
+  struct op *o = arg;
+  struct rp_recycler *r = o->r;
+  o->gate = NULL;
+  const struct rp_policy *p =
+      r->config ? rp_config_policy(r->config, o->policy) : NULL;
+  bool passed = res->spawn_error == 0 && !res->timed_out && !res->killed &&
+                res->term_signal == 0 && res->exit_code == 0;
+  char how[160];
+  rp_child_describe(res, p ? p->verify_timeout_ms : 0, how, sizeof(how));
+  if (!res->killed && p && r->content) {
+    rp_content_set_verdict(r->content, o->content_key, p->verify, o->new_digest,
+                           passed);
+    if (passed)
+      rp_info("verify gate: %s@%s passed (%s)", o->image_ref, o->new_digest,
+              how);
+    else
+      rp_warn("verify gate: %s@%s refused (%s): workloads keep their content",
+              o->image_ref, o->new_digest, how);
+  }
+  /* Those waiting first gathered: finishing one changes the list. */
+  size_t n = 0;
+  for (struct op *w = r->ops; w; w = w->next)
+    n += w->awaits_gate;
+  cleanup_free struct op **waiting = rp_xcalloc(n + 1, sizeof(*waiting));
+  size_t k = 0;
+  for (struct op *w = r->ops; w; w = w->next)
+    if (w->awaits_gate && strcmp(w->new_digest, o->new_digest) == 0 &&
+        strcmp(w->policy, o->policy) == 0) {
+      w->awaits_gate = false;
+      waiting[k++] = w;
+    }
+  gate_verdict(o, res, passed, how);
+  for (size_t i = 0; i < k; i++)
+    gate_verdict(waiting[i], res, passed, how);
+}
+
+/* A gate running on digest for policy, other than o's. */
+static bool
+gate_running(const struct rp_recycler *r, const struct op *o)
+{
+  for (const struct op *x = r->ops; x; x = x->next)
+    if (x != o && x->gate && strcmp(x->new_digest, o->new_digest) == 0 &&
+        strcmp(x->policy, o->policy) == 0)
+      return true;
+  return false;
+}
+
+/* Runs the policy's verify gate on o's new digest: argv, no shell, the
+ * digest in its environment. */
+static int
+gate_start(struct rp_recycler *r, struct op *o, const struct rp_policy *p)
+{
+  struct rp_entry *e = o->e;
+  cleanup_free char *name = NULL;
+  struct rp_image_ref parsed = {0};
+  cleanup_error struct rp_error *err = NULL;
+  const char *canon = e->content.reference;
+  if (canon && rp_image_ref_parse(canon, &parsed, &err) == 0) {
+    name = rp_image_ref_name(&parsed);
+    rp_image_ref_clear(&parsed);
+  }
+  cleanup_free char *e_ref =
+      rp_xasprintf("REAPER_IMAGE=%s", canon ? canon : "");
+  cleanup_free char *e_name =
+      rp_xasprintf("REAPER_IMAGE_NAME=%s", name ? name : "");
+  cleanup_free char *e_dig =
+      rp_xasprintf("REAPER_IMAGE_DIGEST=%s", o->new_digest);
+  cleanup_free char *e_pd =
+      rp_xasprintf("REAPER_IMAGE_PLATFORM_DIGEST=%s",
+                   o->new_platform_digest ? o->new_platform_digest : "");
+  cleanup_free char *e_w = rp_xasprintf("REAPER_WORKLOAD=%s", e->w->name);
+  cleanup_free char *e_p = rp_xasprintf("REAPER_POLICY=%s", p->name);
+  char *env[] = {e_ref, e_name, e_dig, e_pd, e_w, e_p, NULL};
+  struct rp_child_options co = {
+      .argv = p->verify,
+      .env = env,
+      .timeout_ms = p->verify_timeout_ms,
+      .max_output = GATE_OUTPUT_MAX,
+  };
+  rp_info("verify gate: %s@%.19s, before %s moves to it", canon ? canon : "?",
+          o->new_digest, e->w->name);
+  if (rp_child_run(r->loop, &co, gate_done_cb, o, &o->gate, &err) != 0) {
+    rp_err("verify gate: cannot run: %s", err->message);
+    return -1;
+  }
+  return 0;
+}
+
 static void
 start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
 {
   const struct rp_policy *p = e->d.policy;
+  /* What it runs and may run, as of now (a verdict or a quarantine may
+   * have come since it was decided); it is recycled for the reason it was
+   * found due. */
+  enum rp_due_reason reason = e->offered_for;
+  if (r->content)
+    rp_content_judge(r->content, e, now);
+  bool for_content = reason == RP_DUE_UPDATE || reason == RP_DUE_IMAGE_AGE;
+  if (!for_content && e->d.due_ms > now) {
+    /* Decided again while it waited for the budget (a reload, its
+     * content): not due any more. */
+    decide_again(r, e);
+    return;
+  }
+  e->d.due_reason = reason;
   cleanup_json json_t *base = rp_recycle_audit_fields(e, now);
+  enum rp_strategy strategy = rp_recycle_strategy(p, e);
   json_object_set_new(base, "strategy",
-                      json_string(rp_strategy_name(rp_recycle_strategy(p, e))));
+                      json_string(rp_strategy_name(strategy)));
   char due[40];
   rp_format_time_ms(e->d.due_ms, due, sizeof(due));
   json_object_set_new(base, "deadline", json_string(due));
 
   if (e->w->refusal) {
-    refused(r, e, base, e->w->refusal, "provider");
+    refused(r, e, base, e->w->refusal, "provider", NULL);
+    return;
+  }
+  /* Into new content: a recreate or a service's update, by a provider that
+   * can fetch it, when
+   * the policy moves and the digest may be rolled out (settled, neither
+   * quarantined nor refused). */
+  const struct rp_content_view *cv = &e->content;
+  bool moves = r->content && cv->newer_digest &&
+               (strategy == RP_STRATEGY_RECREATE ||
+                strategy == RP_STRATEGY_FORCE_UPDATE) &&
+               e->provider->ops->pull && rp_freshness_moves(p, reason, &cv->fr);
+  enum rp_verdict verdict =
+      moves && p->verify
+          ? rp_content_verdict(r->content, p->verify, cv->newer_digest)
+          : RP_VERDICT_PASSED;
+  if (verdict == RP_VERDICT_REFUSED)
+    moves = false;
+  if (for_content && !moves) {
+    content_gone(r, e, base);
     return;
   }
   if (r->dry_run) {
     json_object_set_new(base, "lateness_s",
                         json_real(round((double)(now - e->d.due_ms)) / 1000));
+    if (moves)
+      json_object_set_new(base, "image_digest", json_string(cv->newer_digest));
     rp_log(RP_LOG_INFO, "dry run: would recycle %s %s (%s), policy %s, with %s",
            rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
-           rp_strategy_name(rp_recycle_strategy(p, e)));
+           rp_strategy_name(strategy));
     append(r, "recycle.planned", base, planned_cb, NULL);
     e->state = RP_ENTRY_PLANNED;
     e->handled_start_ms = e->w->started_ms;
@@ -482,32 +820,56 @@ start(struct rp_recycler *r, struct rp_entry *e, int64_t now)
   o->replace = argv_dup(p->replace);
   o->begin_mono_ms = rp_mono_ms();
   o->started_ms = e->w->started_ms;
+  o->moves = moves;
+  o->keeps = !moves && r->content && cv->digest && cv->reference &&
+             strategy == RP_STRATEGY_RECREATE && e->provider->ops->pull &&
+             e->w->image.ref;
+  o->content_key = cv->key ? rp_xstrdup(cv->key) : NULL;
+  o->image_ref = e->w->image.ref ? rp_xstrdup(e->w->image.ref) : NULL;
+  o->digest = cv->digest ? rp_xstrdup(cv->digest) : NULL;
+  o->platform_digest =
+      cv->platform_digest ? rp_xstrdup(cv->platform_digest) : NULL;
+  if (moves) {
+    o->new_digest = rp_xstrdup(cv->newer_digest);
+    o->new_platform_digest = cv->newer_platform_digest
+                                 ? rp_xstrdup(cv->newer_platform_digest)
+                                 : NULL;
+  }
+  o->birth_ms = cv->fr.birth_ms;
   o->next = r->ops;
   r->ops = o;
   r->n_ops++;
   r->stats.started++;
   e->state = RP_ENTRY_RECYCLING;
 
-  cleanup_json json_t *begin = json_deep_copy(base);
-  json_object_set_new(begin, "lateness_s",
+  o->begin = json_deep_copy(base);
+  json_object_set_new(o->begin, "lateness_s",
                       json_real(round((double)(now - e->d.due_ms)) / 1000));
   if (e->failures)
-    json_object_set_new(begin, "attempt", json_integer(e->failures + 1));
-  rp_log(RP_LOG_INFO, "recycling %s %s (%s), policy %s, age %llds, with %s",
+    json_object_set_new(o->begin, "attempt", json_integer(e->failures + 1));
+  if (moves)
+    json_object_set_new(o->begin, "image_digest", json_string(o->new_digest));
+  rp_log(RP_LOG_INFO,
+         "recycling %s %s (%s), policy %s, age %llds, with %s (%s)%s%.19s",
          rp_kind_name(e->w->kind), e->w->name, e->w->id, p->name,
          (long long)((now - e->w->started_ms) / 1000),
-         rp_strategy_name(rp_recycle_strategy(p, e)));
-  /* The runner reads first (the provider's preparation, which may refuse),
-   * then writes recycle.begin, then acts. */
-  struct rp_runner_env env = {
-      .loop = r->loop, .append = runner_append, .ctx = r};
-  struct rp_recycle_spec spec = spec_of(o);
-  cleanup_error struct rp_error *perr = NULL;
-  if (rp_runner_start(&env, e->provider, e->w, &spec, o->base, begin,
-                      recycle_cb, o, &perr) != 0) {
-    struct rp_recycle_result res = {.rolled_back = true};
-    recycle_cb(o, -1, &res, perr);
+         rp_strategy_name(strategy), rp_due_reason_name(reason),
+         moves ? ", into " : "", moves ? o->new_digest : "");
+  /* The gate comes before recycle.begin: a refusal means nothing was
+   * done.  Once per digest (and gate): a verdict is remembered. */
+  if (moves && p->verify && verdict == RP_VERDICT_NONE) {
+    if (gate_running(r, o)) {
+      o->awaits_gate = true;
+      return;
+    }
+    if (gate_start(r, o, p) == 0)
+      return;
+    /* A gate that cannot even run lets nothing through. */
+    struct rp_child_result res = {.spawn_error = -EIO};
+    gate_done_cb(o, &res);
+    return;
   }
+  launch(r, o);
 }
 
 void
@@ -517,6 +879,7 @@ rp_recycler_offer(struct rp_recycler *r, struct rp_entry *e, int64_t now_ms)
   if (e->state == RP_ENTRY_DUE || e->state == RP_ENTRY_RECYCLING)
     return;
   e->state = RP_ENTRY_DUE;
+  e->offered_for = e->d.due_reason;
   if (r->n_due == r->cap_due) {
     r->cap_due = r->cap_due ? r->cap_due * 2 : 16;
     r->due = rp_xrealloc(r->due, r->cap_due * sizeof(*r->due));
@@ -661,6 +1024,11 @@ void
 rp_recycler_drain(struct rp_recycler *r, void (*idle_cb)(void *arg), void *arg)
 {
   r->draining = true;
+  /* A verify gate still running has decided nothing: it is ended, and its
+   * recycle with it (nothing was done). */
+  for (struct op *o = r->ops; o; o = o->next)
+    if (o->gate)
+      rp_child_kill(o->gate);
   for (size_t i = 0; i < r->n_due; i++)
     r->due[i]->state = RP_ENTRY_WAITING;
   r->n_due = 0;
@@ -732,9 +1100,9 @@ static void
 recovered_write(struct rp_recycler *r, const char *provider, json_t *begin,
                 const struct rp_recovery *rec)
 {
-  static const char *const keep[] = {"kind",      "id",         "name",
-                                     "policy",    "started_at", "age_s",
-                                     "max_age_s", "strategy"};
+  static const char *const keep[] = {
+      "kind",  "id",        "name",     "policy", "started_at",
+      "age_s", "max_age_s", "strategy", "reason", "image"};
   cleanup_json json_t *f = json_object();
   json_object_set_new(f, "provider", json_string(provider));
   for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
@@ -788,8 +1156,8 @@ rp_recycler_recover(struct rp_recycler *r, struct rp_provider *p,
                     struct rp_error **err)
 {
   static const char *const keep[] = {
-      "provider",   "kind",  "id",        "name",     "policy",
-      "started_at", "age_s", "max_age_s", "strategy", "service"};
+      "provider", "kind",      "id",       "name",    "policy", "started_at",
+      "age_s",    "max_age_s", "strategy", "service", "reason", "image"};
   cleanup_json json_t *base = json_object();
   for (size_t i = 0; i < RP_ARRAY_LEN(keep); i++) {
     json_t *v = begin ? json_object_get(begin, keep[i]) : NULL;

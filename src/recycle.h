@@ -89,6 +89,15 @@ void rp_recycler_on_unsettled(struct rp_recycler *r,
                                          json_t *begin),
                               void *arg);
 
+/* Fresh content: what each reference has and may run (borrowed; NULL:
+ * workloads are recycled into what they run), and the owner's way to
+ * decide an entry again when what made it due went away (a digest
+ * refused by the verify gate or quarantined since it was decided). */
+struct rp_content;
+void rp_recycler_set_content(struct rp_recycler *r, struct rp_content *c,
+                             void (*redecide)(void *arg, struct rp_entry *e),
+                             void *arg);
+
 /* Called whenever a recycle ends or the recycler becomes idle. */
 void rp_recycler_on_change(struct rp_recycler *r, void (*cb)(void *arg),
                            void *arg);
@@ -112,7 +121,8 @@ enum rp_strategy rp_recycle_strategy(const struct rp_policy *p,
                                      const struct rp_entry *e);
 
 /* The audit members every recycle.* line carries (SPEC.md), new reference:
- * provider, kind, id, name, policy, started_at, age_s, max_age_s. */
+ * provider, kind, id, name, policy, started_at, age_s, max_age_s, reason
+ * (why it was due), image (its reference, canonical, when it has one). */
 json_t *rp_recycle_audit_fields(const struct rp_entry *e, int64_t now_ms);
 
 #endif

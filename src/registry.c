@@ -267,6 +267,12 @@ rp_registry_set_auth(struct rp_registry *r, struct rp_registry_auth *auth)
   auths_clear(r);
 }
 
+const struct rp_registry_auth *
+rp_registry_get_auth(const struct rp_registry *r)
+{
+  return r ? r->auth : NULL;
+}
+
 size_t
 rp_registry_active(const struct rp_registry *r)
 {

@@ -127,6 +127,11 @@ struct rp_registry *rp_registry_new(struct rp_http *http,
  * credentials. */
 void rp_registry_set_auth(struct rp_registry *r, struct rp_registry_auth *auth);
 
+/* The credentials in use (borrowed; NULL: none), for callers that pass
+ * them on (an engine's pull). */
+const struct rp_registry_auth *
+rp_registry_get_auth(const struct rp_registry *r);
+
 /* Starts resolving ref (copied) for platform p (copied; normalized here).
  * *op_out (may be NULL) names it for rp_registry_cancel until its callback
  * has run.  The callback never runs before this returns.  Returns -1 with

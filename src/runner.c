@@ -38,24 +38,27 @@ enum step {
   ST_DRAINED,    /* drain-replace: emptied */
   ST_REPLACE,    /* drain-replace: the replace command */
   ST_GONE,       /* drain-replace: the replaced workload went */
+  ST_PULL,       /* fresh content: the digest to run, fetched and named */
 };
 
+/* ST_PULL is skipped unless the recycle moves to new content. */
 static const enum step recreate_stop_first[] = {
-    ST_RENAME_OLD, ST_CREATE, ST_DRAIN,   ST_STOP_OLD,
-    ST_START_NEW,  ST_READY,  ST_SURVIVE, ST_REMOVE_OLD};
+    ST_PULL,      ST_RENAME_OLD, ST_CREATE,  ST_DRAIN,     ST_STOP_OLD,
+    ST_START_NEW, ST_READY,      ST_SURVIVE, ST_REMOVE_OLD};
 /* The survival window before the old one stops: it still serves, so the
  * window costs nothing, and a replacement that dies at once never costs
  * the old one a stop. */
 static const enum step recreate_start_first[] = {
-    ST_RENAME_OLD, ST_CREATE, ST_START_NEW, ST_READY,
-    ST_SURVIVE,    ST_DRAIN,  ST_STOP_OLD,  ST_REMOVE_OLD};
+    ST_PULL,    ST_RENAME_OLD, ST_CREATE,   ST_START_NEW, ST_READY,
+    ST_SURVIVE, ST_DRAIN,      ST_STOP_OLD, ST_REMOVE_OLD};
 static const enum step restart_steps[] = {ST_DRAIN, ST_RESTART, ST_READY,
                                           ST_SURVIVE};
 static const enum step stop_steps[] = {ST_DRAIN, ST_STOP_OLD};
 static const enum step remove_steps[] = {ST_DRAIN, ST_STOP_OLD, ST_REMOVE_OLD};
 static const enum step recreate_in_place[] = {
-    ST_DRAIN, ST_STOP_OLD, ST_RESET, ST_START_SAME, ST_READY, ST_SURVIVE};
-static const enum step force_update_steps[] = {ST_UPDATE, ST_SETTLED};
+    ST_PULL,       ST_DRAIN, ST_STOP_OLD, ST_RESET,
+    ST_START_SAME, ST_READY, ST_SURVIVE};
+static const enum step force_update_steps[] = {ST_PULL, ST_UPDATE, ST_SETTLED};
 static const enum step drain_replace_steps[] = {
     ST_CORDON, ST_DRAINED, ST_DRAIN, ST_REPLACE, ST_GONE, ST_REMOVE_OLD};
 
@@ -122,8 +125,11 @@ struct run {
   bool old_gone;
   char *restored_id;  /* owned: the old workload made again */
   bool replace_final; /* a replace command that ran is never undone */
-  char **replace;     /* owned argv or NULL */
-  int64_t settle_ms;  /* how long the engine's own work may take */
+  /* Fresh content: what to pull (owned copies), or NULL. */
+  char *image_ref, *image_digest;
+  struct rp_registry_cred cred; /* owned strings; NULL: anonymous */
+  char **replace;               /* owned argv or NULL */
+  int64_t settle_ms;            /* how long the engine's own work may take */
 
   /* waits */
   uv_timer_t timer;
@@ -197,6 +203,8 @@ step_name(enum step s)
     return "replace";
   case ST_GONE:
     return "gone";
+  case ST_PULL:
+    return "pull";
   }
   return "?";
 }
@@ -221,6 +229,10 @@ run_free(struct run *r)
   free(r->old_name);
   free(r->new_id);
   free(r->restored_id);
+  free(r->image_ref);
+  free(r->image_digest);
+  free(r->cred.username);
+  rp_registry_secret_free(r->cred.password);
   json_decref(r->base);
   json_decref(r->begin);
   json_decref(r->details);
@@ -270,6 +282,7 @@ finish(struct run *r, int status, bool rolled_back)
   struct rp_recycle_result res = {
       .replacement_id = (char *)(uintptr_t)replacement,
       .rolled_back = rolled_back,
+      .failed_step = status == 0 ? NULL : step_name(r->at),
       .details = r->details,
       .steps = r->steps,
   };
@@ -280,6 +293,7 @@ finish(struct run *r, int status, bool rolled_back)
 /* --- the audit line before each act -------------------------------------- */
 
 typedef void (*act_fn)(struct run *r);
+static void do_pull(struct run *r);
 
 struct announce {
   struct run *r;
@@ -352,6 +366,9 @@ announce(struct run *r, const char *step, const char *target, act_fn act)
   json_array_append_new(r->steps, json_string(step));
   json_object_set_new(a->fields, "step", json_string(step));
   json_object_set_new(a->fields, "target", json_string(target));
+  if (act == do_pull && r->image_digest)
+    json_object_set_new(a->fields, "image_digest",
+                        json_string(r->image_digest));
   if (r->new_id)
     json_object_set_new(a->fields, "replacement_id", json_string(r->new_id));
   announce_write(a);
@@ -428,6 +445,29 @@ do_create(struct run *r)
 {
   cleanup_error struct rp_error *err = NULL;
   if (r->p->ops->create(r->p, r->plan, created_cb, r, &err) != 0)
+    cannot_start(r, err);
+}
+
+static void
+pulled_cb(void *arg, json_t *details, const struct rp_error *err)
+{
+  struct run *r = arg;
+  if (details)
+    json_object_update(r->details, details);
+  op_done(r, err, "pull", "after-pull");
+}
+
+static void
+do_pull(struct run *r)
+{
+  struct rp_recycle_spec spec = {
+      .strategy = r->strategy,
+      .image_ref = r->image_ref,
+      .image_digest = r->image_digest,
+      .image_cred = r->cred.username ? &r->cred : NULL,
+  };
+  cleanup_error struct rp_error *err = NULL;
+  if (r->p->ops->pull(r->p, r->plan, &spec, pulled_cb, r, &err) != 0)
     cannot_start(r, err);
 }
 
@@ -837,6 +877,11 @@ advance(struct run *r)
     enum step s = r->prog[r->pc++];
     r->at = s;
     switch (s) {
+    case ST_PULL:
+      if (!r->image_digest || !r->p->ops->pull)
+        continue;
+      announce(r, step_name(s), r->id, do_pull);
+      return;
     case ST_RENAME_OLD:
       announce(r, step_name(s), r->id, do_rename_old);
       return;
@@ -1341,6 +1386,15 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
     r->drain = rp_xcalloc(n + 1, sizeof(char *));
     for (size_t i = 0; i < n; i++)
       r->drain[i] = rp_xstrdup(spec->drain_argv[i]);
+  }
+  if (spec->image_digest && spec->image_ref) {
+    r->image_ref = rp_xstrdup(spec->image_ref);
+    r->image_digest = rp_xstrdup(spec->image_digest);
+    if (spec->image_cred && spec->image_cred->username) {
+      r->cred.username = rp_xstrdup(spec->image_cred->username);
+      r->cred.password = rp_xstrdup(
+          spec->image_cred->password ? spec->image_cred->password : "");
+    }
   }
   r->id = rp_xstrdup(w->id);
   r->name = rp_xstrdup(w->name);

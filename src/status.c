@@ -105,12 +105,30 @@ rp_status_record(struct rp_status *s, const char *event, json_t *fields)
   /* The members of a recycle line that are safe to show: those plan shows,
    * plus the outcome.  Drain output and provider details stay in the
    * audit log. */
-  static const char *const keep[] = {
-      "provider",  "kind",        "id",         "name",
-      "policy",    "strategy",    "started_at", "age_s",
-      "max_age_s", "deadline",    "duration_s", "replacement_id",
-      "error",     "rolled_back", "action",     "detail",
-      "ok",        "begun_at",    "reason",     "refused_by"};
+  static const char *const keep[] = {"provider",
+                                     "kind",
+                                     "id",
+                                     "name",
+                                     "policy",
+                                     "strategy",
+                                     "started_at",
+                                     "age_s",
+                                     "max_age_s",
+                                     "deadline",
+                                     "duration_s",
+                                     "replacement_id",
+                                     "error",
+                                     "rolled_back",
+                                     "action",
+                                     "detail",
+                                     "ok",
+                                     "begun_at",
+                                     "reason",
+                                     "refused_by",
+                                     "image",
+                                     "image_digest",
+                                     "previous_image_digest",
+                                     "digest"};
   if (!s || !event || !json_is_object(fields) ||
       strncmp(event, "recycle.", 8) != 0)
     return;
@@ -228,12 +246,17 @@ rp_status_json(struct rp_status *s)
   char host[256] = "";
   gethostname(host, sizeof(host) - 1);
   json_t *forecast = rp_plan_forecast_json(live_config(s), v, n, now);
-  return json_pack("{s:s, s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o, s:o}",
-                   "version", REAPER_VERSION, "hostname", host, "now",
-                   rp_format_time_ms(now, t, sizeof(t)), "ready", is_ready(s),
-                   "workloads", workloads, "in_flight", in_flight, "recent",
-                   s->recent, "providers", providers_json(s), "audit", audit,
-                   "forecast", forecast);
+  json_t *doc = json_pack(
+      "{s:s, s:s, s:s, s:b, s:o, s:o, s:O, s:o, s:o, s:o}", "version",
+      REAPER_VERSION, "hostname", host, "now",
+      rp_format_time_ms(now, t, sizeof(t)), "ready", is_ready(s), "workloads",
+      workloads, "in_flight", in_flight, "recent", s->recent, "providers",
+      providers_json(s), "audit", audit, "forecast", forecast);
+  /* Fresh content: the quarantined digests and the registries' figures. */
+  json_t *content = s->src.content ? s->src.content(s->src.ctx) : NULL;
+  if (content)
+    json_object_set_new(doc, "images", content);
+  return doc;
 }
 
 /* --- answers ------------------------------------------------------------ */
@@ -307,6 +330,8 @@ write_metrics(struct rp_status *s, FILE *out)
   cleanup_json json_t *providers = providers_json(s);
   cleanup_json json_t *notifications =
       s->src.notifications ? s->src.notifications(s->src.ctx) : NULL;
+  cleanup_json json_t *content =
+      s->src.content ? s->src.content(s->src.ctx) : NULL;
   struct rp_metrics_view view = {
       .entries = v,
       .n_entries = n,
@@ -318,6 +343,7 @@ write_metrics(struct rp_status *s, FILE *out)
       .now_ms = rp_wall_ms(),
       .config = live_config(s),
       .notifications = notifications,
+      .content = content,
   };
   rp_metrics_write(s->metrics, &view, out);
 }

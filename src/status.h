@@ -60,6 +60,9 @@ struct rp_status_source {
   /* Notifications by sink, new reference (rp_notify_stats).  NULL
    * callback: no notification series. */
   json_t *(*notifications)(void *ctx);
+  /* Fresh content's figures, new reference (rp_content_stats).  NULL
+   * callback: no such series. */
+  json_t *(*content)(void *ctx);
 };
 
 struct rp_status;

@@ -28,6 +28,7 @@ rp_entry_free(struct rp_entry *e)
     return;
   rp_workload_free(e->w);
   free(e->refused);
+  rp_content_view_clear(&e->content);
   free(e);
 }
 

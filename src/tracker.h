@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "freshness.h"
 #include "policy.h"
 #include "provider.h"
 #include "workload.h"
@@ -37,6 +38,11 @@ struct rp_entry {
   /* The reason its last recycle was refused (recycle.refused said once per
    * reason), or NULL.  Owned. */
   char *refused;
+  /* The reason it was due when it was offered to the recycler (its
+   * decision may change while it waits for the budget). */
+  enum rp_due_reason offered_for;
+  /* Its content (fresh content), as last decided. */
+  struct rp_content_view content;
   struct rp_entry *hash_next; /* the tracker's chain */
 };
 

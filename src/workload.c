@@ -65,6 +65,7 @@ rp_workload_dup(const struct rp_workload *w)
     c->refusal = rp_xstrdup(w->refusal);
   if (w->extra)
     c->extra = json_deep_copy(w->extra);
+  rp_workload_image_copy(&c->image, &w->image);
   return c;
 }
 
@@ -85,6 +86,7 @@ rp_workload_free(struct rp_workload *w)
     json_decref(w->labels);
   if (w->extra)
     json_decref(w->extra);
+  rp_workload_image_clear(&w->image);
   free(w);
 }
 
@@ -106,4 +108,50 @@ rp_workload_key_hash(const char *provider, const char *id)
   for (const char *p = id; *p; p++)
     h = (h ^ (unsigned char)*p) * 1099511628211ull;
   return h;
+}
+
+static char *
+dup_or_null(const char *s)
+{
+  return s ? rp_xstrdup(s) : NULL;
+}
+
+void
+rp_workload_image_clear(struct rp_workload_image *img)
+{
+  free(img->ref);
+  free(img->id);
+  rp_strv_free(img->repo_digests);
+  free(img->platform);
+  *img = (struct rp_workload_image){0};
+}
+
+void
+rp_workload_image_copy(struct rp_workload_image *dst,
+                       const struct rp_workload_image *src)
+{
+  if (dst == src)
+    return;
+  rp_workload_image_clear(dst);
+  dst->ref = dup_or_null(src->ref);
+  dst->id = dup_or_null(src->id);
+  dst->repo_digests = rp_strv_dup(src->repo_digests);
+  dst->created_ms = src->created_ms;
+  dst->platform = dup_or_null(src->platform);
+}
+
+static bool
+same_string(const char *a, const char *b)
+{
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+rp_workload_image_equal(const struct rp_workload_image *a,
+                        const struct rp_workload_image *b)
+{
+  return same_string(a->ref, b->ref) && same_string(a->id, b->id) &&
+         rp_strv_equal(a->repo_digests, b->repo_digests) &&
+         a->created_ms == b->created_ms &&
+         same_string(a->platform, b->platform);
 }

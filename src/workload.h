@@ -23,6 +23,25 @@ const char *rp_kind_name(enum rp_kind k);
 /* Returns the kind or -1 for an unknown name. */
 int rp_kind_parse(const char *name);
 
+/* The content a workload runs, as its provider knows it (engine-neutral
+ * names; every member may be missing).  For fresh content (content.h). */
+struct rp_workload_image {
+  /* The image reference as the workload was created ("nginx:1.25", as its
+   * creator wrote it), or NULL. */
+  char *ref;
+  /* The engine's id of the image it runs ("sha256:..."), or NULL. */
+  char *id;
+  /* The registry digests the engine knows for that image, as
+   * "NAME@sha256:..." (RepoDigests): owned strv, NULL when it has none (a
+   * local build, never pushed nor pulled). */
+  char **repo_digests;
+  /* The image's own Created time (wall ms), 0 when not known.  A build
+   * may set anything here (reproducible builds write 1970). */
+  int64_t created_ms;
+  /* The image's platform, "linux/amd64", or NULL. */
+  char *platform;
+};
+
 struct rp_workload {
   char *provider; /* owned: name of the provider instance ("local") */
   enum rp_kind kind;
@@ -48,6 +67,8 @@ struct rp_workload {
    * plan and /status (e.g. another supervisor restarts it), or NULL.  It
    * decides nothing.  Owned. */
   char *note;
+  /* What it runs (owned members). */
+  struct rp_workload_image image;
   /* The workloads it needs as they are while it runs (a namespace it
    * shares, a link, the volumes it takes from another), as their ids or
    * names: the two are never recycled at the same time.  Owned,
@@ -66,6 +87,15 @@ struct rp_workload *rp_workload_dup(const struct rp_workload *w);
 void rp_workload_free(struct rp_workload *w);
 /* A label's value, or NULL when absent or not a string. */
 const char *rp_workload_label(const struct rp_workload *w, const char *key);
+
+/* Copies src into dst (dst's old members are freed first), and frees the
+ * members of one; accept zeroed structs. */
+void rp_workload_image_copy(struct rp_workload_image *dst,
+                            const struct rp_workload_image *src);
+void rp_workload_image_clear(struct rp_workload_image *img);
+/* Whether two are the same facts. */
+bool rp_workload_image_equal(const struct rp_workload_image *a,
+                             const struct rp_workload_image *b);
 
 /* The hash of a workload's key, (provider, id): FNV-1a over provider, a 0
  * byte and id.  For the tables that find a workload by its key (the

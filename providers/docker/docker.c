@@ -26,6 +26,7 @@ static const struct rp_capability caps[] = {
                    RP_STRATEGY_BIT(RP_STRATEGY_REMOVE),
      .start_first = true,
      .pull = true,
+     .fresh_content = true,
      .drain = true,
      .replace = false},
 };
@@ -148,6 +149,7 @@ const struct rp_provider_ops rp_provider_docker = {
     .restart = rp_docker_op_restart,
     .drain = rp_docker_op_drain,
     .probe = rp_docker_op_probe,
+    .pull = rp_docker_op_pull,
     .find_replacement = rp_docker_op_find_replacement,
     .watch = rp_docker_op_watch,
     .unwatch = rp_docker_op_unwatch,

@@ -79,6 +79,9 @@ int rp_docker_op_restart(struct rp_provider *p, const char *id,
 int rp_docker_op_drain(struct rp_provider *p, const char *id,
                        const char *const *argv, int64_t timeout_ms,
                        rp_drained_cb cb, void *arg, struct rp_error **err);
+int rp_docker_op_pull(struct rp_provider *p, void *plan,
+                      const struct rp_recycle_spec *spec, rp_pulled_cb cb,
+                      void *arg, struct rp_error **err);
 int rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
                        void *arg, struct rp_error **err);
 int rp_docker_op_find_replacement(struct rp_provider *p, const char *old_id,

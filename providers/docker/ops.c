@@ -5,8 +5,10 @@
  *             container's name (references are rewritten to names; one that
  *             shares this one's network namespace makes it a refusal), the
  *             MAC address its user configured, the image (by name while the
- *             name still means it; pulled with pull: true), and the create
- *             body (create_body.c)
+ *             name still means it; by the user's reference when the recycle
+ *             moves to new content), and the create body (create_body.c)
+ *   pull      fresh content: the digest fetched (once: by digest), named
+ *             as the user named it; create then checks the image it runs
  *   rename, create (with the networks create does not take), start, stop,
  *   remove (never the volumes), restart, drain (an exec inside), probe (one
  *   inspect), watch (the event stream of track.c)
@@ -15,12 +17,15 @@
 #include <string.h>
 
 #include "docker.h"
+#include "image_ref.h"
 #include "log.h"
 #include "runner.h"
 #include "util.h"
 
 /* Drain output kept for the audit line. */
 #define DRAIN_OUTPUT_MAX 2048
+/* A pull downloads the layers in one call. */
+#define PULL_TIMEOUT_MS (10 * 60 * 1000)
 /* On top of the grace period, for the engine's own work. */
 #define STOP_SLACK_MS 30000
 
@@ -599,9 +604,22 @@ rp_docker_op_drain(struct rp_provider *p, const char *id,
 
 /* What a recreate's preparation leaves for create. */
 struct plan {
-  char *name;    /* owned */
-  json_t *body;  /* owned: the create request */
-  json_t *extra; /* owned: [{name, config}] to connect after create */
+  char *name;      /* owned */
+  json_t *body;    /* owned: the create request */
+  json_t *extra;   /* owned: [{name, config}] to connect after create */
+  char *old_image; /* owned: the image id the old container runs */
+  /* owned: after a pull, the image id the replacement must run (create
+   * checks it: the tag could have moved between the pull and the create),
+   * or NULL */
+  char *expect_image;
+  /* Made by the name while it named the old image: it must run that image
+   * (another recycle's pull may move the name meanwhile), else it is made
+   * again from the image's id. */
+  bool by_name;
+  /* create made the replacement: a second create from this plan is the
+   * undo making the old container again (it went with auto-remove), from
+   * its own image. */
+  bool made;
 };
 
 struct creation {
@@ -611,6 +629,11 @@ struct creation {
   void *arg;
   char *id; /* owned */
   size_t next_net;
+  json_t *body;           /* owned: what create is asked */
+  const char *expect;     /* borrowed from the plan: the image it must run,
+                             or NULL */
+  bool fallback;          /* on another image, made again from expect */
+  bool checked;           /* the image it runs was checked */
   struct rp_error *error; /* owned: why it is being taken back */
 };
 
@@ -619,10 +642,42 @@ static void creation_connect(struct creation *c);
 static void
 creation_end(struct creation *c, const struct rp_error *err)
 {
+  if (!err)
+    c->plan->made = true;
   c->cb(c->arg, err ? NULL : c->id, err);
   free(c->id);
+  json_decref(c->body);
   rp_error_free(c->error);
   free(c);
+}
+
+static int creation_post(struct creation *c, struct rp_error **err);
+
+/* The name moved to another image between the preparation and the create:
+ * the one made from it goes, and the replacement is made from the old
+ * image's id, which is what this recycle runs. */
+static void
+creation_redo_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                 const struct rp_error *err)
+{
+  struct creation *c = ctx;
+  (void)r;
+  if (err && err->code != RP_ENOTFOUND) {
+    struct rp_error *e = rp_error_dup(err);
+    rp_error_prefix(&e, "remove the replacement made from a moved name");
+    creation_end(c, e);
+    rp_error_free(e);
+    return;
+  }
+  free(c->id);
+  c->id = NULL;
+  c->next_net = 0;
+  c->checked = false;
+  c->fallback = false;
+  json_object_set_new(c->body, "Image", json_string(c->expect));
+  cleanup_error struct rp_error *e = NULL;
+  if (creation_post(c, &e) != 0)
+    creation_end(c, e);
 }
 
 static void
@@ -667,10 +722,22 @@ creation_connected_cb(void *ctx, const struct rp_dockerapi_reply *r,
   creation_connect(c);
 }
 
+static void creation_checked_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                                const struct rp_error *err);
+
 static void
 creation_connect(struct creation *c)
 {
   json_t *net = json_array_get(c->plan->extra, c->next_net);
+  if (!net && c->expect && !c->checked) {
+    /* Made from a name: it must run the very content meant. */
+    c->checked = true;
+    cleanup_free char *path = rp_xasprintf("/containers/%s/json", c->id);
+    cleanup_error struct rp_error *e = NULL;
+    if (call(c->d, "GET", path, NULL, 0, creation_checked_cb, c, &e) != 0)
+      creation_undo(c, e);
+    return;
+  }
   if (!net) {
     creation_end(c, NULL);
     return;
@@ -685,6 +752,42 @@ creation_connect(struct creation *c)
   cleanup_error struct rp_error *e = NULL;
   if (call(c->d, "POST", path, body, 0, creation_connected_cb, c, &e) != 0)
     creation_undo(c, e);
+}
+
+static void
+creation_checked_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                    const struct rp_error *err)
+{
+  struct creation *c = ctx;
+  if (err) {
+    struct rp_error *e = rp_error_dup(err);
+    rp_error_prefix(&e, "inspect the replacement");
+    creation_undo(c, e);
+    rp_error_free(e);
+    return;
+  }
+  const char *runs = json_string_value(json_object_get(r->body, "Image"));
+  if (runs && strcmp(runs, c->expect) != 0 && c->fallback) {
+    rp_info("provider %s: %s names another image now: the replacement is "
+            "made from image %.19s",
+            c->d->p->name, c->plan->name, c->expect);
+    cleanup_free char *path = rp_xasprintf("/containers/%s?force=1", c->id);
+    cleanup_error struct rp_error *e = NULL;
+    if (call(c->d, "DELETE", path, NULL, 0, creation_redo_cb, c, &e) != 0)
+      creation_undo(c, e);
+    return;
+  }
+  if (!runs || strcmp(runs, c->expect) != 0) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_ECONFLICT,
+                 "the replacement runs image %.19s, not %.19s pulled for it "
+                 "(its tag moved meanwhile)",
+                 runs ? runs : "?", c->expect);
+    creation_undo(c, e);
+    rp_error_free(e);
+    return;
+  }
+  creation_connect(c);
 }
 
 static void
@@ -721,13 +824,30 @@ rp_docker_op_create(struct rp_provider *p, void *plan, rp_created_cb cb,
   c->plan = pl;
   c->cb = cb;
   c->arg = arg;
-  cleanup_free char *esc = rp_url_escape(pl->name);
-  cleanup_free char *path = rp_xasprintf("/containers/create?name=%s", esc);
-  if (call(d, "POST", path, pl->body, 0, creation_cb, c, err) != 0) {
+  c->body = json_deep_copy(pl->body);
+  if (pl->made && pl->old_image) {
+    /* The undo making the old container again: its own image. */
+    json_object_set_new(c->body, "Image", json_string(pl->old_image));
+  } else if (pl->expect_image) {
+    c->expect = pl->expect_image;
+  } else if (pl->by_name && pl->old_image) {
+    c->expect = pl->old_image;
+    c->fallback = true;
+  }
+  if (creation_post(c, err) != 0) {
+    json_decref(c->body);
     free(c);
     return -1;
   }
   return 0;
+}
+
+static int
+creation_post(struct creation *c, struct rp_error **err)
+{
+  cleanup_free char *esc = rp_url_escape(c->plan->name);
+  cleanup_free char *path = rp_xasprintf("/containers/create?name=%s", esc);
+  return call(c->d, "POST", path, c->body, 0, creation_cb, c, err);
 }
 
 void
@@ -739,6 +859,8 @@ rp_docker_op_release(struct rp_provider *p, void *plan)
     free(pl->name);
     json_decref(pl->body);
     json_decref(pl->extra);
+    free(pl->old_image);
+    free(pl->expect_image);
     free(pl);
   }
   /* The recycle that prepare began has ended. */
@@ -755,7 +877,8 @@ struct prep {
   rp_prepared_cb cb;
   void *arg;
   enum rp_strategy strategy;
-  bool pull;
+  char *new_content; /* owned: the reference to create from after a pull,
+                        or NULL (the recycle keeps the content) */
   int64_t started_ms;
   enum prep_step step;
   char *id;             /* owned */
@@ -787,6 +910,7 @@ prep_end(struct prep *pp, const struct rp_error *err, struct plan *plan,
   json_decref(pp->inspect);
   json_decref(pp->image);
   free(pp->image_ref);
+  free(pp->new_content);
   json_decref(pp->id_names);
   free(pp->configured_mac);
   json_decref(pp->details);
@@ -1038,51 +1162,6 @@ inspect_image(struct prep *pp, const char *ref)
   prep_read(pp, path, "inspect image", false, image_inspected);
 }
 
-/* After a pull: the replacement is created from the pulled image's id. */
-static void
-pulled_inspected(struct prep *pp, const struct rp_dockerapi_reply *r,
-                 const struct rp_error *err)
-{
-  (void)err;
-  const char *id = json_string_value(json_object_get(r->body, "Id"));
-  const char *old = json_string_value(json_object_get(pp->inspect, "Image"));
-  if (id) {
-    free(pp->image_ref);
-    pp->image_ref = rp_xstrdup(id);
-    json_object_set_new(pp->details, "image", json_string(id));
-    if (old && strcmp(old, id) != 0)
-      json_object_set_new(pp->details, "previous_image", json_string(old));
-  }
-  inspect_image(pp, old ? old : id ? id : "");
-}
-
-static void
-pulled(void *ctx, const struct rp_dockerapi_reply *r,
-       const struct rp_error *err)
-{
-  struct prep *pp = ctx;
-  if (err) {
-    prep_fail(pp, err, "pull image");
-    return;
-  }
-  /* The pull answers 200 and reports failure in its progress stream:
-   * "error" and (from API 1.48 the only one not deprecated) "errorDetail";
-   * Engine 29 still sends both. */
-  const char *p = r->raw ? strstr(r->raw, "\"error\"") : NULL;
-  if (!p && r->raw)
-    p = strstr(r->raw, "\"errorDetail\"");
-  if (p) {
-    cleanup_free char *msg = rp_xstrndup(p, strcspn(p, "\n"));
-    prep_failf(pp, RP_EENGINE, "pull image", msg);
-    return;
-  }
-  const char *ref = json_string_value(
-      json_object_get(json_object_get(pp->inspect, "Config"), "Image"));
-  cleanup_free char *esc = rp_url_escape(ref ? ref : "");
-  cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
-  prep_read(pp, path, "inspect pulled image", false, pulled_inspected);
-}
-
 static void
 by_name(struct prep *pp, const struct rp_dockerapi_reply *r,
         const struct rp_error *err)
@@ -1108,18 +1187,20 @@ read_image(struct prep *pp)
 {
   const char *ref = json_string_value(
       json_object_get(json_object_get(pp->inspect, "Config"), "Image"));
-  if (pp->pull && ref && strncmp(ref, "sha256:", 7) != 0) {
-    cleanup_free char *esc = rp_url_escape(ref);
-    cleanup_free char *path = rp_xasprintf("/images/create?fromImage=%s", esc);
-    cleanup_error struct rp_error *err = NULL;
-    if (call(pp->d, "POST", path, NULL, 10 * 60 * 1000, pulled, pp, &err) != 0)
-      prep_fail(pp, err, "pull image");
+  const char *id = json_string_value(json_object_get(pp->inspect, "Image"));
+  if (pp->new_content) {
+    /* Fresh content: the replacement is made from the reference the user
+     * gave, which the pull step makes name the new digest; what equals the
+     * old image's defaults is left out so that the new image's show
+     * through (create_body.c). */
+    free(pp->image_ref);
+    pp->image_ref = rp_xstrdup(pp->new_content);
+    inspect_image(pp, id ? id : ref ? ref : "");
     return;
   }
-  /* Without a pull, the replacement runs the very image the old one ran.
-   * It is created by name (so `docker ps` and a later pull still know the
-   * name) only while the name still points at that image. */
-  const char *id = json_string_value(json_object_get(pp->inspect, "Image"));
+  /* Otherwise the replacement runs the very image the old one ran.  It is
+   * created by name (so `docker ps` and a later pull still know the name)
+   * only while the name still points at that image. */
   if (ref && id && strncmp(ref, "sha256:", 7) != 0) {
     cleanup_free char *esc = rp_url_escape(ref);
     cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
@@ -1158,6 +1239,10 @@ build(struct prep *pp)
     return;
   }
   pl->name = rp_xstrdup(pp->name);
+  const char *old = json_string_value(json_object_get(pp->inspect, "Image"));
+  pl->old_image = old ? rp_xstrdup(old) : NULL;
+  pl->by_name = !pp->new_content && pp->image_ref &&
+                strncmp(pp->image_ref, "sha256:", 7) != 0;
   /* Old and new cannot hold a host port, a static address or a fixed MAC
    * address at once: start-first falls back. */
   const char *clash = rp_docker_body_clashes(pl->body, pl->extra);
@@ -1214,7 +1299,8 @@ rp_docker_op_prepare(struct rp_provider *p, const struct rp_workload *w,
   pp->cb = cb;
   pp->arg = arg;
   pp->strategy = spec->strategy;
-  pp->pull = spec->pull;
+  if (spec->image_digest && spec->image_ref)
+    pp->new_content = rp_xstrdup(spec->image_ref);
   pp->started_ms = w->started_ms;
   pp->id = rp_xstrdup(w->id);
   pp->name = rp_xstrdup(w->name);
@@ -1223,6 +1309,211 @@ rp_docker_op_prepare(struct rp_provider *p, const struct rp_workload *w,
   /* Counted until release: the provider's stop waits for the recycle. */
   d->recycles_in_flight++;
   prep_next(pp);
+  return 0;
+}
+
+/* --- pull: new content by digest, named as the user named it ------------*/
+
+/* Steps: the content is looked up by digest (already here: no pull), else
+ * pulled by digest (name@digest: exactly that content, whatever the tag
+ * says by then); then the user's name:tag is made to name it, so that the
+ * replacement is created from the name (`docker ps` shows it) and create
+ * checks that it runs that image. */
+struct pull {
+  struct rp_docker *d;
+  struct plan *plan; /* borrowed: the runner holds it */
+  rp_pulled_cb cb;
+  void *arg;
+  char *by_digest; /* owned: "NAME@sha256:..." */
+  char *repo;      /* owned: the name as the user wrote it */
+  char *tag;       /* owned */
+  char *auth;      /* owned secret: the X-Registry-Auth header, or NULL */
+  bool pulled;     /* the engine fetched it (it was not here) */
+  char *id;        /* owned: the image id */
+};
+
+static void
+pull_end(struct pull *pl, const struct rp_error *err)
+{
+  cleanup_json json_t *details = NULL;
+  if (!err) {
+    details = json_pack("{s:s, s:b}", "image_id", pl->id, "pulled", pl->pulled);
+    if (pl->plan->old_image && strcmp(pl->plan->old_image, pl->id) != 0)
+      json_object_set_new(details, "previous_image_id",
+                          json_string(pl->plan->old_image));
+    free(pl->plan->expect_image);
+    pl->plan->expect_image = rp_xstrdup(pl->id);
+  }
+  pl->cb(pl->arg, details, err);
+  free(pl->by_digest);
+  free(pl->repo);
+  free(pl->tag);
+  rp_registry_secret_free(pl->auth);
+  free(pl->id);
+  free(pl);
+}
+
+static void
+pull_fail(struct pull *pl, const struct rp_error *err, const char *what)
+{
+  struct rp_error *e = rp_error_dup(err);
+  rp_error_prefix(&e, "%s", what);
+  pull_end(pl, e);
+  rp_error_free(e);
+}
+
+static void
+pull_tagged_cb(void *ctx, const struct rp_dockerapi_reply *r,
+               const struct rp_error *err)
+{
+  struct pull *pl = ctx;
+  (void)r;
+  if (err) {
+    pull_fail(pl, err, "tag the pulled image");
+    return;
+  }
+  pull_end(pl, NULL);
+}
+
+static void
+pull_tag(struct pull *pl)
+{
+  cleanup_free char *esc = rp_url_escape(pl->by_digest);
+  cleanup_free char *repo = rp_url_escape(pl->repo);
+  cleanup_free char *tag = rp_url_escape(pl->tag);
+  cleanup_free char *path =
+      rp_xasprintf("/images/%s/tag?repo=%s&tag=%s", esc, repo, tag);
+  cleanup_error struct rp_error *err = NULL;
+  if (call(pl->d, "POST", path, NULL, 0, pull_tagged_cb, pl, &err) != 0)
+    pull_fail(pl, err, "tag the pulled image");
+}
+
+static void pull_fetch(struct pull *pl);
+
+static void
+pull_inspected_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                  const struct rp_error *err)
+{
+  struct pull *pl = ctx;
+  if (err && err->code == RP_ENOTFOUND && !pl->pulled) {
+    pull_fetch(pl);
+    return;
+  }
+  if (err) {
+    pull_fail(pl, err, "inspect the pulled image");
+    return;
+  }
+  const char *id = json_string_value(json_object_get(r->body, "Id"));
+  if (!id) {
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EPROTO, "inspect %s: the answer has no Id",
+                 pl->by_digest);
+    pull_end(pl, e);
+    rp_error_free(e);
+    return;
+  }
+  pl->id = rp_xstrdup(id);
+  pull_tag(pl);
+}
+
+static void
+pull_inspect(struct pull *pl)
+{
+  cleanup_free char *esc = rp_url_escape(pl->by_digest);
+  cleanup_free char *path = rp_xasprintf("/images/%s/json", esc);
+  cleanup_error struct rp_error *err = NULL;
+  if (call(pl->d, "GET", path, NULL, 0, pull_inspected_cb, pl, &err) != 0)
+    pull_fail(pl, err, "inspect image");
+}
+
+static void
+pull_fetched_cb(void *ctx, const struct rp_dockerapi_reply *r,
+                const struct rp_error *err)
+{
+  struct pull *pl = ctx;
+  if (err) {
+    pull_fail(pl, err, "pull image");
+    return;
+  }
+  /* The pull answers 200 and reports failure in its progress stream:
+   * "error" and (from API 1.48 the only one not deprecated) "errorDetail";
+   * Engine 29 still sends both. */
+  const char *p = r->raw ? strstr(r->raw, "\"error\"") : NULL;
+  if (!p && r->raw)
+    p = strstr(r->raw, "\"errorDetail\"");
+  if (p) {
+    cleanup_free char *msg = rp_xstrndup(p, strcspn(p, "\n"));
+    struct rp_error *e = NULL;
+    rp_error_set(&e, RP_EENGINE, "pull image %s: %s", pl->by_digest, msg);
+    pull_end(pl, e);
+    rp_error_free(e);
+    return;
+  }
+  pl->pulled = true;
+  pull_inspect(pl);
+}
+
+static void
+pull_fetch(struct pull *pl)
+{
+  cleanup_free char *esc = rp_url_escape(pl->by_digest);
+  cleanup_free char *path = rp_xasprintf("/images/create?fromImage=%s", esc);
+  cleanup_free char *header =
+      pl->auth ? rp_xasprintf("X-Registry-Auth: %s", pl->auth) : NULL;
+  const char *headers[] = {header, NULL};
+  cleanup_error struct rp_error *err = NULL;
+  struct call *c = rp_xcalloc(1, sizeof(*c));
+  *c = (struct call){.d = pl->d, .then = pull_fetched_cb, .ctx = pl};
+  /* A pull may take long: layers are downloaded in this call. */
+  int rc = rp_dockerapi_call_headers(&pl->d->api, "POST", path, NULL,
+                                     header ? headers : NULL, PULL_TIMEOUT_MS,
+                                     call_cb, c, &err);
+  rp_registry_secret_free(RP_STEAL(header));
+  if (rc != 0) {
+    free(c);
+    pull_fail(pl, err, "pull image");
+    return;
+  }
+  pl->d->recycles_in_flight++;
+}
+
+int
+rp_docker_op_pull(struct rp_provider *p, void *plan,
+                  const struct rp_recycle_spec *spec, rp_pulled_cb cb,
+                  void *arg, struct rp_error **err)
+{
+  struct rp_docker *d = p->ctx;
+  if (refuse_when_stopping(d, err) < 0)
+    return -1;
+  if (!plan || !spec->image_ref || !spec->image_digest)
+    return rp_error_set(err, EINVAL, "nothing to pull");
+  struct rp_image_ref parsed = {0};
+  if (rp_image_ref_parse(spec->image_ref, &parsed, err) != 0)
+    return rp_error_prefix(err, "pull %s", spec->image_ref);
+  if (parsed.digest) {
+    rp_image_ref_clear(&parsed);
+    return rp_error_set(err, EINVAL, "%s names a digest: nothing to pull",
+                        spec->image_ref);
+  }
+  struct pull *pl = rp_xcalloc(1, sizeof(*pl));
+  pl->d = d;
+  pl->plan = plan;
+  pl->cb = cb;
+  pl->arg = arg;
+  cleanup_free char *name = rp_image_ref_name(&parsed);
+  pl->by_digest = rp_xasprintf("%s@%s", name, spec->image_digest);
+  /* The name as the user wrote it (the engine normalizes it as it did at
+   * create), without its tag. */
+  const char *slash = strrchr(spec->image_ref, '/');
+  const char *colon = strrchr(slash ? slash : spec->image_ref, ':');
+  pl->repo =
+      colon ? rp_xstrndup(spec->image_ref, (size_t)(colon - spec->image_ref))
+            : rp_xstrdup(spec->image_ref);
+  pl->tag = rp_xstrdup(parsed.tag ? parsed.tag : "latest");
+  if (spec->image_cred && spec->image_cred->username)
+    pl->auth = rp_dockerapi_registry_auth(spec->image_cred, parsed.domain);
+  rp_image_ref_clear(&parsed);
+  pull_inspect(pl);
   return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "docker.h"
+#include "image_index.h"
 #include "json_scan.h"
 #include "log.h"
 #include "strv.h"
@@ -37,8 +38,9 @@
  * "remove" where Docker says "destroy" (ENGINE-API-VERSIONS.md, section 5);
  * an engine ignores an event name it does not know. */
 #define EVENT_FILTER                                                           \
-  "{\"type\":[\"container\"],\"event\":[\"start\",\"die\",\"destroy\","        \
-  "\"remove\",\"rename\",\"health_status\",\"pause\",\"unpause\"]}"
+  "{\"type\":[\"container\",\"image\"],\"event\":[\"start\",\"die\","          \
+  "\"destroy\",\"remove\",\"rename\",\"health_status\",\"pause\","             \
+  "\"unpause\",\"pull\",\"push\",\"tag\",\"untag\",\"delete\"]}"
 
 struct rp_docker_track {
   struct rp_docker *d;    /* borrowed: owns this */
@@ -57,15 +59,23 @@ struct rp_docker_track {
    * has a number; gone_at maps an id to the number of its last die or
    * destroy, and an answer asked for before that is not believed. */
   uint64_t event_seq;
-  json_t *gone_at;      /* owned: id -> event number of its last die/destroy */
-  json_t *recheck;      /* owned: ids whose event could not be followed (the
-                           inspect failed): the next list inspects them */
-  int queries;          /* inspects and lists in flight: answers gone_at
-                           judges.  With none in flight (and no list under
-                           way) gone_at has nothing left to judge and is
-                           emptied, so that it stays small under churn. */
-  bool self_seen;       /* reaper's own container was in a list: said once */
-  json_t *image_labels; /* owned: image id -> its labels (an object) */
+  json_t *gone_at; /* owned: id -> event number of its last die/destroy */
+  json_t *recheck; /* owned: ids whose event could not be followed (the
+                      inspect failed): the next list inspects them */
+  int queries;     /* inspects and lists in flight: answers gone_at
+                      judges.  With none in flight (and no list under
+                      way) gone_at has nothing left to judge and is
+                      emptied, so that it stays small under churn. */
+  bool self_seen;  /* reaper's own container was in a list: said once */
+  /* owned: image id -> what tracking needs of it: {"labels": its labels,
+   * "repo_digests": [...], "created": ms, "platform": "os/arch"}, and
+   * "stale": true once an image event may have changed its digests (an
+   * image's labels never change; its RepoDigests do, with a pull, a push or
+   * a tag) */
+  json_t *image_facts;
+  /* owned: container id -> the image reference it was created from
+   * (Config.Image), for the containers a list does not inspect again */
+  json_t *refs;
   struct watcher *watchers; /* owned list: who waits on a container's news */
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
    * the containers that carry swarm's task label */
@@ -195,14 +205,53 @@ tasks_path(const char *id)
   return rp_xasprintf("/containers/json?all=1&filters=%s", esc);
 }
 
-/* An image's labels, from its inspect answer (NULL: gone; none then). */
+/* What tracking needs of an image, from its inspect answer (NULL: gone;
+ * nothing known then): its labels, and for fresh content its registry
+ * digests, Created and platform. */
 static void
 remember_image(struct rp_docker_track *t, const char *image, json_t *body)
 {
   json_t *labels = json_object_get(json_object_get(body, "Config"), "Labels");
-  json_object_set_new(t->image_labels, image,
-                      json_is_object(labels) ? json_deep_copy(labels)
-                                             : json_object());
+  json_t *facts = json_pack("{s:o}", "labels",
+                            json_is_object(labels) ? json_deep_copy(labels)
+                                                   : json_object());
+  json_t *digests = json_object_get(body, "RepoDigests");
+  if (json_is_array(digests) && json_array_size(digests) > 0)
+    json_object_set(facts, "repo_digests", digests);
+  int64_t created = 0;
+  if (rp_parse_time_ms(json_string_value(json_object_get(body, "Created")),
+                       &created) == 0 &&
+      created > 0)
+    json_object_set_new(facts, "created", json_integer(created));
+  const char *os = json_string_value(json_object_get(body, "Os"));
+  const char *arch = json_string_value(json_object_get(body, "Architecture"));
+  if (os && arch && *os && *arch) {
+    struct rp_platform pf;
+    char name[96];
+    rp_platform_from_engine(
+        os, arch, json_string_value(json_object_get(body, "Variant")), &pf);
+    json_object_set_new(
+        facts, "platform",
+        json_string(rp_platform_format(&pf, name, sizeof(name))));
+  }
+  json_object_set_new(t->image_facts, image, facts);
+}
+
+/* An image's labels as known, or NULL. */
+static json_t *
+image_labels_of(const struct rp_docker_track *t, const char *image)
+{
+  return image
+             ? json_object_get(json_object_get(t->image_facts, image), "labels")
+             : NULL;
+}
+
+/* Whether an image's facts must be read (again). */
+static bool
+image_unknown(const struct rp_docker_track *t, const char *image)
+{
+  json_t *f = json_object_get(t->image_facts, image);
+  return !f || json_is_true(json_object_get(f, "stale"));
 }
 
 /* After a list: what no listed container needs is forgotten, so that
@@ -218,10 +267,15 @@ forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
   void *tmp;
   const char *id;
   json_t *v;
-  json_object_foreach_safe(t->image_labels, tmp, id, v)
+  json_object_foreach_safe(t->image_facts, tmp, id, v)
   {
     if (!json_object_get(used, id))
-      json_object_del(t->image_labels, id);
+      json_object_del(t->image_facts, id);
+  }
+  json_object_foreach_safe(t->refs, tmp, id, v)
+  {
+    if (!json_object_get(listed, id))
+      json_object_del(t->refs, id);
   }
   json_object_foreach_safe(t->tasks, tmp, id, v)
   {
@@ -447,13 +501,26 @@ dependents_reason(const struct rp_docker_track *t, const char *id,
 static struct rp_workload *
 make_workload_as(struct rp_docker *d, const char *id, const char *name,
                  json_t *labels, bool filtered, bool task_label,
-                 const char *image_id, bool paused, int64_t started_ms)
+                 const char *image_id, const char *ref, bool paused,
+                 int64_t started_ms)
 {
   struct rp_docker_track *t = d->track;
   struct rp_workload *w =
       rp_workload_new(d->p->name, RP_KIND_CONTAINER, id, name, started_ms);
-  json_t *from_image =
-      t && image_id ? json_object_get(t->image_labels, image_id) : NULL;
+  json_t *facts =
+      t && image_id ? json_object_get(t->image_facts, image_id) : NULL;
+  json_t *from_image = json_object_get(facts, "labels");
+  /* What it runs, for fresh content. */
+  if (ref && *ref)
+    w->image.ref = rp_xstrdup(ref);
+  if (image_id && *image_id)
+    w->image.id = rp_xstrdup(image_id);
+  w->image.repo_digests =
+      rp_strv_from_json(json_object_get(facts, "repo_digests"));
+  w->image.created_ms = json_integer_value(json_object_get(facts, "created"));
+  const char *platform = json_string_value(json_object_get(facts, "platform"));
+  if (platform)
+    w->image.platform = rp_xstrdup(platform);
   if (json_is_object(labels) && filtered) {
     json_decref(w->labels);
     w->labels = labels;
@@ -509,11 +576,11 @@ make_workload_as(struct rp_docker *d, const char *id, const char *name,
 
 static struct rp_workload *
 make_workload(struct rp_docker *d, const char *id, const char *name,
-              json_t *labels, const char *image_id, bool paused,
-              int64_t started_ms)
+              json_t *labels, const char *image_id, const char *ref,
+              bool paused, int64_t started_ms)
 {
   bool task_label = json_object_get(labels, LABEL_SWARM_TASK) != NULL;
-  return make_workload_as(d, id, name, labels, false, task_label, image_id,
+  return make_workload_as(d, id, name, labels, false, task_label, image_id, ref,
                           paused, started_ms);
 }
 
@@ -538,9 +605,12 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
   if (name && name[0] == '/')
     name++;
   json_t *labels = json_object_get(config, "Labels");
+  const char *ref = json_string_value(json_object_get(config, "Image"));
+  if (d->track && ref)
+    json_object_set_new(d->track->refs, id, json_string(ref));
   return make_workload(d, id, name,
                        json_is_object(labels) ? json_copy(labels) : NULL,
-                       json_string_value(json_object_get(in, "Image")),
+                       json_string_value(json_object_get(in, "Image")), ref,
                        json_is_true(json_object_get(state, "Paused")), started);
 }
 
@@ -691,7 +761,10 @@ inspect_digest(const char *text, size_t len, struct rp_json_slice *labels_out)
     } else if (strcmp(keys[k], "Config") != 0) {
       x = rp_json_value(v[k]);
     } else {
-      /* Of Config, only its Labels. */
+      /* Of Config, only its Labels (and Image: the reference it was
+       * created from, for fresh content). */
+      struct rp_json_slice image;
+      int has_image = rp_json_member(v[k].p, v[k].n, "Image", &image);
       int found = rp_json_member(v[k].p, v[k].n, "Labels", &labels);
       if (found == 1 && labels_out) {
         *labels_out = labels;
@@ -703,6 +776,13 @@ inspect_digest(const char *text, size_t len, struct rp_json_slice *labels_out)
       if (found == 1 && !json_object_get(x, "Labels")) {
         json_decref(x);
         x = NULL;
+      }
+      if (x && has_image == 1 && !json_object_get(x, "Image")) {
+        json_t *iv = rp_json_value(image);
+        if (json_is_string(iv))
+          json_object_set_new(x, "Image", iv);
+        else
+          json_decref(iv);
       }
     }
     if (!x) {
@@ -837,7 +917,7 @@ wait_for_facts(struct rp_docker_track *t, const char *id, const json_t *body,
   json_t *in = (json_t *)(uintptr_t)body;
   const char *image = json_string_value(json_object_get(in, "Image"));
   json_t *labels = json_object_get(json_object_get(in, "Config"), "Labels");
-  bool need_image = image && *image && !json_object_get(t->image_labels, image);
+  bool need_image = image && *image && image_unknown(t, image);
   bool need_task = json_object_get(labels, LABEL_SWARM_TASK) &&
                    t->d->api.kind->swarm && !json_object_get(t->tasks, id);
   if (!need_image && !need_task)
@@ -1043,6 +1123,22 @@ on_event_line(void *arg, const char *line, size_t len)
   const char *action = json_string_value(json_object_get(ev, "Action"));
   const char *id =
       json_string_value(json_object_get(json_object_get(ev, "Actor"), "ID"));
+  if (type && strcmp(type, "image") == 0) {
+    /* A pull, push or tag may give an image new registry digests, or take
+     * one away (the workloads' content, for fresh content): what is known
+     * of images is read again, by the next inspect of a container that
+     * runs one and at the next re-list (not at once: a busy build host
+     * sends these all day).  Their labels stay (they never change). */
+    rp_debug("provider %s: image event %s", t->d->p->name,
+             action ? action : "?");
+    const char *k;
+    json_t *f;
+    json_object_foreach(t->image_facts, k, f)
+    {
+      json_object_set_new(f, "stale", json_true());
+    }
+    return 0;
+  }
   if (!type || strcmp(type, "container") != 0 || !action || !id)
     return 0;
   if (strlen(id) != 64) {
@@ -1173,9 +1269,10 @@ list_finish(struct listing *l)
       continue; /* died after the list was made: the list is stale there */
     const char *name = it->data;
     if (it->same) {
-      v[n++] =
-          make_workload_as(d, it->id, name, RP_STEAL(it->same), true,
-                           it->task_label, it->image, it->paused, it->started);
+      v[n++] = make_workload_as(
+          d, it->id, name, RP_STEAL(it->same), true, it->task_label, it->image,
+          json_string_value(json_object_get(t->refs, it->id)), it->paused,
+          it->started);
       remember(t, v[n - 1]);
       json_object_set_new(fresh, it->id, json_true());
       continue;
@@ -1194,8 +1291,9 @@ list_finish(struct listing *l)
       rp_watch_list_failed(t->watch, why);
       return;
     }
-    v[n++] = make_workload(d, it->id, name, labels, it->image, it->paused,
-                           it->started);
+    v[n++] = make_workload(d, it->id, name, labels, it->image,
+                           json_string_value(json_object_get(t->refs, it->id)),
+                           it->paused, it->started);
     remember(t, v[n - 1]);
     json_object_set_new(fresh, it->id, json_true());
     /* Its text is done with: the next ones' labels take its place. */
@@ -1329,6 +1427,11 @@ list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
       name++;
     if (labels.p && labels.p[0] != '{')
       labels.n = 0; /* not an object (null): none */
+    /* The reference it was created from (fresh content). */
+    const char *ref = json_string_value(
+        json_object_get(json_object_get(body, "Config"), "Image"));
+    if (ref)
+      json_object_set_new(t->refs, it->id, json_string(ref));
     /* Noted before the list's workloads are made, at its end. */
     note_deps(t, it->id, name, body);
     item_keep(it, name ? name : it->id, labels);
@@ -1488,8 +1591,7 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
     cleanup_json json_t *names = v[1].p ? rp_json_value(v[1]) : NULL;
     const char *name = rp_docker_own_name(names);
     json_t *before = json_object_get(t->reported, id);
-    json_t *from_image =
-        it->image ? json_object_get(t->image_labels, it->image) : NULL;
+    json_t *from_image = image_labels_of(t, it->image);
     if (labels_unchanged(labels, before, from_image)) {
       it->same = json_incref(before);
       labels = (struct rp_json_slice){NULL, 0};
@@ -1500,7 +1602,7 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
     it->inspect = true;
   }
   l->n++;
-  if (it->image && !json_object_get(t->image_labels, it->image) &&
+  if (it->image && image_unknown(t, it->image) &&
       !json_object_get(l->images_asked, it->image)) {
     json_object_set_new(l->images_asked, it->image, json_true());
     json_array_append_new(l->images, json_string(it->image));
@@ -1604,7 +1706,8 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   t->values = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
-  t->image_labels = json_object();
+  t->image_facts = json_object();
+  t->refs = json_object();
   t->tasks = json_object();
   t->deps = json_object();
   t->watch = rp_watch_new(d->p, &watch_ops, t);
@@ -1644,7 +1747,8 @@ rp_docker_track_free(struct rp_docker *d)
   json_decref(t->values);
   json_decref(t->gone_at);
   json_decref(t->recheck);
-  json_decref(t->image_labels);
+  json_decref(t->image_facts);
+  json_decref(t->refs);
   json_decref(t->tasks);
   json_decref(t->deps);
   while (t->watchers) {

@@ -5,6 +5,8 @@
  * rp_errors. */
 #include "dockerapi.h"
 
+#include <openssl/evp.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,8 +171,8 @@ call_done_cb(void *arg, const struct rp_http_response *resp,
 static int
 call_at(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
         const char *method, const char *path, const json_t *body,
-        int64_t timeout_ms, bool raw, rp_dockerapi_cb cb, void *arg,
-        struct rp_error **err)
+        const char *const *headers, int64_t timeout_ms, bool raw,
+        rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
   if (check_client(api, method, path, err) < 0)
     return -1;
@@ -192,7 +194,9 @@ call_at(struct rp_dockerapi *api, const struct rp_dockerapi_version *at,
   struct rp_http_request req = {
       .method = method,
       .path = full,
-      .headers = c->body ? json_headers : NULL,
+      .headers = headers   ? headers
+                 : c->body ? json_headers
+                           : NULL,
       .body = c->body,
       .body_len = c->body ? strlen(c->body) : 0,
       .timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_TIMEOUT_MS,
@@ -212,14 +216,44 @@ rp_dockerapi_call_at(struct rp_dockerapi *api,
                      const char *path, const json_t *body, int64_t timeout_ms,
                      rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
-  return call_at(api, at, method, path, body, timeout_ms, false, cb, arg, err);
+  return call_at(api, at, method, path, body, NULL, timeout_ms, false, cb, arg,
+                 err);
+}
+
+int
+rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
+                          const char *path, const json_t *body,
+                          const char *const *headers, int64_t timeout_ms,
+                          rp_dockerapi_cb cb, void *arg, struct rp_error **err)
+{
+  return call_at(api, NULL, method, path, body, headers, timeout_ms, false, cb,
+                 arg, err);
+}
+
+char *
+rp_dockerapi_registry_auth(const struct rp_registry_cred *cred,
+                           const char *domain)
+{
+  cleanup_json json_t *o =
+      json_pack("{s:s, s:s, s:s}", "username", cred->username, "password",
+                cred->password ? cred->password : "", "serveraddress", domain);
+  char *text = json_dumps(o, JSON_COMPACT);
+  if (!text)
+    return NULL;
+  size_t n = strlen(text);
+  char *out = rp_xmalloc(4 * ((n + 2) / 3) + 1);
+  EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)n);
+  rp_registry_secret_free(text);
+  for (char *c = out; *c; c++)
+    *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+  return out;
 }
 
 int
 rp_dockerapi_get_raw(struct rp_dockerapi *api, const char *path,
                      rp_dockerapi_cb cb, void *arg, struct rp_error **err)
 {
-  return call_at(api, NULL, "GET", path, NULL, 0, true, cb, arg, err);
+  return call_at(api, NULL, "GET", path, NULL, NULL, 0, true, cb, arg, err);
 }
 
 int

@@ -21,6 +21,7 @@
 #include "error.h"
 #include "http_client.h"
 #include "provider.h"
+#include "registry_auth.h"
 
 /* An API version as a number: 1.52 is 1052.  0 means unknown. */
 #define RP_DOCKERAPI_V(major, minor) ((major)*1000 + (minor))
@@ -156,6 +157,21 @@ int rp_dockerapi_call_at(struct rp_dockerapi *api,
                          const char *method, const char *path,
                          const json_t *body, int64_t timeout_ms,
                          rp_dockerapi_cb cb, void *arg, struct rp_error **err);
+
+/* A call with request headers ("Name: value", NULL-terminated; borrowed
+ * until this returns), and an optional JSON body: an image pull's or a
+ * service update's X-Registry-Auth. */
+int rp_dockerapi_call_headers(struct rp_dockerapi *api, const char *method,
+                              const char *path, const json_t *body,
+                              const char *const *headers, int64_t timeout_ms,
+                              rp_dockerapi_cb cb, void *arg,
+                              struct rp_error **err);
+
+/* The value of X-Registry-Auth for a registry's credentials, as the docker
+ * CLI sends it: base64url of {"username", "password", "serveraddress"}
+ * (owned secret: free it with rp_registry_secret_free). */
+char *rp_dockerapi_registry_auth(const struct rp_registry_cred *cred,
+                                 const char *domain);
 
 /* A GET whose answer the caller reads in part (src/json_scan.h), rather
  * than parsed whole: as rp_dockerapi_call, but on success r->body is NULL

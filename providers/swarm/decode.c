@@ -86,6 +86,27 @@ rp_swarm_service_workload(const char *provider, json_t *service, json_t *group,
                                           json_integer_value(oldest));
   w->service = rp_xstrdup(name); /* the replicas' one name */
   copy_labels(w->labels, json_object_get(spec, "Labels"));
+  /* What it runs: swarm pins the reference to the digest it resolved at
+   * create ("nginx:1.25@sha256:..."); the reference as given is the part
+   * before it, the digest its content (fresh content). */
+  const char *image = str(
+      json_object_get(json_object_get(spec, "TaskTemplate"), "ContainerSpec"),
+      "Image");
+  const char *at = image ? strchr(image, '@') : NULL;
+  if (image && at) {
+    w->image.ref = rp_xstrndup(image, (size_t)(at - image));
+    /* NAME@DIGEST: the reference without its tag. */
+    const char *slash = memrchr(image, '/', (size_t)(at - image));
+    const char *colon = memchr(slash ? slash : image, ':',
+                               (size_t)(at - (slash ? slash : image)));
+    size_t name_len = (size_t)((colon ? colon : at) - image);
+    char *rd = rp_xasprintf("%.*s%s", (int)name_len, image, at);
+    rp_strv_push(&w->image.repo_digests, rd);
+    free(rd);
+  } else if (image) {
+    /* Not pinned (--no-resolve-image): each node resolves the tag itself. */
+    w->image.ref = rp_xstrdup(image);
+  }
   json_t *mode = json_object_get(spec, "Mode");
   const char *why = NULL;
   if (self_service && strcmp(self_service, id) == 0)

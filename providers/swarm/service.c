@@ -8,6 +8,9 @@
  *            crash recovery (spec.recovery) it refuses nothing, says
  *            whether the service has an update (under way or done), and
  *            probe then follows that update
+ *   pull     fresh content: the image the update will set (its reference
+ *            pinned to the new digest, as swarm pins it at create), and the
+ *            credentials the nodes pull it with (X-Registry-Auth)
  *   update   sends its WHOLE spec back with ForceUpdate + 1 and the version
  *            read (a stale version fails, "update out of sequence": read
  *            again and sent again, up to three times)
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image_ref.h"
 #include "log.h"
 #include "swarm/swarm.h"
 #include "util.h"
@@ -34,6 +38,9 @@ struct svc_plan {
   char *before_started; /* owned: UpdateStatus.StartedAt before, or NULL */
   json_t *tasks_before; /* owned: running task ids before */
   json_t *sent;         /* owned: {force_update, version, warnings} sent */
+  char *image; /* owned: fresh content, the ContainerSpec.Image to set, or
+                  NULL (the service keeps its image) */
+  char *auth;  /* owned secret: X-Registry-Auth for it, or NULL */
   enum rp_swarm_update state; /* as last seen */
   bool recovery;              /* prepared for crash recovery */
   char *acted;                /* owned: recovery's rp_prepared.acted */
@@ -48,6 +55,8 @@ plan_free(struct rp_swarm *s, struct svc_plan *v)
   json_decref(v->tasks_before);
   json_decref(v->sent);
   free(v->acted);
+  free(v->image);
+  rp_registry_secret_free(v->auth);
   free(v);
 }
 
@@ -291,9 +300,21 @@ upd_send(struct upd *u)
   json_int_t force = json_integer_value(json_object_get(tt, "ForceUpdate"));
   json_object_set_new(json_object_get(new_spec, "TaskTemplate"), "ForceUpdate",
                       json_integer(force + 1));
+  if (v->image) {
+    json_t *cs = json_object_get(json_object_get(new_spec, "TaskTemplate"),
+                                 "ContainerSpec");
+    if (!json_is_object(cs)) {
+      rp_error_set(&e, RP_EPROTO, "the service has no ContainerSpec");
+      upd_end(u, e);
+      return;
+    }
+    json_object_set_new(cs, "Image", json_string(v->image));
+  }
   json_decref(v->sent);
   v->sent =
       json_pack("{s:I, s:I}", "force_update", force + 1, "version", version);
+  if (v->image)
+    json_object_set_new(v->sent, "image", json_string(v->image));
   cleanup_free char *esc = rp_url_escape(v->base.id);
   cleanup_free char *path =
       rp_xasprintf("/services/%s/update?version=%lld", esc, (long long)version);
@@ -301,8 +322,69 @@ upd_send(struct upd *u)
           "(ForceUpdate %lld)",
           u->s->p->name, v->base.name, json_array_size(v->tasks_before),
           (long long)(force + 1));
-  if (rp_swarm_call(u->s, "POST", path, new_spec, 0, upd_sent_cb, u, &e) != 0)
+  cleanup_free char *header =
+      v->auth ? rp_xasprintf("X-Registry-Auth: %s", v->auth) : NULL;
+  const char *headers[] = {"Content-Type: application/json", header, NULL};
+  int rc =
+      header
+          ? rp_dockerapi_call_headers(&u->s->api, "POST", path, new_spec,
+                                      headers, 0, upd_sent_cb, u, &e)
+          : rp_swarm_call(u->s, "POST", path, new_spec, 0, upd_sent_cb, u, &e);
+  rp_registry_secret_free(RP_STEAL(header));
+  if (rc != 0)
     upd_end(u, e);
+}
+
+/* --- pull: what the update will run ----------------------------------------*/
+
+struct pull {
+  rp_pulled_cb cb;
+  void *arg;
+  char *image; /* owned */
+};
+
+static void
+pull_done(void *arg)
+{
+  struct pull *pl = arg;
+  cleanup_json json_t *details = json_pack("{s:s}", "service_image", pl->image);
+  pl->cb(pl->arg, details, NULL);
+  free(pl->image);
+  free(pl);
+}
+
+int
+rp_swarm_op_pull(struct rp_provider *p, void *plan,
+                 const struct rp_recycle_spec *spec, rp_pulled_cb cb, void *arg,
+                 struct rp_error **err)
+{
+  struct rp_swarm *s = p->ctx;
+  struct svc_plan *v = plan;
+  if (!v || v->base.kind != RP_KIND_SERVICE || !spec->image_ref ||
+      !spec->image_digest)
+    return rp_error_set(err, EINVAL, "no service update was prepared");
+  /* The reference as the service was created, without the digest swarm
+   * pinned, then the new one. */
+  const char *ref = spec->image_ref;
+  const char *at = strchr(ref, '@');
+  free(v->image);
+  v->image = rp_xasprintf("%.*s@%s", (int)(at ? at - ref : (int)strlen(ref)),
+                          ref, spec->image_digest);
+  rp_registry_secret_free(v->auth);
+  v->auth = NULL;
+  if (spec->image_cred && spec->image_cred->username) {
+    struct rp_image_ref parsed = {0};
+    cleanup_error struct rp_error *e = NULL;
+    if (rp_image_ref_parse(v->image, &parsed, &e) == 0) {
+      v->auth = rp_dockerapi_registry_auth(spec->image_cred, parsed.domain);
+      rp_image_ref_clear(&parsed);
+    }
+  }
+  struct pull *pl = rp_xcalloc(1, sizeof(*pl));
+  *pl = (struct pull){.cb = cb, .arg = arg, .image = rp_xstrdup(v->image)};
+  /* From the loop: cb never runs under this call. */
+  rp_swarm_later(s, 0, pull_done, pl);
+  return 0;
 }
 
 static void

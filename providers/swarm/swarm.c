@@ -28,7 +28,9 @@ default_strategy(enum rp_kind kind)
  * replace command, removed. */
 static const struct rp_capability caps[] = {
     {.kind = RP_KIND_SERVICE,
-     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_FORCE_UPDATE)},
+     .strategies = RP_STRATEGY_BIT(RP_STRATEGY_FORCE_UPDATE),
+     /* a new digest of the service's image, by a service update */
+     .fresh_content = true},
     {.kind = RP_KIND_NODE,
      .strategies = RP_STRATEGY_BIT(RP_STRATEGY_DRAIN_REPLACE),
      .replace = true},
@@ -322,6 +324,7 @@ const struct rp_provider_ops rp_provider_swarm = {
     .prepare = prepare,
     .release = release,
     .update = rp_swarm_op_update,
+    .pull = rp_swarm_op_pull,
     .cordon = rp_swarm_op_cordon,
     .uncordon = rp_swarm_op_uncordon,
     .replace = rp_swarm_op_replace,

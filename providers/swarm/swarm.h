@@ -263,6 +263,12 @@ int rp_swarm_service_prepare(struct rp_swarm *s, const struct rp_workload *w,
 void rp_swarm_service_release(struct rp_swarm *s, struct rp_swarm_plan *pl);
 int rp_swarm_service_probe(struct rp_swarm *s, struct rp_swarm_plan *pl,
                            rp_probe_cb cb, void *arg, struct rp_error **err);
+/* Fresh content: the service's next update runs spec->image_digest of its
+ * reference (ContainerSpec.Image "REF@DIGEST", as swarm pins it at
+ * create), with the registry's credentials for its nodes' pulls. */
+int rp_swarm_op_pull(struct rp_provider *p, void *plan,
+                     const struct rp_recycle_spec *spec, rp_pulled_cb cb,
+                     void *arg, struct rp_error **err);
 int rp_swarm_op_update(struct rp_provider *p, const char *id, void *plan,
                        rp_op_cb cb, void *arg, struct rp_error **err);
 

@@ -116,9 +116,12 @@ podman)
   # test_start_first waits for a health check: podman runs them from
   # systemd timers, and there is no systemd here (test_podman checks
   # start-first on podman without one).
+  # Fresh content too, but for what needs a health check (quarantine, the
+  # demo) or podman's compat login (token auth).
   default_tests="test_podman test_recreate test_rollback test_strategies
     test_drain test_crash test_crash_stop_lands test_lifecycle test_events
-    test_exclusions test_dry_run test_budget"
+    test_exclusions test_dry_run test_budget test_fresh_update test_fresh_gate
+    test_fresh_platforms"
   ;;
 *) echo "integration: unknown suite $suite" >&2; exit 2 ;;
 esac

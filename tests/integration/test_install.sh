@@ -89,6 +89,7 @@ section[PROVIDERS]=$(printf 'providers: [{name: a, type: docker, qqqqzzzz: 1}]\n
 section[POLICIES]=$(printf '%s\npolicies: [{name: p, max_age: 1h, qqqqzzzz: 1}]\n' "$P" | known_keys 'policies\[0\]')
 section[match]=$(printf '%s\npolicies: [{name: p, max_age: 1h, match: {qqqqzzzz: 1}}]\n' "$P" | known_keys 'policies\[0\]\.match')
 section[window]=$(printf '%s\npolicies: [{name: p, max_age: 1h, window: {qqqqzzzz: 1, start: "01:00", end: "02:00"}}]\n' "$P" | known_keys 'policies\[0\]\.window')
+section[update]=$(printf '%s\npolicies: [{name: p, max_age: 1h, update: {qqqqzzzz: 1}}]\n' "$P" | known_keys 'policies\[0\]\.update')
 section[EXCLUDE]=$(printf '%s\n%s\nexclude: {qqqqzzzz: 1}\n' "$P" "$Q" | known_keys exclude)
 section[NOTIFY]=$(printf '%s\n%s\nnotify: [{webhook: "http://x/", qqqqzzzz: 1}]\n' "$P" "$Q" | known_keys 'notify\[0\]')
 # A new table of keys in the parser is a new level for this list.
@@ -101,7 +102,9 @@ page_section() { # HEADING
 }
 # The item of a key in a section: from `.B key` after .TP to the next item.
 item() { # HEADING KEY
-  page_section "$1" | awk -v k="$2" '/^\.TP$/ { tp = 1; if (on) exit; next } tp && $0 == ".B " k { on = 1 } { tp = 0 } on'
+  # (awk reads to the end: an early exit would leave the writer a SIGPIPE,
+  # which pipefail makes the test's end once the section outgrows a pipe)
+  page_section "$1" | awk -v k="$2" '/^\.TP$/ { tp = 1; if (on) { on = 0; done = 1 }; next } !done && tp && $0 == ".B " k { on = 1 } { tp = 0 } on'
 }
 n_keys=0
 for s in "${!section[@]}"; do
@@ -113,8 +116,8 @@ for s in "${!section[@]}"; do
     fi
     it=$(item "$s" "$k")
     [ -n "$it" ] || fail "reaper.yaml(5) section $s lacks the key $k"
-    echo "$it" | grep -q 'Example:' || fail "reaper.yaml(5) $s.$k has no example"
-    echo "$it" | grep -qE 'default|required' || fail "reaper.yaml(5) $s.$k names no default"
+    grep -q 'Example:' <<<"$it" || fail "reaper.yaml(5) $s.$k has no example"
+    grep -qE 'default|required' <<<"$it" || fail "reaper.yaml(5) $s.$k names no default"
   done
 done
 log "reaper.yaml(5): $n_keys keys in ${#section[@]} levels"

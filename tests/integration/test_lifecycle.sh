@@ -63,7 +63,7 @@ assert_eq 1 "$rc" "run --once's exit status (rmfail$$ failed)"
 # paused: refused once, left paused, nothing begun.
 assert_eq "$paused_id" "$(cid paused$$)" "paused$$'s container"
 assert_eq paused "$(docker inspect -f '{{.State.Status}}' paused$$)" "paused$$'s state"
-audit_any recycle.refused '.id == $id and (.reason | test("paused"))' --arg id "$paused_id" ||
+audit_any recycle.refused '.id == $id and (.detail | test("paused"))' --arg id "$paused_id" ||
   fail "no recycle.refused for paused$$"
 audit_any recycle.begin '.id == $id' --arg id "$paused_id" && fail "a recycle of paused$$ began"
 

@@ -40,6 +40,6 @@ sleep 1.2
 reaper_once || fail "run --once exited non-zero"
 assert_eq "$v2" "$(docker inspect -f '{{.Image}}' pulled$$)" "pulled$$ runs the pulled image"
 assert_eq "$v1" "$(docker inspect -f '{{.Image}}' pinned$$)" "pinned$$ runs the same image as before"
-audit_any recycle.done '.name == "pulled'$$'" and .image == $v2 and .previous_image == $v1' --arg v2 "$v2" --arg v1 "$v1" || fail "the pull is not audited"
+audit_any recycle.done '.name == "pulled'$$'" and .image_id == $v2 and .previous_image_id == $v1 and .reason == "max_age" and .image == $img' --arg v2 "$v2" --arg v1 "$v1" --arg img "$img" || fail "the pull is not audited"
 verify_audit
 log "pull: true took the new image; without it the image id stayed"

@@ -12,7 +12,8 @@
 # here ("error setting rlimit type 7").
 
 podman_cmd() {
-  CONTAINERS_CONF=$ENGINE_DIR/containers.conf podman --root "$ENGINE_DIR/root" \
+  CONTAINERS_CONF=$ENGINE_DIR/containers.conf \
+    CONTAINERS_REGISTRIES_CONF=$ENGINE_DIR/registries.conf podman --root "$ENGINE_DIR/root" \
     --runroot "$ENGINE_DIR/run" --cgroup-manager cgroupfs --events-backend file "$@"
 }
 
@@ -32,6 +33,12 @@ network_config_dir = "$ENGINE_DIR/cni"
 [engine]
 events_logfile_path = "$ENGINE_DIR/events.log"
 CONF
+  # The tests' registries (docker-registry on 127.0.0.1, ports 15000-19999)
+  # speak plain HTTP, as the engine's default insecure registries do for
+  # dockerd; podman wants each named.
+  for p in $(seq 15000 19999); do
+    printf '[[registry]]\nlocation = "127.0.0.1:%s"\ninsecure = true\n' "$p"
+  done >"$ENGINE_DIR/registries.conf"
   podman_cmd system service --time=0 "$DOCKER_HOST" >"$ENGINE_DIR/podman.log" 2>&1 &
   echo $! >"$ENGINE_DIR/podman.pid"
   for _ in $(seq 1 100); do

@@ -169,6 +169,63 @@ static struct err_case err_cases[] = {
      "providers: [ { name: c, type: containerd } ]\n"
      "policies: [ { name: a, max_age: 1h, pull: true } ]\n",
      NULL, 2, 43, "policies[0].pull: provider c (containerd) cannot pull"},
+    {"cap_containerd_update",
+     "providers: [ { name: c, type: containerd } ]\n"
+     "policies: [ { name: a, max_age: 1h, update: { check: 5m } } ]\n",
+     NULL, 2, 37,
+     "policies[0].update: provider c (containerd) cannot follow a "
+     "container's image at its registry"},
+    {"cap_host_max_image_age",
+     "providers: [ { name: h, type: host } ]\n"
+     "policies: [ { name: a, max_age: 1d, max_image_age: 30d } ]\n",
+     NULL, 2, 37,
+     "policies[0].max_image_age: provider h (host) cannot follow a host's "
+     "image"},
+    {"cap_docker_and_containerd_verify",
+     "providers: [ { name: d, type: docker }, { name: c, type: containerd } "
+     "]\n"
+     "policies: [ { name: a, max_age: 1h, verify: [/bin/true] } ]\n",
+     NULL, 2, 37, "policies[0].verify: provider c (containerd) cannot follow"},
+    {"update_not_mapping",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    update: 5m\n",
+     NULL, 7, 13, "policies[0].update: expected a mapping"},
+    {"update_unknown_key",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    update: { chek: 5m }\n",
+     NULL, 7, 15,
+     "policies[0].update: unknown key 'chek'; did you mean 'check'?"},
+    {"update_check_zero",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    update: { check: 0s }\n",
+     NULL, 7, 22, "policies[0].update.check: must be greater than zero"},
+    {"update_max_failures_zero",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    update: { max_failures: 0 }\n",
+     NULL, 7, 29,
+     "policies[0].update.max_failures: 0 is out of range (1..1000)"},
+    {"update_allow_not_digest",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    update: { allow: [nginx] }\n",
+     NULL, 7, 23, "policies[0].update.allow[0]: 'nginx' is not a digest"},
+    {"settle_outside_update",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    settle: 1h\n",
+     NULL, 7, 5,
+     "policies[0]: unknown key 'settle'; it belongs under 'update:'"},
+    {"update_with_restart",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    strategy: restart\n    update: { check: 1m }\n",
+     NULL, 7, 15,
+     "policies[0].strategy: strategy restart cannot run new content"},
+    {"max_image_age_zero",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    max_image_age: 0s\n",
+     NULL, 7, 20, "policies[0].max_image_age: must be greater than zero"},
+    {"verify_string",
+     P "policies:\n  - name: a\n    max_age: 1h\n"
+       "    verify: cosign verify\n",
+     NULL, 7, 13, "policies[0].verify: expected a list of strings (argv"},
     {"cap_swarm_service_drain",
      "providers: [ { name: s, type: swarm } ]\n"
      "policies: [ { name: a, max_age: 1h, match: { kind: service }, "
@@ -584,6 +641,61 @@ test_capabilities_by_match(void **state)
   rp_config_free(c);
 }
 
+/* Fresh content's settings, and their defaults. */
+static void
+test_fresh_content(void **state)
+{
+  (void)state;
+  struct rp_config *c = parse_ok(
+      P "policies:\n"
+        "  - name: web\n"
+        "    max_age: 2h\n"
+        "    update: { check: 5m, settle: 1h, max_failures: 2, allow: "
+        "[\"sha256:"
+        "0000000000000000000000000000000000000000000000000000000000000000"
+        "\"] }\n"
+        "    max_image_age: 30d\n"
+        "    verify: [/usr/local/bin/verify-image, --strict]\n"
+        "    verify_timeout: 2m\n"
+        "  - name: plain\n"
+        "    max_age: 2h\n"
+        "  - name: defaults\n"
+        "    max_age: 2h\n"
+        "    update:\n"
+        "  - name: pulls\n"
+        "    max_age: 2h\n"
+        "    pull: true\n");
+  const struct rp_policy *p = &c->policies[0];
+  assert_true(p->update);
+  assert_int_equal(p->update_check_ms, 5 * 60 * 1000);
+  assert_int_equal(p->update_settle_ms, 3600 * 1000);
+  assert_int_equal(p->update_max_failures, 2);
+  assert_string_equal(p->update_allow[0],
+                      "sha256:0000000000000000000000000000"
+                      "000000000000000000000000000000000000");
+  assert_null(p->update_allow[1]);
+  assert_int_equal(p->max_image_age_ms, (int64_t)30 * 86400 * 1000);
+  assert_string_equal(p->verify[1], "--strict");
+  assert_int_equal(p->verify_timeout_ms, 120 * 1000);
+  assert_true(rp_policy_follows_content(p));
+  assert_int_equal(rp_policy_check_ms(p), 5 * 60 * 1000);
+  p = &c->policies[1];
+  assert_false(p->update);
+  assert_int_equal(p->max_image_age_ms, 0);
+  assert_null(p->verify);
+  assert_false(rp_policy_follows_content(p));
+  p = &c->policies[2];
+  assert_true(p->update);
+  assert_int_equal(p->update_check_ms, 5 * 60 * 1000);
+  assert_int_equal(p->update_settle_ms, 0);
+  assert_int_equal(p->update_max_failures, 1);
+  assert_int_equal(p->verify_timeout_ms, 5 * 60 * 1000);
+  p = &c->policies[3];
+  assert_true(rp_policy_follows_content(p)); /* pull: the same gate */
+  assert_int_equal(rp_policy_check_ms(p), RP_CONFIG_DEFAULT_CHECK_MS);
+  rp_config_free(c);
+}
+
 /* The trust settings: a policy a label may pick though its match refuses
  * the workload, and the workloads' own opt-out taken away; the defaults
  * (not selectable, opt-out allowed); a provider type's own setting,
@@ -660,10 +772,18 @@ test_full_example(void **state)
   assert_int_equal(web->window.end_min, 17 * 60);
   assert_string_equal(web->window.tz, "Europe/Berlin");
   assert_null(web->replace);
+  assert_true(web->update);
+  assert_int_equal(web->update_check_ms, 5 * 60 * 1000);
+  assert_int_equal(web->update_settle_ms, 60 * 60 * 1000);
+  assert_int_equal(web->update_max_failures, 1);
+  assert_int_equal(web->max_image_age_ms, (int64_t)30 * 86400 * 1000);
+  assert_strv(web->verify, (const char *const[]){"/usr/local/bin/verify-image",
+                                                 "--strict", NULL});
+  assert_int_equal(web->verify_timeout_ms, 5 * 60 * 1000);
 
   const struct rp_policy *nodes = &c->policies[1];
   assert_string_equal(nodes->name, "nodes");
-  assert_int_equal(nodes->mark.line, 131);
+  assert_int_equal(nodes->mark.line, 151);
   assert_string_equal(nodes->match_provider, "cluster");
   assert_int_equal(nodes->match_kind, RP_KIND_NODE);
   assert_int_equal(nodes->max_age_ms, 86400000);
@@ -1149,6 +1269,7 @@ main(void)
       cmocka_unit_test(test_full_example),
       cmocka_unit_test(test_trust_settings),
       cmocka_unit_test(test_capabilities_by_match),
+      cmocka_unit_test(test_fresh_content),
       cmocka_unit_test(test_minimal_example),
       cmocka_unit_test(test_web_and_workers_example),
       cmocka_unit_test(test_embedded_default),

@@ -581,7 +581,9 @@ test_refused_at_preparation_once_per_reason(void **state)
                                        reasons[0]};
   for (size_t i = 0; i < 4; i++) {
     json_t *l = json_array_get(refusals, i);
-    assert_string_equal(str_of(l, "reason"), logged[i]);
+    /* The words are the refusal's detail; reason is why it was due. */
+    assert_string_equal(str_of(l, "detail"), logged[i]);
+    assert_string_equal(str_of(l, "reason"), "max_age");
     assert_string_equal(str_of(l, "refused_by"), "provider");
     assert_string_equal(str_of(l, "name"), "one-x");
     assert_string_equal(str_of(l, "policy"), "one");
@@ -614,10 +616,11 @@ test_refused_at_tracking_once_per_reason(void **state)
   end(f);
   cleanup_json json_t *refusals = lines_of(f->log, "recycle.refused");
   assert_int_equal(json_array_size(refusals), 2);
-  assert_string_equal(str_of(json_array_get(refusals, 0), "reason"),
+  assert_string_equal(str_of(json_array_get(refusals, 0), "detail"),
                       "it is paused");
-  assert_string_equal(str_of(json_array_get(refusals, 1), "reason"),
+  assert_string_equal(str_of(json_array_get(refusals, 1), "detail"),
                       "it is paused by another agent");
+  assert_string_equal(str_of(json_array_get(refusals, 1), "reason"), "max_age");
 }
 
 /* --- a workload gone ------------------------------------------------------ */
