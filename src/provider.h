@@ -80,6 +80,10 @@ struct rp_recycle_result {
    * order, undoing ones included: what recovery goes by when a failure left
    * the recycle half undone. */
   const json_t *steps;
+  /* When the replacement was seen running and ready (rp_mono_ms), 0 when
+   * it never was: recycle.done's ready_s, the time to a serving
+   * replacement, apart from the survival window that follows it. */
+  int64_t ready_mono_ms;
 };
 
 /* status 0: done; negative: failed, err says why.  err and res borrowed. */

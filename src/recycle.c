@@ -428,6 +428,10 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
                             ? json_string(res->replacement_id)
                             : json_null());
     json_object_set_new(f, "duration_s", json_real(round(secs * 1000) / 1000));
+    if (res && res->ready_mono_ms > 0) {
+      double ready = (double)(res->ready_mono_ms - o->begin_mono_ms) / 1000.0;
+      json_object_set_new(f, "ready_s", json_real(round(ready * 1000) / 1000));
+    }
     r->stats.done++;
     e->failures = 0;
     e->retry_ms = 0;

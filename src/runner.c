@@ -115,7 +115,8 @@ struct run {
    * failed, or reaper died meanwhile): the engine may still carry it out
    * after the old one was started again. */
   bool stop_unsettled;
-  bool survived; /* the replacement lasted its survival window */
+  bool survived;         /* the replacement lasted its survival window */
+  int64_t ready_mono_ms; /* when it was seen ready (0: not yet) */
   /* Nothing to go back to (crash recovery found the old one gone): a
    * failure keeps the replacement as it is. */
   bool keep_replacement;
@@ -285,6 +286,7 @@ finish(struct run *r, int status, bool rolled_back)
       .failed_step = status == 0 ? NULL : step_name(r->at),
       .details = r->details,
       .steps = r->steps,
+      .ready_mono_ms = r->ready_mono_ms,
   };
   r->cb(r->arg, status, &res, status == 0 ? NULL : r->error);
   uv_close((uv_handle_t *)&r->timer, timer_closed_cb);
@@ -811,6 +813,7 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
   }
   bool ready = st->health == RP_HEALTH_NONE || st->health == RP_HEALTH_HEALTHY;
   if (r->wait == W_READY && ready) {
+    r->ready_mono_ms = now;
     if (st->health == RP_HEALTH_HEALTHY)
       json_object_set_new(r->details, "health", json_string("healthy"));
     stop_watching(r);

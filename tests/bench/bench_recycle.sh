@@ -27,7 +27,10 @@
 #    recycle.begin's ts to the replacement's `start` event;
 #  - downtime: the old container's `die` event to the new one's `start`;
 #  - reaper's own duration_s (recycle.begin to recycle.done), which also
-#    holds the readiness wait and the removal of the old container;
+#    holds the readiness wait, the survival window (the old container kept,
+#    stopped, until the replacement has stayed up) and the removal of the
+#    old container; and its ready_s (recycle.begin to the replacement seen
+#    running and ready), both from recycle.done;
 #  - the steps in between, from the events (rename, create, kill, die, stop,
 #    start, destroy), as medians.
 # --trace also follows reaper with strace during one more recycle and prints
@@ -291,7 +294,7 @@ jq -s -r --slurpfile ev "$W/by_id.json" --argjson warm "$WARMUP" --argjson runs 
      s($b_ns; $n.start), s($o.die; $n.start), $d.duration_s,
      s($b_ns; $o.rename), s($o.rename; $n.create), s($n.create; $o.kill),
      s($o.kill; $o.die), s($o.die; $o.stop), s($o.stop; $n.start),
-     s($n.start; $o.destroy), s($o.destroy; ms_of($d.ts) * 1e6), $b_ns]
+     s($n.start; $o.destroy), s($o.destroy; ms_of($d.ts) * 1e6), $b_ns, $d.ready_s]
   | map(if . == null then "-" else . end) | @tsv' "$W/audit.jsonl" >"$W/reaper_runs.tsv"
 # (a): every run's row, in seconds.
 jq -R -r --slurpfile ev "$W/by_id.json" --argjson warm "$WARMUP" "$JQ_LIB"'
@@ -343,6 +346,7 @@ down_a=$(med "$W/engine_rows.tsv" 4) down_b=$(med "$W/reaper_runs.tsv" 4)
   row "downtime: old die -> new start" "$(stat "$W/engine_rows.tsv" 4)" "$(stat "$W/reaper_runs.tsv" 4)" "$(ratio "$down_b" "$down_a"), $(pair_ratio 4 4)"
   row "to the end: last CLI returns / duration_s" "$(stat "$W/engine_rows.tsv" 5)" "$(stat "$W/reaper_runs.tsv" 5)" "$(ratio "$(med "$W/reaper_runs.tsv" 5)" "$(med "$W/engine_rows.tsv" 5)"), $(pair_ratio 5 5)"
   row "duration_s against the engine's whole" "" "" "$(ratio "$(med "$W/reaper_runs.tsv" 5)" "$whole_a"), $(pair_ratio 5 3)"
+  row "ready_s (begin to the replacement ready)" "" "$(stat "$W/reaper_runs.tsv" 15)" "$(ratio "$(med "$W/reaper_runs.tsv" 15)" "$whole_a"), $(pair_ratio 15 3) (against the engine's whole)"
   echo "targets (issue 14), as ratios of the medians: whole within 1.5x the engine's: up to the start event $(ratio "$whole_b" "$whole_a")," \
     "up to recycle.done $(ratio "$(med "$W/reaper_runs.tsv" 5)" "$whole_a") (want <= 1.50); downtime below the engine's: $(ratio "$down_b" "$down_a") (want < 1)"
   echo "steps, medians (from the engine's events; 'begin' is recycle.begin's ts, 't0' the moment before docker stop):"

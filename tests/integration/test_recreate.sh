@@ -87,6 +87,10 @@ jq -e '.[0].NetworkSettings.Ports["8080/tcp"][0].HostIp == "127.0.0.1"' <<<"$aft
 assert_eq 1 "$(audit_count recycle.begin)" "recycle.begin lines"
 assert_eq 1 "$(audit_count recycle.done)" "recycle.done lines"
 assert_eq "$new_id" "$(audit_events recycle.done | jq -r .replacement_id)" "replacement_id"
+# The time to a running replacement is told apart from the whole recycle,
+# which also holds the survival window after it.
+[ "$(audit_events recycle.done | jq '.ready_s > 0 and .ready_s < .duration_s')" = true ] ||
+  fail "recycle.done: ready_s must be under duration_s: $(audit_events recycle.done)"
 audit_any recycle.begin '.id == $id and .name == "web'$$'" and .kind == "container" and .provider == "local" and .policy == "test" and .max_age_s == 1 and (.age_s | type == "number") and (.started_at | test("Z$"))' --arg id "$old_id" || fail "recycle.begin fields"
 [ "$(jq -s '[.[].event] | index("recycle.begin") < index("recycle.done")' "$T/audit.jsonl")" = true ] || fail "begin must precede done"
 verify_audit

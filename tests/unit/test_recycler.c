@@ -96,7 +96,6 @@ static void
 observe_cb(void *arg, const char *event, json_t *fields)
 {
   struct fx *f = arg;
-  (void)fields;
   if (strcmp(event, "recycle.begin") == 0) {
     f->begun++;
     if (++f->in_flight > f->max_in_flight)
@@ -104,6 +103,9 @@ observe_cb(void *arg, const char *event, json_t *fields)
   } else if (strcmp(event, "recycle.done") == 0) {
     f->done++;
     f->in_flight--;
+    /* Every recycle here is a stop: no replacement, so no time to one. */
+    assert_null(json_object_get(fields, "ready_s"));
+    assert_non_null(json_object_get(fields, "duration_s"));
   } else if (strcmp(event, "recycle.failed") == 0) {
     f->failed++;
     f->in_flight--;

@@ -60,6 +60,7 @@ struct fx {
 
   /* What the runner's callback said. */
   int ended;
+  int64_t ready_mono_ms, done_mono_ms; /* the result's, and when it came */
   int status;
   bool rolled_back;
   char *replacement;
@@ -177,6 +178,8 @@ done_cb(void *arg, int status, const struct rp_recycle_result *res,
   struct fx *f = arg;
   f->ended++;
   f->status = status;
+  f->ready_mono_ms = res ? res->ready_mono_ms : 0;
+  f->done_mono_ms = rp_mono_ms();
   f->rolled_back = res && res->rolled_back;
   free(f->replacement);
   f->replacement =
@@ -665,6 +668,10 @@ test_ready_at_once_without_health_check(void **state)
   /* Running, no health check: ready on the first look (no fixed settle). */
   assert_int_equal(ready_looks(f), 1);
   assert_null(detail(f, "health"));
+  /* The time it was ready is told apart from the survival window that
+   * follows it (recycle.done's ready_s against duration_s). */
+  assert_true(f->ready_mono_ms > 0);
+  assert_true(f->done_mono_ms - f->ready_mono_ms >= SURVIVE_MS);
   end(f);
 }
 
@@ -691,6 +698,7 @@ test_unhealthy_fails(void **state)
   assert_int_equal(f->status, -1);
   assert_non_null(strstr(f->error, "replacement not ready"));
   assert_non_null(strstr(f->error, "unhealthy"));
+  assert_int_equal(f->ready_mono_ms, 0); /* never ready */
   /* The old one never stopped: the replacement goes, the name comes back,
    * and nothing needs to start again. */
   assert_true(f->rolled_back);
