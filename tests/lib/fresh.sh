@@ -19,7 +19,10 @@ fresh_port() {
 # RepoDigests lists it).  The local tag then still names it.
 push_version() {
   local img=$1 version=$2 extra=${3:-}
-  printf 'FROM reaper-test/sleeper:1\nLABEL version=%s\n%s\n' "$version" "$extra" |
+  # The test's own label: an image built by an earlier test of the same
+  # engine from the same lines would otherwise come back from the build
+  # cache with that test's tags and users (its id the same).
+  printf 'FROM reaper-test/sleeper:1\nLABEL version=%s reaper-test.build=%s\n%s\n' "$version" "$$" "$extra" |
     DOCKER_BUILDKIT=0 docker build -q -t "$img" - >/dev/null || return 1
   docker push -q "$img" >/dev/null || return 1
   if [ "${ENGINE_KIND:-docker}" = podman ]; then
@@ -46,7 +49,8 @@ config_image() { docker inspect -f '{{.Config.Image}}' "$1"; }
 # forget_locally IMAGE ID: the engine forgets image ID (the tag is moved
 # back to what it named before, or dropped), so that only a pull brings it.
 forget_locally() {
-  docker image rm -f "$2" >/dev/null 2>&1 || true
+  local out
+  out=$(docker image rm -f "$2" 2>&1) || log "docker image rm -f $2: $out"
 }
 
 # audit_jq FILTER: jq over the whole audit log (slurped).
