@@ -34,7 +34,6 @@ const char *rp_due_reason_name(enum rp_due_reason r);
 struct rp_decision {
   const struct rp_policy *policy; /* borrowed from the config; NULL when
                                      excluded or nothing matches */
-  bool excluded;
   char *reason;        /* why excluded / unmatched, for plan and logs; owned,
                           NULL when none */
   char *warning;       /* bad or refused labels; owned, NULL when none */
@@ -44,6 +43,7 @@ struct rp_decision {
   int64_t due_ms;      /* deadline moved into the window (>= deadline) */
   int64_t hard_ms;     /* start + hard_max_age, 0 when none */
   enum rp_due_reason due_reason; /* what set deadline_ms */
+  bool excluded;
 };
 
 /* Frees a decision's messages and zeroes it.  Accepts NULL. */
