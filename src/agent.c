@@ -114,14 +114,16 @@ feed_notice(struct agent *a, const struct rp_entry *e)
 static void
 redecide(struct agent *a, struct rp_entry *e)
 {
-  char old_warning[sizeof(e->d.warning)];
-  memcpy(old_warning, e->d.warning, sizeof(old_warning));
+  /* The last warning, to warn again only when it changes. */
+  cleanup_free char *old_warning = e->d.warning;
+  e->d.warning = NULL;
   rp_policy_decide(a->config, e->w, &e->d);
   /* Fresh content may bring the deadline forward (a newer digest, old
    * content); the recycler reads e->content for what to create from. */
   if (a->content)
     rp_content_judge(a->content, e, rp_wall_ms());
-  if (e->d.warning[0] && strcmp(e->d.warning, old_warning) != 0 &&
+  if (e->d.warning &&
+      (!old_warning || strcmp(e->d.warning, old_warning) != 0) &&
       e->state != RP_ENTRY_RECYCLING) {
     cleanup_free char *key =
         rp_xasprintf("%s/%s\n%s", e->w->provider, e->w->name, e->d.warning);

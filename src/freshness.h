@@ -51,12 +51,12 @@ const char *rp_newer_state_name(enum rp_newer_state s);
 /* The facts content.c knows of one workload's content. */
 struct rp_content_facts {
   enum rp_content_state state;
-  int64_t first_seen_ms;  /* of the digest it runs; 0 when not known */
-  int64_t created_ms;     /* its image's Created; 0 when not known */
   bool newer;             /* its tag names other content for its platform */
-  int64_t newer_seen_ms;  /* when that digest was first seen */
   bool newer_quarantined; /* and not allowed by update.allow */
   bool newer_refused;     /* by the policy's verify gate */
+  int64_t first_seen_ms;  /* of the digest it runs; 0 when not known */
+  int64_t created_ms;     /* its image's Created; 0 when not known */
+  int64_t newer_seen_ms;  /* when that digest was first seen */
 };
 
 /* Created dates before this (2013-01-01, before any container image) are

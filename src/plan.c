@@ -16,12 +16,12 @@ rp_plan_action(const struct rp_entry *e, int64_t now_ms, char *buf, size_t len)
 {
   char when[40];
   if (e->d.excluded) {
-    snprintf(buf, len, "excluded: %s", e->d.reason);
+    snprintf(buf, len, "excluded: %s", e->d.reason ? e->d.reason : "");
     return;
   }
   if (!e->d.policy) {
     snprintf(buf, len, "untouched: %s",
-             e->d.reason[0] ? e->d.reason : "no policy matches");
+             e->d.reason ? e->d.reason : "no policy matches");
     return;
   }
   const char *strategy = rp_strategy_name(rp_recycle_strategy(e->d.policy, e));
@@ -202,9 +202,9 @@ rp_plan_entry_json(const struct rp_entry *e, int64_t now_ms)
   if (e->content.facts.state != RP_CONTENT_NONE)
     json_object_set_new(o, "image", content_json(e, now_ms));
   json_object_set_new(o, "excluded", json_boolean(e->d.excluded));
-  if (e->d.reason[0])
+  if (e->d.reason)
     json_object_set_new(o, "reason", json_string(e->d.reason));
-  if (e->d.warning[0])
+  if (e->d.warning)
     json_object_set_new(o, "warning", json_string(e->d.warning));
   if (e->w->note)
     json_object_set_new(o, "note", json_string(e->w->note));
@@ -271,7 +271,8 @@ rp_plan_print(FILE *out, struct rp_entry *const *entries, size_t n,
             actionable(e) ? e->d.policy->name : "-", started, age, deadline,
             action, content[0] ? "; " : "", content,
             e->w->note ? "; note: " : "", e->w->note ? e->w->note : "",
-            e->d.warning[0] ? "; warning: " : "", e->d.warning);
+            e->d.warning ? "; warning: " : "",
+            e->d.warning ? e->d.warning : "");
   }
   if (n == 0)
     fprintf(out, "(no workloads)\n");

@@ -159,12 +159,19 @@ add_sat(int64_t a, int64_t b)
   return r;
 }
 
+/* A decision's messages as they are written, in buffers of the caps
+ * (policy.h); the decision keeps copies of the ones that are not empty. */
+struct notes {
+  char reason[RP_DECISION_REASON_MAX];
+  char warning[RP_DECISION_WARNING_MAX];
+};
+
 /* Whether the configuration's exclude labels leave w alone: any one of them
  * matching is enough (an operator lists the kinds of things never to touch).
  * Writes the reason. */
 static bool
 excluded_by_config(const struct rp_config *c, const struct rp_workload *w,
-                   struct rp_decision *out)
+                   struct notes *out)
 {
   for (size_t i = 0; c && i < c->n_exclude_labels; i++) {
     const struct rp_label_match *m = &c->exclude_labels[i];
@@ -179,7 +186,7 @@ excluded_by_config(const struct rp_config *c, const struct rp_workload *w,
 
 static bool
 excluded(const struct rp_config *c, const struct rp_workload *w,
-         struct rp_decision *out)
+         struct notes *out)
 {
   char q[QUOTE_MAX + 4];
   if (w->protected_reason) {
@@ -209,7 +216,7 @@ excluded(const struct rp_config *c, const struct rp_workload *w,
 
 static const struct rp_policy *
 select_policy(const struct rp_config *c, const struct rp_workload *w,
-              struct rp_decision *out)
+              struct notes *out)
 {
   if (!c)
     return NULL;
@@ -237,7 +244,7 @@ select_policy(const struct rp_config *c, const struct rp_workload *w,
 
 static int64_t
 effective_max_age(const struct rp_policy *p, const struct rp_workload *w,
-                  struct rp_decision *out)
+                  struct notes *out)
 {
   const char *v = rp_workload_label(w, LABEL_MAX_AGE);
   if (!v)
@@ -287,21 +294,22 @@ rp_due_reason_name(enum rp_due_reason r)
 }
 
 void
-rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
-                 struct rp_decision *out)
+rp_decision_clear(struct rp_decision *d)
 {
-  memset(out, 0, sizeof(*out));
-  if (excluded(c, w, out)) {
-    out->excluded = true;
+  if (!d)
     return;
-  }
-  const struct rp_policy *p = select_policy(c, w, out);
-  if (!p) {
-    snprintf(out->reason, sizeof(out->reason), "no policy matches");
-    return;
-  }
+  free(d->reason);
+  free(d->warning);
+  memset(d, 0, sizeof(*d));
+}
+
+/* The decision's deadlines for policy p (after its messages). */
+static void
+decide_deadlines(const struct rp_policy *p, const struct rp_workload *w,
+                 struct notes *n, struct rp_decision *out)
+{
   out->policy = p;
-  out->max_age_ms = effective_max_age(p, w, out);
+  out->max_age_ms = effective_max_age(p, w, n);
   out->due_reason =
       out->max_age_ms != p->max_age_ms ? RP_DUE_LABEL : RP_DUE_MAX_AGE;
   out->jitter_ms =
@@ -323,6 +331,25 @@ rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
       out->due_reason = RP_DUE_HARD_MAX_AGE;
     }
   }
+}
+
+void
+rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
+                 struct rp_decision *out)
+{
+  rp_decision_clear(out);
+  struct notes n = {0};
+  const struct rp_policy *p = NULL;
+  if (excluded(c, w, &n))
+    out->excluded = true;
+  else if ((p = select_policy(c, w, &n)) != NULL)
+    decide_deadlines(p, w, &n, out);
+  else
+    snprintf(n.reason, sizeof(n.reason), "no policy matches");
+  if (n.reason[0])
+    out->reason = rp_xstrdup(n.reason);
+  if (n.warning[0])
+    out->warning = rp_xstrdup(n.warning);
 }
 
 /* A JSON array of strings as an argv; NULL when `text` is not a JSON array

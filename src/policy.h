@@ -23,19 +23,33 @@ enum rp_due_reason {
 /* "max_age", "hard_max_age", "label", "update", "image_age". */
 const char *rp_due_reason_name(enum rp_due_reason r);
 
+/* The longest reason and warning a decision holds, with their NUL: longer
+ * ones are cut. */
+#define RP_DECISION_REASON_MAX 160
+#define RP_DECISION_WARNING_MAX 320
+
+/* A tracker keeps one per workload: the messages are owned strings, NULL
+ * when there is none (nearly always), rather than fixed buffers, which would
+ * cost 480 bytes a workload for text nearly none of them has. */
 struct rp_decision {
   const struct rp_policy *policy; /* borrowed from the config; NULL when
                                      excluded or nothing matches */
-  bool excluded;
-  char reason[160];    /* why excluded / unmatched, for plan and logs */
-  char warning[320];   /* bad or refused labels, "" when none */
+  char *reason;        /* why excluded / unmatched, for plan and logs; owned,
+                          NULL when none */
+  char *warning;       /* bad or refused labels; owned, NULL when none */
   int64_t max_age_ms;  /* after the reaper.max-age label */
   int64_t jitter_ms;   /* subtracted from start + max_age */
   int64_t deadline_ms; /* start + max_age - jitter */
   int64_t due_ms;      /* deadline moved into the window (>= deadline) */
   int64_t hard_ms;     /* start + hard_max_age, 0 when none */
   enum rp_due_reason due_reason; /* what set deadline_ms */
+  bool excluded;
 };
+
+/* Frees a decision's messages and zeroes it.  Accepts NULL. */
+void rp_decision_clear(struct rp_decision *d);
+/* A decision on the stack, cleared when it goes out of scope. */
+#define cleanup_decision __attribute__((cleanup(rp_decision_clear)))
 
 /* Matches and computes deadlines.  A workload is excluded when the provider
  * protects it, when any one of the configuration's exclude labels matches,
@@ -53,7 +67,8 @@ struct rp_decision {
  *   due      = rp_window_next_open(window, deadline)
  *   hard     = started + hard_max_age (0 without a ceiling)
  *   if hard: deadline = min(deadline, hard), due = min(due, hard)
- * Warnings name the workload, the label and its value.  Never fails. */
+ * Warnings name the workload, the label and its value.  Never fails.
+ * `out` holds a decision or zeroes: what it held is released first. */
 void rp_policy_decide(const struct rp_config *c, const struct rp_workload *w,
                       struct rp_decision *out);
 

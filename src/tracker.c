@@ -27,6 +27,7 @@ rp_entry_free(struct rp_entry *e)
   if (!e)
     return;
   rp_workload_free(e->w);
+  rp_decision_clear(&e->d);
   free(e->refused);
   rp_content_view_clear(&e->content);
   free(e);

@@ -22,25 +22,27 @@ enum rp_entry_state {
   RP_ENTRY_IDLE,      /* excluded or unmatched: never scheduled */
 };
 
+/* One per workload (10,000 on a large engine): the small members are
+ * together, so that padding does not add to every entry. */
 struct rp_entry {
   struct rp_workload *w;        /* owned */
   struct rp_provider *provider; /* borrowed: lives as long as the agent */
   struct rp_decision d;         /* d.policy borrowed from the live config */
   enum rp_entry_state state;
-  int64_t due_ms;   /* when to act: d.due_ms, or a retry after a failure */
   int failures;     /* consecutive failed recycles, for backoff */
+  int64_t due_ms;   /* when to act: d.due_ms, or a retry after a failure */
   int64_t retry_ms; /* after a failure: not before this (0: none) */
   /* The start time this workload had when it was last recycled (or, in a
    * dry run, planned): it is not acted on again until it starts anew. */
   int64_t handled_start_ms;
   size_t heap_index; /* position in the schedule's heap, or RP_NOT_QUEUED */
-  bool gone;         /* the provider removed it while it was recycling */
-  /* The reason its last recycle was refused (recycle.refused said once per
-   * reason), or NULL.  Owned. */
-  char *refused;
   /* The reason it was due when it was offered to the recycler (its
    * decision may change while it waits for the budget). */
   enum rp_due_reason offered_for;
+  bool gone; /* the provider removed it while it was recycling */
+  /* The reason its last recycle was refused (recycle.refused said once per
+   * reason), or NULL.  Owned. */
+  char *refused;
   /* Its content (fresh content), as last decided. */
   struct rp_content_view content;
   struct rp_entry *hash_next; /* the tracker's chain */

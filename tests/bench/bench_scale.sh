@@ -14,8 +14,9 @@
 #    its SIGUSR1 stats line (rss_kib, heap_kib, CPU, api_requests) and
 #    /proc/PID/status: RSS after the first list, CPU for the list and the
 #    plan, requests per container; then, once the engine has had no request
-#    for 3 s (crash recovery lists every container again after the first
-#    list), RSS and the peak (VmHWM) so far;
+#    for 3 s (what the first list leaves to do; crash recovery, which the
+#    core's runner does, asks nothing when the audit log holds no
+#    unfinished recycle, as here), RSS and the peak (VmHWM) so far;
 # 3. idle: over the next SECS (60), CPU and requests (the resync, every 60 s
 #    by default, falls in the window once: one list, and no inspect when
 #    nothing changed; --resync 1h leaves the stream alone), and RSS at the
@@ -152,8 +153,8 @@ run_requests=$(($(sim_total) - before))
 run_inspects=$(($(sim_kind inspect) - inspects_before))
 cpu1=$(($(field cpu_user_ms "$s1") + $(field cpu_sys_ms "$s1")))
 req1=$(field api_requests "$s1")
-# Recovery's own list of every container follows the first list: wait until
-# the engine hears nothing for 3 s.
+# Whatever follows the first list (crash recovery, when the audit log has
+# unfinished recycles): wait until the engine hears nothing for 3 s.
 quiet() {
   local n m
   n=$(sim_total)
@@ -199,7 +200,7 @@ per() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.4f", a / b }'; }
   echo "  RSS after the first list: $(kib "$rss1") (stats: rss $(kib "$(field rss_kib "$s1")"), heap $(kib "$(field heap_kib "$s1")")); peak $(kib "$hwm1")"
   echo "  CPU for the list + plan:  $(awk -v c="$cpu1" 'BEGIN { printf "%.2f s", c / 1000 }')"
   echo "  requests:                 $run_requests ($req1 by reaper's count), $run_inspects inspects: $(per "$run_requests" "$N") per container"
-  echo "then crash recovery:        requests $((settle_requests - run_requests)), CPU $(awk -v c="$((cpu_settled - cpu1))" 'BEGIN { printf "%.2f s", c / 1000 }'); RSS $(kib "$rss_settled") (heap $(kib "$(field heap_kib "$s_settled")")), peak so far $(kib "$hwm_settled")"
+  echo "then until quiet for 3 s:   requests $((settle_requests - run_requests)), CPU $(awk -v c="$((cpu_settled - cpu1))" 'BEGIN { printf "%.2f s", c / 1000 }'); RSS $(kib "$rss_settled") (heap $(kib "$(field heap_kib "$s_settled")")), peak so far $(kib "$hwm_settled")"
   echo "idle, $IDLE s:                  CPU $(awk -v c="$((cpu2 - cpu_settled))" -v w="$IDLE" 'BEGIN { printf "%.3f s (%.3f %% of a core)", c / 1000, c / 10 / w }'), requests $idle_requests ($((req2 - req_settled)) by reaper's count): $idle_lists resync lists, $idle_inspects inspects"
   echo "  RSS after it:             $(kib "$rss2") (heap $(kib "$(field heap_kib "$s2")")), peak $(kib "$hwm2")"
 } | tee "$top/tests/artifacts/bench_scale.txt"

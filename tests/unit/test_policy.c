@@ -78,11 +78,12 @@ test_first_match_wins(void **state)
       workload("a1", "web-1", 0, "tier", "web", NULL);
   cleanup_workload struct rp_workload *db =
       workload("a2", "db-1", 0, "tier", "db", NULL);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
   rp_policy_decide(&c, w, &d);
   assert_ptr_equal(d.policy, &ps[0]);
   assert_false(d.excluded);
-  assert_string_equal(d.warning, "");
+  assert_null(d.reason);
+  assert_null(d.warning);
   rp_policy_decide(&c, db, &d);
   assert_ptr_equal(d.policy, &ps[1]);
 
@@ -162,7 +163,7 @@ test_no_policy_matches(void **state)
   ps[0].match_kind = RP_KIND_SERVICE;
   struct rp_config c = {.policies = ps, .n_policies = 1};
   cleanup_workload struct rp_workload *w = workload("a1", "web-1", 0, NULL);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
   rp_policy_decide(&c, w, &d);
   assert_null(d.policy);
   assert_false(d.excluded);
@@ -183,7 +184,7 @@ test_exclusions(void **state)
                         .n_policies = 1,
                         .exclude_labels = ex,
                         .n_exclude_labels = 2};
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
 
   /* The provider's protection comes first. */
   cleanup_workload struct rp_workload *self =
@@ -193,6 +194,15 @@ test_exclusions(void **state)
   assert_true(d.excluded);
   assert_null(d.policy);
   assert_string_equal(d.reason, "reaper's own container");
+  /* A reason is cut at its cap, as a warning is. */
+  char long_reason[400];
+  memset(long_reason, 'r', sizeof(long_reason) - 1);
+  long_reason[sizeof(long_reason) - 1] = '\0';
+  free(self->protected_reason);
+  self->protected_reason = rp_xstrdup(long_reason);
+  rp_policy_decide(&c, self, &d);
+  assert_int_equal(strlen(d.reason), RP_DECISION_REASON_MAX - 1);
+  assert_memory_equal(d.reason, long_reason, RP_DECISION_REASON_MAX - 1);
 
   cleanup_workload struct rp_workload *db =
       workload("d1", "db-1", 0, "tier", "db", NULL);
@@ -214,14 +224,14 @@ test_exclusions(void **state)
   assert_true(d.excluded);
   assert_null(d.policy);
   assert_string_equal(d.reason, "label reaper.exclude=true");
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
 
   cleanup_workload struct rp_workload *opt_in =
       workload("o2", "web-3", 0, "reaper.exclude", "false", NULL);
   rp_policy_decide(&c, opt_in, &d);
   assert_false(d.excluded);
   assert_ptr_equal(d.policy, &ps[0]);
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
 
   /* The operator may take the opt-out away: then it is a warning. */
   c.deny_workload_opt_out = true;
@@ -256,7 +266,7 @@ test_policy_label(void **state)
                             policy(S("batch"), DAY_MS)};
   ps[1].match_kind = RP_KIND_SERVICE; /* would never match a container */
   struct rp_config c = {.policies = ps, .n_policies = 2};
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
 
   /* A policy written for others (its match refuses the workload) is not
    * the workload's to pick: a longer life would be one label away. */
@@ -275,7 +285,7 @@ test_policy_label(void **state)
   rp_policy_decide(&c, w, &d);
   assert_ptr_equal(d.policy, &ps[1]);
   assert_int_equal(d.max_age_ms, DAY_MS);
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
   ps[1].selectable = false;
 
   /* A policy that accepts the workload, though not the first to: fine. */
@@ -286,7 +296,7 @@ test_policy_label(void **state)
       workload("a3", "web-3", 0, "reaper.policy", "short", NULL);
   rp_policy_decide(&c2, s2, &d);
   assert_ptr_equal(d.policy, &ps2[1]);
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
 
   cleanup_workload struct rp_workload *unknown =
       workload("a2", "web-2", 0, "reaper.policy", "nightly", NULL);
@@ -303,14 +313,14 @@ test_max_age_label(void **state)
   struct rp_policy ps[1] = {policy(S("web"), 2 * HOUR_MS)};
   struct rp_config c = {.policies = ps, .n_policies = 1};
   const int64_t start = utc(2026, 6, 10, 8, 0);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
 
   cleanup_workload struct rp_workload *w =
       workload("a1", "web-1", start, "reaper.max-age", "1h30m", NULL);
   rp_policy_decide(&c, w, &d);
   assert_int_equal(d.max_age_ms, 90 * MIN_MS);
   assert_int_equal(d.deadline_ms, start + 90 * MIN_MS);
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
 
   static const char *const bad[] = {"abc", "0", "-5m", "1.5h", "", "90"};
   for (size_t i = 0; i < RP_ARRAY_LEN(bad); i++) {
@@ -349,7 +359,7 @@ test_max_age_label(void **state)
       workload("c2", "web-4", start, "reaper.max-age", "4h", NULL);
   rp_policy_decide(&c, within, &d);
   assert_int_equal(d.max_age_ms, 4 * HOUR_MS);
-  assert_string_equal(d.warning, "");
+  assert_null(d.warning);
 }
 
 static void
@@ -360,14 +370,14 @@ test_warnings_accumulate_and_are_sanitized(void **state)
   cleanup_workload struct rp_workload *w =
       workload("a1", "web-1", 0, "reaper.exclude", "maybe", "reaper.policy",
                "x\ny", "reaper.max-age", "soon", NULL);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
   rp_policy_decide(&c, w, &d);
   assert_ptr_equal(d.policy, &ps[0]);
   assert_non_null(strstr(d.warning, "reaper.exclude=\"maybe\""));
   assert_non_null(strstr(d.warning, "; container local/web-1: label "
                                     "reaper.policy=\"x?y\""));
   /* The buffer is full by now; the third warning is cut, not overflowed. */
-  assert_true(strlen(d.warning) < sizeof(d.warning));
+  assert_true(strlen(d.warning) < RP_DECISION_WARNING_MAX);
   assert_null(strchr(d.warning, '\n'));
 
   /* A long value is cut with an ellipsis. */
@@ -437,7 +447,7 @@ test_deadline_exact(void **state)
   const int64_t start = utc(2026, 6, 10, 8, 0);
   cleanup_workload struct rp_workload *w =
       workload("abc123", "web-1", start, NULL);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
   rp_policy_decide(&c, w, &d);
   assert_int_equal(d.max_age_ms, 2 * HOUR_MS);
   assert_int_equal(d.jitter_ms, 464797);
@@ -469,7 +479,7 @@ test_window_and_hard_max_age(void **state)
    * window closes, so Monday 09:00 CEST (07:00Z) after the DST change. */
   const int64_t start = utc(2026, 3, 27, 14, 0);
   cleanup_workload struct rp_workload *w = workload("a1", "web-1", start, NULL);
-  struct rp_decision d;
+  cleanup_decision struct rp_decision d = {0};
   rp_policy_decide(&c, w, &d);
   assert_int_equal(d.deadline_ms, utc(2026, 3, 27, 16, 0));
   assert_int_equal(d.due_ms, utc(2026, 3, 30, 7, 0));
