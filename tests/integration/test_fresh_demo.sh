@@ -4,7 +4,7 @@
 # a broken one quarantined, and `reaper report` printed.
 source "$(dirname "$0")/lib.sh"
 top=$(cd "$(dirname "$0")/../.." && pwd)
-REAPER=$REAPER "$top/contrib/fresh-content-demo.sh" --use-engine --ports 19580-19589 >"$T/demo.out" 2>&1 || {
+REAPER=$REAPER "$top/contrib/fresh-content-demo.sh" --use-engine --ports $((PORT_BASE + 700))-$((PORT_BASE + 709)) >"$T/demo.out" 2>&1 || {
   cat "$T/demo.out"
   fail "the demo failed"
 }

@@ -4,7 +4,7 @@
 # docker-registry) on loopback serves the images.
 source "$(dirname "$0")/lib.sh"
 command -v docker-registry >/dev/null || fail "docker-registry is not installed (apt-get install docker-registry)"
-port=$((15000 + $$ % 1000))
+port=$((PORT_BASE + 740)) # the suite's own ports (lib.sh)
 mkdir -p "$T/registry"
 cat >"$T/registry.yml" <<YAML
 version: 0.1

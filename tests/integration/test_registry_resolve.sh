@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 lib=$(cd "$(dirname "$0")/../lib" && pwd)
 source "$lib/registry.sh"
 command -v docker-registry >/dev/null || fail "docker-registry is not installed (apt-get install docker-registry)"
-base=$((18800 + $$ % 20 * 5))
+base=$((PORT_BASE + 720)) # the suite's own ports (lib.sh)
 pa=$base pb=$((base + 1)) pt=$((base + 2)) pdown=$((base + 3)) pc=$((base + 4))
 A=127.0.0.1:$pa
 B=127.0.0.1:$pb

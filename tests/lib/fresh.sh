@@ -6,11 +6,11 @@
 
 command -v docker-registry >/dev/null || fail "docker-registry is not installed (apt-get install docker-registry)"
 
-# fresh_port SLOT: a host port of this test's own, in 19500-19599 (slots 0
-# to 19 of 5 ports each, shifted by the process id so that the same test in
-# two suites side by side does not meet itself).
+# fresh_port SLOT: a host port of this test's own, PORT_BASE + 500 to 599
+# (slots 0 to 19 of 5 ports each): the suites that run side by side have
+# PORT_BASEs of their own, and a suite runs its tests one at a time.
 fresh_port() {
-  echo $((19500 + ($1 * 5 + $$ % 5) % 100))
+  echo $((PORT_BASE + 500 + $1 * 5))
 }
 
 # push_version IMAGE VERSION [DOCKERFILE_LINES]: builds a new image FROM

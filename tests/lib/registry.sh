@@ -12,6 +12,9 @@
 registry_start() {
   local dir=$1 port=$2 storage=${3:-$1/storage} auth=${4:-}
   mkdir -p "$dir" "$storage"
+  # A registry already there (another suite's, a leftover) would answer for
+  # this one: the test would push to and read from it.
+  ! registry_up "$port" || fail "127.0.0.1:$port already answers as a registry"
   {
     echo "version: 0.1"
     echo "storage: { filesystem: { rootdirectory: $storage } }"
