@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "docker.h"
+#include "idset.h"
 #include "image_index.h"
 #include "json_scan.h"
 #include "log.h"
@@ -258,7 +259,7 @@ image_unknown(const struct rp_docker_track *t, const char *image)
  * neither map grows with churn.  listed: the ids of the running ones. */
 static void
 forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
-                    json_t *listed)
+                    const struct rp_idset *listed)
 {
   cleanup_json json_t *used = json_object();
   for (size_t i = 0; i < l->n; i++)
@@ -274,12 +275,12 @@ forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
   }
   json_object_foreach_safe(t->refs, tmp, id, v)
   {
-    if (!json_object_get(listed, id))
+    if (!rp_idset_has(listed, id))
       json_object_del(t->refs, id);
   }
   json_object_foreach_safe(t->tasks, tmp, id, v)
   {
-    if (!json_object_get(listed, id))
+    if (!rp_idset_has(listed, id))
       json_object_del(t->tasks, id);
   }
 }
@@ -1238,24 +1239,27 @@ list_finish(struct listing *l)
    * gives its labels up as its workload is made, so that the list never
    * holds two copies of them. */
   cleanup_free struct rp_workload **v = rp_xcalloc(l->n + 1, sizeof(*v));
-  cleanup_json json_t *fresh = json_object(); /* the running ones' ids */
+  struct rp_idset fresh; /* the running ones' ids */
+  rp_idset_init(&fresh, l->n);
   size_t n = 0;
   /* A dependent the list no longer has holds nothing back any more: its
    * dependencies go before the list's workloads (their refusals) are
    * made. */
   {
-    cleanup_json json_t *listed = json_object();
+    struct rp_idset listed;
+    rp_idset_init(&listed, l->n);
     for (size_t i = 0; i < l->n; i++)
       if (!l->items[i].gone && !gone_since(t, l->items[i].id, l->asked_at))
-        json_object_set_new(listed, l->items[i].id, json_true());
+        rp_idset_add(&listed, l->items[i].id);
     void *it_tmp;
     const char *dep_id;
     json_t *dep;
     json_object_foreach_safe(t->deps, it_tmp, dep_id, dep)
     {
-      if (!json_object_get(listed, dep_id))
+      if (!rp_idset_has(&listed, dep_id))
         json_object_del(t->deps, dep_id);
     }
+    rp_idset_clear(&listed);
   }
   for (size_t i = 0; i < l->n; i++) {
     struct list_item *it = &l->items[i];
@@ -1274,7 +1278,7 @@ list_finish(struct listing *l)
           json_string_value(json_object_get(t->refs, it->id)), it->paused,
           it->started);
       remember(t, v[n - 1]);
-      json_object_set_new(fresh, it->id, json_true());
+      rp_idset_add(&fresh, it->id);
       continue;
     }
     struct rp_json_slice text = {name + strlen(name) + 1, it->labels_len};
@@ -1285,6 +1289,7 @@ list_finish(struct listing *l)
        * have had it been parsed whole. */
       for (size_t k = 0; k < n; k++)
         rp_workload_free(v[k]);
+      rp_idset_clear(&fresh);
       cleanup_free char *why = rp_xasprintf(
           "list containers: %.12s: the answer is not JSON", it->id);
       listing_free(l);
@@ -1295,30 +1300,32 @@ list_finish(struct listing *l)
                            json_string_value(json_object_get(t->refs, it->id)),
                            it->paused, it->started);
     remember(t, v[n - 1]);
-    json_object_set_new(fresh, it->id, json_true());
+    rp_idset_add(&fresh, it->id);
     /* Its text is done with: the next ones' labels take its place. */
     free(it->data);
     it->data = NULL;
   }
-  forget_unused_facts(t, l, fresh);
+  forget_unused_facts(t, l, &fresh);
   /* Forget what the list no longer has. */
   void *tmp;
   const char *id;
   json_t *val;
   json_object_foreach_safe(t->started, tmp, id, val)
   {
-    if (!json_object_get(fresh, id)) {
+    if (!rp_idset_has(&fresh, id)) {
       json_object_del(t->reported, id); /* first: id is started's key */
       json_object_del(t->started, id);
     }
   }
-  if (d->self_id && !t->self_seen && json_object_get(fresh, d->self_id)) {
+  if (d->self_id && !t->self_seen && rp_idset_has(&fresh, d->self_id)) {
     t->self_seen = true;
     rp_info("provider %s: reaper runs in container %.12s, which it never "
             "touches",
             d->p->name, d->self_id);
   }
+  rp_idset_clear(&fresh);
   listing_free(l);
+  /* The core takes the workloads it keeps (the new and changed ones). */
   rp_watch_listed(t->watch, v, n);
   for (size_t k = 0; k < n; k++)
     rp_workload_free(v[k]);
