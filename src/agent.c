@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "content.h"
 #include "http_client.h"
+#include "idset.h"
 #include "log.h"
 #include "notify.h"
 #include "plan.h"
@@ -157,9 +158,13 @@ same_labels(const json_t *x, const json_t *y)
   return json_equal((json_t *)(uintptr_t)x, (json_t *)(uintptr_t)y);
 }
 
+/* A workload as its provider reports it now: the tracker's entry takes *wp
+ * when it is new or changed (*wp is then NULL; the caller frees what is
+ * left), so that a list's workloads are the tracker's, never copied. */
 static void
-upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
+upsert(struct agent *a, struct rp_provider *p, struct rp_workload **wp)
 {
+  struct rp_workload *w = *wp;
   struct rp_entry *e = rp_tracker_find(a->tracker, p->name, w->id);
   if (!e && rp_recycler_busy_with(a->recycler, p->name, w->id)) {
     /* A stale report of a workload whose recycle is still going (it left
@@ -168,11 +173,12 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
     return;
   }
   if (!e) {
-    e = rp_tracker_add(a->tracker, p, rp_workload_dup(w));
-    if (strcmp(e->w->provider, p->name) != 0) {
-      free(e->w->provider);
-      e->w->provider = rp_xstrdup(p->name);
+    *wp = NULL;
+    if (strcmp(w->provider, p->name) != 0) {
+      free(w->provider);
+      w->provider = rp_xstrdup(p->name);
     }
+    e = rp_tracker_add(a->tracker, p, w);
     redecide(a, e);
     return;
   }
@@ -187,11 +193,13 @@ upsert(struct agent *a, struct rp_provider *p, const struct rp_workload *w)
     e->failures = 0; /* it started anew: a new life */
     e->retry_ms = 0;
   }
-  struct rp_workload *n = rp_workload_dup(w);
-  free(n->provider);
-  n->provider = rp_xstrdup(p->name);
+  *wp = NULL;
+  if (strcmp(w->provider, p->name) != 0) {
+    free(w->provider);
+    w->provider = rp_xstrdup(p->name);
+  }
   rp_workload_free(e->w);
-  e->w = n;
+  e->w = w;
   redecide(a, e);
 }
 
@@ -397,7 +405,7 @@ start_recovery(struct agent *a, struct rp_provider *p)
 struct sweep {
   struct agent *a;
   const char *provider;
-  json_t *seen; /* ids in the new list */
+  const struct rp_idset *seen; /* ids in the new list */
 };
 
 static void
@@ -405,15 +413,15 @@ sweep_cb(void *arg, struct rp_entry *e)
 {
   struct sweep *s = arg;
   if (strcmp(e->w->provider, s->provider) == 0 &&
-      !json_object_get(s->seen, e->w->id))
+      !rp_idset_has(s->seen, e->w->id))
     forget(s->a, e);
 }
 
 /* After a full list of provider `name`: its warnings about workloads it
  * has not listed for a while are forgotten. */
 static void
-forget_warnings(struct agent *a, const char *name,
-                struct rp_workload *const *items, size_t n)
+forget_warnings(struct agent *a, const char *name, struct rp_workload **items,
+                size_t n)
 {
   cleanup_json json_t *listed = json_object();
   for (size_t i = 0; i < n; i++) {
@@ -440,18 +448,24 @@ forget_warnings(struct agent *a, const char *name,
 }
 
 static void
-hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
+hook_listed(void *core, struct rp_provider *p, struct rp_workload **items,
             size_t n)
 {
   struct agent *a = core;
-  cleanup_json json_t *seen = json_object();
-  for (size_t i = 0; i < n; i++) {
-    upsert(a, p, items[i]);
-    json_object_set_new(seen, items[i]->id, json_true());
-  }
-  struct sweep s = {a, p->name, seen};
-  rp_tracker_foreach(a->tracker, sweep_cb, &s);
+  /* What the list says of names and ids, before the tracker takes its
+   * workloads (a warning about a listed name is kept whichever comes
+   * first: a decision's warning sets its count to 0, as being listed
+   * does). */
   forget_warnings(a, p->name, items, n);
+  struct rp_idset seen;
+  rp_idset_init(&seen, n);
+  for (size_t i = 0; i < n; i++)
+    rp_idset_add(&seen, items[i]->id);
+  for (size_t i = 0; i < n; i++)
+    upsert(a, p, &items[i]);
+  struct sweep s = {a, p->name, &seen};
+  rp_tracker_foreach(a->tracker, sweep_cb, &s);
+  rp_idset_clear(&seen);
   size_t i = provider_index(a, p);
   if (!a->listed[i]) {
     a->listed[i] = true;
@@ -465,7 +479,9 @@ hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
 static void
 hook_upsert(void *core, struct rp_provider *p, const struct rp_workload *w)
 {
-  upsert(core, p, w);
+  struct rp_workload *c = rp_workload_dup(w);
+  upsert(core, p, &c);
+  rp_workload_free(c);
 }
 
 static void

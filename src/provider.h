@@ -26,9 +26,12 @@ struct rp_provider;
 struct rp_provider_hooks {
   void *core;
   /* A complete list: the tracker replaces what it had for this provider.
-   * The array and workloads are borrowed for the call. */
-  void (*listed)(void *core, struct rp_provider *p,
-                 struct rp_workload *const *items, size_t n);
+   * The array is borrowed for the call; the core takes the workloads it
+   * keeps, leaving NULL in their place (the provider frees the rest): the
+   * tracker's copies are then not made among what the list made, which
+   * freed would leave the heap full of holes. */
+  void (*listed)(void *core, struct rp_provider *p, struct rp_workload **items,
+                 size_t n);
   /* One workload started, changed or restarted (borrowed). */
   void (*upsert)(void *core, struct rp_provider *p,
                  const struct rp_workload *w);

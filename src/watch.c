@@ -262,7 +262,7 @@ after_list(struct rp_watch *w, bool ok)
 }
 
 void
-rp_watch_listed(struct rp_watch *w, struct rp_workload *const *items, size_t n)
+rp_watch_listed(struct rp_watch *w, struct rp_workload **items, size_t n)
 {
   struct rp_provider *p = w->p;
   w->listing = false;

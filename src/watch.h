@@ -93,10 +93,10 @@ void rp_watch_connected(struct rp_watch *w, const char *why);
 /* The event stream ended (why NULL: the engine ended it cleanly).  Its own
  * cancels (reconnect, stop) are known and ignored. */
 void rp_watch_stream_ended(struct rp_watch *w, const char *why);
-/* A list ended well: items (borrowed for the call) go to the core as the
- * complete list, the provider is up.  Not to be called while stopping. */
-void rp_watch_listed(struct rp_watch *w, struct rp_workload *const *items,
-                     size_t n);
+/* A list ended well: items go to the core as the complete list (hooks.listed:
+ * it takes those it keeps, leaving NULL; the caller frees what is left), the
+ * provider is up.  Not to be called while stopping. */
+void rp_watch_listed(struct rp_watch *w, struct rp_workload **items, size_t n);
 /* A list failed (or was abandoned for a stop): during a connect, a
  * reconnect; during a resync, a warning, and what was known stays. */
 void rp_watch_list_failed(struct rp_watch *w, const char *why);

@@ -26,8 +26,10 @@
 #include <string.h>
 
 #include "docker.h"
+#include "idset.h"
 #include "image_index.h"
 #include "json_scan.h"
+#include "known.h"
 #include "log.h"
 #include "strv.h"
 #include "util.h"
@@ -46,12 +48,13 @@ struct rp_docker_track {
   struct rp_docker *d;    /* borrowed: owns this */
   struct rp_watch *watch; /* owned: connect, stream, list, reconnect */
   char since[40];         /* the last event's time, "sec.nanos" */
-  json_t *started;        /* owned: id -> started_ms of running ones */
-  /* owned: id -> the labels object last reported for it (shared with the
-   * tracker, never changed), so that a re-list whose labels are the same
-   * makes no new one: a resync of 10,000 containers then parses and keeps
-   * nothing per container */
-  json_t *reported;
+  /* owned: per container, the start of a running one and the labels object
+   * last reported for it (shared with the tracker, never changed, so that
+   * a re-list whose labels are the same makes no new one: a resync of
+   * 10,000 containers then parses and keeps nothing per container), and
+   * the image reference it was created from (Config.Image), for the
+   * containers a list does not inspect again */
+  struct rp_docker_known_table known;
   json_t *values; /* owned: label values shared between containers
                      (rp_json_labels) */
   /* Answers race events: an inspect or list asked before a container's
@@ -73,9 +76,6 @@ struct rp_docker_track {
    * image's labels never change; its RepoDigests do, with a pull, a push or
    * a tag) */
   json_t *image_facts;
-  /* owned: container id -> the image reference it was created from
-   * (Config.Image), for the containers a list does not inspect again */
-  json_t *refs;
   struct watcher *watchers; /* owned list: who waits on a container's news */
   /* owned: id -> true (a swarm task, by the engine's word) or false, for
    * the containers that carry swarm's task label */
@@ -254,11 +254,17 @@ image_unknown(const struct rp_docker_track *t, const char *image)
   return !f || json_is_true(json_object_get(f, "stale"));
 }
 
+static bool
+is_listed(void *arg, const char *id)
+{
+  return rp_idset_has(arg, id);
+}
+
 /* After a list: what no listed container needs is forgotten, so that
- * neither map grows with churn.  listed: the ids of the running ones. */
+ * nothing grows with churn.  listed: the ids of the running ones. */
 static void
 forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
-                    json_t *listed)
+                    const struct rp_idset *listed)
 {
   cleanup_json json_t *used = json_object();
   for (size_t i = 0; i < l->n; i++)
@@ -272,14 +278,10 @@ forget_unused_facts(struct rp_docker_track *t, const struct listing *l,
     if (!json_object_get(used, id))
       json_object_del(t->image_facts, id);
   }
-  json_object_foreach_safe(t->refs, tmp, id, v)
-  {
-    if (!json_object_get(listed, id))
-      json_object_del(t->refs, id);
-  }
+  rp_docker_known_keep_only(&t->known, is_listed, (void *)(uintptr_t)listed);
   json_object_foreach_safe(t->tasks, tmp, id, v)
   {
-    if (!json_object_get(listed, id))
+    if (!rp_idset_has(listed, id))
       json_object_del(t->tasks, id);
   }
 }
@@ -494,6 +496,14 @@ dependents_reason(const struct rp_docker_track *t, const char *id,
   return rp_buf_take(&b);
 }
 
+/* The image reference a container was created from, as known, or NULL. */
+static const char *
+known_ref(const struct rp_docker_track *t, const char *id)
+{
+  const struct rp_docker_known *k = rp_docker_known_find(&t->known, id);
+  return k ? json_string_value(k->ref) : NULL;
+}
+
 /* labels: the container's (taken over: an object becomes the workload's,
  * less what is not its creator's word, unless that was done already:
  * filtered), or NULL.  task_label: the container's own labels have swarm's
@@ -606,8 +616,10 @@ rp_docker_workload_from_inspect(struct rp_docker *d, const json_t *inspect)
     name++;
   json_t *labels = json_object_get(config, "Labels");
   const char *ref = json_string_value(json_object_get(config, "Image"));
-  if (d->track && ref)
-    json_object_set_new(d->track->refs, id, json_string(ref));
+  struct rp_docker_known *k =
+      d->track && ref ? rp_docker_known_add(&d->track->known, id) : NULL;
+  if (k)
+    rp_docker_known_set_ref(&d->track->known, k, ref);
   return make_workload(d, id, name,
                        json_is_object(labels) ? json_copy(labels) : NULL,
                        json_string_value(json_object_get(in, "Image")), ref,
@@ -823,11 +835,15 @@ inspect_running(json_t *body, int64_t *started)
 static void
 remember(struct rp_docker_track *t, const struct rp_workload *w)
 {
-  json_t *st = json_object_get(t->started, w->id);
-  if (!st || json_integer_value(st) != w->started_ms)
-    json_object_set_new(t->started, w->id, json_integer(w->started_ms));
-  if (json_object_get(t->reported, w->id) != w->labels)
-    json_object_set(t->reported, w->id, w->labels);
+  struct rp_docker_known *k = rp_docker_known_add(&t->known, w->id);
+  if (!k)
+    return;
+  k->running = true;
+  k->started_ms = w->started_ms;
+  if (k->labels != w->labels) {
+    json_decref(k->labels);
+    k->labels = json_incref(w->labels);
+  }
 }
 
 /* --- inspect, for events ------------------------------------------------ */
@@ -984,9 +1000,7 @@ report_inspect(struct rp_docker_track *t, const char *id, const json_t *body,
     remember(t, w);
     d->p->hooks.upsert(d->p->hooks.core, d->p, w);
     rp_workload_free(w);
-  } else if (json_object_get(t->started, id)) {
-    json_object_del(t->started, id);
-    json_object_del(t->reported, id);
+  } else if (rp_docker_known_stopped(&t->known, id)) {
     d->p->hooks.removed(d->p->hooks.core, d->p, id);
   }
   if (deps_changed)
@@ -1156,11 +1170,8 @@ on_event_line(void *arg, const char *line, size_t len)
   } else if (strcmp(action, "die") == 0 || strcmp(action, "destroy") == 0 ||
              strcmp(action, "remove") == 0) {
     json_object_set_new(t->gone_at, id, json_integer((json_int_t)t->event_seq));
-    if (json_object_get(t->started, id)) {
-      json_object_del(t->started, id);
-      json_object_del(t->reported, id);
+    if (rp_docker_known_stopped(&t->known, id))
       t->d->p->hooks.removed(t->d->p->hooks.core, t->d->p, id);
-    }
     if (forget_deps(t, id))
       rp_watch_resync(t->watch); /* what it depended on is free again */
   }
@@ -1238,24 +1249,27 @@ list_finish(struct listing *l)
    * gives its labels up as its workload is made, so that the list never
    * holds two copies of them. */
   cleanup_free struct rp_workload **v = rp_xcalloc(l->n + 1, sizeof(*v));
-  cleanup_json json_t *fresh = json_object(); /* the running ones' ids */
+  struct rp_idset fresh; /* the running ones' ids */
+  rp_idset_init(&fresh, l->n);
   size_t n = 0;
   /* A dependent the list no longer has holds nothing back any more: its
    * dependencies go before the list's workloads (their refusals) are
    * made. */
   {
-    cleanup_json json_t *listed = json_object();
+    struct rp_idset listed;
+    rp_idset_init(&listed, l->n);
     for (size_t i = 0; i < l->n; i++)
       if (!l->items[i].gone && !gone_since(t, l->items[i].id, l->asked_at))
-        json_object_set_new(listed, l->items[i].id, json_true());
+        rp_idset_add(&listed, l->items[i].id);
     void *it_tmp;
     const char *dep_id;
     json_t *dep;
     json_object_foreach_safe(t->deps, it_tmp, dep_id, dep)
     {
-      if (!json_object_get(listed, dep_id))
+      if (!rp_idset_has(&listed, dep_id))
         json_object_del(t->deps, dep_id);
     }
+    rp_idset_clear(&listed);
   }
   for (size_t i = 0; i < l->n; i++) {
     struct list_item *it = &l->items[i];
@@ -1269,12 +1283,11 @@ list_finish(struct listing *l)
       continue; /* died after the list was made: the list is stale there */
     const char *name = it->data;
     if (it->same) {
-      v[n++] = make_workload_as(
-          d, it->id, name, RP_STEAL(it->same), true, it->task_label, it->image,
-          json_string_value(json_object_get(t->refs, it->id)), it->paused,
-          it->started);
+      v[n++] = make_workload_as(d, it->id, name, RP_STEAL(it->same), true,
+                                it->task_label, it->image, known_ref(t, it->id),
+                                it->paused, it->started);
       remember(t, v[n - 1]);
-      json_object_set_new(fresh, it->id, json_true());
+      rp_idset_add(&fresh, it->id);
       continue;
     }
     struct rp_json_slice text = {name + strlen(name) + 1, it->labels_len};
@@ -1285,6 +1298,7 @@ list_finish(struct listing *l)
        * have had it been parsed whole. */
       for (size_t k = 0; k < n; k++)
         rp_workload_free(v[k]);
+      rp_idset_clear(&fresh);
       cleanup_free char *why = rp_xasprintf(
           "list containers: %.12s: the answer is not JSON", it->id);
       listing_free(l);
@@ -1292,33 +1306,24 @@ list_finish(struct listing *l)
       return;
     }
     v[n++] = make_workload(d, it->id, name, labels, it->image,
-                           json_string_value(json_object_get(t->refs, it->id)),
-                           it->paused, it->started);
+                           known_ref(t, it->id), it->paused, it->started);
     remember(t, v[n - 1]);
-    json_object_set_new(fresh, it->id, json_true());
+    rp_idset_add(&fresh, it->id);
     /* Its text is done with: the next ones' labels take its place. */
     free(it->data);
     it->data = NULL;
   }
-  forget_unused_facts(t, l, fresh);
   /* Forget what the list no longer has. */
-  void *tmp;
-  const char *id;
-  json_t *val;
-  json_object_foreach_safe(t->started, tmp, id, val)
-  {
-    if (!json_object_get(fresh, id)) {
-      json_object_del(t->reported, id); /* first: id is started's key */
-      json_object_del(t->started, id);
-    }
-  }
-  if (d->self_id && !t->self_seen && json_object_get(fresh, d->self_id)) {
+  forget_unused_facts(t, l, &fresh);
+  if (d->self_id && !t->self_seen && rp_idset_has(&fresh, d->self_id)) {
     t->self_seen = true;
     rp_info("provider %s: reaper runs in container %.12s, which it never "
             "touches",
             d->p->name, d->self_id);
   }
+  rp_idset_clear(&fresh);
   listing_free(l);
+  /* The core takes the workloads it keeps (the new and changed ones). */
   rp_watch_listed(t->watch, v, n);
   for (size_t k = 0; k < n; k++)
     rp_workload_free(v[k]);
@@ -1430,8 +1435,10 @@ list_item_inspected_cb(void *arg, const struct rp_dockerapi_reply *r,
     /* The reference it was created from (fresh content). */
     const char *ref = json_string_value(
         json_object_get(json_object_get(body, "Config"), "Image"));
-    if (ref)
-      json_object_set_new(t->refs, it->id, json_string(ref));
+    struct rp_docker_known *k =
+        ref ? rp_docker_known_add(&t->known, it->id) : NULL;
+    if (k)
+      rp_docker_known_set_ref(&t->known, k, ref);
     /* Noted before the list's workloads are made, at its end. */
     note_deps(t, it->id, name, body);
     item_keep(it, name ? name : it->id, labels);
@@ -1579,18 +1586,19 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
   struct rp_json_slice task;
   it->task_label = labels.p && rp_json_member(labels.p, labels.n,
                                               LABEL_SWARM_TASK, &task) == 1;
-  json_t *known = json_object_get(t->started, id);
+  struct rp_docker_known *k = rp_docker_known_find(&t->known, id);
+  bool known = k && k->running;
   cleanup_free char *status = slice_string(v[4]);
   int64_t max_up = status_max_uptime_ms(status);
-  bool restarted = known && max_up >= 0 &&
-                   rp_wall_ms() - json_integer_value(known) > max_up + 5000;
+  bool restarted =
+      known && max_up >= 0 && rp_wall_ms() - k->started_ms > max_up + 5000;
   if (known && !restarted && !json_object_get(t->recheck, id)) {
     /* Its start time is known: the list's name and labels are what is
      * new.  (The others' come with their inspect.) */
-    it->started = json_integer_value(known);
+    it->started = k->started_ms;
     cleanup_json json_t *names = v[1].p ? rp_json_value(v[1]) : NULL;
     const char *name = rp_docker_own_name(names);
-    json_t *before = json_object_get(t->reported, id);
+    json_t *before = k->labels;
     json_t *from_image = image_labels_of(t, it->image);
     if (labels_unchanged(labels, before, from_image)) {
       it->same = json_incref(before);
@@ -1701,13 +1709,10 @@ rp_docker_track_start(struct rp_docker *d, struct rp_error **err)
   (void)err;
   struct rp_docker_track *t = rp_xcalloc(1, sizeof(*t));
   t->d = d;
-  t->started = json_object();
-  t->reported = json_object();
   t->values = json_object();
   t->gone_at = json_object();
   t->recheck = json_object();
   t->image_facts = json_object();
-  t->refs = json_object();
   t->tasks = json_object();
   t->deps = json_object();
   t->watch = rp_watch_new(d->p, &watch_ops, t);
@@ -1742,13 +1747,11 @@ rp_docker_track_free(struct rp_docker *d)
   struct rp_docker_track *t = d->track;
   if (!t)
     return;
-  json_decref(t->started);
-  json_decref(t->reported);
+  rp_docker_known_clear(&t->known);
   json_decref(t->values);
   json_decref(t->gone_at);
   json_decref(t->recheck);
   json_decref(t->image_facts);
-  json_decref(t->refs);
   json_decref(t->tasks);
   json_decref(t->deps);
   while (t->watchers) {

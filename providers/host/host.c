@@ -108,7 +108,7 @@ report(struct rp_host *h)
         "the replace action already ran in this boot (%s)", h->marker);
   struct rp_workload *v[] = {w};
   p->hooks.listed(p->hooks.core, p, v, 1);
-  rp_workload_free(w);
+  rp_workload_free(v[0]); /* NULL when the core took it */
 }
 
 static void

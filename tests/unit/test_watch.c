@@ -169,7 +169,7 @@ static const struct rp_watch_ops ops = {
 };
 
 static void
-hook_listed(void *core, struct rp_provider *p, struct rp_workload *const *items,
+hook_listed(void *core, struct rp_provider *p, struct rp_workload **items,
             size_t n)
 {
   (void)p;
