@@ -463,14 +463,15 @@ round_end(struct ref *r)
 }
 
 /* A change of the tag's outcome is said once: a registry that stays down
- * is not logged at every check. */
+ * is not logged at every check.  The outcome decides, not the words: a
+ * failure's message carries what changes from one try to the next
+ * (libcurl's "after 0 ms", "after 1 ms"), and the last one is kept for
+ * plan and /status anyway. */
 static void
 tag_outcome(struct ref *r, const struct rp_error *err)
 {
   enum rp_registry_outcome o = rp_registry_outcome_of(err);
-  bool same = r->resolved_ever && r->outcome == o &&
-              (o == RP_REGISTRY_OK ||
-               (r->error && err && strcmp(r->error, err->message) == 0));
+  bool same = r->resolved_ever && r->outcome == o;
   r->resolved_ever = true;
   r->outcome = o;
   set_str(&r->error, err ? err->message : NULL);
