@@ -3,6 +3,10 @@
 # this file, runs against the private engine at $DOCKER_HOST and exits
 # non-zero on the first failed assertion.
 set -euo pipefail
+# A pipe's last grep counts (grep -c >/dev/null) rather than quits at the
+# first match (grep -q): under pipefail, a writer still writing when grep -q
+# has gone dies of SIGPIPE and fails the pipeline (test_package and
+# test_audit_trail failed so in CI).
 T=$(mktemp -d /tmp/rpt.XXXXXX)
 TEST_LABEL="reaper-test=$$"
 # Where reaper reaches the engine: the engine itself, or a stand-in of a
@@ -17,6 +21,18 @@ ENGINE_KIND=${ENGINE_KIND:-docker}
 # Host ports the tests publish: suites that run side by side get their own.
 PORT_BASE=${PORT_BASE:-18000}
 REAPER_PID=
+
+# free_port: a loopback port nothing listens on, for a listener of the
+# test's own, below the kernel's range of ephemeral ports (32768 on): a
+# port from that range may be the local end of any connection on the
+# machine, which ss -l does not show, and bind fails with EADDRINUSE.
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 12000))
+    ss -Hltn "sport = :$p" | grep -c >/dev/null . || { echo "$p"; return; }
+  done
+}
 
 log() { printf '[%s] %s\n' "$(date +%T.%N | cut -c1-12)" "$*"; }
 

@@ -32,7 +32,7 @@ ctrd_running rs1$$ 2>/dev/null && fail "ctr still answers with containerd stoppe
 sleep 1
 ctrd_start || fail "containerd did not start again"
 assert_eq "$first_pid" "$(ctrd_pid rs1$$)" "the task's pid across the containerd restart"
-wait_for 70 "reaper to reconnect" sh -c "grep -c 'ctr (containerd) connected' '$T/reaper.log' | grep -qx 2"
+wait_for 70 "reaper to reconnect" sh -c "grep -c 'ctr (containerd) connected' '$T/reaper.log' | grep -cx >/dev/null 2"
 kill -0 "$REAPER_PID" || fail "reaper died with containerd"
 
 wait_for 40 "rs1$$ recycled" audit_any recycle.done '.id == $id' --arg id "$CTRD_NS/rs1$$"

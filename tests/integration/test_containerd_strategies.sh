@@ -59,7 +59,7 @@ assert_eq "" "$(ctrd_status st$$)" "st$$'s task after stop"
 ctr_ containers info st$$ >/dev/null || fail "stop removed the container st$$"
 # remove: nothing left, snapshot included.
 ctr_ containers info rm$$ >/dev/null 2>&1 && fail "remove left the container rm$$"
-ctr_ snapshots ls | awk '{print $1}' | grep -qx "rm$$" && fail "remove left the snapshot of rm$$"
+ctr_ snapshots ls | awk '{print $1}' | grep -cx >/dev/null "rm$$" && fail "remove left the snapshot of rm$$"
 
 # The runner's steps, each announced (recycle.step) before it acts: recreate
 # in place (the container keeps its id: no rename, no second container).

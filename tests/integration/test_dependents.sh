@@ -79,13 +79,13 @@ done
 assert_eq "container:${id[host]}" "$(docker inspect -f '{{.HostConfig.NetworkMode}}' side$$)" "side$$'s network mode"
 assert_eq "container:${id[pidh]}" "$(docker inspect -f '{{.HostConfig.PidMode}}' pids$$)" "pids$$'s PID mode"
 assert_eq "container:${id[ipch]}" "$(docker inspect -f '{{.HostConfig.IpcMode}}' ipcs$$)" "ipcs$$'s IPC mode"
-docker inspect -f '{{json .HostConfig.Links}}' app$$ | grep -q "db$$:/app$$/database" || fail "app$$'s link: $(docker inspect -f '{{json .HostConfig.Links}}' app$$)"
+docker inspect -f '{{json .HostConfig.Links}}' app$$ | grep -c >/dev/null "db$$:/app$$/database" || fail "app$$'s link: $(docker inspect -f '{{json .HostConfig.Links}}' app$$)"
 assert_eq "[\"data$$\"]" "$(docker inspect -f '{{json .HostConfig.VolumesFrom}}' user$$)" "user$$'s volumes-from"
 assert_eq kept "$(docker exec user$$ cat /shared/f)" "the shared volume's data, seen by user$$"
 assert_eq kept "$(docker exec data$$ cat /shared/f)" "the shared volume's data, seen by data$$"
 # The dependents really share the namespaces of the containers kept.
 assert_eq "$(docker exec host$$ cat /proc/net/dev | wc -l)" "$(docker exec side$$ cat /proc/net/dev | wc -l)" "side$$ in host$$'s network namespace"
-docker exec pids$$ ps | grep -q 'sleep' || fail "pids$$ does not see pidh$$'s processes"
+docker exec pids$$ ps | grep -c >/dev/null 'sleep' || fail "pids$$ does not see pidh$$'s processes"
 
 # A running agent says it once, not at every look.
 start_reaper

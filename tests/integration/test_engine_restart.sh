@@ -23,7 +23,7 @@ wait_for 15 "the first list" grep -q "workloads" "$T/reaper.log"
 # 1. Idle: the engine goes away and comes back.
 engine_restart || fail "dockerd did not come back"
 wait_for 30 "reaper to say the engine went away" grep -q "unreachable" "$T/reaper.log"
-wait_for 30 "reaper to reconnect" sh -c "grep -c 'provider local (docker) connected' '$T/reaper.log' | grep -qv '^1\$'"
+wait_for 30 "reaper to reconnect" sh -c "grep -c 'provider local (docker) connected' '$T/reaper.log' | grep -cv >/dev/null '^1\$'"
 kill -0 "$REAPER_PID" || fail "reaper died with the engine"
 
 # 2. In the middle of a recycle: slow$$ takes 4 s to stop.

@@ -69,7 +69,7 @@ fault '{"rules": [{"match": "GET /v[0-9.]+/containers/'"$a_id"'/json", "fault": 
 docker restart -t 1 a$$ >/dev/null
 a_start=$(started_at a$$)
 wait_for 10 "the proxy to break a$$'s inspect" grep -q "containers/$a_id/json -> shape" "$T/proxy.log"
-wait_for 10 "a$$ inspected again" sh -c "grep -A1000 'containers/$a_id/json -> shape' '$T/proxy.log' | grep -q 'containers/$a_id/json -> pass'"
+wait_for 10 "a$$ inspected again" sh -c "grep -A1000 'containers/$a_id/json -> shape' '$T/proxy.log' | grep -c >/dev/null 'containers/$a_id/json -> pass'"
 sleep 0.5
 n=$(workloads)
 [ "$n" -ge 3 ] || fail "reaper tracks $n workloads, a$$, b$$ and c$$ at least were expected"

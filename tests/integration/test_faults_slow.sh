@@ -14,7 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/../lib/faults.sh"
 ended() { # EVENT ID: the audit log has a line of EVENT for ID
-  grep "\"$1\"" "$T/audit.jsonl" 2>/dev/null | grep -q "$2"
+  grep "\"$1\"" "$T/audit.jsonl" 2>/dev/null | grep -c >/dev/null "$2"
 }
 named() { docker ps -q --filter "name=^/$1\$" | wc -l; }
 
@@ -43,7 +43,7 @@ grep -q "unreachable: GET /_ping: Timeout was reached" "$T/reaper.log" || fail "
 
 log "2. every answer 700 ms late while d$$ is recycled"
 fault '{"fault": "delay", "ms": 700}'
-wait_for 40 "d$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -q '$d_id'"
+wait_for 40 "d$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -c >/dev/null '$d_id'"
 fault '{"fault": "pass"}'
 ended recycle.done "$d_id" || fail "d$$'s recycle failed with slow answers"
 [ "$(grep -c 'delay$' "$T/proxy.log")" -ge 10 ] || fail "the proxy delayed only $(grep -c 'delay$' "$T/proxy.log") answers"
@@ -72,7 +72,7 @@ log "4. f$$ stopped while the inspect that starts its recycle is held"
 # reaper's 30 s request timeout.
 wait_for 40 "f$$'s recycle to be prepared (its inspect held)" grep -qE "GET /v[0-9.]+/containers/$f_id/json -> stall" "$T/proxy.log"
 docker stop -t 1 f$$ >/dev/null
-wait_for 30 "f$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -q '$f_id'"
+wait_for 30 "f$$'s recycle to end" sh -c "grep -E '\"recycle.(done|failed)\"' '$T/audit.jsonl' | grep -c >/dev/null '$f_id'"
 audit_any recycle.failed '.id == $id and (.error | test("no longer running: nothing done")) and .rolled_back' --arg id "$f_id" ||
   { grep "$f_id" "$T/proxy.log" | tail -n 20; false; } ||
   fail "f$$'s recycle did not stop at 'no longer running'"

@@ -47,8 +47,8 @@ grep -q "unreachable: .*connect to $T/p.sock: No such file or directory" "$T/rea
 wait_for 20 "reaper to reconnect (backoff at most 16 s by now)" connected 2
 wait_for 10 "/healthz to say ok again" health 200 ok
 wait_for 30 "q$$ and n$$ recycled" sh -c "
-  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$q_id' &&
-  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$n_id'"
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -c >/dev/null '$q_id' &&
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -c >/dev/null '$n_id'"
 q_begin=$(date -d "$(audit_events recycle.begin | jq -r --arg id "$q_id" 'select(.id == $id) | .ts')" +%s%N)
 [ "$q_begin" -ge "$back" ] || fail "q$$ was recycled before the engine came back"
 audit_any recycle.begin '.id == $id and .age_s >= 12' --arg id "$n_id" || fail "n$$ was recycled before its max age"

@@ -46,8 +46,8 @@ die_ns=$(docker events --since "$t0" --until "$(($(date +%s) + 2))" --filter "co
 [ -n "$die_ns" ] || fail "no die event of s$$ in the engine"
 [ "${since%.*}" -le $((die_ns / 1000000000)) ] || fail "since=$since is after the cut event ($die_ns)"
 wait_for 10 "the replayed die and start of s$$" sh -c "
-  awk -v n=1 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -q 'event die ${s_id:0:12}' &&
-  awk -v n=1 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -q 'event start ${s_id:0:12}'"
+  awk -v n=1 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -c >/dev/null 'event die ${s_id:0:12}' &&
+  awk -v n=1 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -c >/dev/null 'event start ${s_id:0:12}'"
 grep -q "event stream: not JSON" "$T/reaper.log" && fail "the half line was parsed"
 
 log "2. a clean end right after half of y$$'s start event"
@@ -59,7 +59,7 @@ wait_for 10 "reaper to say the stream ended" grep -q "unreachable: the event str
 wait_for 20 "reaper to reconnect" connected 3
 [ -n "$(since_of 3)" ] || fail "the second reconnect's /events request has no since="
 wait_for 10 "the replayed start of y$$" sh -c "
-  awk -v n=2 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -q 'event start ${y_id:0:12}'"
+  awk -v n=2 '/unreachable/ { k++ } k >= n' '$T/reaper.log' | grep -c >/dev/null 'event start ${y_id:0:12}'"
 # The half line reached the consumer as the stream's last line: it must be
 # refused, not read.
 grep -q "event stream: not JSON.*line ignored" "$T/reaper.log" ||
@@ -68,8 +68,8 @@ fault '{"fault": "pass"}'
 
 log "3. both recycled when due, once, on their true start"
 wait_for 40 "s$$ and y$$ recycled" sh -c "
-  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$s_id' &&
-  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -q '$y_id'"
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -c >/dev/null '$s_id' &&
+  grep '\"recycle.done\"' '$T/audit.jsonl' | grep -c >/dev/null '$y_id'"
 begin_started=$(audit_events recycle.begin | jq -r --arg id "$s_id" 'select(.id == $id) | .started_at')
 assert_eq "${s_start:0:23}" "${begin_started:0:23}" "s$$'s started_at in recycle.begin (its restart)"
 audit_any recycle.begin '.id == $id and .age_s >= 20' --arg id "$s_id" || fail "s$$ was recycled before its max age"

@@ -44,9 +44,11 @@ YAML
 start_reaper
 wait_for 20 "the first check" grep -q '"image.seen"' "$T/audit.jsonl"
 
-d2=$(push_version "$img" 2 "$broken") || fail "push v2"
-v2=$(image_id "$img")
-docker tag "$v1" "$img"
+# v2 staged under another tag, then promoted in the registry: the engine's
+# own tag keeps naming v1 throughout (moving it back after a push raced
+# with reaper's rollout, which creates the replacement from that tag).
+d2=$(stage_version "$reg" rpt/guarded 2 "$broken") || fail "stage v2"
+promote "$reg" rpt/guarded 1 "$d2" || fail "promote v2"
 wait_for 60 "the quarantine" audit_any image.quarantined '.digest == $d' --arg d "$d2"
 audit_any recycle.refused '.name == $n and .refused_by == "quarantine" and .reason == "update" and .digest == $d' --arg n "$(
   [ "$(audit_jq -r '[.[] | select(.event == "recycle.failed")] | first | .name')" = q1$$ ] && echo q2$$ || echo q1$$)" --arg d "$d2" ||
@@ -71,7 +73,7 @@ curl -fsS "http://127.0.0.1:$listen/status" >"$T/status.json"
 jq -e --arg d "$d2" '.images.quarantined | any(.digest == $d)' "$T/status.json" >/dev/null || fail "/status does not list the quarantine"
 jq -e --arg n q1$$ '.workloads[] | select(.name == $n) | .image.newer.state == "quarantined"' "$T/status.json" >/dev/null ||
   fail "/status does not say q1's newer digest is quarantined"
-curl -fsS "http://127.0.0.1:$listen/" | grep -q 'quarantined' || fail "the page does not say quarantined"
+curl -fsS "http://127.0.0.1:$listen/" | grep -c >/dev/null 'quarantined' || fail "the page does not say quarantined"
 log "$first failed its health check on v2 and was rolled back; v2 quarantined; $other kept v1"
 
 # q2's own max age (40 s, its label): recycled, with the content that works.

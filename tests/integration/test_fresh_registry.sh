@@ -80,7 +80,7 @@ jq -e --arg n settle$$ --arg d "$d2" --arg u "$until_want" '.[] | select(.name =
   .image.newer.digest == $d and .image.newer.state == "settling" and (.image.newer.until | startswith($u)) and .due_reason == "update"' \
   "$T/plan.json" >/dev/null || fail "plan does not say v2 settles until $until_want: $(jq -c --arg n settle$$ '.[] | select(.name == $n)' "$T/plan.json")"
 "$REAPER" plan -c "$T/config.yaml" >"$T/plan.txt" || fail "plan (text)"
-grep "settle$$" "$T/plan.txt" | grep -q "settling until $until_want" || fail "plan's table: $(grep "settle$$" "$T/plan.txt")"
+grep "settle$$" "$T/plan.txt" | grep -c >/dev/null "settling until $until_want" || fail "plan's table: $(grep "settle$$" "$T/plan.txt")"
 log "update.settle holds v2 back until $until_want"
 
 # Both registries down: nothing changes.

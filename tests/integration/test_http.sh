@@ -14,13 +14,6 @@ done
 ARTIFACTS=${ARTIFACTS:-$(cd "$(dirname "$0")/../artifacts" && pwd)}
 mkdir -p "$ARTIFACTS"
 
-free_port() { # a loopback port nothing listens on
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 
@@ -151,7 +144,7 @@ wait_for 30 "$URL/healthz to answer without a token" \
 assert_eq 401 "$(http_code "$URL/status")" "/status without the token"
 assert_eq 401 "$(http_code -H "Authorization: Bearer nope" "$URL/metrics")" "/metrics with a wrong token"
 assert_eq 200 "$(http_code -H "Authorization: Bearer tok-$$" "$URL/status")" "/status with the token"
-curl -s -D - -o /dev/null "$URL/" | grep -qi '^WWW-Authenticate: Bearer' ||
+curl -s -D - -o /dev/null "$URL/" | grep -ci >/dev/null '^WWW-Authenticate: Bearer' ||
   fail "401 without WWW-Authenticate"
 auth=(-H "Authorization: Bearer tok-$$")
 recycled() {

@@ -24,7 +24,7 @@ policies:
 YAML
 start_reaper
 URL=http://127.0.0.1:$PORT
-wait_for 30 "/healthz to say ok" sh -c "curl -fsS --max-time 2 $URL/healthz | grep -qx ok"
+wait_for 30 "/healthz to say ok" sh -c "curl -fsS --max-time 2 $URL/healthz | grep -cx >/dev/null ok"
 
 # Beyond loopback and no token: said at start, with what to do.
 grep -q "WARN .*status listener on 0.0.0.0:$PORT is reachable beyond this machine and has no token.*agent.listen_token_file" "$T/reaper.log" ||
@@ -126,8 +126,8 @@ python3 "$T/hostile.py" "$PORT" slow >"$T/slow.out" 2>&1 || fail "/healthz under
 log "$(cat "$T/slow.out")"
 python3 "$T/hostile.py" "$PORT" full >"$T/full.out" 2>&1 || fail "a refused connection: $(cat "$T/full.out")"
 log "$(cat "$T/full.out")"
-wait_for 10 "the listener to serve again" sh -c "curl -fsS --max-time 2 $URL/healthz | grep -qx ok"
-curl -fsS "$URL/metrics" | grep -q '^reaper_http_rejected_connections_total [1-9]' ||
+wait_for 10 "the listener to serve again" sh -c "curl -fsS --max-time 2 $URL/healthz | grep -cx >/dev/null ok"
+curl -fsS "$URL/metrics" | grep -c >/dev/null '^reaper_http_rejected_connections_total [1-9]' ||
   fail "refused connections are not counted"
 stop_reaper
 log "ok"

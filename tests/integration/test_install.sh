@@ -56,18 +56,18 @@ done <"$T/page-options"
 
 # Exit codes: those --help names.
 for code in 0 1 2; do
-  sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' "$T/man1" | grep -qx "\.B $code" || fail "reaper(1) lacks exit status $code"
+  sed -n '/^\.SH EXIT STATUS/,/^\.SH /p' "$T/man1" | grep -cx >/dev/null "\.B $code" || fail "reaper(1) lacks exit status $code"
 done
 # Signals: every one the agent handles.
 sigs=$(grep -oE 'uv_signal_start\([^;]*SIG[A-Z0-9]+' "$top/src/agent.c" | grep -oE 'SIG[A-Z0-9]+$' | sort -u)
 [ -n "$sigs" ] || fail "no uv_signal_start in src/agent.c"
 for s in $sigs; do
-  sed -n '/^\.SH SIGNALS/,/^\.SH /p' "$T/man1" | grep -q "$s" || fail "reaper(1) SIGNALS lacks $s"
+  sed -n '/^\.SH SIGNALS/,/^\.SH /p' "$T/man1" | grep -c >/dev/null "$s" || fail "reaper(1) SIGNALS lacks $s"
 done
 # Environment: every variable the code reads, and those libsystemd reads.
 vars=$(grep -rhoE 'getenv\("[A-Z_]+"\)' "$top/src" "$top/providers" | grep -oE '[A-Z_]{2,}' | grep -v '^getenv$' | sort -u)
 for v in $vars WATCHDOG_USEC WATCHDOG_PID; do
-  sed -n '/^\.SH ENVIRONMENT/,/^\.SH /p' "$T/man1" | grep -qw "$v" || fail "reaper(1) ENVIRONMENT lacks $v"
+  sed -n '/^\.SH ENVIRONMENT/,/^\.SH /p' "$T/man1" | grep -cw >/dev/null "$v" || fail "reaper(1) ENVIRONMENT lacks $v"
 done
 log "signals: $(echo $sigs); environment: $(echo $vars)"
 
@@ -77,7 +77,7 @@ known_keys() { # LEVEL (a path the error names, "" for the top) < YAML
   cat >"$T/k.yaml"
   local out
   out=$("$bin" check-config --allow-insecure-config -c "$T/k.yaml" 2>&1) && fail "a bogus key was accepted at '$1'"
-  echo "$out" | grep -q ": ${1:+$1: }unknown key 'qqqqzzzz' (known: " || fail "at '$1': $out"
+  echo "$out" | grep -c >/dev/null ": ${1:+$1: }unknown key 'qqqqzzzz' (known: " || fail "at '$1': $out"
   echo "$out" | sed -E 's/.*\(known: ([^)]*)\).*/\1/' | tr -d ' ' | tr ',' '\n'
 }
 P='providers: [{name: a, type: docker}]'

@@ -18,13 +18,6 @@ for tool in python3 curl jq; do
     fail "$tool is not installed (contrib/install-deps.sh --test installs it)"
 done
 
-free_port() { # a loopback port nothing listens on
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 
 # The receiver: records {path, at, header, body} per POST, one JSON a line.
 # mode "hang" reads the request and never answers in time.

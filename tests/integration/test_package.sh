@@ -125,7 +125,7 @@ sock=$ENGINE_DIR/docker.sock
 docker run -d --name reaper-default -l "$TEST_LABEL" -v "$sock:/var/run/docker.sock" \
   reaper-test/reaper:pkg >/dev/null
 self=$(cid reaper-default)
-names_itself() { docker logs reaper-default 2>&1 | grep -q "reaper runs in container ${self:0:12}, which it never touches"; }
+names_itself() { docker logs reaper-default 2>&1 | grep -c >/dev/null "reaper runs in container ${self:0:12}, which it never touches"; }
 for _ in $(seq 150); do names_itself && break; sleep 0.2; done
 names_itself || {
   docker logs reaper-default 2>&1 | tail -n 20
@@ -170,7 +170,7 @@ docker logs reaper-agent >"$T/reaper.log" 2>&1
 running reaper-agent || fail "reaper's container is not running"
 assert_eq "$self" "$(cid reaper-agent)" "reaper's container id"
 [ "$(docker inspect -f '{{.Config.User}}' reaper-agent)" = reaper ] || fail "not run as reaper"
-docker exec reaper-agent id -u | grep -qx 10001 || fail "reaper's uid inside"
+docker exec reaper-agent id -u | grep -cx >/dev/null 10001 || fail "reaper's uid inside"
 docker stop -t 30 reaper-agent >/dev/null
 assert_eq 0 "$(docker inspect -f '{{.State.ExitCode}}' reaper-agent)" "reaper's exit code after docker stop"
 cp "$T/state/audit.jsonl" "$T/audit.jsonl"

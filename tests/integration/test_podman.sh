@@ -15,13 +15,6 @@ source "$(dirname "$0")/lib.sh"
 [ "$ENGINE_KIND" = podman ] || fail "run me against podman (tests/integration/run.sh --suite podman)"
 SOCK=${DOCKER_HOST#unix://}
 api() { curl -fsS --unix-socket "$SOCK" "http://localhost/v1.41$1"; }
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-  done
-}
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
 
 docker network create --label "$TEST_LABEL" --subnet 172.30.7.0/24 rpt-pm$$ >/dev/null
@@ -51,9 +44,9 @@ YAML
 cat "$T/plan.txt"
 grep -qE '^local +docker +Podman Engine 4\.[0-9.]+ +1\.41 \(negotiated' "$T/plan.txt" ||
   fail "plan does not name Podman and API 1.41"
-grep -E "^local +container +fixed$$ " "$T/plan.txt" | grep -q 'note: systemd unit container-fixed.service runs it' ||
+grep -E "^local +container +fixed$$ " "$T/plan.txt" | grep -c >/dev/null 'note: systemd unit container-fixed.service runs it' ||
   fail "plan does not note fixed$$'s systemd unit"
-grep -E "^local +container +fixed$$ " "$T/plan.txt" | grep -q 'recreate at' ||
+grep -E "^local +container +fixed$$ " "$T/plan.txt" | grep -c >/dev/null 'recreate at' ||
   fail "the systemd unit's label exempted fixed$$"
 
 # 2. tracking: a rename and a removal, as podman reports them.

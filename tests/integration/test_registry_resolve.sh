@@ -290,7 +290,7 @@ print("carol:" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH)))'
   fail "python3 cannot write a bcrypt htpasswd (its crypt module)"
 registry_start "$T/rc" "$pc" "$T/storage" \
   "auth: { htpasswd: { realm: \"Registry Realm\", path: $T/htpasswd } }"
-curl -sI "http://$C/v2/" | tr -d '\r' | grep -qi '^www-authenticate: Basic realm="Registry Realm"' ||
+curl -sI "http://$C/v2/" | tr -d '\r' | grep -ci >/dev/null '^www-authenticate: Basic realm="Registry Realm"' ||
   fail "registry C does not ask for Basic credentials"
 basic=$(printf 'carol:pa55:word' | base64)
 docker_config "$T/basic" "{\"auths\":{\"$C\":{\"auth\":\"$basic\"}}}"

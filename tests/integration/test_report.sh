@@ -55,11 +55,11 @@ assert_eq 1 "$(q '.policies[] | select(.name == "batch") | .recycles')" "batch r
 assert_eq "rbatch$$ rweb$$" "$(q '[.services[].name] | join(" ")')" "services"
 assert_eq 2 "$(q ".services[] | select(.name == \"rweb$$\") | .recycles")" "rweb$$ recycles"
 assert_eq 1 "$(q .overall.max_age_max_s)" "max age"
-q ".overall.age_p50_s >= 1 and .overall.age_p50_s < 300" | grep -qx true ||
+q ".overall.age_p50_s >= 1 and .overall.age_p50_s < 300" | grep -cx >/dev/null true ||
   fail "median age at recycle $(q .overall.age_p50_s) is not between 1 s and 5 min"
-q '.overall.duration_p95_s > 0 and .overall.lateness_worst_s >= 0' | grep -qx true ||
+q '.overall.duration_p95_s > 0 and .overall.lateness_worst_s >= 0' | grep -cx >/dev/null true ||
   fail "durations or lateness missing: $(q .overall)"
-q '.overall.per_hour > 0' | grep -qx true || fail "no cadence: $(q .overall)"
+q '.overall.per_hour > 0' | grep -cx >/dev/null true || fail "no cadence: $(q .overall)"
 assert_eq 0 "$(q '.overstayed | length')" "overstayers"
 assert_eq 0 "$(q '.not_recycled | length')" "workloads not recycled"
 # Fresh content: every recycle counted under one reason (unstated when the
@@ -77,7 +77,7 @@ grep -Eq "^policy +web +2 +0 " "$T/r.txt" || { cat "$T/r.txt"; fail "text: no ro
 
 "$REAPER" report --csv "$T/audit.jsonl" >"$T/r.csv" || fail "csv report failed"
 assert_eq 6 "$(wc -l <"$T/r.csv")" "csv rows (heading, 2 policies, 2 services, overall)"
-head -1 "$T/r.csv" | grep -q ',per_day,longest_workload,content_age_p50_s,.*,patch_latency_p50_s,patch_latency_worst_s.$' ||
+head -1 "$T/r.csv" | grep -c >/dev/null ',per_day,longest_workload,content_age_p50_s,.*,patch_latency_p50_s,patch_latency_worst_s.$' ||
   { head -1 "$T/r.csv"; fail "csv: heading without the fresh content columns after longest_workload"; }
 grep -q $'^policy,web,,2,0,0,0,0,0,1,1,' "$T/r.csv" || { cat "$T/r.csv"; fail "csv: policy web row"; }
 

@@ -31,7 +31,7 @@ wait_for 10 "the notify socket" test -S "$T/notify.sock"
 
 msgs_after() { awk -F'\t' -v n="$1" 'NR > n' "$T/msgs"; }
 count() { grep -c . "$T/msgs" 2>/dev/null || echo 0; }
-has_after() { msgs_after "$1" | grep -qE "$2"; }
+has_after() { msgs_after "$1" | grep -cE >/dev/null "$2"; }
 
 start_notified() { # WATCHDOG_USEC [WATCHDOG_PID]
   env NOTIFY_SOCKET="$T/notify.sock" WATCHDOG_USEC="$1" ${2:+WATCHDOG_PID=$2} \
@@ -88,8 +88,8 @@ kill -HUP "$REAPER_PID"
 wait_for 10 "READY=1 after the reload" has_after "$n" 'READY=1'
 msgs_after "$n" | grep -v 'WATCHDOG=1$' >"$T/reload"
 cat "$T/reload"
-head -n 1 "$T/reload" | grep -qP '\tRELOADING=1\|MONOTONIC_USEC=[0-9]+$' || fail "the reload did not begin with RELOADING=1 and MONOTONIC_USEC"
-sed -n 2p "$T/reload" | grep -qP '\tREADY=1(\|STATUS=.*)?$' || fail "the reload did not end with READY=1"
+head -n 1 "$T/reload" | grep -cP >/dev/null '\tRELOADING=1\|MONOTONIC_USEC=[0-9]+$' || fail "the reload did not begin with RELOADING=1 and MONOTONIC_USEC"
+sed -n 2p "$T/reload" | grep -cP >/dev/null '\tREADY=1(\|STATUS=.*)?$' || fail "the reload did not end with READY=1"
 read -r at mono < <(head -n 1 "$T/reload" | sed -E 's/^([0-9]+)\t.*MONOTONIC_USEC=([0-9]+)$/\1 \2/')
 skew=$((at - mono))
 log "MONOTONIC_USEC $mono, received at $at (CLOCK_MONOTONIC): ${skew} us later"

@@ -134,7 +134,7 @@ for call in 'GET /_ping' 'GET /version' 'GET /v1\.[0-9]+/containers/json' 'GET /
   'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/start' 'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/exec' \
   'POST /v1\.[0-9]+/exec/[0-9a-f]{64}/start' 'GET /v1\.[0-9]+/exec/[0-9a-f]{64}/json' \
   'POST /v1\.[0-9]+/containers/[0-9a-f]{64}/stop\?t=' 'DELETE /v1\.[0-9]+/containers/[0-9a-f]{64}'; do
-  grep -E "^[23][0-9][0-9] $call" "$T/haproxy.log" | grep -q '{reaper/' ||
+  grep -E "^[23][0-9][0-9] $call" "$T/haproxy.log" | grep -c >/dev/null '{reaper/' ||
     { cat "$T/haproxy.log"; fail "no successful '$call' of reaper's in the proxy's log (above)"; }
 done
 log "tracked and recycled 2 containers through the proxy: $(grep -c '{reaper/' "$T/haproxy.log") requests, none refused; 14 requests outside the list refused"

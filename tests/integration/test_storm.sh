@@ -69,7 +69,7 @@ policy 1h
 start_reaper
 wait_for 60 "every unfinished recycle recovered" sh -c '
   jq -rs "[.[] | select(.event | test(\"^recycle\\\\.(begin|done|failed|recovered)$\"))]
-          | group_by(.id) | map(select(.[-1].event == \"recycle.begin\")) | length" "$0" | grep -qx 0' "$T/audit.jsonl"
+          | group_by(.id) | map(select(.[-1].event == \"recycle.begin\")) | length" "$0" | grep -cx >/dev/null 0' "$T/audit.jsonl"
 sleep 3
 stop_reaper
 

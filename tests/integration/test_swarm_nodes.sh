@@ -91,9 +91,9 @@ sdocker 0 node update --label-add reaper.max-age=3s --label-add keep=me "$n2" >/
 sleep 3
 reaper_once || fail "run --once exited non-zero"
 
-sdocker 0 node ls -q | grep -q "^$n2\$" && fail "node2 ($n2) is still in the swarm"
+sdocker 0 node ls -q | grep -c >/dev/null "^$n2\$" && fail "node2 ($n2) is still in the swarm"
 wait_for 30 "web's 4 tasks running again" web_running 4
-web_nodes | grep -q "^$n2\$" && fail "a task of web still runs on node2"
+web_nodes | grep -c >/dev/null "^$n2\$" && fail "a task of web still runs on node2"
 [ -f "$T/replace.1.env" ] || fail "the replace action did not run"
 [ -f "$T/replace.2.env" ] && fail "the replace action ran more than once"
 assert_eq "$(printf -- '--region\neu central')" "$(cat "$T/replace.1.argv")" "the replace action's argv"
@@ -193,7 +193,7 @@ jq -e --arg id "$n2b" '.[] | select(.id == $id) | .excluded and (.reason | test(
 sdocker 0 service update -d --label-add reaper.max-age=3s web >/dev/null 2>&1
 start_reaper
 swarm_node_kill 2
-gone() { ! sdocker 0 node ls -q | grep -q "^$n2b\$"; }
+gone() { ! sdocker 0 node ls -q | grep -c >/dev/null "^$n2b\$"; }
 wait_for 60 "the replaced node2 removed once down" gone
 grep -q "node2 ($n2b) was left drained by another agent and is down: removed it" "$T/reaper.log" ||
   fail "the agent did not say it removed node2"

@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 loop='trap "exit 0" TERM; while :; do sleep 0.2; done'
 # LD_PRELOAD does not mix with ASan: a build without sanitizers.
 REAPER=${REAPER_PLAIN:-$REAPER}
-if ldd "$REAPER" 2>/dev/null | grep -q libasan; then
+if ldd "$REAPER" 2>/dev/null | grep -c >/dev/null libasan; then
   REAPER=$(cd "$(dirname "$REAPER")/.." && pwd)/build/reaper
 fi
 [ -x "$REAPER" ] || fail "no reaper built without sanitizers ($REAPER): set REAPER_PLAIN"

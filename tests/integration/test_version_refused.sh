@@ -81,7 +81,7 @@ grep -qE "config.yaml:6:[0-9]+: providers\[0\]\.api_version: API 1\.53 is not on
 # 5. upgraded in place: 28.0 (1.48) then 29.0 (1.52) behind one socket.
 standin_stop
 standin_start 28.0 "$UPSTREAM" "$SI" || fail "the 28.0 stand-in did not start"
-PORT=$((20000 + RANDOM % 40000))
+PORT=$(free_port)
 LISTEN=127.0.0.1:$PORT write_config
 start_reaper
 wait_for 20 "reaper to speak 1.48 to Engine 28.0" sh -c "[ \"\$(curl -fsS --max-time 5 http://127.0.0.1:$PORT/status | jq -r '.providers[0].api_version')\" = 1.48 ]"

@@ -37,7 +37,7 @@ engine_build_images() {
     docker image inspect reaper-test/health:1 >/dev/null 2>&1 && return 0
   local bb ctx
   bb=$(command -v busybox || true)
-  [ -n "$bb" ] && file -L "$bb" 2>/dev/null | grep -q 'statically' || bb=/bin/busybox
+  [ -n "$bb" ] && file -L "$bb" 2>/dev/null | grep -c >/dev/null 'statically' || bb=/bin/busybox
   [ -x "$bb" ] || { echo "engine: static busybox missing (apt-get install busybox-static)" >&2; return 1; }
   ctx=$(mktemp -d)
   cp "$bb" "$ctx/busybox"
