@@ -79,7 +79,7 @@ struct ref {
   struct digest *digests; /* owned list */
   /* owned: image id -> the digest of this reference it was seen with
    * ({"sha256:...": "sha256:..."}): an engine may drop an image's
-   * RepoDigests entry when the tag moves to another image (Podman does),
+   * RepoDigests entry when the tag moves to another image (some do),
    * and the content of a running container does not change with that */
   json_t *by_image;
   struct quarantine *q; /* owned list */

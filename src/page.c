@@ -296,7 +296,7 @@ ends(const char *s, const char *suffix)
 /* What is happening to a workload, as a word and a colour, from plan's
  * action; the action itself is on hover, and shown as it is when its
  * wording is not one of plan's. */
-/* "sha256:" and 12 hex digits, as docker shows ids. */
+/* "sha256:" and 12 hex digits, as engines show ids. */
 static void
 short_digest(FILE *out, const char *d)
 {
