@@ -65,15 +65,6 @@ rp_content_birth_ms(int64_t first_seen_ms, int64_t created_ms, int64_t now_ms)
   return plausible ? created_ms : 0;
 }
 
-static int64_t
-add_sat(int64_t a, int64_t b)
-{
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
-}
-
 void
 rp_freshness_decide(const struct rp_policy *p, const struct rp_content_facts *f,
                     int64_t now_ms, struct rp_freshness *out)
@@ -90,7 +81,7 @@ rp_freshness_decide(const struct rp_policy *p, const struct rp_content_facts *f,
   /* A digest first seen at an unknown time (it cannot be: content.c writes
    * it down when it first sees it) would settle from now. */
   int64_t seen = f->newer_seen_ms > 0 ? f->newer_seen_ms : now_ms;
-  out->newer_ready_ms = add_sat(seen, p->update_settle_ms);
+  out->newer_ready_ms = rp_add_sat(seen, p->update_settle_ms);
   if (f->newer_quarantined)
     out->newer = RP_NEWER_QUARANTINED;
   else if (f->newer_refused)
@@ -104,7 +95,7 @@ rp_freshness_decide(const struct rp_policy *p, const struct rp_content_facts *f,
   if (p->update)
     out->update_ms = out->newer_ready_ms;
   if (p->max_image_age_ms > 0 && out->birth_ms > 0) {
-    int64_t old_at = add_sat(out->birth_ms, p->max_image_age_ms);
+    int64_t old_at = rp_add_sat(out->birth_ms, p->max_image_age_ms);
     out->image_age_ms =
         old_at > out->newer_ready_ms ? old_at : out->newer_ready_ms;
   }

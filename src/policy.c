@@ -150,15 +150,6 @@ rp_budget_limit(const struct rp_budget *b, int matched)
   return n > INT_MAX ? INT_MAX : (int)n;
 }
 
-static int64_t
-add_sat(int64_t a, int64_t b)
-{
-  int64_t r;
-  if (__builtin_add_overflow(a, b, &r))
-    return b > 0 ? INT64_MAX : INT64_MIN;
-  return r;
-}
-
 /* A decision's messages as they are written, in buffers of the caps
  * (policy.h); the decision keeps copies of the ones that are not empty. */
 struct notes {
@@ -315,12 +306,12 @@ decide_deadlines(const struct rp_policy *p, const struct rp_workload *w,
   out->jitter_ms =
       rp_policy_jitter_ms(w->provider, w->id, out->max_age_ms, p->jitter);
   out->deadline_ms =
-      add_sat(add_sat(w->started_ms, out->max_age_ms), -out->jitter_ms);
+      rp_add_sat(rp_add_sat(w->started_ms, out->max_age_ms), -out->jitter_ms);
   out->due_ms = rp_window_next_open(&p->window, out->deadline_ms);
   if (p->hard_max_age_ms > 0) {
     /* The latest a workload may live, whatever else says (labels, windows,
      * the policy's own max_age): no deadline lies past it. */
-    out->hard_ms = add_sat(w->started_ms, p->hard_max_age_ms);
+    out->hard_ms = rp_add_sat(w->started_ms, p->hard_max_age_ms);
     if (out->deadline_ms > out->hard_ms) {
       out->deadline_ms = out->hard_ms;
       out->due_reason = RP_DUE_HARD_MAX_AGE;

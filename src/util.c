@@ -82,6 +82,23 @@ rp_wall_ms(void)
 }
 
 int64_t
+rp_add_sat(int64_t a, int64_t b)
+{
+  int64_t r;
+  if (__builtin_add_overflow(a, b, &r))
+    return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
+
+uint64_t
+rp_hash_more(uint64_t h, const char *s)
+{
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+  return h;
+}
+
+int64_t
 rp_mono_ms(void)
 {
   struct timespec ts;

@@ -83,6 +83,15 @@ void rp_crashpoint_soon(struct uv_loop_s *loop, const char *name);
 
 #define RP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* a + b, held at INT64_MAX or INT64_MIN instead of overflowing (a deadline
+ * far in the future stays far in the future). */
+int64_t rp_add_sat(int64_t a, int64_t b);
+
+/* FNV-1a over s, going on from h (RP_HASH_INIT to begin): the hash tables'
+ * (ids are the engine's random hex, so no table needs a keyed hash). */
+#define RP_HASH_INIT 1469598103934665603ULL
+uint64_t rp_hash_more(uint64_t h, const char *s);
+
 /* Wall-clock time in milliseconds since the Epoch (deadlines live here). */
 int64_t rp_wall_ms(void);
 /* Monotonic time in milliseconds (timers and elapsed time live here). */

@@ -101,13 +101,9 @@ rp_workload_label(const struct rp_workload *w, const char *key)
 uint64_t
 rp_workload_key_hash(const char *provider, const char *id)
 {
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = provider; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  h = (h ^ 0) * 1099511628211ull;
-  for (const char *p = id; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  return h;
+  /* The NUL between the two: ("ab", "c") and ("a", "bc") differ. */
+  uint64_t h = rp_hash_more(RP_HASH_INIT, provider) * 1099511628211ULL;
+  return rp_hash_more(h, id);
 }
 
 static char *

@@ -9,10 +9,7 @@
 static uint64_t
 hash(const char *s)
 {
-  uint64_t h = 1469598103934665603ULL;
-  for (; *s; s++)
-    h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-  return h;
+  return rp_hash_more(RP_HASH_INIT, s);
 }
 
 /* The slot of id, or NULL; *free_slot (may be NULL): the first slot it
