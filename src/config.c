@@ -44,6 +44,8 @@
 #define DEFAULT_RESYNC_MS (60 * 1000)
 #define DEFAULT_GRACE_MS (30 * 1000)
 #define DEFAULT_HEALTH_TIMEOUT_MS (60 * 1000)
+#define DEFAULT_SURVIVE_MS (2 * 1000)
+#define MAX_SURVIVE_MS (10 * 60 * 1000)
 #define DEFAULT_DRAIN_TIMEOUT_MS (30 * 1000)
 #define DEFAULT_NOTIFY_TIMEOUT_MS (10 * 1000)
 #define DEFAULT_NOTIFY_RETRIES 3
@@ -612,6 +614,7 @@ policy_defaults(struct rp_policy *pol)
   pol->order = RP_ORDER_STOP_FIRST;
   pol->max_unavailable = (struct rp_budget){.value = 1, .percent = false};
   pol->health_timeout_ms = DEFAULT_HEALTH_TIMEOUT_MS;
+  pol->survive_ms = DEFAULT_SURVIVE_MS;
   pol->drain_timeout_ms = DEFAULT_DRAIN_TIMEOUT_MS;
   pol->update_check_ms = RP_CONFIG_DEFAULT_CHECK_MS;
   pol->update_max_failures = 1;
@@ -680,13 +683,29 @@ parse_update(struct walk *w, const struct rp_config_node *n, const char *at,
 static int
 parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
 {
-  static const char *const keys[] = {
-      "name",           "match",    "max_age",       "jitter",
-      "grace",          "strategy", "order",         "max_unavailable",
-      "health_timeout", "pull",     "hard_max_age",  "drain",
-      "drain_timeout",  "window",   "replace",       "notify_before",
-      "selectable",     "update",   "max_image_age", "verify",
-      "verify_timeout", NULL};
+  static const char *const keys[] = {"name",
+                                     "match",
+                                     "max_age",
+                                     "jitter",
+                                     "grace",
+                                     "strategy",
+                                     "order",
+                                     "max_unavailable",
+                                     "health_timeout",
+                                     "pull",
+                                     "hard_max_age",
+                                     "drain",
+                                     "drain_timeout",
+                                     "window",
+                                     "replace",
+                                     "notify_before",
+                                     "selectable",
+                                     "update",
+                                     "max_image_age",
+                                     "verify",
+                                     "verify_timeout",
+                                     "survive",
+                                     NULL};
   static const struct rp_config_moved_key moved[] = {
       {"provider", "match"},      {"kind", "match"},   {"labels", "match"},
       {"days", "window"},         {"start", "window"}, {"end", "window"},
@@ -754,6 +773,17 @@ parse_policy(struct walk *w, const struct rp_config_node *n, size_t idx)
       rp_config_get_duration(ps, v, rp_config_join(p, at, "health_timeout"), 1,
                              &pol->health_timeout_ms) < 0)
     return -1;
+  if ((v = rp_config_node_get(n, "survive"))) {
+    const char *at_survive = rp_config_join(p, at, "survive");
+    if (rp_config_get_duration(ps, v, at_survive, 0, &pol->survive_ms) < 0)
+      return -1;
+    /* It holds a budget slot and the old workload's resources. */
+    if (pol->survive_ms > MAX_SURVIVE_MS)
+      return rp_config_fail(ps, v->mark, at_survive,
+                            "%s is longer than 10m: the old workload and a "
+                            "budget slot are held that long",
+                            v->text);
+  }
   if ((v = rp_config_node_get(n, "pull")) &&
       rp_config_get_bool(ps, v, rp_config_join(p, at, "pull"), &pol->pull) < 0)
     return -1;

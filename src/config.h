@@ -70,6 +70,9 @@ struct rp_policy {
   enum rp_order order;
   struct rp_budget max_unavailable;
   int64_t health_timeout_ms;
+  /* How long a replacement must stay up, once ready, before the old
+   * workload (stopped, kept) is removed: a death within it rolls back. */
+  int64_t survive_ms;
   bool pull;
   int64_t hard_max_age_ms; /* 0 = no ceiling */
   char **drain;            /* owned argv, NULL-terminated, or NULL */

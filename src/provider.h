@@ -48,6 +48,7 @@ struct rp_recycle_spec {
   enum rp_order order;
   int64_t grace_ms;
   int64_t health_timeout_ms;
+  int64_t survive_ms; /* the survival window (0: one look once ready) */
   /* Fresh content: the replacement is made from this digest of the
    * workload's own reference (pulled first: the `pull` operation), or, when
    * image_digest is NULL, from what the workload runs. */

@@ -533,6 +533,7 @@ spec_of(const struct op *o)
       .order = p->order,
       .grace_ms = p->grace_ms,
       .health_timeout_ms = p->health_timeout_ms,
+      .survive_ms = p->survive_ms,
       .drain_argv = (const char *const *)o->drain,
       .drain_timeout_ms = p->drain_timeout_ms,
       .policy = o->policy,

@@ -92,7 +92,8 @@ struct run {
   enum rp_strategy strategy;
   bool want_start_first;
   int64_t grace_ms, health_timeout_ms, drain_timeout_ms;
-  char **drain; /* owned argv or NULL */
+  int64_t survive_ms; /* the survival window */
+  char **drain;       /* owned argv or NULL */
 
   char *id;        /* owned: the workload recycled */
   char *name;      /* owned: its name */
@@ -910,8 +911,7 @@ advance(struct run *r)
       return;
     case ST_SURVIVE:
       start_wait(r, W_SURVIVE, r->new_id ? r->new_id : r->id,
-                 r->env.survive_ms > 0 ? r->env.survive_ms
-                                       : RP_RUNNER_SURVIVE_MS);
+                 r->env.survive_ms > 0 ? r->env.survive_ms : r->survive_ms);
       return;
     case ST_REMOVE_OLD:
       if (!r->p->ops->remove)
@@ -1370,6 +1370,7 @@ rp_runner_start(const struct rp_runner_env *env, struct rp_provider *p,
   r->want_start_first = spec->order == RP_ORDER_START_FIRST;
   r->grace_ms = spec->grace_ms;
   r->health_timeout_ms = spec->health_timeout_ms;
+  r->survive_ms = spec->survive_ms;
   r->drain_timeout_ms = spec->drain_timeout_ms;
   /* The engine's own work (a service update, a node's drain, a replaced
    * machine going away) is given the policy's health and drain time. */
@@ -2064,6 +2065,7 @@ rp_runner_recover(const struct rp_runner_env *env, struct rp_provider *p,
   r->grace_ms = item->grace_ms;
   r->health_timeout_ms =
       item->health_timeout_ms > 0 ? item->health_timeout_ms : 60000;
+  r->survive_ms = RP_RUNNER_SURVIVE_MS; /* the policy's is not in the log */
   /* The engine's own work, unless the preparation knows better. */
   r->settle_ms = r->health_timeout_ms;
   r->id = rp_xstrdup(item->id);

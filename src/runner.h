@@ -36,7 +36,8 @@
 #define RP_RUNNER_OLD_SUFFIX "-reaper-old"
 /* How long a replacement must stay up after it is ready before the old
  * workload (stopped meanwhile) is removed; a death within it rolls back.  It
- * costs no downtime: the replacement already serves. */
+ * costs no downtime: the replacement already serves.  A policy's `survive`
+ * sets it (this is its default, and crash recovery's). */
 #define RP_RUNNER_SURVIVE_MS 2000
 
 /* What the runner needs of its owner. */
@@ -49,9 +50,9 @@ struct rp_runner_env {
                 void *arg);
   void *ctx;
   /* For tests, which would otherwise wait seconds per recycle: the survival
-   * window, how long a restored old workload must stay up, and the wait
-   * before an undoing step's audit line is tried again.  0: the defaults
-   * (RP_RUNNER_SURVIVE_MS, 1.5 s, 1 s). */
+   * window (over the spec's), how long a restored old workload must stay up,
+   * and the wait before an undoing step's audit line is tried again.  0: the
+   * defaults (RP_RUNNER_SURVIVE_MS, 1.5 s, 1 s). */
   int64_t survive_ms;
   int64_t restored_ms;
   int64_t audit_retry_ms;

@@ -314,6 +314,10 @@ static struct err_case err_cases[] = {
      "policies[0].hard_max_age: must be greater than zero"},
     {"health_timeout_zero", P POLS "    health_timeout: 0s\n", NULL, 7, 21,
      "policies[0].health_timeout: must be greater than zero"},
+    {"survive_too_long", P POLS "    survive: 11m\n", NULL, 7, 14,
+     "policies[0].survive: 11m is longer than 10m"},
+    {"survive_negative", P POLS "    survive: -2s\n", NULL, 7, 14,
+     "policies[0].survive: invalid duration '-2s': negative"},
     {"drain_timeout_negative", P POLS "    drain_timeout: -1s\n", NULL, 7, 20,
      "policies[0].drain_timeout: invalid duration '-1s': negative"},
     {"notify_before_word", P POLS "    notify_before: soon\n", NULL, 7, 20,
@@ -610,6 +614,7 @@ test_defaults(void **state)
   assert_int_equal(p->max_unavailable.value, 1);
   assert_false(p->max_unavailable.percent);
   assert_int_equal(p->health_timeout_ms, 60000);
+  assert_int_equal(p->survive_ms, 2000);
   assert_false(p->pull);
   assert_int_equal(p->hard_max_age_ms, 0);
   assert_null(p->drain);
@@ -780,10 +785,11 @@ test_full_example(void **state)
   assert_strv(web->verify, (const char *const[]){"/usr/local/bin/verify-image",
                                                  "--strict", NULL});
   assert_int_equal(web->verify_timeout_ms, 5 * 60 * 1000);
+  assert_int_equal(web->survive_ms, 2000);
 
   const struct rp_policy *nodes = &c->policies[1];
   assert_string_equal(nodes->name, "nodes");
-  assert_int_equal(nodes->mark.line, 151);
+  assert_int_equal(nodes->mark.line, 155);
   assert_string_equal(nodes->match_provider, "cluster");
   assert_int_equal(nodes->match_kind, RP_KIND_NODE);
   assert_int_equal(nodes->max_age_ms, 86400000);

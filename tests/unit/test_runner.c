@@ -675,6 +675,24 @@ test_ready_at_once_without_health_check(void **state)
   end(f);
 }
 
+/* The policy's survival window (spec.survive_ms) holds the old workload
+ * that long once the replacement is ready, not the default's 2 s. */
+static void
+test_policy_survival_window(void **state)
+{
+  struct fx *f = *state;
+  f->env.survive_ms = 0; /* no test override: the spec decides */
+  f->spec.order = RP_ORDER_START_FIRST;
+  f->spec.survive_ms = 300;
+  run_container(f);
+  assert_int_equal(f->status, 0);
+  assert_true(f->ready_mono_ms > 0);
+  int64_t held = f->done_mono_ms - f->ready_mono_ms;
+  assert_true(held >= 300);
+  assert_true(held < RP_RUNNER_SURVIVE_MS);
+  end(f);
+}
+
 static void
 test_ready_once_healthy(void **state)
 {
@@ -1484,6 +1502,7 @@ main(void)
       T(test_drain_replace_command_fails_uncordons),
       T(test_drain_replace_never_gone),
       T(test_ready_at_once_without_health_check),
+      T(test_policy_survival_window),
       T(test_ready_once_healthy),
       T(test_unhealthy_fails),
       T(test_not_ready_within_health_timeout),
