@@ -54,11 +54,14 @@ jq -e 'select(.ok and .user == "alice" and .scope == "repository:rpt/app:pull")'
 
 # v2: B's workload moves (token flow, the engine's pull authenticated);
 # A's settles for an hour.
-d2=$(push_version "$A/rpt/app:1" 2) || fail "push v2"
-v2=$(image_id "$A/rpt/app:1")
-docker tag "$v1" "$A/rpt/app:1"
-forget_locally "$A/rpt/app:1" "$v2"
+# v2 staged and forgotten by the engine before it is promoted under the
+# tag: nothing on the engine moves while B's rollout runs (it begins at the
+# next check, and its pull asks its own token).
 : >"$T/tokens.log"
+d2=$(stage_version "$A" rpt/app 2) || fail "stage v2"
+v2=$(image_id "$A/rpt/app:stage")
+forget_locally "$A/rpt/app:stage" "$v2"
+promote "$A" rpt/app 1 "$d2" || fail "promote v2"
 wait_for 60 "token's rollout" audit_any recycle.done '.name == $n and .image_digest == $d' --arg n token$$ --arg d "$d2"
 audit_any recycle.done '.name == $n and .pulled and .reason == "update" and .image == $r' --arg n token$$ --arg r "$B/rpt/app:1" ||
   fail "the engine did not pull v2 from B"

@@ -58,13 +58,16 @@ checks=$(((r1 - r0)))
 log "an unchanged tag: $checks requests in 5 s (one HEAD per 1 s check)"
 [ "$(audit_count recycle.begin)" = 0 ] || fail "something was recycled with nothing new"
 
-# v2 under the same tag, in the registry only (the engine must pull it).
-d2=$(push_version "$img" 2) || fail "push v2"
-v2=$(image_id "$img")
+# v2 under the same tag, in the registry only (the engine must pull it):
+# staged under another tag and forgotten by the engine, then promoted, so
+# that reaper cannot see it before the engine has forgotten it (a push
+# under the tag itself raced with the rollout, which pulled v2 back).
+d2=$(stage_version "$reg" rpt/app 2) || fail "stage v2"
+v2=$(image_id "$reg/rpt/app:stage")
 [ "$d1" != "$d2" ] || fail "v2 has v1's digest"
-docker tag "$v1" "$img"
-forget_locally "$img" "$v2"
+forget_locally "$reg/rpt/app:stage" "$v2"
 ! docker image inspect "${img%:*}@$d2" >/dev/null 2>&1 || fail "v2 is still on the engine"
+promote "$reg" rpt/app 1 "$d2" || fail "promote v2"
 pushed=$(date +%s%N)
 wait_for 60 "two recycle.done" bash -c "[ \$(jq -c 'select(.event == \"recycle.done\")' $T/audit.jsonl | wc -l) -ge 2 ]"
 rolled=$(date +%s%N)
