@@ -12,6 +12,14 @@ docker network create --label "$TEST_LABEL" rpt-back$$ >/dev/null
 docker volume create --label "$TEST_LABEL" rpt-vol$$ >/dev/null
 mkdir -p "$T/bind" && echo from-host >"$T/bind/file"
 
+# Podman's CNI publishes a port through route_localnet, which a machine whose
+# /proc/sys is read-only (a test bed inside a container) cannot set: there
+# the port is left out, and said so; everywhere else it is tested.
+publish=(-p "127.0.0.1:$((PORT_BASE + 481)):8080")
+if [ "$ENGINE_KIND" = podman ] && ! [ -w /proc/sys/net/ipv4/conf/all/route_localnet ]; then
+  log "SKIP the published port: /proc/sys is read-only here, and Podman's CNI needs route_localnet"
+  publish=()
+fi
 run web$$ \
   -e GREETING=hello -e "MULTI=a b c" \
   -l tier=web -l com.docker.compose.project=shop -l com.docker.compose.service=web \
@@ -19,7 +27,7 @@ run web$$ \
   -v rpt-vol$$:/named \
   --mount "type=bind,source=$T/bind,target=/bind,readonly" \
   --tmpfs /scratch:size=1m \
-  -p 127.0.0.1:$((PORT_BASE + 481)):8080 \
+  "${publish[@]}" \
   --restart unless-stopped \
   --cap-add NET_ADMIN --cap-drop MKNOD \
   --memory 64m \
@@ -81,7 +89,8 @@ old_anon=$(jq -r '.[0].Mounts[] | select(.Destination == "/data") | .Name' <<<"$
 new_anon=$(jq -r '.[0].Mounts[] | select(.Destination == "/data") | .Name' <<<"$after")
 assert_eq "$old_anon" "$new_anon" "anonymous volume re-attached"
 # The published port answers on the host IP (through docker-proxy).
-jq -e '.[0].NetworkSettings.Ports["8080/tcp"][0].HostIp == "127.0.0.1"' <<<"$after" >/dev/null || fail "host IP binding lost"
+[ ${#publish[@]} = 0 ] || jq -e '.[0].NetworkSettings.Ports["8080/tcp"][0].HostIp == "127.0.0.1"' <<<"$after" >/dev/null ||
+  fail "host IP binding lost"
 
 # The audit log: begin then done, with the replacement, and an intact chain.
 assert_eq 1 "$(audit_count recycle.begin)" "recycle.begin lines"
