@@ -537,8 +537,14 @@ due_cb(void *arg, struct rp_entry *e, int64_t now_ms)
   struct agent *a = arg;
   if (a->stopping || a->opt.mode == RP_AGENT_PLAN ||
       a->recovering[provider_index(a, e->provider)] ||
-      (a->opt.mode == RP_AGENT_ONCE && (!a->ready || e->due_ms > a->pass_ms))) {
-    /* Out of the schedule: not this run's work. */
+      (a->opt.mode == RP_AGENT_ONCE &&
+       (!a->ready || e->due_ms > a->pass_ms || e->handled_start_ms))) {
+    /* Out of the schedule: not this run's work.  A --once pass recycles a
+     * workload at most once: one recycled (or planned) in it already is
+     * left for the next pass, even when its new life is already due (a
+     * service whose tasks the pass renewed, with a short max age, on a
+     * slow engine: fresh-Debian CI saw test_swarm_services' web updated
+     * twice in one pass). */
     e->state = RP_ENTRY_WAITING;
     return;
   }
