@@ -84,18 +84,8 @@ if [ -t 1 ]; then
 else
   B='' DIM='' G='' R='' N=''
 fi
-step_no=0
-step() {
-  step_no=$((step_no + 1))
-  printf '\n%s== %d. %s%s\n' "$B" "$step_no" "$*" "$N"
-}
-note() { printf '   %s\n' "$*"; }
-ok() { printf '   %s✔%s %s\n' "$G" "$N" "$*"; }
-die() {
-  printf '   %s✘ %s%s\n' "$R" "$*" "$N" >&2
-  exit 1
-}
-indent() { sed -u 's/^/   /'; }
+# shellcheck source=lib/demo-output.sh
+source "$top/contrib/lib/demo-output.sh"
 # Aligns tab-separated columns (column(1) is not on a minimal Debian).
 table() {
   awk -F'\t' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) }

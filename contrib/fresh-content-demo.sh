@@ -51,18 +51,8 @@ if [ -t 1 ]; then
 else
   B='' G='' R='' N=''
 fi
-step_no=0
-step() {
-  step_no=$((step_no + 1))
-  printf '\n%s== %d. %s%s\n' "$B" "$step_no" "$*" "$N"
-}
-note() { printf '   %s\n' "$*"; }
-ok() { printf '   %s✔%s %s\n' "$G" "$N" "$*"; }
-die() {
-  printf '   %s✘ %s%s\n' "$R" "$*" "$N" >&2
-  exit 1
-}
-indent() { sed -u 's/^/   /'; }
+# shellcheck source=lib/demo-output.sh
+source "$top/contrib/lib/demo-output.sh"
 short() { printf '%.19s' "$1"; }
 
 D=$(mktemp -d /tmp/reaper-fresh-demo.XXXXXX)
