@@ -50,6 +50,10 @@ struct op {
    * back if it is refused too (a reason already said is not said again),
    * dropped if it went past its preparation (a later refusal is news). */
   char *refused;
+  /* The replacement, once a step line named it: owned, NULL until then.
+   * The engine lists it beside the old workload while the recycle goes,
+   * and the budget must not count one workload twice. */
+  char *replacement_id;
   struct op *next;
 };
 
@@ -179,6 +183,7 @@ op_free(struct op *o)
     return;
   free(o->policy);
   free(o->refused);
+  free(o->replacement_id);
   if (o->base)
     json_decref(o->base);
   argv_free(o->drain);
@@ -519,7 +524,27 @@ static int
 runner_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
               void *arg)
 {
-  return append(ctx, event, fields, cb, arg);
+  struct rp_recycler *r = ctx;
+  const char *replacement =
+      json_string_value(json_object_get(fields, "replacement_id"));
+  if (replacement) {
+    /* By the recycle's own members (the op itself may be gone by the
+     * time the runner's last line is written). */
+    const char *provider =
+        json_string_value(json_object_get(fields, "provider"));
+    const char *id = json_string_value(json_object_get(fields, "id"));
+    for (struct op *o = r->ops; o && provider && id; o = o->next) {
+      if (strcmp(o->e->w->id, id) == 0 &&
+          strcmp(o->e->w->provider, provider) == 0) {
+        if (!o->replacement_id || strcmp(o->replacement_id, replacement)) {
+          free(o->replacement_id);
+          o->replacement_id = rp_xstrdup(replacement);
+        }
+        break;
+      }
+    }
+  }
+  return append(r, event, fields, cb, arg);
 }
 
 /* What the policy asks of this recycle (pointers into o and the policy). */
@@ -931,14 +956,55 @@ struct count_ctx {
   int *matched;
 };
 
+/* The index of the policy whose budget e counts for, or -1: none, or a
+ * life a recycle ended (a removed container the engine's event has not
+ * taken away yet, a stopped one), which is not a workload any more; its
+ * replacement, if any, is. */
+static int
+counted_policy(const struct rp_config *c, const struct rp_entry *e)
+{
+  const struct rp_policy *p = e->d.policy;
+  if (!p || e->d.excluded || p < c->policies ||
+      p >= c->policies + c->n_policies)
+    return -1;
+  if (e->state == RP_ENTRY_IDLE && e->handled_start_ms &&
+      e->handled_start_ms == e->w->started_ms)
+    return -1;
+  return (int)(p - c->policies);
+}
+
 static void
 count_cb(void *arg, struct rp_entry *e)
 {
   struct count_ctx *cc = arg;
-  const struct rp_policy *p = e->d.policy;
-  if (p && !e->d.excluded && p >= cc->c->policies &&
-      p < cc->c->policies + cc->c->n_policies)
-    cc->matched[p - cc->c->policies]++;
+  int pi = counted_policy(cc->c, e);
+  if (pi >= 0)
+    cc->matched[pi]++;
+}
+
+/* How many workloads each policy has, the denominator of a percentage
+ * budget: one per workload however the engine shows it mid-recycle.  A
+ * replacement listed beside its old self is the same workload, and a
+ * workload being recycled counts even when its old self has gone. */
+static void
+count_matched(struct rp_recycler *r, int *matched)
+{
+  struct count_ctx cc = {r->config, matched};
+  rp_tracker_foreach(r->tracker, count_cb, &cc);
+  for (struct op *o = r->ops; o; o = o->next) {
+    if (o->e->gone) {
+      int pi = counted_policy(r->config, o->e);
+      if (pi >= 0)
+        matched[pi]++;
+    }
+    if (!o->replacement_id)
+      continue;
+    struct rp_entry *n =
+        rp_tracker_find(r->tracker, o->e->w->provider, o->replacement_id);
+    int pi = n && n != o->e ? counted_policy(r->config, n) : -1;
+    if (pi >= 0)
+      matched[pi]--;
+  }
 }
 
 static void pump_once(struct rp_recycler *r);
@@ -990,8 +1056,7 @@ pump_once(struct rp_recycler *r)
   const struct rp_config *c = r->config;
   cleanup_free int *matched = rp_xcalloc(c->n_policies + 1, sizeof(int));
   cleanup_free int *busy = rp_xcalloc(c->n_policies + 1, sizeof(int));
-  struct count_ctx cc = {c, matched};
-  rp_tracker_foreach(r->tracker, count_cb, &cc);
+  count_matched(r, matched);
   for (struct op *o = r->ops; o; o = o->next) {
     const struct rp_policy *p = rp_config_policy(c, o->policy);
     if (p)

@@ -62,7 +62,7 @@ struct tp_call {
 };
 
 #define TP_MAX_CALLS 512
-#define TP_MAX_PROBED 8
+#define TP_MAX_PROBED 16
 #define TP_MAX_STATES 16
 
 /* States for probe scripts. */

@@ -65,7 +65,13 @@ static const char config_fmt[] =
     "    hard_max_age: 2h\n"
     "    strategy: stop\n"
     "    max_unavailable: 5\n"
-    "    window: { start: \"%02d:%02d\", end: \"%02d:%02d\" }\n";
+    "    window: { start: \"%02d:%02d\", end: \"%02d:%02d\" }\n"
+    "  - name: thirty\n"
+    "    match: { name: \"rc-*\" }\n"
+    "    max_age: 1h\n"
+    "    strategy: recreate\n"
+    "    survive: 0s\n"
+    "    max_unavailable: 30%%\n";
 
 struct fx {
   char dir[64];
@@ -103,8 +109,13 @@ observe_cb(void *arg, const char *event, json_t *fields)
   } else if (strcmp(event, "recycle.done") == 0) {
     f->done++;
     f->in_flight--;
-    /* Every recycle here is a stop: no replacement, so no time to one. */
-    assert_null(json_object_get(fields, "ready_s"));
+    /* A stop has no replacement, so no time to one; a recreate's
+     * replacement was ready. */
+    if (json_is_null(json_object_get(fields, "replacement_id")) ||
+        !json_object_get(fields, "replacement_id"))
+      assert_null(json_object_get(fields, "ready_s"));
+    else
+      assert_non_null(json_object_get(fields, "ready_s"));
     assert_non_null(json_object_get(fields, "duration_s"));
   } else if (strcmp(event, "recycle.failed") == 0) {
     f->failed++;
@@ -378,6 +389,52 @@ test_budget_percent(void **state)
   /* 25% of the 9 it matches, rounded up: 3. */
   assert_int_equal(rp_recycler_in_flight(f->rec), 3);
   RUN_UNTIL(f, f->done == 9);
+  assert_int_equal(f->max_in_flight, 3);
+  end(f);
+}
+
+/* As the engine's events: a replacement the recycle started is listed at
+ * once, beside the old workload (which goes only when its removal's event
+ * comes, here never), and matches the same policy. */
+static void
+list_replacement_at_start(struct tp *t, const struct tp_call *c, void *arg)
+{
+  struct fx *f = arg;
+  (void)t;
+  if (c->op != TP_START || strncmp(c->id, "new-", 4) != 0)
+    return;
+  struct rp_workload *w = rp_workload_new("local", RP_KIND_CONTAINER, c->id,
+                                          "rc-replacement", rp_wall_ms());
+  struct rp_entry *e = rp_tracker_add(f->tracker, &f->tp.p, w);
+  rp_policy_decide(f->config, e->w, &e->d);
+  assert_string_equal(e->d.policy->name, "thirty");
+  e->state = RP_ENTRY_WAITING;
+}
+
+/* A percentage counts workloads, not what the engine lists mid-recycle:
+ * ten recreated at 30% never have more than three in flight, though the
+ * engine shows a replacement beside each old one (13 containers: 30% of
+ * them, rounded up, would let a fourth go). */
+static void
+test_budget_percent_counts_a_replacement_once(void **state)
+{
+  struct fx *f = *state;
+  f->tp.delay_ms[TP_STOP] = 20;
+  f->tp.delay_ms[TP_START] = 20;
+  f->tp.on_call = list_replacement_at_start;
+  f->tp.on_call_arg = f;
+  struct rp_entry *e[10];
+  for (int i = 0; i < 10; i++) {
+    char name[16];
+    snprintf(name, sizeof(name), "rc-%d", i);
+    e[i] = add(f, name, 61 + i, NULL);
+  }
+  for (int i = 0; i < 10; i++)
+    offer(f, e[i]);
+  assert_int_equal(rp_recycler_in_flight(f->rec), 3);
+  RUN_UNTIL(f, f->done + f->failed == 10);
+  assert_int_equal(f->done, 10);
+  assert_int_equal(f->tp.created, 10);
   assert_int_equal(f->max_in_flight, 3);
   end(f);
 }
@@ -952,6 +1009,7 @@ main(void)
   const struct CMUnitTest tests[] = {
       T(test_budget_number),
       T(test_budget_percent),
+      T(test_budget_percent_counts_a_replacement_once),
       T(test_dependents_wait_for_what_they_depend_on),
       T(test_hard_expired_first_then_most_overdue),
       T(test_window_holds_back_until_hard_expiry),
