@@ -12,6 +12,7 @@
 #include "content.h"
 #include "http_client.h"
 #include "idset.h"
+#include "label_keys.h"
 #include "log.h"
 #include "notify.h"
 #include "plan.h"
@@ -51,8 +52,13 @@ struct agent {
   bool *recovering;     /* owned: per provider, crash recovery not done yet */
   bool *recovery_waits; /* owned: per provider, recovery waits for the
                            recycles in flight on it to end */
-  json_t *unfinished;   /* owned: provider -> recycle.begin lines never ended */
-  char **down_reason;   /* owned strings: why a provider is down */
+  /* owned: the label keys the configuration reads (the providers borrow
+   * it), and per provider, the lists still to come before what it tracks
+   * has the keys a reload added (no recycle there until then) */
+  struct rp_label_keys *label_keys;
+  int *relabel;
+  json_t *unfinished; /* owned: provider -> recycle.begin lines never ended */
+  char **down_reason; /* owned strings: why a provider is down */
   struct rp_tracker *tracker;
   struct rp_schedule *schedule;
   struct rp_recycler *recycler;
@@ -467,6 +473,14 @@ hook_listed(void *core, struct rp_provider *p, struct rp_workload **items,
   rp_tracker_foreach(a->tracker, sweep_cb, &s);
   rp_idset_clear(&seen);
   size_t i = provider_index(a, p);
+  if (a->relabel[i] > 0) {
+    if (--a->relabel[i] > 0 && p->ops->resync)
+      /* That list may have begun before the reload: one more that cannot
+       * have (asked now, it runs after this one). */
+      p->ops->resync(p);
+    else
+      rp_recycler_pump(a->recycler); /* what waited for it may go */
+  }
   if (!a->listed[i]) {
     a->listed[i] = true;
     rp_info("provider %s (%s): %zu workloads", p->name, p->ops->type, n);
@@ -574,7 +588,7 @@ gate_cb(void *arg, const struct rp_entry *e)
 {
   struct agent *a = arg;
   size_t i = provider_index(a, e->provider);
-  return a->up[i] && !a->recovering[i] &&
+  return a->up[i] && !a->recovering[i] && a->relabel[i] == 0 &&
          (!a->content || rp_content_checked(a->content, e));
 }
 
@@ -872,6 +886,30 @@ reload_rejected(struct agent *a, const struct rp_error *err)
   rp_notify_event(a->notify, "config.reload", f);
 }
 
+/* The providers keep the labels c reads from their next lists on.  When c
+ * reads a key the last lists left out, what is tracked may lack a label
+ * that decides (an exclude label, say): nothing is recycled on a provider
+ * until it has listed again. */
+static void
+relabel(struct agent *a, const struct rp_config *c)
+{
+  struct rp_label_keys *k = rp_label_keys_of(c);
+  bool adds = rp_label_keys_adds(a->label_keys, k);
+  rp_label_keys_free(a->label_keys);
+  a->label_keys = k;
+  for (size_t i = 0; i < a->n_providers; i++) {
+    struct rp_provider *p = &a->providers[i];
+    p->label_keys = k;
+    if (!adds || !p->ops->resync)
+      continue;
+    a->relabel[i] = 2;
+    p->ops->resync(p);
+  }
+  if (adds)
+    rp_info("reload: the configuration reads labels it did not; each "
+            "provider lists again before it recycles");
+}
+
 /* c (owned) becomes the live configuration. */
 static void
 reload_apply(struct agent *a, struct rp_config *c)
@@ -886,6 +924,7 @@ reload_apply(struct agent *a, struct rp_config *c)
   else
     rp_config_free(old);
   a->config = c;
+  relabel(a, c);
   rp_recycler_set_config(a->recycler, c);
   /* Before the decisions: they feed the notices of the new sinks. */
   rp_notify_set_config(a->notify, c);
@@ -1281,6 +1320,8 @@ start_providers(struct agent *a, struct rp_error **err)
   a->down_reason = rp_xcalloc(c->n_providers, sizeof(char *));
   a->recovering = rp_xcalloc(c->n_providers, sizeof(bool));
   a->recovery_waits = rp_xcalloc(c->n_providers, sizeof(bool));
+  a->relabel = rp_xcalloc(c->n_providers, sizeof(int));
+  a->label_keys = rp_label_keys_of(c);
   for (size_t i = 0; i < c->n_providers; i++) {
     struct rp_provider *p = &a->providers[i];
     const struct rp_provider_config *pc = &c->providers[i];
@@ -1289,6 +1330,7 @@ start_providers(struct agent *a, struct rp_error **err)
     p->name = rp_xstrdup(pc->name);
     p->loop = &a->loop;
     p->http = a->http;
+    p->label_keys = a->label_keys;
     p->hooks = (struct rp_provider_hooks){
         .core = a,
         .listed = hook_listed,
@@ -1330,6 +1372,8 @@ agent_free(struct agent *a)
   free(a->down_reason);
   free(a->recovering);
   free(a->recovery_waits);
+  free(a->relabel);
+  rp_label_keys_free(a->label_keys);
   if (a->unfinished)
     json_decref(a->unfinished);
   if (a->image_lines)

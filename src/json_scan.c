@@ -356,7 +356,8 @@ intern(json_t *interned, struct rp_json_slice v)
 }
 
 json_t *
-rp_json_labels(struct rp_json_slice v, json_t *interned)
+rp_json_labels(struct rp_json_slice v, json_t *interned, rp_json_keep_fn keep,
+               void *keep_arg)
 {
   if (v.n == 0 || v.p[0] != '{')
     return rp_json_value(v);
@@ -367,12 +368,28 @@ rp_json_labels(struct rp_json_slice v, json_t *interned)
   int rc;
   while ((rc = rp_json_iter_next(&it, &name, &value)) == 1 &&
          rp_json_plain_string(name) && rp_json_plain_string(value))
-    json_object_setn_new_nocheck(o, name.p + 1, name.n - 2,
-                                 intern(interned, value));
+    if (!keep || keep(keep_arg, name.p + 1, name.n - 2))
+      json_object_setn_new_nocheck(o, name.p + 1, name.n - 2,
+                                   intern(interned, value));
   if (rc == 0)
     return o;
   json_decref(o);
-  return rp_json_value(v);
+  /* Escapes, or bytes past ASCII: jansson reads them, then the members
+   * not kept go. */
+  o = rp_json_value(v);
+  if (keep && json_is_object(o)) {
+    void *tmp;
+    const char *k;
+    size_t len;
+    json_t *m;
+    json_object_keylen_foreach_safe(o, tmp, k, len, m)
+    {
+      (void)m;
+      if (!keep(keep_arg, k, len))
+        json_object_deln(o, k, len);
+    }
+  }
+  return o;
 }
 
 void

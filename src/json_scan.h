@@ -82,7 +82,11 @@ json_t *rp_json_value(struct rp_json_slice v);
  * container.  Anything but a flat object of plain strings is rp_json_value's
  * (nothing shared). */
 #define RP_JSON_INTERN_MAX 48
-json_t *rp_json_labels(struct rp_json_slice v, json_t *interned);
+/* keep (NULL: every member) says which members are made at all (by their
+ * key, len bytes, as the text has it); the others are stepped over. */
+typedef bool (*rp_json_keep_fn)(void *arg, const char *key, size_t len);
+json_t *rp_json_labels(struct rp_json_slice v, json_t *interned,
+                       rp_json_keep_fn keep, void *keep_arg);
 /* Forgets the values of `interned` that nothing else holds any more. */
 void rp_json_intern_prune(json_t *interned);
 

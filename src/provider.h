@@ -16,6 +16,7 @@
 #include "error.h"
 #include "http_client.h"
 #include "registry_auth.h"
+#include "label_keys.h"
 #include "workload.h"
 
 struct rp_provider;
@@ -376,6 +377,10 @@ struct rp_provider {
   char *name;                           /* owned copy of cfg->name */
   uv_loop_t *loop;                      /* borrowed */
   struct rp_http *http;                 /* borrowed, shared */
+  /* The label keys the core reads (label_keys.h), borrowed from the agent
+   * and replaced at a reload; NULL: every one.  A provider may leave the
+   * others out of its workloads' labels. */
+  const struct rp_label_keys *label_keys;
   struct rp_provider_hooks hooks;
 };
 

@@ -24,7 +24,9 @@ struct rp_watch {
   bool up;         /* connected and listed */
   bool connecting; /* connect, stream and first list in flight */
   bool listing;    /* a list in flight */
-  bool list_again; /* a resync was asked for during a list */
+  bool delivering; /* a list's answer is being handed over (its hooks) */
+  bool list_again; /* a resync was asked for during a list, or by those
+                      it was handed to: it runs once the list is done */
   bool dropping_stream; /* the loop is cancelling the stream itself */
   bool stopping;
   int timers_open;
@@ -65,7 +67,7 @@ schedule_reconnect(struct rp_watch *w, const char *why)
 static void
 list_now(struct rp_watch *w)
 {
-  if (w->listing) {
+  if (w->listing || w->delivering) {
     w->list_again = true;
     return;
   }
@@ -274,11 +276,13 @@ rp_watch_listed(struct rp_watch *w, struct rp_workload **items, size_t n)
   w->up = true;
   w->connecting = false;
   w->backoff_ms = 0;
+  w->delivering = true;
   p->hooks.listed(p->hooks.core, p, items, n);
   if (!was_up)
     p->hooks.state(p->hooks.core, p, true, NULL);
   /* The core may have stopped everything in between (plan's one list). */
   after_list(w, !w->stopping);
+  w->delivering = false;
   if (!w->stopping)
     uv_timer_start(&w->trim, trim_cb, 0, 0);
   if (w->list_again) {

@@ -184,6 +184,23 @@ query_done(struct rp_docker_track *t)
 
 #define LABEL_SWARM_TASK "com.docker.swarm.task.id"
 
+/* Whether tracking keeps a label: one the core reads (its configuration's
+ * keys and reaper.*), or one read here.  The rest (compose's config hash,
+ * working directory, files...) would cost a megabyte per thousand
+ * containers and decide nothing. */
+static bool
+keeps_label(void *arg, const char *key, size_t len)
+{
+  static const char *const own[] = {"com.docker.compose.project",
+                                    "com.docker.compose.service",
+                                    "PODMAN_SYSTEMD_UNIT", LABEL_SWARM_TASK};
+  const struct rp_docker *d = arg;
+  for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
+    if (strlen(own[i]) == len && memcmp(own[i], key, len) == 0)
+      return true;
+  return rp_label_keys_want(d->p->label_keys, key, len);
+}
+
 static char *
 image_path(const char *image)
 {
@@ -538,11 +555,14 @@ make_workload_as(struct rp_docker *d, const char *id, const char *name,
     void *tmp;
     const char *k;
     json_t *v;
-    json_object_foreach_safe(labels, tmp, k, v)
+    size_t klen;
+    json_object_keylen_foreach_safe(labels, tmp, k, klen, v)
     {
-      /* Not a string, or the image's word rather than the creator's. */
-      if (!json_is_string(v) || json_equal(json_object_get(from_image, k), v))
-        json_object_del(labels, k);
+      /* Not a string, the image's word rather than the creator's, or
+       * nothing anyone reads. */
+      if (!json_is_string(v) || json_equal(json_object_get(from_image, k), v) ||
+          !keeps_label(d, k, klen))
+        json_object_deln(labels, k, klen);
     }
     json_decref(w->labels);
     w->labels = labels;
@@ -1291,7 +1311,8 @@ list_finish(struct listing *l)
       continue;
     }
     struct rp_json_slice text = {name + strlen(name) + 1, it->labels_len};
-    json_t *labels = text.n ? rp_json_labels(text, t->values) : json_object();
+    json_t *labels = text.n ? rp_json_labels(text, t->values, keeps_label, d)
+                            : json_object();
     if (!labels) {
       /* Stepped over as JSON, but jansson finds it is not (UTF-8): the
        * answer was not JSON after all, and the list fails as it would
@@ -1355,7 +1376,8 @@ after_list(void *ctx, bool ok)
  * anything: what is not plain (escapes, bytes past ASCII) says no, and is
  * then parsed. */
 static bool
-labels_unchanged(struct rp_json_slice text, json_t *before, json_t *from_image)
+labels_unchanged(const struct rp_docker *d, struct rp_json_slice text,
+                 json_t *before, json_t *from_image)
 {
   if (!before)
     return false;
@@ -1367,6 +1389,9 @@ labels_unchanged(struct rp_json_slice text, json_t *before, json_t *from_image)
   while (text.p && (rc = rp_json_iter_next(&iter, &name, &value)) == 1) {
     if (value.p[0] != '"')
       continue; /* not a string: left out */
+    if (rp_json_plain_string(name) &&
+        !keeps_label((void *)(uintptr_t)d, name.p + 1, name.n - 2))
+      continue; /* read by no one: left out */
     if (!rp_json_plain_string(name) || !rp_json_plain_string(value))
       return false;
     const char *k = name.p + 1, *v = value.p + 1;
@@ -1600,7 +1625,7 @@ list_item_cb(void *arg, size_t index, const char *text, size_t len,
     const char *name = rp_docker_own_name(names);
     json_t *before = k->labels;
     json_t *from_image = image_labels_of(t, it->image);
-    if (labels_unchanged(labels, before, from_image)) {
+    if (labels_unchanged(t->d, labels, before, from_image)) {
       it->same = json_incref(before);
       labels = (struct rp_json_slice){NULL, 0};
     }

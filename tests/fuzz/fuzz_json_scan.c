@@ -82,7 +82,7 @@ js_check_members(const char *text, size_t len)
   /* As labels, with short values shared: the same object. */
   cleanup_json json_t *interned = json_object();
   cleanup_json json_t *labels =
-      rp_json_labels((struct rp_json_slice){text, len}, interned);
+      rp_json_labels((struct rp_json_slice){text, len}, interned, NULL, NULL);
   RP_FUZZ_CHECK(labels && json_equal(labels, doc));
   json_decref(labels);
   labels = NULL;

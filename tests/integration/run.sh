@@ -121,7 +121,7 @@ podman)
   default_tests="test_podman test_recreate test_rollback test_strategies
     test_drain test_crash test_crash_stop_lands test_lifecycle test_events
     test_exclusions test_dry_run test_budget test_fresh_update test_fresh_gate
-    test_fresh_platforms"
+    test_fresh_platforms test_reload_labels"
   ;;
 *) echo "integration: unknown suite $suite" >&2; exit 2 ;;
 esac

@@ -169,8 +169,10 @@ test_values_and_labels(void **state)
   const char *a = "{\"project\": \"shop\", \"hash\": "
                   "\"0123456789012345678901234567890123456789012345678901\"}";
   const char *b = "{\"project\": \"shop\", \"n\": 1}";
-  json_t *la = rp_json_labels((struct rp_json_slice){a, strlen(a)}, interned);
-  json_t *lb = rp_json_labels((struct rp_json_slice){b, strlen(b)}, interned);
+  json_t *la = rp_json_labels((struct rp_json_slice){a, strlen(a)}, interned,
+                              NULL, NULL);
+  json_t *lb = rp_json_labels((struct rp_json_slice){b, strlen(b)}, interned,
+                              NULL, NULL);
   cleanup_json json_t *wa = json_loads(a, 0, NULL);
   cleanup_json json_t *wb = json_loads(b, 0, NULL);
   assert_true(json_equal(la, wa));
@@ -185,6 +187,42 @@ test_values_and_labels(void **state)
   json_decref(la);
   rp_json_intern_prune(interned);
   assert_int_equal(json_object_size(interned), 0);
+}
+
+/* Keeps the members whose key starts with "k" (len bytes, as the text has
+ * it: not terminated). */
+static bool
+keep_k(void *arg, const char *key, size_t len)
+{
+  int *calls = arg;
+  (*calls)++;
+  return len > 0 && key[0] == 'k';
+}
+
+/* Labels made with a filter: the members it refuses are not made at all,
+ * whether the text is plain or needs jansson (an escape). */
+static void
+test_labels_kept(void **state)
+{
+  (void)state;
+  cleanup_json json_t *interned = json_object();
+  int calls = 0;
+  const char *plain = "{\"keep\": \"a\", \"drop\": \"b\", \"k2\": \"c\"}";
+  cleanup_json json_t *l = rp_json_labels(
+      (struct rp_json_slice){plain, strlen(plain)}, interned, keep_k, &calls);
+  assert_int_equal(calls, 3);
+  assert_int_equal(json_object_size(l), 2);
+  assert_string_equal(json_string_value(json_object_get(l, "keep")), "a");
+  assert_string_equal(json_string_value(json_object_get(l, "k2")), "c");
+  assert_null(json_object_get(l, "drop"));
+  /* The refused value was never interned. */
+  assert_null(json_object_get(interned, "b"));
+  const char *escaped = "{\"keep\": \"a\\nb\", \"drop\": \"\\u00e9\"}";
+  cleanup_json json_t *e =
+      rp_json_labels((struct rp_json_slice){escaped, strlen(escaped)}, interned,
+                     keep_k, &calls);
+  assert_int_equal(json_object_size(e), 1);
+  assert_string_equal(json_string_value(json_object_get(e, "keep")), "a\nb");
 }
 
 /* Members in order, duplicates included; what is not an object refused. */
@@ -326,6 +364,7 @@ main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_skip),
       cmocka_unit_test(test_member),
+      cmocka_unit_test(test_labels_kept),
       cmocka_unit_test(test_iter),
       cmocka_unit_test(test_values_and_labels),
       cmocka_unit_test(test_splitter_matches_jansson),
