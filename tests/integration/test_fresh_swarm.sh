@@ -33,7 +33,10 @@ storage: { filesystem: { rootdirectory: $T/registry } }
 http: { addr: $REG }
 log: { level: error }
 YAML
-innet docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
+# nsenter itself, not innet: $! must be the process that becomes the
+# registry (a function in the background is a subshell, and killing it
+# would leave the registry running after the test).
+nsenter --net="$NS" docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
 regpid=$!
 on_exit "kill $regpid 2>/dev/null"
 wait_for 10 "the registry" innet curl -fsS "http://$REG/v2/"

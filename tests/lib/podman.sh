@@ -39,7 +39,12 @@ CONF
   for p in $(seq 15000 19999); do
     printf '[[registry]]\nlocation = "127.0.0.1:%s"\ninsecure = true\n' "$p"
   done >"$ENGINE_DIR/registries.conf"
-  podman_cmd system service --time=0 "$DOCKER_HOST" >"$ENGINE_DIR/podman.log" 2>&1 &
+  # Not through podman_cmd: $! must be podman itself (a function run in the
+  # background is a subshell, whose death leaves the service running).
+  CONTAINERS_CONF=$ENGINE_DIR/containers.conf \
+    CONTAINERS_REGISTRIES_CONF=$ENGINE_DIR/registries.conf podman --root "$ENGINE_DIR/root" \
+    --runroot "$ENGINE_DIR/run" --cgroup-manager cgroupfs --events-backend file \
+    system service --time=0 "$DOCKER_HOST" >"$ENGINE_DIR/podman.log" 2>&1 &
   echo $! >"$ENGINE_DIR/podman.pid"
   for _ in $(seq 1 100); do
     curl -fsS --max-time 2 --unix-socket "$ENGINE_DIR/podman.sock" http://localhost/_ping >/dev/null 2>&1 && return 0
