@@ -46,6 +46,10 @@ fail() {
     echo "--- audit log:"
     cat "$T/audit.jsonl"
   fi
+  if [ -f "$T/proxy.log" ]; then # the fault tests' proxy (tests/lib/faults.sh)
+    echo "--- fault proxy's log (last 40 lines):"
+    tail -n 40 "$T/proxy.log"
+  fi
   exit 1
 }
 
