@@ -195,8 +195,12 @@ struct rp_probe {
    * its failure action): a failure, rolled back. */
   bool reverted;
   bool running;  /* running, and not restarting */
-  int exit_code; /* when not running */
-  int restarts;  /* restarts the engine made since it was created */
+  int exit_code; /* when not running; when gone, if exited */
+  /* Gone (!exists), but the engine said first that it exited with
+   * exit_code: a replacement made with --rm that failed is removed by the
+   * engine at once, and why it failed is still worth saying. */
+  bool exited;
+  int restarts; /* restarts the engine made since it was created */
   enum rp_health health;
   const char *status; /* the engine's word for its state, for messages */
   const char *name;   /* its name now, when the engine says (else NULL) */

@@ -794,7 +794,10 @@ probed_cb(void *arg, const struct rp_probe *st, const struct rp_error *err)
     return;
   }
   if (!st->exists) {
-    wait_failed(r, "it is gone");
+    if (st->exited)
+      wait_failed(r, "it exited (exit code %d) and is gone", st->exit_code);
+    else
+      wait_failed(r, "it is gone");
     return;
   }
   if (!st->running) {

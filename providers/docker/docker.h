@@ -98,6 +98,8 @@ const char *rp_docker_own_name(const json_t *names);
 
 /* track.c: cb runs on every event the engine sends about container id,
  * until unwatched (the handle; never after unwatch). */
+/* The exit code a watched container's die event said, if one came. */
+bool rp_docker_track_exit_code(struct rp_docker *d, const char *id, int *code);
 void *rp_docker_track_watch(struct rp_docker *d, const char *id,
                             void (*cb)(void *arg), void *arg);
 void rp_docker_track_unwatch(struct rp_docker *d, void *handle);

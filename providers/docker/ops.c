@@ -338,6 +338,8 @@ rp_docker_op_remove(struct rp_provider *p, const char *id, int64_t grace_ms,
 struct probe {
   rp_probe_cb cb;
   void *arg;
+  struct rp_docker *d;
+  char id[72];
 };
 
 static void
@@ -348,7 +350,9 @@ probe_cb(void *ctx, const struct rp_dockerapi_reply *r,
   free(ctx);
   struct rp_probe st = {0};
   if (err && err->code == RP_ENOTFOUND) {
-    pr.cb(pr.arg, &st, NULL); /* exists: false */
+    /* exists: false; how it ended, when its die event said */
+    st.exited = rp_docker_track_exit_code(pr.d, pr.id, &st.exit_code);
+    pr.cb(pr.arg, &st, NULL);
     return;
   }
   if (err) {
@@ -389,7 +393,8 @@ rp_docker_op_probe(struct rp_provider *p, const char *id, rp_probe_cb cb,
                    void *arg, struct rp_error **err)
 {
   struct probe *pr = rp_xcalloc(1, sizeof(*pr));
-  *pr = (struct probe){.cb = cb, .arg = arg};
+  *pr = (struct probe){.cb = cb, .arg = arg, .d = p->ctx};
+  snprintf(pr->id, sizeof(pr->id), "%s", id);
   cleanup_free char *path = rp_xasprintf("/containers/%s/json", id);
   if (call(p->ctx, "GET", path, NULL, 0, probe_cb, pr, err) != 0) {
     free(pr);

@@ -135,6 +135,10 @@ struct watcher {
   char id[72];
   void (*cb)(void *arg);
   void *arg;
+  /* Its die event's exit code, once one came (a container run with --rm
+   * is gone before an inspect could read it). */
+  bool died;
+  int exit_code;
   struct watcher *next;
 };
 
@@ -1104,6 +1108,36 @@ tell_watchers(struct rp_docker_track *t, const char *id)
   }
 }
 
+/* A die event's exit code (Actor.Attributes.exitCode, a string), kept by
+ * the watchers of that container. */
+static void
+note_exit(struct rp_docker_track *t, const char *id, const json_t *ev)
+{
+  json_t *e = (json_t *)(uintptr_t)ev; /* jansson is not const-clean */
+  const char *code = json_string_value(json_object_get(
+      json_object_get(json_object_get(e, "Actor"), "Attributes"), "exitCode"));
+  char *end = NULL;
+  long v = code ? strtol(code, &end, 10) : 0;
+  if (!code || !*code || *end || v < INT_MIN || v > INT_MAX)
+    return;
+  for (struct watcher *w = t->watchers; w; w = w->next)
+    if (strcmp(w->id, id) == 0) {
+      w->died = true;
+      w->exit_code = (int)v;
+    }
+}
+
+bool
+rp_docker_track_exit_code(struct rp_docker *d, const char *id, int *code)
+{
+  for (struct watcher *w = d->track ? d->track->watchers : NULL; w; w = w->next)
+    if (w->died && strcmp(w->id, id) == 0) {
+      *code = w->exit_code;
+      return true;
+    }
+  return false;
+}
+
 void *
 rp_docker_track_watch(struct rp_docker *d, const char *id,
                       void (*cb)(void *arg), void *arg)
@@ -1184,6 +1218,8 @@ on_event_line(void *arg, const char *line, size_t len)
     return 0;
   }
   rp_debug("provider %s: event %s %.12s", t->d->p->name, action, id);
+  if (strcmp(action, "die") == 0)
+    note_exit(t, id, ev);
   tell_watchers(t, id);
   t->event_seq++;
   rp_watch_touch(t->watch, id, NULL); /* looked at again after a list */

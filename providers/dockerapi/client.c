@@ -71,6 +71,15 @@ is_version_refusal(const char *msg)
          (strstr(msg, " is too old") || strstr(msg, " is too new"));
 }
 
+/* Podman's compat API answers 500 "container X does not exist in database:
+ * no such container" for a container removed while it looked (a --rm one
+ * that just exited): gone, as a 404 says. */
+static bool
+is_podman_not_found(long status, const char *msg)
+{
+  return status == 500 && msg && strstr(msg, "no such container");
+}
+
 /* "409 Conflict: <the engine's message>" with the code callers branch on.
  * body (borrowed, may be NULL) is the parsed reply; raw its text. */
 static void
@@ -78,10 +87,10 @@ status_error(long status, json_t *body, const char *raw, size_t raw_len,
              struct rp_error **err)
 {
   const char *msg = json_string_value(json_object_get(body, "message"));
-  int code = status == 404                              ? RP_ENOTFOUND
-             : status == 409                            ? RP_ECONFLICT
-             : status == 400 && is_version_refusal(msg) ? RP_EVERSION
-                                                        : RP_EENGINE;
+  int code = status == 404 || is_podman_not_found(status, msg) ? RP_ENOTFOUND
+             : status == 409                                   ? RP_ECONFLICT
+             : status == 400 && is_version_refusal(msg)        ? RP_EVERSION
+                                                               : RP_EENGINE;
   int msg_len = msg ? (int)strlen(msg) : 0;
 
   if (msg == NULL && raw && body == NULL) {

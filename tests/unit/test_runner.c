@@ -794,6 +794,26 @@ test_dies_in_survival_window_rolls_back(void **state)
   end(f);
 }
 
+/* Ready, then gone within the survival window after exiting (made with
+ * --rm, the engine removed it at once): rolled back, and the error says the
+ * exit code its die event gave, which no inspect could read any more. */
+static void
+test_gone_after_exit_in_survival_window_says_why(void **state)
+{
+  struct fx *f = *state;
+  f->env.survive_ms = 1000;
+  struct rp_probe gone = TP_GONE;
+  gone.exited = true;
+  gone.exit_code = 3;
+  tp_probes(&f->tp, "new-1", SEQ(TP_RUNNING, TP_RUNNING, gone));
+  run_container(f);
+  assert_int_equal(f->status, -1);
+  assert_non_null(strstr(f->error, "replacement did not stay up"));
+  assert_non_null(strstr(f->error, "it exited (exit code 3) and is gone"));
+  assert_true(f->rolled_back);
+  end(f);
+}
+
 /* A replacement that cannot even be looked at is not ready. */
 static void
 test_probe_cannot_start(void **state)
@@ -1508,6 +1528,7 @@ main(void)
       T(test_not_ready_within_health_timeout),
       T(test_replacement_restarting_fails),
       T(test_dies_in_survival_window_rolls_back),
+      T(test_gone_after_exit_in_survival_window_says_why),
       T(test_probe_cannot_start),
       T(test_prepared_name_wins),
       T(test_rename_fails),
