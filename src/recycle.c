@@ -519,7 +519,21 @@ recycle_cb(void *arg, int status, const struct rp_recycle_result *res,
   finish(r, o);
 }
 
-/* The runner's audit lines go the way of every recycle.* line. */
+/* The recycle in flight of (provider, id), or NULL. */
+static struct op *
+op_of(const struct rp_recycler *r, const char *provider, const char *id)
+{
+  for (struct op *o = r->ops; o && provider && id; o = o->next)
+    if (strcmp(o->e->w->id, id) == 0 &&
+        strcmp(o->e->w->provider, provider) == 0)
+      return o;
+  return NULL;
+}
+
+/* The runner's audit lines go the way of every recycle.* line; the
+ * replacement a step line names is remembered for the budget.  The op is
+ * found by the line's own members: it may be gone by the time the runner's
+ * last line is written. */
 static int
 runner_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
               void *arg)
@@ -527,22 +541,14 @@ runner_append(void *ctx, const char *event, json_t *fields, rp_audit_cb cb,
   struct rp_recycler *r = ctx;
   const char *replacement =
       json_string_value(json_object_get(fields, "replacement_id"));
-  if (replacement) {
-    /* By the recycle's own members (the op itself may be gone by the
-     * time the runner's last line is written). */
-    const char *provider =
-        json_string_value(json_object_get(fields, "provider"));
-    const char *id = json_string_value(json_object_get(fields, "id"));
-    for (struct op *o = r->ops; o && provider && id; o = o->next) {
-      if (strcmp(o->e->w->id, id) == 0 &&
-          strcmp(o->e->w->provider, provider) == 0) {
-        if (!o->replacement_id || strcmp(o->replacement_id, replacement)) {
-          free(o->replacement_id);
-          o->replacement_id = rp_xstrdup(replacement);
-        }
-        break;
-      }
-    }
+  struct op *o =
+      replacement
+          ? op_of(r, json_string_value(json_object_get(fields, "provider")),
+                  json_string_value(json_object_get(fields, "id")))
+          : NULL;
+  if (o && (!o->replacement_id || strcmp(o->replacement_id, replacement))) {
+    free(o->replacement_id);
+    o->replacement_id = rp_xstrdup(replacement);
   }
   return append(r, event, fields, cb, arg);
 }
@@ -1124,11 +1130,7 @@ bool
 rp_recycler_busy_with(const struct rp_recycler *r, const char *provider,
                       const char *id)
 {
-  for (const struct op *o = r->ops; o; o = o->next)
-    if (strcmp(o->e->w->id, id) == 0 &&
-        strcmp(o->e->w->provider, provider) == 0)
-      return true;
-  return false;
+  return op_of(r, provider, id) != NULL;
 }
 
 size_t

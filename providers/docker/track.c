@@ -190,6 +190,11 @@ query_done(struct rp_docker_track *t)
 /* --- workloads ---------------------------------------------------------- */
 
 #define LABEL_SWARM_TASK "com.docker.swarm.task.id"
+/* Compose's project and service (the report's service name), and the unit
+ * podman generated (a note): the labels this provider reads itself. */
+#define LABEL_COMPOSE_PROJECT "com.docker.compose.project"
+#define LABEL_COMPOSE_SERVICE "com.docker.compose.service"
+#define LABEL_PODMAN_UNIT "PODMAN_SYSTEMD_UNIT"
 
 /* Whether tracking keeps a label: one the core reads (its configuration's
  * keys and reaper.*), or one read here.  The rest (compose's config hash,
@@ -198,9 +203,9 @@ query_done(struct rp_docker_track *t)
 static bool
 keeps_label(void *arg, const char *key, size_t len)
 {
-  static const char *const own[] = {"com.docker.compose.project",
-                                    "com.docker.compose.service",
-                                    "PODMAN_SYSTEMD_UNIT", LABEL_SWARM_TASK};
+  static const char *const own[] = {LABEL_COMPOSE_PROJECT,
+                                    LABEL_COMPOSE_SERVICE, LABEL_PODMAN_UNIT,
+                                    LABEL_SWARM_TASK};
   const struct rp_docker *d = arg;
   for (size_t i = 0; i < sizeof(own) / sizeof(*own); i++)
     if (strlen(own[i]) == len && memcmp(own[i], key, len) == 0)
@@ -596,14 +601,14 @@ make_workload_as(struct rp_docker *d, const char *id, const char *name,
                          "it is not a swarm task: a plain container");
   /* Compose's project and service: the replicas' one name, for the
    * report (labels are the workload's word: enough for grouping). */
-  const char *project = rp_workload_label(w, "com.docker.compose.project");
-  const char *service = rp_workload_label(w, "com.docker.compose.service");
+  const char *project = rp_workload_label(w, LABEL_COMPOSE_PROJECT);
+  const char *service = rp_workload_label(w, LABEL_COMPOSE_SERVICE);
   if (project && service)
     w->service = rp_xasprintf("%.100s-%.100s", project, service);
   /* A systemd unit that podman generated runs this container: said, never
    * obeyed (a label is the workload's word); operators who want it left to
    * systemd exclude it in their configuration (README, "Podman"). */
-  const char *unit = rp_workload_label(w, "PODMAN_SYSTEMD_UNIT");
+  const char *unit = rp_workload_label(w, LABEL_PODMAN_UNIT);
   if (unit && !w->note)
     w->note = rp_xasprintf("systemd unit %.200s runs it (podman generated "
                            "it); exclude it to leave it to systemd",
